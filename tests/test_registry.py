@@ -1,0 +1,34 @@
+import pytest
+
+from tfprune.errors import TfpruneError, UnknownNameError
+from tfprune.registry import Registry
+
+
+def test_register_get_and_names():
+    reg = Registry("colour")
+    reg.register("red", 1)
+
+    @reg.register("blue")
+    def blue():
+        return 2
+
+    reg.register("none", None)
+    assert reg.get("red") == 1 and reg.get("blue") is blue and reg.get("none") is None
+    assert reg.names() == ["blue", "none", "red"] and "red" in reg and len(reg) == 3
+
+
+def test_unknown_name_lists_choices():
+    reg = Registry("colour")
+    reg.register("red", 1)
+    reg.register("blue", 2)
+    with pytest.raises(UnknownNameError, match=r"unknown colour 'green'; registered: blue, red"):
+        reg.get("green")
+    with pytest.raises(TfpruneError):  # scripts catch TfpruneError
+        reg.validate("green")
+
+
+def test_duplicate_registration_refused():
+    reg = Registry("colour")
+    reg.register("red", 1)
+    with pytest.raises(ValueError, match="already registered"):
+        reg.register("red", 2)

@@ -1,0 +1,64 @@
+"""The one place that imports Keras.
+
+tensorflow-model-optimization works only with Keras 2 (the ``tf_keras`` package). TensorFlow
+picks the Keras behind ``tf.keras`` from ``TF_USE_LEGACY_KERAS`` the first time ``tf.keras`` is
+touched, so the variable is set here before TensorFlow is imported. Every tfprune module takes
+Keras from here (``from tfprune.keras import keras``), never from ``tf.keras``.
+
+Import order: if user code imported TensorFlow *and already touched tf.keras* (so tf.keras is
+Keras 3), tfprune still works, because it uses ``tf_keras`` directly; only models built with
+``tf.keras`` layers cannot be pruned. A warning says so, and ``check_model`` raises a clear
+error when such a model reaches the library.
+"""
+
+import os
+import sys
+import warnings
+
+os.environ["TF_USE_LEGACY_KERAS"] = "1"
+# Quieten TensorFlow's C++ INFO/WARNING chatter unless the user chose a level.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+_tf_already_imported = "tensorflow" in sys.modules
+
+import tensorflow as tf  # noqa: E402
+import tf_keras as keras  # noqa: E402
+
+KERAS_VERSION = keras.__version__
+
+
+def _tf_keras_is_keras3():
+    """True when tf.keras has already been resolved to Keras 3 in this process."""
+    # Until first use, tf.keras is a lazy loader; once resolved, TensorFlow replaces it with the
+    # chosen module. Read the module name without touching the loader's attributes.
+    loader = vars(tf).get("keras")
+    name = vars(loader).get("__name__", "") if loader is not None else ""
+    return name.startswith("keras.") or name == "keras"
+
+
+TF_KERAS_IS_KERAS3 = _tf_already_imported and _tf_keras_is_keras3()
+if TF_KERAS_IS_KERAS3:
+    warnings.warn(
+        "tensorflow was imported and tf.keras resolved to Keras 3 before tfprune was imported. "
+        "tfprune uses Keras 2 (tf_keras) and still works, but models built with tf.keras layers "
+        "cannot be pruned: build them with `from tfprune.keras import keras` (or `import tf_keras`),"
+        " or import tfprune before tensorflow, or set TF_USE_LEGACY_KERAS=1 in the environment.",
+        stacklevel=2,
+    )
+
+
+def check_model(model, argument="model"):
+    """Raise a clear TypeError unless ``model`` is a Keras 2 (tf_keras) model."""
+    if isinstance(model, keras.Model):
+        return model
+    kind = f"{type(model).__module__}.{type(model).__name__}"
+    if type(model).__module__.startswith("keras"):
+        raise TypeError(
+            f"`{argument}` is a Keras 3 model ({kind}); tfprune and tensorflow-model-optimization "
+            "need Keras 2 models. Build it with `from tfprune.keras import keras` (tf_keras), or "
+            "import tfprune before tensorflow / set TF_USE_LEGACY_KERAS=1 so tf.keras is Keras 2."
+        )
+    raise TypeError(f"`{argument}` must be a tf_keras Model, got {kind}")
+
+
+__all__ = ["tf", "keras", "KERAS_VERSION", "TF_KERAS_IS_KERAS3", "check_model"]

@@ -1,0 +1,145 @@
+"""Model zoo: a registry of builders that fit any registered dataset's input shape and classes.
+
+Every model ends in a Dense classifier followed by a float32 softmax Activation, so mixed
+precision keeps a float32 output and pruning can find "the last classifier layer" by type.
+"""
+
+from tfprune.errors import TfpruneError
+from tfprune.keras import keras
+from tfprune.registry import Registry
+
+layers = keras.layers
+
+MODELS = Registry("model")
+# Models with no spatial structure: shift/crop augmentation only blurs what they see.
+FULLY_CONNECTED_MODELS = frozenset({"mlp"})
+
+
+def build_model(name, input_shape, num_classes, seed=None):
+    """Build registered model ``name`` for images of ``input_shape`` and ``num_classes`` classes."""
+    builder = MODELS.get(name)
+    input_shape = tuple(int(d) for d in input_shape)
+    if len(input_shape) != 3 or min(input_shape) < 1:
+        raise TfpruneError(f"`input_shape` must be (height, width, channels), got {input_shape}")
+    if int(num_classes) < 2:
+        raise TfpruneError(f"`num_classes` must be >= 2, got {num_classes}")
+    if seed is not None:
+        keras.utils.set_random_seed(seed)
+    return builder(input_shape, int(num_classes))
+
+
+def _classifier(x, num_classes):
+    x = layers.Dense(num_classes, name="classifier")(x)
+    return layers.Activation("softmax", dtype="float32", name="softmax")(x)
+
+
+@MODELS.register("mlp")
+def mlp(input_shape, num_classes, hidden=(300, 100)):
+    """LeNet-300-100: Input -> FC -> ReLU -> FC -> ReLU -> out."""
+    inputs = keras.Input(input_shape, name="image")
+    x = layers.Flatten(name="flatten")(inputs)
+    for i, units in enumerate(hidden, 1):
+        x = layers.Dense(units, activation="relu", name=f"fc{i}")(x)
+    return keras.Model(inputs, _classifier(x, num_classes), name="mlp")
+
+
+@MODELS.register("cnn")
+def cnn(input_shape, num_classes):
+    """Conv32 -> ReLU -> Pool -> Conv64 -> ReLU -> Pool -> FC128 -> out (the seed CNN)."""
+    inputs = keras.Input(input_shape, name="image")
+    x = layers.Conv2D(32, 3, padding="same", activation="relu", name="conv1")(inputs)
+    x = layers.MaxPooling2D(2, padding="same", name="pool1")(x)
+    x = layers.Conv2D(64, 3, padding="same", activation="relu", name="conv2")(x)
+    x = layers.MaxPooling2D(2, padding="same", name="pool2")(x)
+    x = layers.Flatten(name="flatten")(x)
+    x = layers.Dense(128, activation="relu", name="fc1")(x)
+    return keras.Model(inputs, _classifier(x, num_classes), name="cnn")
+
+
+_VGG16 = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M")
+
+
+@MODELS.register("vgg16")
+def vgg16(input_shape, num_classes):
+    """CIFAR-style VGG-16 with BatchNorm (Li et al. 2017, "Pruning Filters for Efficient ConvNets").
+
+    13 conv3x3-BN-ReLU layers, 5 max-pools ('same' padding, so 8x8 inputs stay valid), then
+    FC512-BN-ReLU and the classifier: 15.0M parameters for CIFAR-10.
+    """
+    inputs = keras.Input(input_shape, name="image")
+    x = inputs
+    conv, pool = 0, 0
+    for item in _VGG16:
+        if item == "M":
+            pool += 1
+            x = layers.MaxPooling2D(2, padding="same", name=f"pool{pool}")(x)
+            continue
+        conv += 1
+        x = layers.Conv2D(item, 3, padding="same", use_bias=False, name=f"conv{conv}")(x)
+        x = layers.BatchNormalization(name=f"bn{conv}")(x)
+        x = layers.ReLU(name=f"relu{conv}")(x)
+    x = layers.Flatten(name="flatten")(x)
+    x = layers.Dense(512, use_bias=False, name="fc1")(x)
+    x = layers.BatchNormalization(name="fc1_bn")(x)
+    x = layers.ReLU(name="fc1_relu")(x)
+    return keras.Model(inputs, _classifier(x, num_classes), name="vgg16")
+
+
+def _resnet_cifar(input_shape, num_classes, blocks_per_stage, name):
+    """He et al. 2016 CIFAR ResNet (6n+2 layers): 3 stages of n basic blocks, 16/32/64 filters.
+
+    Shortcuts that change shape are 1x1 conv + BN projections (option B), which adds 0.01M
+    parameters to the paper's option-A counts (0.27M for ResNet-20, 0.66M for ResNet-44).
+    """
+    def conv_bn(x, filters, kernel, strides, label):
+        x = layers.Conv2D(filters, kernel, strides=strides, padding="same", use_bias=False,
+                          kernel_initializer="he_normal", name=f"{label}_conv")(x)
+        return layers.BatchNormalization(name=f"{label}_bn")(x)
+
+    inputs = keras.Input(input_shape, name="image")
+    x = layers.ReLU(name="stem_relu")(conv_bn(inputs, 16, 3, 1, "stem"))
+    for stage, filters in enumerate((16, 32, 64), 1):
+        for block in range(1, blocks_per_stage + 1):
+            label = f"stage{stage}_block{block}"
+            strides = 2 if stage > 1 and block == 1 else 1
+            y = layers.ReLU(name=f"{label}_relu1")(conv_bn(x, filters, 3, strides, f"{label}_1"))
+            y = conv_bn(y, filters, 3, 1, f"{label}_2")
+            shortcut = x
+            if strides != 1 or x.shape[-1] != filters:
+                shortcut = conv_bn(x, filters, 1, strides, f"{label}_shortcut")
+            x = layers.Add(name=f"{label}_add")([y, shortcut])
+            x = layers.ReLU(name=f"{label}_relu2")(x)
+    x = layers.GlobalAveragePooling2D(name="pool")(x)
+    return keras.Model(inputs, _classifier(x, num_classes), name=name)
+
+
+@MODELS.register("resnet20")
+def resnet20(input_shape, num_classes):
+    return _resnet_cifar(input_shape, num_classes, 3, "resnet20")
+
+
+@MODELS.register("resnet44")
+def resnet44(input_shape, num_classes):
+    return _resnet_cifar(input_shape, num_classes, 7, "resnet44")
+
+
+@MODELS.register("mobilenetv2")
+def mobilenetv2(input_shape, num_classes, alpha=1.0, min_size=32):
+    """keras.applications MobileNetV2 (weights=None) as one flat functional model.
+
+    Inputs smaller than 32x32 (the application's minimum) are resized up inside the model. The
+    application's own top is replaced by the shared float32-softmax classifier.
+    """
+    inputs = keras.Input(input_shape, name="image")
+    x = inputs
+    height, width, channels = input_shape
+    if min(height, width) < min_size:
+        x = layers.Resizing(max(height, min_size), max(width, min_size), name="resize")(x)
+    base = keras.applications.MobileNetV2(
+        input_tensor=x, include_top=False, weights=None, alpha=alpha, pooling="avg")
+    return keras.Model(inputs, _classifier(base.output, num_classes), name="mobilenetv2")
+
+
+def count_params(model):
+    """Number of trainable and non-trainable parameters (what Keras' summary reports as total)."""
+    return int(model.count_params())
