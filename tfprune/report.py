@@ -34,3 +34,69 @@ def plot_history(history, path, title="training"):
     fig.suptitle(title)
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     return save_figure(fig, path)
+
+
+def write_csv(path, rows, columns=None):
+    """Rows (dicts) as CSV; columns default to the keys of the first row, in order."""
+    import csv
+    import io as _io
+
+    columns = columns or (list(rows[0]) if rows else [])
+    buffer = _io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: _csv_value(row.get(k)) for k in columns})
+    io.write_text(path, buffer.getvalue())
+    return path
+
+
+def _csv_value(value):
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    if isinstance(value, (list, tuple)):
+        return " ".join(str(v) for v in value)
+    return "" if value is None else value
+
+
+def plot_layer_sparsity(rows, path, target=None, title="sparsity per layer"):
+    """Bar chart of each layer's achieved weight sparsity (and units kept), target marked."""
+    fig, ax = plt.subplots(figsize=(max(6, 0.6 * len(rows) + 2), 4))
+    names = [r["layer"] for r in rows]
+    values = [r["sparsity"] for r in rows]
+    bars = ax.bar(range(len(rows)), values, color=["tab:blue" if r.get("pruned", True) else
+                                                   "tab:gray" for r in rows])
+    for bar, row in zip(bars, rows):
+        ax.annotate(f"{row['units_kept']}/{row['units']}", (bar.get_x() + bar.get_width() / 2,
+                    bar.get_height()), ha="center", va="bottom", fontsize=7)
+    if target is not None:
+        ax.axhline(target, color="tab:red", linestyle="--", label=f"target {target:g}")
+        ax.legend(loc="upper left")
+    ax.set_xticks(range(len(rows)))
+    ax.set_xticklabels(names, rotation=45, ha="right", fontsize=8)
+    ax.set_ylim(0, 1.05)
+    ax.set_xlabel("layer (grey: left dense; label: units kept / units)")
+    ax.set_ylabel("weight sparsity")
+    ax.set_title(title)
+    ax.grid(axis="y", alpha=0.3)
+    return save_figure(fig, path)
+
+
+def markdown_table(rows, columns, formats=None):
+    """A GitHub Markdown table; ``formats`` maps a column to a format spec or a callable."""
+    formats = formats or {}
+
+    def cell(column, value):
+        spec = formats.get(column)
+        if value is None:
+            return ""
+        if callable(spec):
+            return spec(value)
+        if spec and isinstance(value, (int, float)) and not isinstance(value, bool):
+            return format(value, spec)
+        return str(value)
+
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    for row in rows:
+        lines.append("| " + " | ".join(cell(c, row.get(c)) for c in columns) + " |")
+    return "\n".join(lines) + "\n"

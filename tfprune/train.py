@@ -240,6 +240,7 @@ def train_baseline(config, output_dir, overwrite=False, log=print):
         "versions": {"tensorflow": tf.__version__, "tf_keras": keras.__version__},
         "devices": [d.name for d in tf.config.list_logical_devices()],
     }
+    metrics = io.to_jsonable(metrics)  # what a rerun reads back
     io.write_json(metrics_path, metrics)  # written last: its presence marks the run finished
     shutil.rmtree(backup_dir, ignore_errors=True)
     log(f"test accuracy {test_accuracy:.4f}, loss {test_loss:.4f}, trained in {train_time:.1f}s")

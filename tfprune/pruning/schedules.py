@@ -32,8 +32,9 @@ class ScheduleSteps:
 
 
 def check_sparsity(name, value, allow_zero=True):
-    low_ok = value >= 0 if allow_zero else value > 0
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (low_ok and value < 1):
+    """``value`` as a float in [0, 1) (or (0, 1)); a TfpruneError naming ``name`` otherwise."""
+    is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if not (is_number and (value >= 0 if allow_zero else value > 0) and value < 1):
         bracket = "[0, 1)" if allow_zero else "(0, 1)"
         raise TfpruneError(f"`{name}` must be in {bracket}, got {value!r}")
     return float(value)

@@ -1,0 +1,61 @@
+"""experiments/prune.py run as a user runs it, and the pruning acceptance figures (slow)."""
+
+import json
+
+import pytest
+
+from test_experiments_train import assert_clean_error
+
+
+@pytest.mark.parametrize("flags, fragment", [
+    (["--target_sparsity=1.3"], "`target_sparsity` must be in [0, 1), got 1.3"),
+    (["--target_sparsity=-0.5"], "`target_sparsity` must be in [0, 1), got -0.5"),
+    (["--method=random"], "--method=random"),
+    (["--schedule=cubic"], "--schedule=cubic"),
+    (["--begin_step=50", "--end_step=10"], "`begin_step` must be before `end_step`"),
+    (["--baseline=/nope.keras"], "`baseline` must be 'train' or the path"),
+])
+def test_bad_input_is_a_clean_error(python, tmp_path, flags, fragment):
+    result = python(["-m", "experiments.prune", f"--output_dir={tmp_path}/run"] + flags)
+    assert_clean_error(result, fragment)
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.fixture(scope="module")
+def cnn_baseline(tmp_path_factory):
+    from conftest import run_python
+
+    out = tmp_path_factory.mktemp("baseline")
+    result = run_python(["-m", "experiments.train", "--model=cnn", f"--output_dir={out}"])
+    assert result.returncode == 0, result.stderr
+    return out / "model.keras", json.loads((out / "metrics.json").read_text())["test_accuracy"]
+
+
+def prune_run(python, out, baseline, *flags):
+    result = python(["-m", "experiments.prune", f"--baseline={baseline}", f"--output_dir={out}"]
+                    + list(flags))
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads((out / "metrics.json").read_text())
+
+
+@pytest.mark.slow
+def test_weight_pruning_90_percent_holds_accuracy(python, tmp_path, cnn_baseline):
+    path, baseline_accuracy = cnn_baseline
+    metrics = prune_run(python, tmp_path / "w90", path, "--method=weight",
+                        "--schedule=polynomial", "--target_sparsity=0.9")
+    for layer, sparsity in metrics["layer_sparsity"].items():
+        assert abs(sparsity - 0.9) <= 0.01, (layer, sparsity)
+    assert metrics["accuracy"] >= baseline_accuracy - 0.015, metrics
+
+
+@pytest.mark.slow
+def test_unit_pruning_half_the_units_shrinks_2x(python, tmp_path, cnn_baseline):
+    path, baseline_accuracy = cnn_baseline
+    metrics = prune_run(python, tmp_path / "u50", path, "--method=unit", "--schedule=constant",
+                        "--target_sparsity=0.5")
+    for layer, sparsity in metrics["layer_sparsity"].items():
+        assert abs(sparsity - 0.5) <= 0.01, (layer, sparsity)
+    assert metrics["accuracy"] >= baseline_accuracy - 0.015, metrics
+    assert metrics["shrink"]["param_reduction"] >= 2.0
+    assert metrics["shrink"]["max_abs_diff"] <= 1e-4
+    assert (tmp_path / "u50" / "shrunk.keras").exists()

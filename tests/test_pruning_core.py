@@ -1,0 +1,143 @@
+import numpy as np
+import pytest
+
+from tfprune import train as train_lib
+from tfprune.data import load_data
+from tfprune.errors import TfpruneError, UnknownNameError
+from tfprune.keras import keras
+from tfprune.models import build_model
+from tfprune.pruning import prune, strip, stats
+from tfprune.pruning.unit import UnitPruneLowMagnitude
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_data("digits", batch_size=128, seed=0)
+
+
+def fine_tune(result, data, epochs=2):
+    train_lib.compile_model(result.model, keras.optimizers.Adam(1e-3))
+    train_lib.fit(result.model, data, epochs, callbacks=result.callbacks, log=lambda _: None)
+    return strip(result.model)
+
+
+@pytest.mark.parametrize("method", ["weight", "unit"])
+@pytest.mark.parametrize("schedule", ["constant", "polynomial"])
+def test_prune_reaches_target_per_layer_and_leaves_baseline_alone(digits, method, schedule):
+    baseline = build_model("cnn", digits.input_shape, 10, seed=0)
+    before = [w.copy() for w in baseline.get_weights()]
+    result = prune(baseline, method, schedule, 0.75, steps_per_epoch=digits.steps_per_epoch,
+                   epochs=2)
+    assert result.pruned_layers == ["conv2", "fc1"]
+    assert set(result.skipped_layers) == {"conv1", "classifier"}
+    pruned = fine_tune(result, digits)
+    for row in stats.layer_table(pruned):
+        if row["layer"] in result.pruned_layers:
+            assert abs(row["sparsity"] - 0.75) <= 0.01, row
+            if method == "unit":
+                assert row["units_kept"] == row["units"] // 4, row
+        else:
+            assert row["sparsity"] < 0.01, row
+    for old, new in zip(before, baseline.get_weights()):
+        np.testing.assert_array_equal(old, new)
+
+
+def test_unit_pruning_zeroes_bias_and_following_batchnorm(digits):
+    baseline = build_model("vgg16", digits.input_shape, 10, seed=0)
+    result = prune(baseline, "unit", "constant", 0.5, steps_per_epoch=2, epochs=1,
+                   layers=["conv3", "fc1"])
+    wrapper = next(l for l in result.model.layers if isinstance(l, UnitPruneLowMagnitude)
+                   and l.layer.name == "conv3")
+    assert wrapper.tied_layers == ["bn3"]
+    x, y = digits.numpy("train", limit=64)
+    train_lib.compile_model(result.model, keras.optimizers.Adam(1e-3))
+    result.model.fit(x, y, batch_size=32, epochs=1, verbose=0, callbacks=result.callbacks)
+    pruned = strip(result.model)
+    kernel = pruned.get_layer("conv3").kernel.numpy()
+    dead = ~np.any(kernel.reshape(-1, kernel.shape[-1]) != 0, axis=0)
+    assert dead.sum() == 64
+    bn = pruned.get_layer("bn3")
+    assert np.all(bn.gamma.numpy()[dead] == 0) and np.all(bn.beta.numpy()[dead] == 0)
+    assert np.all(bn.gamma.numpy()[~dead] != 0)
+
+
+def test_two_by_four_weight_pruning(digits):
+    baseline = build_model("cnn", digits.input_shape, 10, seed=0)
+    result = prune(baseline, "weight", "constant", 0.5, steps_per_epoch=digits.steps_per_epoch,
+                   epochs=1, sparsity_m_by_n="2:4")
+    pruned = fine_tune(result, digits, epochs=1)
+    kernel = pruned.get_layer("fc1").kernel.numpy()  # (256 in, 128 out): groups of 4 inputs
+    groups = np.count_nonzero(kernel.T.reshape(128, 64, 4), axis=-1)
+    assert groups.max() <= 2
+
+
+def test_explicit_layers_and_classifier(digits):
+    baseline = build_model("mlp", digits.input_shape, 10)
+    result = prune(baseline, "weight", "constant", 0.5, steps_per_epoch=10, epochs=1,
+                   prune_classifier=True)
+    assert result.pruned_layers == ["fc1", "fc2", "classifier"]
+    result = prune(baseline, "unit", "constant", 0.5, steps_per_epoch=10, epochs=1,
+                   layers=["fc2"])
+    assert result.pruned_layers == ["fc2"]
+
+
+@pytest.mark.parametrize("kwargs, error, message", [
+    (dict(target_sparsity=1.3), TfpruneError, r"`target_sparsity` must be in \[0, 1\), got 1.3"),
+    (dict(target_sparsity=-0.2), TfpruneError, r"`target_sparsity` must be in \[0, 1\), got -0.2"),
+    (dict(method="random"), UnknownNameError, "unknown pruning method 'random'; registered: unit, weight"),
+    (dict(schedule="cubic"), UnknownNameError, "unknown schedule 'cubic'; registered: constant, polynomial"),
+    (dict(begin_step=30, end_step=10), TfpruneError, "`begin_step` must be before `end_step`"),
+    (dict(layers=["flatten"]), TfpruneError, "cannot be pruned by this method: flatten; prunable layers: conv1, conv2, fc1, classifier"),
+    (dict(sparsity_m_by_n="2:4"), TfpruneError, r"`target_sparsity` must be 0.5 with sparsity_m_by_n=2:4, got 0.9"),
+    (dict(sparsity_m_by_n="4:2", target_sparsity=0.5), TfpruneError, "0 < m < n"),
+    (dict(method="unit", sparsity_m_by_n="2:4", target_sparsity=0.5), TfpruneError, "applies to weight pruning"),
+])
+def test_bad_arguments(kwargs, error, message):
+    baseline = build_model("cnn", (8, 8, 1), 10)
+    args = dict(method="weight", schedule="polynomial", target_sparsity=0.9)
+    args.update(kwargs)
+    with pytest.raises(error, match=message):
+        prune(baseline, steps_per_epoch=40, epochs=5, **args)
+
+
+def test_keras3_model_refused():
+    import keras as keras3
+
+    model = keras3.Sequential([keras3.Input((4,)), keras3.layers.Dense(2)])
+    with pytest.raises(TypeError, match="Keras 3 model"):
+        prune(model, steps_per_epoch=1, epochs=1)
+
+
+def test_mixed_precision_refused_clearly():
+    baseline = build_model("mlp", (8, 8, 1), 10)
+    train_lib.set_mixed_precision(True)
+    try:
+        with pytest.raises(TfpruneError, match="float32 Keras policy, got 'mixed_float16'"):
+            prune(baseline, steps_per_epoch=1, epochs=1)
+    finally:
+        train_lib.set_mixed_precision(False)
+
+
+def test_unit_pruning_under_mirrored_strategy_on_two_cpus(python):
+    code = """
+import tfprune
+import numpy as np
+from tfprune.keras import keras, tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+from tfprune.models import build_model
+from tfprune.pruning import prune, strip, stats
+strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+x = np.random.default_rng(0).random((64, 8, 8, 1)).astype("float32")
+y = np.arange(64) % 10
+with strategy.scope():
+    result = prune(build_model("cnn", (8, 8, 1), 10, seed=0), "unit", "constant", 0.5,
+                   steps_per_epoch=4, epochs=2)
+    result.model.compile("adam", "sparse_categorical_crossentropy")
+result.model.fit(x, y, batch_size=16, epochs=2, verbose=0, callbacks=result.callbacks)
+rows = {r["layer"]: r for r in stats.layer_table(strip(result.model))}
+print("replicas", strategy.num_replicas_in_sync, "kept", rows["conv2"]["units_kept"], rows["fc1"]["units_kept"])
+"""
+    result = python(["-c", code])
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "replicas 2 kept 32 64" in result.stdout

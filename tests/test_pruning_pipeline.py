@@ -1,0 +1,56 @@
+import os
+
+import pytest
+
+from tfprune import io
+from tfprune.errors import RunDirectoryError, TfpruneError
+from tfprune.pruning.pipeline import PruneConfig, run_prune
+
+TINY = dict(model="mlp", method="unit", schedule="polynomial", target_sparsity=0.5,
+            fine_tune_epochs=2, baseline_epochs=2, batch_size=128)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(target_sparsity=1.0), r"`target_sparsity` must be in \[0, 1\), got 1.0"),
+    (dict(fine_tune_epochs=0), r"`fine_tune_epochs` must be an integer >= 1, got 0"),
+    (dict(learning_rate=0), r"`learning_rate` must be > 0, got 0"),
+    (dict(begin_step=100, end_step=50), r"`begin_step` must be before `end_step`"),
+    (dict(baseline="/no/such/model.keras"), r"`baseline` must be 'train' or the path of a saved Keras model"),
+    (dict(method="lottery"), r"unknown pruning method 'lottery'; registered: unit, weight"),
+    (dict(schedule="step"), r"unknown schedule 'step'; registered: constant, polynomial"),
+])
+def test_config_validation(kwargs, message):
+    with pytest.raises(TfpruneError, match=message):
+        PruneConfig(**kwargs)
+
+
+def test_run_prune_writes_everything_and_reuses(tmp_path):
+    out = str(tmp_path / "run")
+    lines = []
+    metrics = run_prune(PruneConfig(**TINY), out, log=lines.append)
+    for name in ("config.json", "metrics.json", "layers.csv", "pruned.keras", "shrunk.keras",
+                 "plots/fine_tune.png", "plots/layer_sparsity.png", "baseline/model.keras"):
+        assert os.path.exists(os.path.join(out, name)), name
+    assert metrics["layer_sparsity"] == {"fc1": 0.5, "fc2": 0.5}
+    assert metrics["shrink"]["removed"] == {"fc1": [300, 150], "fc2": [100, 50]}
+    assert metrics["shrink"]["max_abs_diff"] <= 1e-4
+    assert metrics["shrink"]["accuracy"] == pytest.approx(metrics["accuracy"], abs=1e-6)
+    assert metrics["theoretical_speedup"] > 1.5
+    assert any(line.startswith("[fine-tune] epoch 2/2") for line in lines)
+    header = open(os.path.join(out, "layers.csv")).readline().strip()
+    assert header.startswith("layer,type,pruned,target_sparsity,weights,nonzeros,sparsity")
+    assert run_prune(PruneConfig(**TINY), out, log=lines.append) == metrics
+    with pytest.raises(RunDirectoryError, match="differs in: target_sparsity"):
+        run_prune(PruneConfig(**dict(TINY, target_sparsity=0.6)), out)
+    assert io.read_json(os.path.join(out, "metrics.json")) == metrics
+
+
+def test_baseline_of_another_dataset_refused(tmp_path):
+    from tfprune.keras import keras
+    from tfprune.models import build_model
+
+    path = str(tmp_path / "cifar.keras")
+    build_model("mlp", (32, 32, 3), 10).save(path)
+    with pytest.raises(TfpruneError, match=r"takes \(32, 32, 3\).*needs \(8, 8, 1\)"):
+        run_prune(PruneConfig(**dict(TINY, baseline=path)), str(tmp_path / "run"))
+    assert keras.models.load_model(path) is not None

@@ -1,0 +1,95 @@
+"""Sparsity, non-zeros, FLOPs, compression ratio and theoretical speedup.
+
+Definitions follow ShrinkBench (Blalock et al. 2020): compression ratio = parameters / non-zero
+parameters; theoretical speedup = FLOPs / non-zero FLOPs. FLOPs here are the multiply-accumulates
+of the Dense and convolution kernels (out_h x out_w x kernel size for a convolution), the layers
+that hold nearly all of the compute; the non-zero FLOPs count only non-zero kernel weights.
+"""
+
+import numpy as np
+
+from tfprune.keras import keras
+from tfprune.pruning import masks
+from tfprune.pruning.unit import PruneLowMagnitude
+
+L = keras.layers
+_KERNEL_LAYERS = (L.Dense, L.Conv1D, L.Conv2D, L.DepthwiseConv2D)
+
+
+def _spatial_positions(layer):
+    shape = layer.output_shape
+    shape = shape[0] if isinstance(shape, list) else shape
+    return int(np.prod(shape[1:-1])) if len(shape) > 2 else 1
+
+
+def _kernel(layer):
+    inner = layer.layer if isinstance(layer, PruneLowMagnitude) else layer
+    if not isinstance(inner, _KERNEL_LAYERS):
+        return None, inner
+    kernel = inner.depthwise_kernel if isinstance(inner, L.DepthwiseConv2D) else inner.kernel
+    return np.asarray(kernel.numpy()), inner
+
+
+def layer_table(model):
+    """One row per Dense/convolution layer: weights, non-zeros, sparsity, units, FLOPs."""
+    rows = []
+    for layer in model.layers:
+        kernel, inner = _kernel(layer)
+        if kernel is None:
+            continue
+        positions = _spatial_positions(layer)
+        nonzero = int(np.count_nonzero(kernel))
+        units = int(kernel.shape[-2] if isinstance(inner, L.DepthwiseConv2D) else kernel.shape[-1])
+        kept = units if isinstance(inner, L.DepthwiseConv2D) else masks.units_kept(kernel)
+        rows.append({
+            "layer": inner.name,
+            "type": type(inner).__name__,
+            "weights": int(kernel.size),
+            "nonzeros": nonzero,
+            "sparsity": 1.0 - nonzero / kernel.size,
+            "units": units,
+            "units_kept": int(kept),
+            "flops": int(positions * kernel.size),
+            "nonzero_flops": int(positions * nonzero),
+        })
+    return rows
+
+
+def _all_weights(model):
+    """Every weight tensor of the model once (not the pruning masks/thresholds/steps)."""
+    tensors = []
+    for layer in model.layers:
+        inner = layer.layer if isinstance(layer, PruneLowMagnitude) else layer
+        tensors.extend(w.numpy() for w in inner.weights)
+    return tensors
+
+
+def summarize(model, pruned_layers=None):
+    """Totals for the model, plus the per-layer table under "layers".
+
+    ``pruned_layers`` names the layers that were pruned; their sparsity is reported as
+    "pruned_sparsity" (the figure a target sparsity refers to).
+    """
+    rows = layer_table(model)
+    weights = _all_weights(model)
+    params = int(sum(w.size for w in weights))
+    nonzero_params = int(sum(np.count_nonzero(w) for w in weights))
+    flops = sum(r["flops"] for r in rows)
+    nonzero_flops = sum(r["nonzero_flops"] for r in rows)
+    summary = {
+        "params": params,
+        "nonzero_params": nonzero_params,
+        "kernel_weights": sum(r["weights"] for r in rows),
+        "kernel_nonzeros": sum(r["nonzeros"] for r in rows),
+        "flops": int(flops),
+        "nonzero_flops": int(nonzero_flops),
+        "compression_ratio": params / max(nonzero_params, 1),
+        "theoretical_speedup": flops / max(nonzero_flops, 1),
+        "layers": rows,
+    }
+    summary["sparsity"] = 1.0 - summary["kernel_nonzeros"] / max(summary["kernel_weights"], 1)
+    if pruned_layers is not None:
+        chosen = [r for r in rows if r["layer"] in set(pruned_layers)]
+        total = sum(r["weights"] for r in chosen)
+        summary["pruned_sparsity"] = (1.0 - sum(r["nonzeros"] for r in chosen) / total) if total else 0.0
+    return summary
