@@ -1,0 +1,98 @@
+"""TFLite conversion: float32, float16, dynamic-range int8, full-integer int8; sparse encoding.
+
+A pruned model's .tflite is as large as the dense one: only gzip, the converter's
+EXPERIMENTAL_SPARSITY encoding, or physically removing units (surgery.shrink) makes it smaller.
+"""
+
+import numpy as np
+
+from tfprune import io
+from tfprune.errors import TfpruneError
+from tfprune.keras import check_model, tf
+from tfprune.registry import Registry
+
+QUANTIZATIONS = Registry("quantization")
+
+
+def _float32(converter, representative):
+    del representative
+
+
+def _float16(converter, representative):
+    del representative
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.target_spec.supported_types = [tf.float16]
+
+
+def _dynamic(converter, representative):
+    del representative
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+
+
+def _int8(converter, representative):
+    if representative is None:
+        raise TfpruneError("`representative_data` is required for int8 quantization "
+                           "(a sample of training inputs to calibrate activation ranges)")
+
+    def generator():
+        for example in representative:
+            yield [example[None].astype(np.float32)]
+
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = generator
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    converter.inference_input_type = tf.int8
+    converter.inference_output_type = tf.int8
+
+
+QUANTIZATIONS.register("float32", _float32)
+QUANTIZATIONS.register("float16", _float16)
+QUANTIZATIONS.register("dynamic", _dynamic)
+QUANTIZATIONS.register("int8", _int8)
+
+
+def check_representative(model, representative_data):
+    """The sample as a float32 array shaped (N,) + the model's input shape."""
+    if representative_data is None:
+        return None
+    sample = np.asarray(representative_data, dtype=np.float32)
+    expected = tuple(model.input_shape[1:])
+    if sample.ndim != len(expected) + 1 or tuple(sample.shape[1:]) != expected or len(sample) < 1:
+        raise TfpruneError(
+            f"`representative_data` must have shape (N,) + {expected} to match the model input, "
+            f"got {tuple(sample.shape)}")
+    if not np.isfinite(sample).all():
+        raise TfpruneError("`representative_data` contains NaN or infinite values")
+    return sample
+
+
+def to_tflite(model, quantization="float32", representative_data=None, sparse=False):
+    """Convert a Keras model to .tflite bytes.
+
+    ``representative_data``: inputs (N, *input_shape) for int8 calibration.
+    ``sparse``: add the converter's EXPERIMENTAL_SPARSITY encoding (helps pruned weights).
+    """
+    check_model(model)
+    configure = QUANTIZATIONS.get(quantization)
+    from tfprune.pruning import is_wrapped
+
+    if is_wrapped(model):
+        raise TfpruneError("`model` still has pruning wrappers; strip them first "
+                           "(tfprune.pruning.strip) so the .tflite holds plain layers")
+    representative = check_representative(model, representative_data)
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    configure(converter, representative)
+    if sparse:
+        converter.optimizations = list(converter.optimizations) + [
+            tf.lite.Optimize.EXPERIMENTAL_SPARSITY]
+    return converter.convert()
+
+
+def save_tflite(content, path):
+    io.write_bytes(path, content)
+    return path
+
+
+def export(model, path, quantization="float32", representative_data=None, sparse=False):
+    """Convert and write atomically; nothing is left behind if conversion fails."""
+    return save_tflite(to_tflite(model, quantization, representative_data, sparse), path)
