@@ -57,12 +57,13 @@ def convert_and_measure(model, x_test, y_test, representative, quantizations, sp
             content = export.to_tflite(model, quantization, representative, sparse=sparse)
             convert_time = time.perf_counter() - start
             export.save_tflite(content, path)
+            start = time.perf_counter()
             measured = evaluate.measure(content, x_test, y_test, num_threads=num_threads,
                                         latency_runs=latency_runs, warmup=warmup,
                                         reference_bytes=float32_bytes)
             row = dict(variant=name, quantization=quantization, sparse=bool(sparse),
                        keras_accuracy=keras_accuracy, file=path, convert_time_s=convert_time,
-                       **measured)
+                       evaluate_time_s=time.perf_counter() - start, **measured)
             if keras_accuracy is not None:
                 row["accuracy_delta"] = row["tflite_accuracy"] - keras_accuracy
             log(f"{name}: tflite accuracy {row['tflite_accuracy']:.4f}, {row['size_bytes']:,} B "

@@ -4,6 +4,12 @@ A pruned model's .tflite is as large as the dense one: only gzip, the converter'
 EXPERIMENTAL_SPARSITY encoding, or physically removing units (surgery.shrink) makes it smaller.
 """
 
+import contextlib
+import os
+import sys
+import tempfile
+import warnings
+
 import numpy as np
 
 from tfprune import io
@@ -85,7 +91,34 @@ def to_tflite(model, quantization="float32", representative_data=None, sparse=Fa
     if sparse:
         converter.optimizations = list(converter.optimizations) + [
             tf.lite.Optimize.EXPERIMENTAL_SPARSITY]
-    return converter.convert()
+    with _quiet_native_stderr(), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "Statistics for quantized inputs were expected")
+        return converter.convert()
+
+
+@contextlib.contextmanager
+def _quiet_native_stderr():
+    """Hold the converter's C++ chatter (printed straight to fd 2 on every int8 conversion);
+    replay it if the conversion fails, so nothing needed to debug a failure is lost."""
+    try:
+        fd = sys.stderr.fileno()
+    except (AttributeError, ValueError, OSError):  # no real stderr (e.g. captured)
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(fd)
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), fd)
+        try:
+            yield
+        except BaseException:
+            os.dup2(saved, fd)
+            held.seek(0)
+            sys.stderr.write(held.read().decode("utf-8", "replace"))
+            raise
+        finally:
+            os.dup2(saved, fd)
+            os.close(saved)
 
 
 def save_tflite(content, path):

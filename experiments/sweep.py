@@ -1,0 +1,74 @@
+"""The main job: compare every method, schedule, sparsity and quantization, with a report.
+
+    python -m experiments.sweep --dataset=digits --model=cnn --methods=weight,unit \\
+        --schedules=constant,polynomial --sparsities=0.5,0.75,0.9 --seeds=0 --output_dir=DIR
+
+Writes DIR/config.json, DIR/results.csv, DIR/results.json, DIR/report.md, DIR/plots/*.png and,
+per variant, DIR/variants/seed<k>/<method>-<schedule>-<sparsity>/ with its models and .tflite
+files. Rerunning the same command skips finished variants.
+"""
+
+from absl import flags
+
+from experiments import common
+from tfprune.data import DATASETS
+from tfprune.errors import TfpruneError
+from tfprune.export import QUANTIZATIONS
+from tfprune.models import MODELS
+from tfprune.pruning import METHODS, SCHEDULES
+from tfprune.sweep import SweepConfig, run_sweep
+
+FLAGS = flags.FLAGS
+DEFAULTS = SweepConfig()
+
+flags.DEFINE_enum("dataset", DEFAULTS.dataset, DATASETS.names(), "Dataset.")
+flags.DEFINE_string("data_dir", None, "tfds data directory (not needed for digits).")
+flags.DEFINE_enum("model", DEFAULTS.model, MODELS.names(), "Model from the zoo.")
+flags.DEFINE_list("methods", list(DEFAULTS.methods), f"Pruning methods: {', '.join(METHODS.names())}.")
+flags.DEFINE_list("schedules", list(DEFAULTS.schedules), f"Schedules: {', '.join(SCHEDULES.names())}.")
+flags.DEFINE_list("sparsities", [f"{s:g}" for s in DEFAULTS.sparsities], "Target sparsities in [0, 1).")
+flags.DEFINE_list("quantizations", list(DEFAULTS.quantizations),
+                  f"Quantizations: {', '.join(QUANTIZATIONS.names())}.")
+flags.DEFINE_list("seeds", [str(s) for s in DEFAULTS.seeds], "Seeds; several give mean and spread.")
+flags.DEFINE_integer("baseline_epochs", DEFAULTS.baseline_epochs, "Baseline training epochs.", lower_bound=1)
+flags.DEFINE_integer("fine_tune_epochs", DEFAULTS.fine_tune_epochs, "Fine-tuning epochs per variant.",
+                     lower_bound=1)
+common.define_positive_float("learning_rate", DEFAULTS.learning_rate, "Fine-tuning learning rate.")
+flags.DEFINE_integer("batch_size", DEFAULTS.batch_size, "Batch size.", lower_bound=1)
+flags.DEFINE_integer("split_seed", DEFAULTS.split_seed, "Seed of the digits split.", lower_bound=0)
+flags.DEFINE_integer("num_threads", DEFAULTS.num_threads, "Interpreter threads for latency.", lower_bound=1)
+flags.DEFINE_integer("latency_runs", DEFAULTS.latency_runs, "Timed invocations per .tflite.", lower_bound=1)
+flags.DEFINE_integer("representative_count", DEFAULTS.representative_count,
+                     "Training images for int8 calibration.", lower_bound=1)
+common.define_run_flags("saved_models/sweep/<dataset>-<model>")
+
+
+def _numbers(name, values, kind):
+    try:
+        return tuple(kind(v) for v in values)
+    except ValueError:
+        raise TfpruneError(f"`--{name}` must be a comma-separated list of numbers, got "
+                           f"{','.join(values)!r}") from None
+
+
+def main(argv):
+    del argv
+    config = SweepConfig(
+        dataset=FLAGS.dataset, model=FLAGS.model, methods=tuple(FLAGS.methods),
+        schedules=tuple(FLAGS.schedules), sparsities=_numbers("sparsities", FLAGS.sparsities, float),
+        quantizations=tuple(FLAGS.quantizations), seeds=_numbers("seeds", FLAGS.seeds, int),
+        baseline_epochs=FLAGS.baseline_epochs, fine_tune_epochs=FLAGS.fine_tune_epochs,
+        learning_rate=FLAGS.learning_rate, batch_size=FLAGS.batch_size,
+        split_seed=FLAGS.split_seed, data_dir=FLAGS.data_dir,
+        representative_count=FLAGS.representative_count, num_threads=FLAGS.num_threads,
+        latency_runs=FLAGS.latency_runs)
+    output_dir = FLAGS.output_dir or common.default_output_dir(
+        "sweep", f"{config.dataset}-{config.model}")
+    common.log(f"sweep of {len(config.variants())} variants x {len(config.quantizations)} "
+               f"quantizations into {output_dir}")
+    run_sweep(config, output_dir, overwrite=FLAGS.overwrite, log=common.log)
+    common.log(f"report: {output_dir}/report.md")
+
+
+if __name__ == "__main__":
+    common.run(main)

@@ -1,0 +1,61 @@
+"""experiments/sweep.py as a user runs it: bad input, and killing and resuming a sweep."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+
+from conftest import ROOT
+from test_experiments_train import assert_clean_error
+
+TINY = ["--model=mlp", "--methods=weight,unit", "--schedules=constant", "--sparsities=0.5,0.8",
+        "--quantizations=float32", "--baseline_epochs=2", "--fine_tune_epochs=1",
+        "--batch_size=128", "--latency_runs=5", "--representative_count=20"]
+
+
+def test_bad_input_is_a_clean_error(python, tmp_path):
+    out = tmp_path / "out"
+    for flags, fragment in [
+        (["--sparsities="], "`sparsities` must not be empty"),
+        (["--methods="], "`methods` must not be empty"),
+        (["--sparsities=0.5,1.5"], "`sparsities` must be in [0, 1), got 1.5"),
+        (["--sparsities=0.5,-0.1"], "`sparsities` must be in [0, 1), got -0.1"),
+        (["--sparsities=half"], "`--sparsities` must be a comma-separated list of numbers"),
+        (["--methods=weight,magic"], "unknown pruning method 'magic'; registered: unit, weight"),
+        (["--quantizations=int4"], "unknown quantization 'int4'"),
+    ]:
+        result = python(["-m", "experiments.sweep", f"--output_dir={out}"] + flags)
+        assert_clean_error(result, fragment)
+    assert not out.exists()
+
+
+def test_killed_sweep_resumes_without_redoing_finished_variants(python, tmp_path):
+    out = tmp_path / "sweep"
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=ROOT)
+    env.pop("TF_USE_LEGACY_KERAS", None)
+    proc = subprocess.Popen([sys.executable, "-m", "experiments.sweep", f"--output_dir={out}"] + TINY,
+                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                            text=True)
+    for line in proc.stdout:
+        if line.startswith("[2/5]"):
+            proc.send_signal(signal.SIGKILL)  # no chance to clean up
+            break
+    proc.wait(timeout=60)
+    done = json.loads((out / "results.json").read_text())
+    assert done["variants_done"] == 2 and done["variants_total"] == 5
+    assert "in progress: 2 of 5 variants" in (out / "report.md").read_text()
+
+    result = python(["-m", "experiments.sweep", f"--output_dir={out}"] + TINY)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "resuming: 2 of 5 variants already done" in result.stdout
+    assert "[1/3]" in result.stdout and "[4/" not in result.stdout
+    assert f"report: {out}/report.md" in result.stdout
+    final = json.loads((out / "results.json").read_text())
+    assert final["variants_done"] == 5
+    first_rows = [r for r in final["rows"] if r["method"] == "dense"]
+    assert first_rows == [r for r in done["rows"] if r["method"] == "dense"]  # not redone
+
+    different = python(["-m", "experiments.sweep", f"--output_dir={out}"] + TINY[:-1]
+                       + ["--representative_count=30"])
+    assert_clean_error(different, "differs in: representative_count", "--overwrite")
