@@ -78,3 +78,23 @@ def test_representative_of_wrong_shape_writes_nothing(tmp_path):
         convert_and_measure(model, x, np.zeros(4), np.zeros((4, 9, 9, 1)), ["int8"], [False],
                             str(tmp_path), log=lambda _: None)
     assert os.listdir(tmp_path) == []
+
+
+def test_each_conversion_happens_once(tmp_path, monkeypatch):
+    from tfprune import export
+
+    calls = []
+    original = export.to_tflite
+
+    def counting(model, quantization="float32", representative_data=None, sparse=False):
+        calls.append((quantization, sparse))
+        return original(model, quantization, representative_data, sparse)
+
+    monkeypatch.setattr(export, "to_tflite", counting)
+    model = build_model("mlp", (8, 8, 1), 10)
+    x = np.random.default_rng(0).random((8, 8, 8, 1)).astype(np.float32)
+    rows = convert_and_measure(model, x, np.arange(8), x, ["float32", "int8"], [False],
+                               str(tmp_path), latency_runs=2, warmup=0, log=lambda _: None,
+                               sparse_sizes=True)
+    assert sorted(calls) == [("float32", False), ("float32", True), ("int8", False), ("int8", True)]
+    assert all(r["sparse_bytes"] > 0 for r in rows)

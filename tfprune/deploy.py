@@ -36,16 +36,26 @@ def validate_quantizations(quantizations):
 
 def convert_and_measure(model, x_test, y_test, representative, quantizations, sparse_options,
                         output_dir, stem="model", num_threads=1, latency_runs=200, warmup=20,
-                        keras_accuracy=None, log=print, done=None):
+                        keras_accuracy=None, log=print, done=None, sparse_sizes=False):
     """Write ``stem_<variant>.tflite`` files into ``output_dir`` and return one row each.
 
     ``done`` maps variant names to rows already measured (skipped, for resuming).
+    ``sparse_sizes`` adds "sparse_bytes": the size of the same quantization sparse-encoded.
     """
     quantizations = validate_quantizations(quantizations)
     representative = export.check_representative(model, representative)
-    float32_bytes = len(export.to_tflite(model, "float32"))
+    converted = {}  # (quantization, sparse) -> (bytes, seconds): each conversion happens once
+
+    def convert(quantization, sparse):
+        if (quantization, sparse) not in converted:
+            start = time.perf_counter()
+            content = export.to_tflite(model, quantization, representative, sparse=sparse)
+            converted[(quantization, sparse)] = (content, time.perf_counter() - start)
+        return converted[(quantization, sparse)]
+
     rows = []
     done = done or {}
+    float32_bytes = None
     for quantization in quantizations:
         for sparse in sparse_options:
             name = variant_name(quantization, sparse)
@@ -53,9 +63,9 @@ def convert_and_measure(model, x_test, y_test, representative, quantizations, sp
             if name in done and os.path.exists(path):
                 rows.append(done[name])
                 continue
-            start = time.perf_counter()
-            content = export.to_tflite(model, quantization, representative, sparse=sparse)
-            convert_time = time.perf_counter() - start
+            if float32_bytes is None:  # the reference; reused when float32 is a variant too
+                float32_bytes = len(convert("float32", False)[0])
+            content, convert_time = convert(quantization, sparse)
             export.save_tflite(content, path)
             start = time.perf_counter()
             measured = evaluate.measure(content, x_test, y_test, num_threads=num_threads,
@@ -66,6 +76,10 @@ def convert_and_measure(model, x_test, y_test, representative, quantizations, sp
                        evaluate_time_s=time.perf_counter() - start, **measured)
             if keras_accuracy is not None:
                 row["accuracy_delta"] = row["tflite_accuracy"] - keras_accuracy
+            if sparse_sizes:
+                encoded, seconds = convert(quantization, True)
+                row["sparse_bytes"] = len(encoded)
+                row["convert_time_s"] += 0.0 if sparse else seconds
             log(f"{name}: tflite accuracy {row['tflite_accuracy']:.4f}, {row['size_bytes']:,} B "
                 f"({row['gzip_bytes']:,} B gzip), {row['latency_ms_median'] * 1e3:.1f} us median "
                 f"on {num_threads} thread(s), {row['delegate']}")

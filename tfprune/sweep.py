@@ -14,7 +14,7 @@ import os
 import shutil
 import time
 
-from tfprune import deploy, export, io
+from tfprune import deploy, io
 from tfprune import train as train_lib
 from tfprune.data import DATASETS, load_data
 from tfprune.errors import TfpruneError
@@ -103,25 +103,21 @@ def _deployed_rows(model, kind, data, config, out_dir, keras_accuracy, base_stat
     rows = deploy.convert_and_measure(
         model, x_test, y_test, representative, config.quantizations, [False],
         os.path.join(out_dir, "tflite"), stem=kind, num_threads=config.num_threads,
-        latency_runs=config.latency_runs, keras_accuracy=keras_accuracy, log=lambda _: None)
-    result = []
-    for row in rows:
-        start = time.perf_counter()
-        sparse_bytes = len(export.to_tflite(model, row["quantization"], representative,
-                                            sparse=True))
-        result.append(dict(
-            extra, quantization=row["quantization"], keras_accuracy=keras_accuracy,
-            tflite_accuracy=row["tflite_accuracy"], tflite_loss=row["tflite_loss"],
-            params=deployed_stats["params"], nonzero_params=deployed_stats["nonzero_params"],
-            flops=deployed_stats["flops"], nonzero_flops=deployed_stats["nonzero_flops"],
-            compression_ratio=base_stats["params"] / max(deployed_stats["nonzero_params"], 1),
-            theoretical_speedup=base_stats["flops"] / max(deployed_stats["nonzero_flops"], 1),
-            size_bytes=row["size_bytes"], gzip_bytes=row["gzip_bytes"], sparse_bytes=sparse_bytes,
-            latency_ms_median=row["latency_ms_median"], latency_ms_p90=row["latency_ms_p90"],
-            num_threads=row["num_threads"], delegate=row["delegate"],
-            convert_time_s=row["convert_time_s"] + time.perf_counter() - start,
-            evaluate_time_s=row["evaluate_time_s"], deployed=kind, tflite_file=row["file"]))
-    return result
+        latency_runs=config.latency_runs, keras_accuracy=keras_accuracy, log=lambda _: None,
+        sparse_sizes=True)
+    return [dict(
+        extra, quantization=row["quantization"], keras_accuracy=keras_accuracy,
+        tflite_accuracy=row["tflite_accuracy"], tflite_loss=row["tflite_loss"],
+        params=deployed_stats["params"], nonzero_params=deployed_stats["nonzero_params"],
+        flops=deployed_stats["flops"], nonzero_flops=deployed_stats["nonzero_flops"],
+        compression_ratio=base_stats["params"] / max(deployed_stats["nonzero_params"], 1),
+        theoretical_speedup=base_stats["flops"] / max(deployed_stats["nonzero_flops"], 1),
+        size_bytes=row["size_bytes"], gzip_bytes=row["gzip_bytes"],
+        sparse_bytes=row["sparse_bytes"], latency_ms_median=row["latency_ms_median"],
+        latency_ms_p90=row["latency_ms_p90"], num_threads=row["num_threads"],
+        delegate=row["delegate"], convert_time_s=row["convert_time_s"],
+        evaluate_time_s=row["evaluate_time_s"], deployed=kind, tflite_file=row["file"])
+        for row in rows]
 
 
 def _run_variant(config, output_dir, seed, method, schedule, sparsity, data, baselines, log):

@@ -1,0 +1,72 @@
+"""The benchmark results as Markdown, each figure next to its reference and target."""
+
+
+def _row(cells):
+    return "| " + " | ".join(str(c) for c in cells) + " |"
+
+
+def _table(header, rows):
+    return [_row(header), "|" + "---|" * len(header)] + [_row(r) for r in rows] + [""]
+
+
+def render(results):
+    m = results.get("machine", {})
+    lines = ["# tfprune benchmarks", "",
+             f"Machine: {m.get('platform')}, {m.get('cpus')} CPUs, Python {m.get('python')}, "
+             f"TensorFlow {m.get('tensorflow')}, tf_keras {m.get('tf_keras')}. "
+             "Command: `.venv/bin/python -m benchmarks.run --output_dir=benchmarks/results`.", ""]
+    if "training" in results:
+        lines += ["## Training step time: pruning wrappers vs dense (target <= 1.2x)", ""]
+        rows = []
+        for r in results["training"]:
+            for v in ("dense", "weight", "unit"):
+                rows.append([f"{r['model']} ({r['dataset']}, batch {r['batch_size']})", v,
+                             f"{r[v]['median_ms']:.2f}", f"{r[v]['mean_ms']:.2f}",
+                             f"{r[v].get('ratio_to_dense', 1.0):.2f}x"])
+        lines += _table(["model", "variant", "median ms/step", "mean ms/step", "median vs dense"], rows)
+    if "deployment" in results:
+        lines += ["## TFLite latency and size (digits cnn)", "",
+                  "Latency: median (p90) of single-image invocations after warm-up. Ratios are to "
+                  "dense float32 on the same thread count; the FLOPs ratio (non-zero FLOPs / dense "
+                  "FLOPs) is the limit structured pruning can reach. Size limit: non-zero weights x "
+                  "bits per weight (sparse limit: plus a 16-bit index per non-zero).", ""]
+        rows = []
+        for r in results["deployment"]:
+            rows.append([r["model"], r["quantization"] + (" sparse" if r["sparse_encoding"] else ""),
+                         f"{100 * r['accuracy']:.2f}",
+                         f"{r['latency_us_median_1t']:.2f} ({r['latency_us_p90_1t']:.2f})",
+                         f"{r['latency_us_median_2t']:.2f} ({r['latency_us_p90_2t']:.2f})",
+                         f"{r['latency_ratio_1t']:.2f} / {r['latency_ratio_2t']:.2f}",
+                         f"{r['flops_ratio']:.2f}", f"{r['size_bytes']:,}", f"{r['gzip_bytes']:,}",
+                         f"{r['limit_bytes']:,}", f"{r['gzip_compression_vs_dense_float32']:.1f}x",
+                         r["delegate"]])
+        lines += _table(["model", "variant", "acc %", "1 thread us", "2 threads us",
+                         "latency ratio 1t / 2t", "FLOPs ratio", "bytes", "gzip bytes",
+                         "limit bytes", "dense f32 / gzip", "delegate"], rows)
+    if "tfmot" in results:
+        lines += ["## tfprune's recipe vs the tfmot tutorial's, 90% sparsity, same baseline", ""]
+        rows = [[r["recipe"], r["epochs"], f"{100 * r['accuracy']:.2f}",
+                 f"{r['achieved_sparsity']:.3f}", r["pruning_events"],
+                 f"{r['fine_tune_time_s']:.1f}"] for r in results["tfmot"]]
+        lines += _table(["recipe", "epochs", "test acc %", "achieved sparsity", "pruning events",
+                         "wall s"], rows)
+    if "sweep" in results:
+        s = results["sweep"]
+        lines += ["## `make demo` sweep wall time", "",
+                  f"{s['variants']} variants in {s['wall_time_s']:.0f} s. By stage (summed over "
+                  "variants): " + ", ".join(f"{k.replace('_s', '').replace('_', ' ')} {v:.1f} s"
+                                            for k, v in s["stage_times_s"].items()) + ".", ""]
+    if "memory" in results:
+        mem = results["memory"]
+        lines += ["## Peak memory", ""]
+        lines += ["Training: peak RSS during fit (the high-water mark is reset after TensorFlow "
+                  "is imported and the model built), and its growth over the RSS before fit.", ""]
+        rows = [[k] + [f"{v[x]['peak_rss_mb']:.0f} (+{v[x]['growth_mb']:.0f})"
+                       for x in ("dense", "weight", "unit")]
+                for k, v in mem["training_peak_rss_mb"].items()]
+        lines += _table(["training peak RSS MB (growth)", "dense", "weight wrapper",
+                         "unit wrapper"], rows)
+        rows = [[k, f"{v['file_kb']:.1f}", f"{v['interpreter_rss_mb']:.2f}", v["delegate"]]
+                for k, v in mem["interpreter"].items()]
+        lines += _table([".tflite", "file KB", "interpreter RSS growth MB", "delegate"], rows)
+    return "\n".join(lines)

@@ -1,0 +1,46 @@
+"""The benchmark harness works (its figures are measured by running it, not by tests)."""
+
+from test_experiments_train import assert_clean_error
+
+
+def test_step_times_structure():
+    from benchmarks import training
+
+    result = training.step_times("mlp", "digits", 128, epochs=2)
+    for variant in ("dense", "weight", "unit"):
+        assert result[variant]["steps"] == 10 and result[variant]["median_ms"] > 0
+    assert result["unit"]["ratio_to_dense"] > 0
+
+
+def test_tables_render_every_section():
+    from benchmarks import tables
+
+    row = {"median_ms": 1.0, "mean_ms": 1.1, "steps": 5}
+    results = {
+        "machine": {"platform": "x", "cpus": 2, "python": "3", "tensorflow": "2", "tf_keras": "2"},
+        "training": [{"model": "cnn", "dataset": "digits", "batch_size": 32, "dense": row,
+                      "weight": dict(row, ratio_to_dense=1.1), "unit": dict(row, ratio_to_dense=1.2)}],
+        "deployment": [{"model": "dense", "quantization": "int8", "sparse_encoding": True,
+                        "accuracy": 0.9, "latency_us_median_1t": 2.0, "latency_us_p90_1t": 2.5,
+                        "latency_us_median_2t": 3.0, "latency_us_p90_2t": 3.5,
+                        "latency_ratio_1t": 0.5, "latency_ratio_2t": 0.6, "flops_ratio": 1.0,
+                        "size_bytes": 1000, "gzip_bytes": 900, "limit_bytes": 800,
+                        "gzip_compression_vs_dense_float32": 3.0, "delegate": "x"}],
+        "tfmot": [{"recipe": "tfmot tutorial", "epochs": 2, "accuracy": 0.9,
+                   "achieved_sparsity": 0.0, "pruning_events": 1, "fine_tune_time_s": 1.0}],
+        "sweep": {"variants": 17, "wall_time_s": 100.0, "stage_times_s": {"train_s": 8.0}},
+        "memory": {"training_peak_rss_mb": {"cnn": {v: {"peak_rss_mb": 700, "growth_mb": 40}
+                                                    for v in ("dense", "weight", "unit")}},
+                   "interpreter": {"a.tflite": {"file_kb": 1.0, "interpreter_rss_mb": 3.0,
+                                                "delegate": "x"}}},
+    }
+    text = tables.render(results)
+    for heading in ("Training step time", "TFLite latency and size", "tfmot tutorial",
+                    "sweep wall time", "Peak memory"):
+        assert heading in text
+    assert "| dense | int8 sparse | 90.00 | 2.00 (2.50) |" in text
+
+
+def test_unknown_section_is_a_clean_error(python, tmp_path):
+    result = python(["-m", "benchmarks.run", "--sections=speed", f"--output_dir={tmp_path}"])
+    assert_clean_error(result, "unknown benchmark section(s) speed; choose from training")
