@@ -21,7 +21,9 @@ common.define_data_flags()
 common.define_model_flag()
 flags.DEFINE_enum("method", "weight", METHODS.names(),
                   "weight: magnitude pruning of single weights (tfmot); unit: whole Dense "
-                  "neurons / Conv2D filters by L2 norm.")
+                  "neurons / Conv2D filters by L2 norm; dynamic: the mean-column-norm pruner "
+                  "decides when/where/how much (no target); incremental: Taylor-contribution "
+                  "rounds up to the target; adaptive: PQ-index rounds (no target).")
 flags.DEFINE_enum("schedule", "polynomial", SCHEDULES.names(), "Pruning schedule.")
 flags.DEFINE_float("target_sparsity", 0.9,
                    "Fraction of weights (weight) or units (unit) to prune in each pruned layer, "
@@ -43,7 +45,43 @@ flags.DEFINE_list("layers", None, "Layers to prune (default: all but the classif
                   "first convolution).")
 flags.DEFINE_bool("prune_classifier", False, "Also prune the last Dense (classifier) layer.")
 flags.DEFINE_bool("prune_first_conv", False, "Also prune the first convolution.")
+# Options of the dynamic methods (unset: the DynamicConfig default).
+flags.DEFINE_enum("granularity", None, ["unit", "weight"],
+                  "Dynamic methods: prune whole units or single weights (default: weight for "
+                  "adaptive, unit otherwise).")
+for _name, _help in [
+    ("interval", "dynamic: epochs between checks (1)"),
+    ("patience", "dynamic: stable checks in a row before pruning a layer (2)"),
+    ("every", "incremental/adaptive: epochs between pruning rounds (2)"),
+]:
+    flags.DEFINE_integer(_name, None, _help)
+for _name, _help in [
+    ("norm_tolerance", "dynamic: relative change of the mean column norm counted as stable (0.05)"),
+    ("accuracy_tolerance", "dynamic: allowed drop of validation accuracy (0.02)"),
+    ("norm_fraction", "dynamic: prune units below this fraction of the mean column norm (0.8)"),
+    ("max_step", "dynamic: most of a layer pruned per event (0.125)"),
+    ("max_sparsity", "dynamic/adaptive: per-layer ceiling (0.9)"),
+    ("prune_fraction", "incremental: fraction of the remaining pruned per round (fitted)"),
+    ("pq_p", "adaptive: PQ index p (0.5), p < q"),
+    ("pq_q", "adaptive: PQ index q (1.0)"),
+    ("eta", "adaptive: eta (0)"),
+    ("gamma", "adaptive: gamma (1)"),
+    ("beta", "adaptive: beta, most of a layer pruned per round (0.9)"),
+]:
+    flags.DEFINE_float(_name, None, _help)
+DYNAMIC_FLAGS = {"granularity": "granularity", "interval": "interval", "patience": "patience",
+                 "every": "every", "norm_tolerance": "norm_tolerance",
+                 "accuracy_tolerance": "accuracy_tolerance", "norm_fraction": "norm_fraction",
+                 "max_step": "max_step", "max_sparsity": "max_sparsity",
+                 "prune_fraction": "prune_fraction", "pq_p": "p", "pq_q": "q", "eta": "eta",
+                 "gamma": "gamma", "beta": "beta"}
 common.define_run_flags("saved_models/prune/<dataset>-<model>-<method>-<schedule>-<sparsity>-seed<seed>")
+
+
+def dynamic_options():
+    options = {field: FLAGS[flag].value for flag, field in DYNAMIC_FLAGS.items()
+               if FLAGS[flag].value is not None}
+    return options or None
 
 
 def main(argv):
@@ -57,11 +95,15 @@ def main(argv):
         begin_step=FLAGS.begin_step, end_step=FLAGS.end_step, frequency=FLAGS.frequency,
         initial_sparsity=FLAGS.initial_sparsity, ramp_fraction=FLAGS.ramp_fraction,
         sparsity_m_by_n=FLAGS.sparsity_m_by_n, layers=FLAGS.layers,
-        prune_classifier=FLAGS.prune_classifier, prune_first_conv=FLAGS.prune_first_conv)
+        prune_classifier=FLAGS.prune_classifier, prune_first_conv=FLAGS.prune_first_conv,
+        dynamic=dynamic_options())
     output_dir = FLAGS.output_dir or common.default_output_dir(
         "prune", f"{config.dataset}-{config.model}-{config.method}-{config.schedule}-"
                  f"{config.target_sparsity:g}-seed{config.seed}")
     metrics = run_prune(config, output_dir, overwrite=FLAGS.overwrite, log=common.log)
+    if "decisions_path" in metrics:
+        common.log(f"{metrics['pruning_events']} pruning events, {metrics['rollbacks']} rollbacks; "
+                   f"decisions: {metrics['decisions_path']}")
     common.log(f"test accuracy {metrics['accuracy']:.4f} (baseline "
                f"{metrics['baseline_accuracy']:.4f}), pruned-layer sparsity "
                f"{metrics['pruned_sparsity']:.4f}")

@@ -14,6 +14,10 @@ from test_experiments_train import assert_clean_error
     (["--schedule=cubic"], "--schedule=cubic"),
     (["--begin_step=50", "--end_step=10"], "`begin_step` must be before `end_step`"),
     (["--baseline=/nope.keras"], "`baseline` must be 'train' or the path"),
+    (["--method=adaptive", "--pq_p=1", "--pq_q=0.5"], "PQ index needs 0 < p < q, got p=1.0, q=0.5"),
+    (["--method=dynamic", "--norm_tolerance=1.5"], "`norm_tolerance` must be in (0, 1), got 1.5"),
+    (["--method=dynamic", "--accuracy_tolerance=-0.1"], "`accuracy_tolerance` must be in (0, 1)"),
+    (["--method=weight", "--patience=3"], "`dynamic` options apply to the methods"),
 ])
 def test_bad_input_is_a_clean_error(python, tmp_path, flags, fragment):
     result = python(["-m", "experiments.prune", f"--output_dir={tmp_path}/run"] + flags)

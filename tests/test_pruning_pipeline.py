@@ -16,7 +16,7 @@ TINY = dict(model="mlp", method="unit", schedule="polynomial", target_sparsity=0
     (dict(learning_rate=0), r"`learning_rate` must be > 0, got 0"),
     (dict(begin_step=100, end_step=50), r"`begin_step` must be before `end_step`"),
     (dict(baseline="/no/such/model.keras"), r"`baseline` must be 'train' or the path of a saved Keras model"),
-    (dict(method="lottery"), r"unknown pruning method 'lottery'; registered: unit, weight"),
+    (dict(method="lottery"), r"unknown pruning method 'lottery'; registered: adaptive, dynamic, incremental, unit, weight"),
     (dict(schedule="step"), r"unknown schedule 'step'; registered: constant, polynomial"),
 ])
 def test_config_validation(kwargs, message):
@@ -54,3 +54,27 @@ def test_baseline_of_another_dataset_refused(tmp_path):
     with pytest.raises(TfpruneError, match=r"takes \(32, 32, 3\).*needs \(8, 8, 1\)"):
         run_prune(PruneConfig(**dict(TINY, baseline=path)), str(tmp_path / "run"))
     assert keras.models.load_model(path) is not None
+
+
+@pytest.mark.parametrize("method", ["dynamic", "adaptive"])
+def test_run_prune_dynamic_methods_write_decisions(tmp_path, method):
+    out = str(tmp_path / method)
+    config = PruneConfig(**dict(TINY, method=method, schedule="-", target_sparsity=0.0,
+                                fine_tune_epochs=4,
+                                dynamic=dict(norm_tolerance=0.5, patience=1, every=1,
+                                             accuracy_tolerance=0.5)))
+    metrics = run_prune(config, out, log=lambda _: None)
+    assert os.path.exists(os.path.join(out, "decisions.jsonl"))
+    assert os.path.exists(os.path.join(out, "plots", "sparsity_over_training.png"))
+    assert metrics["pruning_events"] >= 1 and metrics["pruned_sparsity"] > 0
+    lines = open(os.path.join(out, "decisions.jsonl")).read().splitlines()
+    assert sum('"action": "prune"' in line for line in lines) == metrics["pruning_events"]
+    if method == "adaptive":
+        assert len(io.read_json(os.path.join(out, "pq_index.json"))) == 4
+
+
+def test_dynamic_options_only_for_dynamic_methods():
+    with pytest.raises(TfpruneError, match="`dynamic` options apply to the methods dynamic, incremental, adaptive, not 'weight'"):
+        PruneConfig(method="weight", dynamic={"patience": 3})
+    with pytest.raises(TfpruneError, match="PQ index needs 0 < p < q"):
+        PruneConfig(method="adaptive", schedule="-", dynamic={"p": 1.0, "q": 0.5})

@@ -13,7 +13,7 @@ TINY = dict(model="mlp", methods=("weight", "unit"), schedules=("constant",), sp
 
 
 @pytest.mark.parametrize("kwargs, error, message", [
-    (dict(methods=()), TfpruneError, "`methods` must not be empty; choose from unit, weight"),
+    (dict(methods=()), TfpruneError, "`methods` must not be empty; choose from adaptive, dynamic, incremental, unit, weight"),
     (dict(schedules=()), TfpruneError, "`schedules` must not be empty"),
     (dict(sparsities=()), TfpruneError, r"`sparsities` must not be empty; give values in \[0, 1\)"),
     (dict(sparsities=(0.5, 1.2)), TfpruneError, r"`sparsities` must be in \[0, 1\), got 1.2"),
@@ -35,6 +35,14 @@ def test_variants_grid():
     variants = config.variants()
     assert variants[:2] == [(0, "dense", "-", 0.0), (1, "dense", "-", 0.0)]
     assert len(variants) == 2 + 2 * 2 * 2
+
+
+def test_variants_of_dynamic_methods():
+    config = SweepConfig(methods=("weight", "dynamic", "incremental", "adaptive"),
+                         schedules=("constant",), sparsities=(0.0, 0.5), seeds=(0,))
+    assert config.variants() == [
+        (0, "dense", "-", 0.0), (0, "weight", "constant", 0.0), (0, "weight", "constant", 0.5),
+        (0, "dynamic", "-", 0.0), (0, "incremental", "-", 0.5), (0, "adaptive", "-", 0.0)]
 
 
 def test_tiny_sweep_writes_report_and_resumes(tmp_path, monkeypatch):

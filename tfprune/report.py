@@ -101,3 +101,21 @@ def markdown_table(rows, columns, formats=None):
     for row in rows:
         lines.append("| " + " | ".join(cell(c, row.get(c)) for c in columns) + " |")
     return "\n".join(lines) + "\n"
+
+
+def plot_sparsity_history(history, path, title="sparsity per layer over training"):
+    """Lines of each layer's sparsity at every check of a dynamic pruner."""
+    fig, ax = plt.subplots(figsize=(7, 4))
+    layers = list(history[0]["sparsity"]) if history else []
+    epochs = [h["epoch"] for h in history]
+    for layer in layers:
+        ax.plot(epochs, [h["sparsity"][layer] for h in history], marker="o", markersize=3,
+                label=layer, drawstyle="steps-post")
+    ax.set_xlabel("epoch (0: before fine-tuning)")
+    ax.set_ylabel("sparsity (fraction of units / weights pruned)")
+    ax.set_ylim(-0.02, 1.0)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    if layers:
+        ax.legend(fontsize=8)
+    return save_figure(fig, path)

@@ -21,6 +21,7 @@ from tfprune.errors import TfpruneError
 from tfprune.keras import keras
 from tfprune.models import MODELS
 from tfprune.pruning import METHODS, SCHEDULES, schedules, stats
+from tfprune.pruning.core import DYNAMIC_METHODS, TARGETLESS_METHODS
 from tfprune.pruning.pipeline import PruneConfig, run_prune
 
 DENSE = "dense"
@@ -37,7 +38,7 @@ ROW_COLUMNS = [
 class SweepConfig:
     dataset: str = "digits"
     model: str = "cnn"
-    methods: tuple = ("weight", "unit")
+    methods: tuple = ("weight", "unit", "dynamic", "incremental", "adaptive")
     schedules: tuple = ("constant", "polynomial")
     sparsities: tuple = (0.5, 0.75, 0.9, 0.95)
     quantizations: tuple = ("float32", "float16", "dynamic", "int8")
@@ -84,15 +85,28 @@ class SweepConfig:
         return dataclasses.asdict(self)
 
     def variants(self):
-        """(seed, method, schedule, sparsity) for every pruned variant, dense ones first."""
-        dense = [(seed, DENSE, "-", 0.0) for seed in self.seeds]
-        pruned = [(seed, m, s, p) for seed, m, s, p in itertools.product(
-            self.seeds, self.methods, self.schedules, self.sparsities)]
-        return dense + pruned
+        """(seed, method, schedule, sparsity) for every variant, dense ones first. The dynamic
+        methods take no schedule ("-"); "dynamic" and "adaptive" choose their own sparsity (0.0
+        stands for "auto"); "incremental" runs at every non-zero target sparsity."""
+        result = [(seed, DENSE, "-", 0.0) for seed in self.seeds]
+        for seed, method in itertools.product(self.seeds, self.methods):
+            if method in TARGETLESS_METHODS:
+                result.append((seed, method, "-", 0.0))
+            elif method in DYNAMIC_METHODS:
+                result.extend((seed, method, "-", p) for p in self.sparsities if p > 0)
+            else:
+                result.extend((seed, method, s, p) for s, p in itertools.product(
+                    self.schedules, self.sparsities))
+        return result
 
 
 def variant_dir(output_dir, seed, method, schedule, sparsity):
-    name = DENSE if method == DENSE else f"{method}-{schedule}-{sparsity:g}"
+    if method in (DENSE,) + TARGETLESS_METHODS:
+        name = method
+    elif schedule == "-":
+        name = f"{method}-{sparsity:g}"
+    else:
+        name = f"{method}-{schedule}-{sparsity:g}"
     return os.path.join(output_dir, "variants", f"seed{seed}", name)
 
 
@@ -191,6 +205,8 @@ def run_sweep(config, output_dir, overwrite=False, log=print):
     durations = []
     for index, (seed, method, schedule, sparsity) in enumerate(todo, 1):
         label = (f"seed {seed} dense baseline" if method == DENSE else
+                 f"seed {seed} {method} (chooses its sparsity)" if method in TARGETLESS_METHODS
+                 else f"seed {seed} {method} {sparsity:g}" if schedule == "-" else
                  f"seed {seed} {method} {schedule} {sparsity:g}")
         variant_start = time.perf_counter()
         # Fresh pipelines per variant: a seeded shuffle's order depends on how many epochs its

@@ -20,7 +20,8 @@ AGGREGATED = ["keras_accuracy", "tflite_accuracy", "achieved_sparsity", "params"
               "latency_ms_median", "latency_ms_p90", "fine_tune_time_s", "convert_time_s",
               "evaluate_time_s", "train_time_s"]
 QUANT_MARKERS = {"float32": "o", "float16": "s", "dynamic": "^", "int8": "D"}
-METHOD_COLORS = {"dense": "black", "weight": "tab:blue", "unit": "tab:orange"}
+METHOD_COLORS = {"dense": "black", "weight": "tab:blue", "unit": "tab:orange",
+                 "dynamic": "tab:green", "incremental": "tab:purple", "adaptive": "tab:brown"}
 SCHEDULE_STYLES = {"constant": "--", "polynomial": "-"}
 
 
@@ -64,6 +65,10 @@ def pareto_front(entries, cost):
 def label(entry):
     if entry["method"] == "dense":
         return f"dense {entry['quantization']}"
+    if entry["schedule"] == "-":
+        chosen = (f"auto->{entry['achieved_sparsity']:.2f}" if entry["target_sparsity"] == 0
+                  else f"{entry['target_sparsity']:g}")
+        return f"{entry['method']} {chosen} {entry['quantization']}"
     return (f"{entry['method']} {entry['schedule']} {entry['target_sparsity']:g} "
             f"{entry['quantization']}")
 
@@ -73,27 +78,33 @@ def _color(method):
 
 
 def plot_accuracy_vs_sparsity(entries, path, quantization):
-    schedules = sorted({e["schedule"] for e in entries if e["method"] != "dense"})
+    """One panel per schedule; x is the achieved sparsity of the pruned layers. Methods without
+    a schedule (dynamic, incremental, adaptive) appear in every panel."""
+    schedules = sorted({e["schedule"] for e in entries if e["method"] != "dense"} - {"-"}) or ["-"]
     dense = [e for e in entries if e["method"] == "dense" and e["quantization"] == quantization]
     fig, axes = plt.subplots(1, len(schedules), figsize=(6 * len(schedules), 4.5), sharey=True,
                              squeeze=False)
     for ax, schedule in zip(axes[0], schedules):
         for method in sorted({e["method"] for e in entries} - {"dense"}):
             points = sorted((e for e in entries if e["method"] == method and
-                             e["schedule"] == schedule and e["quantization"] == quantization),
-                            key=lambda e: e["target_sparsity"])
+                             e["schedule"] in (schedule, "-") and e["quantization"] == quantization),
+                            key=lambda e: e["achieved_sparsity"])
             if points:
-                ax.errorbar([p["target_sparsity"] for p in points],
+                auto = points[0]["schedule"] == "-"
+                ax.errorbar([p["achieved_sparsity"] for p in points],
                             [100 * p["tflite_accuracy"] for p in points],
-                            yerr=[100 * p["tflite_accuracy_std"] for p in points], marker="o",
-                            capsize=3, color=_color(method), label=f"{method} pruning")
+                            xerr=[p["achieved_sparsity_std"] for p in points],
+                            yerr=[100 * p["tflite_accuracy_std"] for p in points],
+                            marker="*" if auto else "o", markersize=10 if auto else 6,
+                            linestyle=":" if auto else "-", capsize=3, color=_color(method),
+                            label=f"{method} pruning" + (" (no schedule)" if auto else ""))
         if dense:
             ax.axhline(100 * dense[0]["tflite_accuracy"], color="black", linestyle=":",
                        label="dense baseline")
-        ax.set_title(f"{schedule} schedule")
-        ax.set_xlabel("target sparsity (fraction of weights / units pruned per layer)")
+        ax.set_title(f"{schedule} schedule" if schedule != "-" else "methods without a schedule")
+        ax.set_xlabel("achieved sparsity of the pruned layers (weights or units)")
         ax.grid(alpha=0.3)
-        ax.legend(loc="lower left")
+        ax.legend(loc="lower left", fontsize=8)
     axes[0][0].set_ylabel(f"test accuracy on the TFLite interpreter, {quantization} (%)")
     fig.suptitle(f"Accuracy vs sparsity ({quantization} .tflite; error bars: std over seeds)")
     return report.save_figure(fig, path)
@@ -195,7 +206,8 @@ def markdown_results(entries):
             if column in ("method", "schedule", "quantization"):
                 cells.append(str(e[column]))
             elif column == "target_sparsity":
-                cells.append(f"{e[column]:g}")
+                auto = e["schedule"] == "-" and e[column] == 0 and e["method"] != "dense"
+                cells.append("auto" if auto else f"{e[column]:g}")
             elif column.endswith("accuracy"):
                 cells.append(_fmt(e, column, ".2f", 100))
             elif column.endswith("bytes"):

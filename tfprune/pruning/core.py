@@ -28,6 +28,7 @@ class PruneResult:
     method: str
     schedule: str
     target_sparsity: float
+    pruner: object = None       # the deciding callback of a dynamic method
 
 
 def _is_weight_prunable(layer):
@@ -99,6 +100,14 @@ def _wrap_unit(layer, schedule, m_by_n):
 
 METHODS.register("weight", (_is_weight_prunable, _wrap_weight))
 METHODS.register("unit", (is_unit_prunable, _wrap_unit))
+# Methods that decide during training (pruning/dynamic.py): they wrap layers as "weight" or "unit"
+# (DynamicConfig.granularity) and prune from a callback. They take no schedule; "dynamic" and
+# "adaptive" take no target either: they choose their sparsity.
+METHODS.register("dynamic", None)
+METHODS.register("incremental", None)
+METHODS.register("adaptive", None)
+DYNAMIC_METHODS = ("dynamic", "incremental", "adaptive")
+TARGETLESS_METHODS = ("dynamic", "adaptive")
 
 
 def _m_by_n_compatible(layer, m_by_n):
@@ -122,14 +131,21 @@ def _following_batchnorm(model, layer_name):
 def prune(model, method="weight", schedule="polynomial", target_sparsity=0.5, *,
           steps_per_epoch, epochs, begin_step=None, end_step=None, frequency=None,
           initial_sparsity=0.0, power=3, layers=None, prune_classifier=False,
-          prune_first_conv=False, sparsity_m_by_n=None, ramp_fraction=0.6):
+          prune_first_conv=False, sparsity_m_by_n=None, ramp_fraction=0.6, dynamic=None,
+          decisions_path=None, train_data=None, log=None):
     """Wrap a copy of ``model`` for ``method`` pruning under ``schedule``.
 
     Call it inside a distribution strategy's scope when training under one. ``layers`` names
     the layers to prune; by default every prunable layer but the classifier and the first
-    convolution.
+    convolution. The dynamic methods (``DYNAMIC_METHODS``) ignore ``schedule``, take their
+    parameters from ``dynamic`` (a DynamicConfig), write their decisions to ``decisions_path``,
+    and "incremental" scores on ``train_data`` (batched, unshuffled).
     """
     check_model(model)
+    if METHODS.get(method) is None:
+        return _prune_dynamic(model, method, target_sparsity, steps_per_epoch, epochs, layers,
+                              prune_classifier, prune_first_conv, dynamic, decisions_path,
+                              train_data, log)
     prunable, wrap = METHODS.get(method)
     target_sparsity = schedules_lib.check_sparsity("target_sparsity", target_sparsity)
     m_by_n = parse_m_by_n(sparsity_m_by_n)
@@ -180,6 +196,38 @@ def prune(model, method="weight", schedule="polynomial", target_sparsity=0.5, *,
         model=wrapped, callbacks=[tfmot.sparsity.keras.UpdatePruningStep()],
         pruned_layers=selected, skipped_layers=skipped, steps=steps, method=method,
         schedule=schedule, target_sparsity=target_sparsity)
+
+
+def _prune_dynamic(model, method, target_sparsity, steps_per_epoch, epochs, layers,
+                   prune_classifier, prune_first_conv, config, decisions_path, train_data, log):
+    from tfprune.pruning import dynamic as dynamic_lib
+
+    config = config or dynamic_lib.DynamicConfig()
+    if not isinstance(config, dynamic_lib.DynamicConfig):
+        config = dynamic_lib.DynamicConfig(**config)
+    config = dynamic_lib.resolve_granularity(config, method)
+    if method == "incremental":
+        schedules_lib.check_sparsity("target_sparsity", target_sparsity, allow_zero=False)
+        if train_data is None:
+            raise TfpruneError("method 'incremental' needs `train_data` to score contributions")
+    # Masks start full and the schedule never fires after step 1: the callback owns the masks.
+    result = prune(model, config.granularity, "constant", 0.0, steps_per_epoch=steps_per_epoch,
+                   epochs=epochs, begin_step=0, end_step=1, frequency=1, layers=layers,
+                   prune_classifier=prune_classifier, prune_first_conv=prune_first_conv)
+    wrappers = [l for l in result.model.layers if isinstance(l, PruneLowMagnitude)]
+    if method == "dynamic":
+        pruner = dynamic_lib.MeanColumnNormPruner(wrappers, config, decisions_path, log)
+    elif method == "incremental":
+        pruner = dynamic_lib.TaylorPruner(wrappers, config, target_sparsity, train_data,
+                                          decisions_path, log)
+    else:
+        pruner = dynamic_lib.PQIndexPruner(wrappers, config, decisions_path, log)
+    result.callbacks.append(pruner)
+    result.pruner = pruner
+    result.method = method
+    result.schedule = "-"
+    result.target_sparsity = target_sparsity if method == "incremental" else None
+    return result
 
 
 def strip(model):

@@ -48,12 +48,14 @@ class PruneConfig:
     prune_classifier: bool = False
     prune_first_conv: bool = False
     deterministic: bool = True
+    dynamic: dict = None         # DynamicConfig fields for the dynamic / incremental / adaptive methods
 
     def __post_init__(self):
         DATASETS.validate(self.dataset)
         MODELS.validate(self.model)
         core.METHODS.validate(self.method)
-        schedules.SCHEDULES.validate(self.schedule)
+        if self.method not in core.DYNAMIC_METHODS or self.schedule != "-":
+            schedules.SCHEDULES.validate(self.schedule)  # "-": no schedule (dynamic methods)
         schedules.check_sparsity("target_sparsity", self.target_sparsity)
         schedules.check_sparsity("initial_sparsity", self.initial_sparsity)
         core.parse_m_by_n(self.sparsity_m_by_n)
@@ -73,6 +75,15 @@ class PruneConfig:
                 raise TfpruneError(
                     f"`baseline` must be 'train' or the path of a saved Keras model (.keras or "
                     f".h5), got {self.baseline!r}, which is not a file")
+        if self.method in core.DYNAMIC_METHODS:
+            from tfprune.pruning.dynamic import DynamicConfig
+
+            DynamicConfig(**(self.dynamic or {}))  # validates
+            if self.method == "incremental":
+                schedules.check_sparsity("target_sparsity", self.target_sparsity, allow_zero=False)
+        elif self.dynamic:
+            raise TfpruneError(f"`dynamic` options apply to the methods "
+                               f"{', '.join(core.DYNAMIC_METHODS)}, not {self.method!r}")
         self.augment = train_lib.resolve_augmentation(self.augment, self.dataset, self.model)
         self.layers = tuple(self.layers) if self.layers else None
 
@@ -136,15 +147,22 @@ def run_prune(config, output_dir, overwrite=False, log=print, data=None):
             begin_step=config.begin_step, end_step=config.end_step, frequency=config.frequency,
             initial_sparsity=config.initial_sparsity, layers=config.layers,
             prune_classifier=config.prune_classifier, prune_first_conv=config.prune_first_conv,
-            sparsity_m_by_n=config.sparsity_m_by_n, ramp_fraction=config.ramp_fraction)
+            sparsity_m_by_n=config.sparsity_m_by_n, ramp_fraction=config.ramp_fraction,
+            dynamic=config.dynamic, decisions_path=os.path.join(output_dir, "decisions.jsonl"),
+            train_data=data.split("train"), log=log)
         optimizer = train_lib.make_optimizer(
             "adam", config.learning_rate, lr_schedule="cosine",
             decay_steps=config.fine_tune_epochs * data.steps_per_epoch)
         train_lib.compile_model(result.model, optimizer)
-    log(f"pruning {config.model} ({config.method}, {config.schedule}, target "
-        f"{config.target_sparsity:g}) layers {', '.join(result.pruned_layers)}; schedule steps "
-        f"begin {result.steps.begin_step}, end {result.steps.end_step}, every "
-        f"{result.steps.frequency}; baseline test accuracy {baseline_accuracy:.4f}")
+    if result.pruner is None:
+        log(f"pruning {config.model} ({config.method}, {config.schedule}, target "
+            f"{config.target_sparsity:g}) layers {', '.join(result.pruned_layers)}; schedule "
+            f"steps begin {result.steps.begin_step}, end {result.steps.end_step}, every "
+            f"{result.steps.frequency}; baseline test accuracy {baseline_accuracy:.4f}")
+    else:
+        log(f"pruning {config.model} with the {config.method} pruner "
+            f"({result.pruner.config.granularity}s) on layers {', '.join(result.pruned_layers)}; "
+            f"baseline test accuracy {baseline_accuracy:.4f}")
     start = time.perf_counter()
     history = train_lib.fit(result.model, data, config.fine_tune_epochs,
                             callbacks=result.callbacks, log=log, prefix="[fine-tune] ")
@@ -169,7 +187,7 @@ def run_prune(config, output_dir, overwrite=False, log=print, data=None):
     }
     for row in rows:
         row["pruned"] = row["layer"] in result.pruned_layers
-        row["target_sparsity"] = config.target_sparsity if row["pruned"] else 0.0
+        row["target_sparsity"] = (result.target_sparsity or 0.0) if row["pruned"] else 0.0
         row["units_after_shrink"] = after.get(row["layer"], row["units"])
 
     train_lib.save_model(pruned, os.path.join(output_dir, "pruned.keras"))
@@ -179,8 +197,22 @@ def run_prune(config, output_dir, overwrite=False, log=print, data=None):
     report.plot_history(history.history, os.path.join(output_dir, "plots", "fine_tune.png"),
                         title=f"fine-tuning under {config.method} pruning ({config.schedule}, "
                               f"target {config.target_sparsity:g})")
+    dynamic_metrics = {}
+    if result.pruner is not None:
+        pruner = result.pruner
+        report.plot_sparsity_history(
+            pruner.history, os.path.join(output_dir, "plots", "sparsity_over_training.png"),
+            title=f"{config.method} pruner: sparsity per layer ({pruner.config.granularity}s)")
+        actions = [d["action"] for d in pruner.decisions]
+        dynamic_metrics = {"dynamic_config": dataclasses.asdict(pruner.config),
+                           "pruning_events": actions.count("prune"),
+                           "rollbacks": actions.count("rollback"),
+                           "decisions_path": os.path.join(output_dir, "decisions.jsonl")}
+        if getattr(pruner, "pqi", None):
+            io.write_json(os.path.join(output_dir, "pq_index.json"), pruner.pqi)
+            dynamic_metrics["pq_index_path"] = os.path.join(output_dir, "pq_index.json")
     report.plot_layer_sparsity(rows, os.path.join(output_dir, "plots", "layer_sparsity.png"),
-                               target=config.target_sparsity,
+                               target=config.target_sparsity if result.target_sparsity else None,
                                title=f"{config.model}: {config.method} pruning, "
                                      f"{config.schedule} schedule")
     metrics = dict(
@@ -191,7 +223,7 @@ def run_prune(config, output_dir, overwrite=False, log=print, data=None):
         layer_sparsity={r["layer"]: r["sparsity"] for r in rows if r["pruned"]},
         pruned_layers=result.pruned_layers, skipped_layers=result.skipped_layers,
         schedule_steps=dataclasses.asdict(result.steps), fine_tune_time_s=fine_tune_time,
-        shrink=shrink_metrics,
+        shrink=shrink_metrics, **dynamic_metrics,
         models={"pruned": os.path.join(output_dir, "pruned.keras"),
                 "shrunk": os.path.join(output_dir, "shrunk.keras") if shrunk.removed else None},
     )

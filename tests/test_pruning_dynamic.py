@@ -1,0 +1,157 @@
+import json
+import math
+
+import numpy as np
+import pytest
+
+from tfprune.errors import TfpruneError
+from tfprune.models import build_model
+from tfprune.pruning import adaptive, dynamic, prune, strip, stats
+from tfprune.pruning.dynamic import DynamicConfig
+
+
+def test_column_norms_and_mean_by_hand():
+    kernel = np.array([[3.0, 1.0, 0.0], [4.0, 0.0, 2.0]])  # unit norms 5, 1, 2
+    np.testing.assert_allclose(dynamic.column_norms(kernel), [5, 1, 2])
+    assert dynamic.mean_column_norm(kernel) == pytest.approx(8 / 3)
+    mask = np.array([[1, 0, 1], [1, 0, 1]])  # unit 1 pruned: mean over kept units only
+    assert dynamic.mean_column_norm(kernel, mask) == pytest.approx(3.5)
+
+
+def test_is_stable():
+    assert not dynamic.is_stable([1.0, 1.01], 0.05, 2)  # not enough history
+    assert dynamic.is_stable([1.0, 1.01, 1.02], 0.05, 2)
+    assert not dynamic.is_stable([1.0, 1.2, 1.21], 0.05, 2)
+
+
+def test_low_norm_unit_pruning_caps():
+    kernel = np.array([[10.0, 9.0, 1.0, 1.0, 0.5, 8.0, 0.1, 10.0]])  # mean 4.95
+    mask = np.ones_like(kernel)
+    new, candidates = dynamic.low_norm_prune(kernel, mask, "unit", 0.5, max_step=0.25,
+                                             max_sparsity=0.9)
+    assert candidates == 4                       # 1, 1, 0.5, 0.1 < 2.475
+    np.testing.assert_array_equal(new[0], [1, 1, 1, 1, 0, 1, 0, 1])  # the 2 lowest (25% of 8)
+    capped, _ = dynamic.low_norm_prune(kernel, mask, "unit", 0.5, max_step=0.9, max_sparsity=0.25)
+    assert dynamic.layer_sparsity(capped, "unit") == 0.25
+
+
+def test_layers_with_more_low_norm_columns_lose_more():
+    rng = np.random.default_rng(0)
+    even = np.ones((4, 8))
+    skewed = np.ones((4, 8))
+    skewed[:, :4] = 0.1
+    for kernel, expected in ((even, 0.0), (skewed, 0.5)):
+        new, _ = dynamic.low_norm_prune(kernel * (1 + 0.01 * rng.random(kernel.shape)),
+                                        np.ones_like(kernel), "unit", 0.8, 0.5, 0.9)
+        assert dynamic.layer_sparsity(new, "unit") == expected
+
+
+def test_low_norm_weight_pruning():
+    kernel = np.array([[2.0, 0.1], [2.0, 2.0], [0.05, 2.0], [2.0, 2.0]])
+    new, candidates = dynamic.low_norm_prune(kernel, np.ones_like(kernel), "weight", 0.5, 0.5, 0.9)
+    # mean column norm ~3.49; per-weight scale 3.49 / sqrt(4) = 1.75; threshold 0.87
+    assert candidates == 2 and new[0, 1] == 0 and new[2, 0] == 0 and new.sum() == 6
+
+
+def test_lowest_scores_mask():
+    scores = np.array([[0.1, 5.0, 0.2], [0.1, 5.0, 0.3]])
+    mask = np.ones_like(scores)
+    np.testing.assert_array_equal(dynamic.lowest_scores_mask(scores, mask, "unit", 1)[0], [0, 1, 1])
+    np.testing.assert_array_equal(dynamic.lowest_scores_mask(scores, mask, "weight", 2).sum(), 4)
+
+
+def test_pq_index_by_hand():
+    assert adaptive.pq_index(np.ones(16)) == pytest.approx(0.0)
+    one_hot = np.zeros(16)
+    one_hot[3] = 5.0
+    assert adaptive.pq_index(one_hot) == pytest.approx(0.0)  # zeros are pruned: d = 1
+    w = np.array([4.0, 1.0, 1.0, 1.0])  # ||w||_0.5 = (2 + 3)^2 = 25, ||w||_1 = 7, d = 4
+    assert adaptive.pq_index(w) == pytest.approx(1 - 4 ** (1 - 2) * 25 / 7)
+
+
+def test_prune_amount_formula():
+    d, index = 1000, 0.2
+    r = adaptive.keep_bound(d, index, p=0.5, q=1.0, eta=0.0)
+    assert r == pytest.approx(1000 * 1.0 * 0.8)  # (1+eta)^-2 * (1-I)^1
+    assert adaptive.prune_amount(d, index) == 200
+    assert adaptive.prune_amount(d, index, gamma=0.5) == 100
+    assert adaptive.prune_amount(d, 0.99, beta=0.3) == 300  # capped by beta
+    assert adaptive.keep_bound(d, 0.2, eta=1.0) == pytest.approx(1000 * 0.25 * 0.8)
+    assert math.isclose(adaptive.keep_bound(100, 0.36, p=0.5, q=2.0), 100 * 0.64 ** (2 / 3))
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(norm_tolerance=0.0), r"`norm_tolerance` must be in \(0, 1\), got 0.0"),
+    (dict(accuracy_tolerance=1.5), r"`accuracy_tolerance` must be in \(0, 1\), got 1.5"),
+    (dict(norm_fraction=-0.1), r"`norm_fraction` must be in \(0, 1\)"),
+    (dict(max_sparsity=1.0), r"`max_sparsity` must be in \(0, 1\)"),
+    (dict(prune_fraction=2.0), r"`prune_fraction` must be in \(0, 1\)"),
+    (dict(patience=0), r"`patience` must be an integer >= 1, got 0"),
+    (dict(p=1.0, q=1.0), r"PQ index needs 0 < p < q, got p=1.0, q=1.0"),
+    (dict(p=2.0, q=1.0), r"PQ index needs 0 < p < q"),
+    (dict(granularity="block"), r"`granularity` must be one of unit, weight, got 'block'"),
+])
+def test_config_validation(kwargs, message):
+    with pytest.raises(TfpruneError, match=message):
+        DynamicConfig(**kwargs)
+
+
+def _fit(result, epochs, x, y):
+    result.model.compile("adam", "sparse_categorical_crossentropy", ["accuracy"])
+    result.model.fit(x, y, batch_size=64, epochs=epochs, validation_data=(x[:64], y[:64]),
+                     verbose=0, callbacks=result.callbacks)
+
+
+@pytest.mark.parametrize("method", ["dynamic", "incremental", "adaptive"])
+def test_pruners_record_every_decision(tmp_path, method):
+    rng = np.random.default_rng(0)
+    x = rng.random((256, 8, 8, 1)).astype(np.float32)
+    y = (x.mean(axis=(1, 2, 3)) > 0.5).astype(np.int64)
+    import tensorflow as tf
+
+    path = tmp_path / "decisions.jsonl"
+    config = DynamicConfig(norm_tolerance=0.5, patience=1, accuracy_tolerance=0.5,
+                           norm_fraction=0.95, every=1)
+    result = prune(build_model("mlp", (8, 8, 1), 2, seed=0), method, target_sparsity=0.5,
+                   steps_per_epoch=4, epochs=6, dynamic=config, decisions_path=str(path),
+                   train_data=tf.data.Dataset.from_tensor_slices((x, y)).batch(64))
+    _fit(result, 6, x, y)
+    decisions = [json.loads(line) for line in path.read_text().splitlines()]
+    events = [d for d in decisions if d["action"] == "prune"]
+    assert events, decisions
+    for d in events:
+        assert d["sparsity_after"] > d["sparsity_before"] and d["reason"] and d["layer"] in ("fc1", "fc2")
+    final = {r["layer"]: r for r in stats.layer_table(strip(result.model))}
+    last = result.pruner.history[-1]["sparsity"]
+    for layer, sparsity in last.items():
+        assert abs(final[layer]["sparsity"] - sparsity) < 1e-6 or result.pruner.config.granularity == "unit"
+    if method == "incremental":
+        assert max(last.values()) <= 0.5 + 1e-9
+    if method == "adaptive":
+        assert len(result.pruner.pqi) == 6
+
+
+def test_rollback_restores_mask_and_weights():
+    result = prune(build_model("mlp", (8, 8, 1), 10, seed=0), "dynamic", steps_per_epoch=1,
+                   epochs=1)
+    pruner = result.pruner
+    wrapper = pruner.wrappers[0]
+    kernel_before, mask_before = pruner.kernel_and_mask(wrapper)
+    saved = pruner._save(wrapper)
+    new_mask = mask_before.copy()
+    new_mask[..., :30] = 0
+    pruner.set_mask(wrapper, new_mask)
+    assert np.all(pruner.kernel_and_mask(wrapper)[0][..., :30] == 0)
+    pruner._rollback(wrapper, saved)
+    kernel, mask = pruner.kernel_and_mask(wrapper)
+    np.testing.assert_array_equal(mask, mask_before)
+    np.testing.assert_array_equal(kernel, kernel_before)
+    np.testing.assert_array_equal(wrapper.layer.bias.numpy(), saved["tied"][0])
+
+
+def test_incremental_needs_target_and_data():
+    model = build_model("mlp", (8, 8, 1), 10)
+    with pytest.raises(TfpruneError, match=r"`target_sparsity` must be in \(0, 1\), got 0.0"):
+        prune(model, "incremental", target_sparsity=0.0, steps_per_epoch=1, epochs=1)
+    with pytest.raises(TfpruneError, match="needs `train_data`"):
+        prune(model, "incremental", target_sparsity=0.5, steps_per_epoch=1, epochs=1)

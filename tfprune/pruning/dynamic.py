@@ -1,0 +1,468 @@
+"""Pruners that decide during training: the mean-column-norm pruner, incremental Taylor-contribution
+pruning and PQ-index adaptive pruning.
+
+All three run as Keras callbacks over a model whose layers carry tfmot pruning wrappers with a
+schedule that never fires after step 1 (see ``core.prune``): the callback writes the masks, the
+wrappers apply them every step, and ``strip`` / ``shrink`` work as for the other methods. Every
+decision is recorded (``decisions``) and written as JSON lines; sparsity per layer is recorded at
+every check (``history``) for the plot.
+"""
+
+import dataclasses
+import json
+import math
+
+import numpy as np
+
+from tfprune import io
+from tfprune.errors import TfpruneError
+from tfprune.keras import keras, tf
+from tfprune.pruning import adaptive, masks
+
+GRANULARITIES = ("unit", "weight")
+
+
+@dataclasses.dataclass
+class DynamicConfig:
+    """Parameters of the dynamic methods; validated on construction."""
+
+    granularity: str = None            # "unit" or "weight"; None: weight for adaptive (the
+                                       # paper's PQ index is over weights), unit otherwise
+    interval: int = 1                  # epochs between checks
+    norm_tolerance: float = 0.05       # relative change of the mean column norm that counts as stable
+    patience: int = 2                  # consecutive stable checks before a layer may be pruned
+    accuracy_tolerance: float = 0.02   # validation accuracy must be within this of the best seen
+                                       # (digits' 180 validation images: 0.02 is ~4 images)
+    norm_fraction: float = 0.8         # candidates: norm below this fraction of the layer's mean
+    max_step: float = 0.125            # at most this fraction of a layer pruned per event
+    max_sparsity: float = 0.9          # per-layer ceiling
+    every: int = 2                     # incremental / adaptive: epochs between rounds
+    prune_fraction: float = None       # incremental: fraction of the remaining pruned per round
+                                       # (None: fitted to reach the target by 70% of the epochs)
+    p: float = 0.5                     # adaptive: PQ index p < q
+    q: float = 1.0
+    eta: float = 0.0
+    gamma: float = 1.0
+    beta: float = 0.9
+
+    def __post_init__(self):
+        if self.granularity is not None and self.granularity not in GRANULARITIES:
+            raise TfpruneError(f"`granularity` must be one of {', '.join(GRANULARITIES)}, got "
+                               f"{self.granularity!r}")
+        for name in ("interval", "patience", "every"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise TfpruneError(f"`{name}` must be an integer >= 1, got {value!r}")
+        for name in ("norm_tolerance", "accuracy_tolerance", "norm_fraction", "max_step",
+                     "max_sparsity", "prune_fraction", "beta"):
+            value = getattr(self, name)
+            if name == "prune_fraction" and value is None:
+                continue
+            if not isinstance(value, (int, float)) or not 0 < value < 1:
+                raise TfpruneError(f"`{name}` must be in (0, 1), got {value!r}")
+        adaptive.check_pq(self.p, self.q)
+        if not self.eta >= 0:
+            raise TfpruneError(f"`eta` must be >= 0, got {self.eta!r}")
+        if not self.gamma > 0:
+            raise TfpruneError(f"`gamma` must be > 0, got {self.gamma!r}")
+
+
+# --- the rules, on plain arrays ----------------------------------------------------------------
+
+def resolve_granularity(config, method):
+    """The config with granularity chosen: weight for 'adaptive', unit otherwise, unless given."""
+    if config.granularity is not None:
+        return config
+    return dataclasses.replace(config, granularity="weight" if method == "adaptive" else "unit")
+
+
+def column_norms(kernel, mask=None):
+    """Per-unit L2 norms of the (masked) kernel."""
+    kernel = np.asarray(kernel, np.float64)
+    if mask is not None:
+        kernel = kernel * np.asarray(mask)
+    return np.sqrt(np.sum(kernel.reshape(-1, kernel.shape[-1]) ** 2, axis=0))
+
+
+def mean_column_norm(kernel, mask=None):
+    """Mean over the kept units of their L2 norm (0 when nothing is kept)."""
+    norms = column_norms(kernel, mask)
+    kept = norms[norms > 0]
+    return float(kept.mean()) if kept.size else 0.0
+
+
+def is_stable(norm_history, tolerance, patience):
+    """True when the last ``patience`` relative changes are all below ``tolerance``."""
+    if len(norm_history) < patience + 1:
+        return False
+    recent = norm_history[-(patience + 1):]
+    changes = [abs(b - a) / a if a else math.inf for a, b in zip(recent, recent[1:])]
+    return max(changes) < tolerance
+
+
+def low_norm_prune(kernel, mask, granularity, norm_fraction, max_step, max_sparsity):
+    """(new mask, candidates) for one event: prune what falls below ``norm_fraction`` of the mean
+    column norm, at most ``max_step`` of the layer, never above ``max_sparsity``.
+
+    unit: a unit is a candidate when its norm < fraction x the layer's mean column norm.
+    weight: a weight is a candidate when |w| < fraction x mean column norm / sqrt(fan-in), the
+    magnitude each weight would have if the column's norm were spread evenly.
+    """
+    kernel = np.asarray(kernel, np.float64)
+    mask = np.asarray(mask, np.float64).copy()
+    mean = mean_column_norm(kernel, mask)
+    if granularity == "unit":
+        norms = column_norms(kernel, mask)
+        kept = np.flatnonzero(mask.reshape(-1, mask.shape[-1]).max(axis=0) > 0)
+        scores, total = norms[kept], mask.shape[-1]
+        candidates = kept[scores < norm_fraction * mean]
+        order = candidates[np.argsort(norms[candidates], kind="stable")]
+        pruned_now = total - kept.size
+    else:
+        flat_w, flat_m = (kernel * mask).ravel(), mask.ravel()
+        fan_in = int(np.prod(kernel.shape[:-1]))
+        threshold = norm_fraction * mean / math.sqrt(fan_in)
+        kept = np.flatnonzero(flat_m > 0)
+        candidates = kept[np.abs(flat_w[kept]) < threshold]
+        order = candidates[np.argsort(np.abs(flat_w[candidates]), kind="stable")]
+        total, pruned_now = flat_m.size, flat_m.size - kept.size
+    budget = min(int(math.floor(max_step * total)),
+                 int(math.floor(max_sparsity * total)) - pruned_now)
+    chosen = order[:max(budget, 0)]
+    if granularity == "unit":
+        mask[..., chosen] = 0
+    else:
+        flat = mask.ravel()
+        flat[chosen] = 0
+        mask = flat.reshape(mask.shape)
+    return mask, int(candidates.size)
+
+
+def lowest_scores_mask(scores, mask, granularity, count):
+    """Zero the ``count`` kept entries (units or weights) with the lowest ``scores``."""
+    mask = np.asarray(mask, np.float64).copy()
+    scores = np.asarray(scores, np.float64)
+    if granularity == "unit":
+        unit_scores = scores.reshape(-1, scores.shape[-1]).sum(axis=0)
+        kept = np.flatnonzero(mask.reshape(-1, mask.shape[-1]).max(axis=0) > 0)
+        chosen = kept[np.argsort(unit_scores[kept], kind="stable")[:count]]
+        mask[..., chosen] = 0
+        return mask
+    flat_m = mask.ravel()
+    kept = np.flatnonzero(flat_m > 0)
+    chosen = kept[np.argsort(scores.ravel()[kept], kind="stable")[:count]]
+    flat_m[chosen] = 0
+    return flat_m.reshape(mask.shape)
+
+
+def layer_sparsity(mask, granularity):
+    mask = np.asarray(mask)
+    if granularity == "unit":
+        units = mask.reshape(-1, mask.shape[-1]).max(axis=0)
+        return 1.0 - float(units.mean())
+    return 1.0 - float(mask.mean())
+
+
+# --- the callbacks -----------------------------------------------------------------------------
+
+class _MaskPruner(keras.callbacks.Callback):
+    """Shared machinery: read and write the masks of wrapped layers, record decisions."""
+
+    name = "dynamic"
+
+    def __init__(self, wrappers, config, decisions_path=None, log=None):
+        super().__init__()
+        if config.granularity is None:
+            raise TfpruneError("DynamicConfig.granularity must be resolved before pruning")
+        self.wrappers = list(wrappers)
+        self.config = config
+        self.decisions_path = decisions_path
+        self.log = log or (lambda _: None)
+        self.decisions = []
+        self.history = []  # [{"epoch": e, "step": s, "sparsity": {layer: x}}]
+
+    @staticmethod
+    def layer_name(wrapper):
+        return wrapper.layer.name
+
+    @staticmethod
+    def kernel_and_mask(wrapper):
+        weight, mask, _ = wrapper.pruning_vars[0]
+        return weight.numpy(), mask.numpy()
+
+    def set_mask(self, wrapper, new_mask):
+        _, mask, _ = wrapper.pruning_vars[0]
+        mask.assign(tf.cast(new_mask, mask.dtype))
+        wrapper.pruning_obj.weight_mask_op()  # apply now, not only at the next training step
+
+    def sparsity(self, wrapper):
+        return layer_sparsity(self.kernel_and_mask(wrapper)[1], self.config.granularity)
+
+    def step(self):
+        return int(keras.backend.get_value(self.model.optimizer.iterations))
+
+    def record(self, epoch, wrapper, action, reason, before, after, val_accuracy, **extra):
+        entry = {"method": self.name, "epoch": epoch + 1, "step": self.step(),
+                 "layer": self.layer_name(wrapper), "action": action, "reason": reason,
+                 "sparsity_before": before, "sparsity_after": after,
+                 "val_accuracy": val_accuracy, **extra}
+        self.decisions.append(io.to_jsonable(entry))
+        if action in ("prune", "rollback"):
+            self.log(f"[{self.name}] epoch {epoch + 1} {entry['layer']}: {action} "
+                     f"{before:.3f} -> {after:.3f} ({reason})")
+
+    def snapshot(self, epoch):
+        self.history.append({"epoch": epoch + 1, "step": self.step(),
+                             "sparsity": {self.layer_name(w): self.sparsity(w) for w in self.wrappers}})
+
+    def write(self):
+        if self.decisions_path:
+            io.write_text(self.decisions_path,
+                          "".join(json.dumps(d, sort_keys=True) + "\n" for d in self.decisions))
+
+    def on_train_begin(self, logs=None):
+        self.snapshot(-1)
+
+    def on_train_end(self, logs=None):
+        self.write()
+
+    def last_check(self, epoch, every):
+        """True when no later check remains to judge a pruning event made now."""
+        return epoch + 1 + every > self.params.get("epochs", epoch + 1)
+
+
+class MeanColumnNormPruner(_MaskPruner):
+    """Decides when, where and how much to prune from the layers' mean column norms.
+
+    When: a layer whose mean column norm (mean L2 norm of its kept units) changed by less than
+    ``norm_tolerance`` over ``patience`` checks, while validation accuracy is within
+    ``accuracy_tolerance`` of the best seen. Where and how much: the units (or weights) below
+    ``norm_fraction`` of that mean, at most ``max_step`` of the layer per event and never past
+    ``max_sparsity``; layers with more low-norm units lose more. If validation accuracy then drops
+    by more than the tolerance, the layer's previous mask and weights come back and the layer
+    stops being pruned.
+    """
+
+    name = "dynamic"
+
+    def __init__(self, wrappers, config, decisions_path=None, log=None):
+        super().__init__(wrappers, config, decisions_path, log)
+        self.norms = {self.layer_name(w): [] for w in self.wrappers}
+        self.frozen = {}
+        self.best = -math.inf
+        self.pending = None
+
+    def _save(self, wrapper):
+        weight, mask, _ = wrapper.pruning_vars[0]
+        tied = wrapper._per_unit_variables() if hasattr(wrapper, "_per_unit_variables") else []
+        return {"mask": mask.numpy(), "kernel": weight.numpy(), "tied": [v.numpy() for v in tied]}
+
+    def _rollback(self, wrapper, saved):
+        weight, mask, _ = wrapper.pruning_vars[0]
+        revived = (saved["mask"] > 0) & (mask.numpy() == 0)
+        weight.assign(np.where(revived, saved["kernel"], weight.numpy()))
+        units = revived.reshape(-1, revived.shape[-1]).max(axis=0)
+        tied = wrapper._per_unit_variables() if hasattr(wrapper, "_per_unit_variables") else []
+        for variable, old in zip(tied, saved["tied"]):
+            variable.assign(np.where(units, old, variable.numpy()))
+        mask.assign(saved["mask"])
+
+    def on_epoch_end(self, epoch, logs=None):
+        config = self.config
+        if (epoch + 1) % config.interval:
+            return
+        logs = logs or {}
+        if "val_accuracy" not in logs:
+            raise TfpruneError("the dynamic pruner needs validation accuracy: pass validation "
+                               "data to fit()")
+        val = float(logs["val_accuracy"])
+        if self.pending:
+            before_accuracy = self.pending["val_accuracy"]
+            for wrapper, saved in self.pending["layers"]:
+                now = self.sparsity(wrapper)
+                if val < before_accuracy - config.accuracy_tolerance:
+                    self._rollback(wrapper, saved)
+                    self.frozen[self.layer_name(wrapper)] = "rolled back"
+                    self.record(epoch, wrapper, "rollback",
+                                f"validation accuracy fell from {before_accuracy:.4f} to {val:.4f}, "
+                                f"more than {config.accuracy_tolerance:g}; previous mask restored, "
+                                "layer no longer pruned", now, self.sparsity(wrapper), val)
+                else:
+                    self.record(epoch, wrapper, "confirm",
+                                f"validation accuracy {val:.4f} held within "
+                                f"{config.accuracy_tolerance:g} of {before_accuracy:.4f}", now, now, val)
+            self.pending = None
+        self.best = max(self.best, val)
+        events = []
+        for wrapper in self.wrappers:
+            name = self.layer_name(wrapper)
+            kernel, mask = self.kernel_and_mask(wrapper)
+            mcn = mean_column_norm(kernel, mask)
+            history = self.norms[name]
+            history.append(mcn)
+            before = layer_sparsity(mask, config.granularity)
+            change = abs(history[-1] - history[-2]) / history[-2] if len(history) > 1 and history[-2] else None
+            extra = {"mean_column_norm": mcn, "relative_change": change}
+            if name in self.frozen:
+                continue
+            if before >= config.max_sparsity - 1e-9:
+                self.frozen[name] = "at max_sparsity"
+                self.record(epoch, wrapper, "stop", f"reached max_sparsity {config.max_sparsity:g}",
+                            before, before, val, **extra)
+                continue
+            if not is_stable(history, config.norm_tolerance, config.patience):
+                self.record(epoch, wrapper, "wait", f"mean column norm not yet stable (relative "
+                            f"change {change if change is not None else float('nan'):.4f}, need < "
+                            f"{config.norm_tolerance:g} for {config.patience} checks)",
+                            before, before, val, **extra)
+                continue
+            if val < self.best - config.accuracy_tolerance:
+                self.record(epoch, wrapper, "wait", f"validation accuracy {val:.4f} more than "
+                            f"{config.accuracy_tolerance:g} below the best {self.best:.4f}",
+                            before, before, val, **extra)
+                continue
+            if self.last_check(epoch, config.interval):
+                self.record(epoch, wrapper, "wait", "no check left to verify a pruning event",
+                            before, before, val, **extra)
+                continue
+            new_mask, candidates = low_norm_prune(kernel, mask, config.granularity,
+                                                  config.norm_fraction, config.max_step,
+                                                  config.max_sparsity)
+            after = layer_sparsity(new_mask, config.granularity)
+            if after <= before:
+                self.record(epoch, wrapper, "wait", f"no {config.granularity}s below "
+                            f"{config.norm_fraction:g} x the mean column norm {mcn:.4f}",
+                            before, before, val, candidates=candidates, **extra)
+                continue
+            events.append((wrapper, self._save(wrapper)))
+            self.set_mask(wrapper, new_mask)
+            self.record(epoch, wrapper, "prune",
+                        f"mean column norm stable (relative change {change:.4f} < "
+                        f"{config.norm_tolerance:g} for {config.patience} checks) and validation "
+                        f"accuracy {val:.4f} within {config.accuracy_tolerance:g} of the best "
+                        f"{self.best:.4f}; {candidates} {config.granularity}s below "
+                        f"{config.norm_fraction:g} x mean norm {mcn:.4f}, capped at "
+                        f"{config.max_step:g} per event", before, after, val, candidates=candidates,
+                        **extra)
+        if events:
+            self.pending = {"val_accuracy": val, "layers": events}
+        self.snapshot(epoch)
+        self.write()
+
+
+class TaylorPruner(_MaskPruner):
+    """Incremental contribution pruning: every ``every`` epochs prune ``prune_fraction`` of the
+    remaining units (or weights) with the lowest first-order Taylor contribution |w * dL/dw|,
+    summed over one pass of the training data, until ``target_sparsity``."""
+
+    name = "incremental"
+
+    def __init__(self, wrappers, config, target_sparsity, dataset, decisions_path=None, log=None,
+                 max_batches=None):
+        super().__init__(wrappers, config, decisions_path, log)
+        self.target = target_sparsity
+        self.dataset = dataset
+        self.max_batches = max_batches
+        self.fraction = config.prune_fraction
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        if self.fraction is None:
+            rounds = max(1, int(0.7 * self.params.get("epochs", 1)) // self.config.every)
+            self.fraction = 1.0 - (1.0 - self.target) ** (1.0 / rounds)
+
+    def scores(self):
+        kernels = [w.pruning_vars[0][0] for w in self.wrappers]
+        totals = [np.zeros(k.shape) for k in kernels]
+        loss_fn = keras.losses.SparseCategoricalCrossentropy()
+        for i, (x, y) in enumerate(self.dataset):
+            if self.max_batches and i >= self.max_batches:
+                break
+            with tf.GradientTape() as tape:
+                loss = loss_fn(y, self.model(x, training=False))
+            grads = tape.gradient(loss, kernels)
+            for total, kernel, grad in zip(totals, kernels, grads):
+                total += np.abs(kernel.numpy() * grad.numpy())
+        return totals
+
+    def on_epoch_end(self, epoch, logs=None):
+        if (epoch + 1) % self.config.every:
+            return
+        val = float((logs or {}).get("val_accuracy", float("nan")))
+        scores = self.scores()
+        for wrapper, score in zip(self.wrappers, scores):
+            kernel, mask = self.kernel_and_mask(wrapper)
+            before = layer_sparsity(mask, self.config.granularity)
+            total = mask.shape[-1] if self.config.granularity == "unit" else mask.size
+            kept = round((1 - before) * total)
+            allowed = int(math.floor(self.target * total + 1e-9)) - (total - kept)
+            count = min(int(math.ceil(self.fraction * kept)), allowed)
+            if count <= 0:
+                self.record(epoch, wrapper, "stop", f"reached the target {self.target:g}",
+                            before, before, val)
+                continue
+            new_mask = lowest_scores_mask(score, mask, self.config.granularity, count)
+            self.set_mask(wrapper, new_mask)
+            self.record(epoch, wrapper, "prune",
+                        f"round every {self.config.every} epochs: {count} of {kept} remaining "
+                        f"{self.config.granularity}s ({self.fraction:.3f}) with the lowest "
+                        f"|w * dL/dw|", before, layer_sparsity(new_mask, self.config.granularity),
+                        val, score_threshold=float(np.sort(score.ravel())[min(count, score.size) - 1]))
+        self.snapshot(epoch)
+        self.write()
+
+
+class PQIndexPruner(_MaskPruner):
+    """Sparsity-informed Adaptive Pruning: logs the PQ index of every layer each epoch and, every
+    ``every`` epochs, prunes the amount the PQ index calls for (smallest magnitudes first)."""
+
+    name = "adaptive"
+
+    def __init__(self, wrappers, config, decisions_path=None, log=None):
+        super().__init__(wrappers, config, decisions_path, log)
+        self.pqi = []  # [{"epoch": e, layer: I}]
+
+    def _vector(self, kernel, mask):
+        if self.config.granularity == "unit":
+            norms = column_norms(kernel, mask)
+            return norms[norms > 0]
+        return (kernel * mask)[mask > 0]
+
+    def on_epoch_end(self, epoch, logs=None):
+        config = self.config
+        val = float((logs or {}).get("val_accuracy", float("nan")))
+        indices = {}
+        for wrapper in self.wrappers:
+            kernel, mask = self.kernel_and_mask(wrapper)
+            indices[self.layer_name(wrapper)] = adaptive.pq_index(self._vector(kernel, mask),
+                                                                  config.p, config.q)
+        self.pqi.append({"epoch": epoch + 1, **indices})
+        if (epoch + 1) % config.every or self.last_check(epoch, 1):
+            return
+        for wrapper in self.wrappers:
+            kernel, mask = self.kernel_and_mask(wrapper)
+            before = layer_sparsity(mask, config.granularity)
+            vector = self._vector(kernel, mask)
+            d = vector.size
+            index = indices[self.layer_name(wrapper)]
+            total = mask.shape[-1] if config.granularity == "unit" else mask.size
+            count = adaptive.prune_amount(d, index, config.p, config.q, config.eta, config.gamma,
+                                          config.beta)
+            count = min(count, int(math.floor(config.max_sparsity * total + 1e-9)) - (total - d))
+            r = adaptive.keep_bound(d, index, config.p, config.q, config.eta)
+            if count <= 0:
+                self.record(epoch, wrapper, "wait", f"PQ index {index:.4f}: keep bound r={r:.1f} "
+                            f"of d={d} leaves nothing to prune (or max_sparsity reached)",
+                            before, before, val, pq_index=index)
+                continue
+            # Smallest magnitudes first: |w| per weight, squared L2 norm per unit.
+            kept_weights = kernel * mask
+            scores = np.abs(kept_weights) if config.granularity == "weight" else kept_weights ** 2
+            new_mask = lowest_scores_mask(scores, mask, config.granularity, count)
+            self.set_mask(wrapper, new_mask)
+            self.record(epoch, wrapper, "prune",
+                        f"PQ index {index:.4f} (p={config.p:g}, q={config.q:g}): keep at least "
+                        f"r={r:.1f} of d={d}; prune floor(d*min(gamma*(1-r/d), beta))={count}",
+                        before, layer_sparsity(new_mask, config.granularity), val, pq_index=index)
+        self.snapshot(epoch)
+        self.write()
