@@ -1,0 +1,105 @@
+"""Keras Tuner search over sparsity, method, schedule, fine-tuning and quantization.
+
+    python -m experiments.tune --baseline=B/model.keras --tuner=random --max_trials=10 \\
+        --max_size_kb=40 --output_dir=DIR
+
+Writes DIR/trials.csv, DIR/trials.json, DIR/trials.png and DIR/best.tflite; keras-tuner's project
+directory DIR/tune holds the search state, so rerunning continues the search.
+
+Distributed (keras-tuner's chief/worker mode): start the same command once with
+KERASTUNER_TUNER_ID=chief and once per worker with KERASTUNER_TUNER_ID=worker0, worker1, ...,
+all with KERASTUNER_ORACLE_IP=127.0.0.1 (the chief's address) and KERASTUNER_ORACLE_PORT=PORT,
+sharing DIR. The chief serves the oracle; the workers run trials; the chief writes the tables when
+the search ends.
+"""
+
+import os
+
+from absl import flags
+
+from experiments import common
+from tfprune.data import DATASETS
+from tfprune.export import QUANTIZATIONS
+from tfprune.models import MODELS
+from tfprune.pruning import METHODS, SCHEDULES
+from tfprune.tuning import OBJECTIVES, ORACLES, SIZE_MEASURES, TuneConfig, make_tuner, write_results
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("baseline", None, "Saved Keras baseline model (from experiments.train).")
+flags.DEFINE_enum("dataset", "digits", DATASETS.names(), "Dataset.")
+flags.DEFINE_enum("model", "cnn", MODELS.names(), "The baseline's model (for augmentation).")
+flags.DEFINE_string("data_dir", None, "tfds data directory (not needed for digits).")
+flags.DEFINE_string("tuner", "random", f"Search algorithm: {', '.join(ORACLES.names())}.")
+flags.DEFINE_integer("max_trials", 10, "Trials (random, bayesian).", lower_bound=1)
+flags.DEFINE_integer("seed", 0, "Seed of the search and the fine-tuning.", lower_bound=0)
+flags.DEFINE_list("methods", ["weight", "unit"], f"Methods to search: {', '.join(METHODS.names())}.")
+flags.DEFINE_list("schedules", ["constant", "polynomial"], f"Schedules: {', '.join(SCHEDULES.names())}.")
+flags.DEFINE_float("min_sparsity", 0.5, "Smallest target sparsity searched.")
+flags.DEFINE_float("max_sparsity", 0.95, "Largest target sparsity searched.")
+flags.DEFINE_list("learning_rates", ["0.001", "0.003"], "Fine-tuning learning rates.")
+flags.DEFINE_list("epochs", ["10", "20"], "Fine-tuning epochs.")
+flags.DEFINE_list("quantizations", ["int8"], f"Quantizations: {', '.join(QUANTIZATIONS.names())}.")
+flags.DEFINE_string("objective", "accuracy", f"Objective: {', '.join(OBJECTIVES)}.")
+flags.DEFINE_float("max_size_kb", None, "Size budget in KB (trials over it fail the constraint).")
+flags.DEFINE_string("size_measure", "gzip", f"Size the budget applies to: {', '.join(SIZE_MEASURES)}.")
+flags.DEFINE_float("max_latency_ms", None, "Latency budget (median, 1 thread) in ms.")
+flags.DEFINE_float("size_weight", 0.1, "weighted objective: weight of size / dense size.")
+flags.DEFINE_float("latency_weight", 0.1, "weighted objective: weight of latency / dense latency.")
+flags.DEFINE_integer("latency_runs", 100, "Timed invocations per trial's .tflite.", lower_bound=1)
+common.define_run_flags("saved_models/tune/<dataset>-<model>")
+flags.mark_flag_as_required("baseline")
+
+EXIT_BUDGET_NOT_MET = 3
+
+
+def _numbers(name, values, kind):
+    from tfprune.errors import TfpruneError
+
+    try:
+        return tuple(kind(v) for v in values)
+    except ValueError:
+        raise TfpruneError(f"`--{name}` must be a comma-separated list of numbers, got "
+                           f"{','.join(values)!r}") from None
+
+
+def main(argv):
+    del argv
+    config = TuneConfig(
+        baseline=FLAGS.baseline, dataset=FLAGS.dataset, model=FLAGS.model, data_dir=FLAGS.data_dir,
+        tuner=FLAGS.tuner, max_trials=FLAGS.max_trials, seed=FLAGS.seed,
+        methods=tuple(FLAGS.methods), schedules=tuple(FLAGS.schedules),
+        min_sparsity=FLAGS.min_sparsity, max_sparsity=FLAGS.max_sparsity,
+        learning_rates=_numbers("learning_rates", FLAGS.learning_rates, float),
+        epochs=_numbers("epochs", FLAGS.epochs, int), quantizations=tuple(FLAGS.quantizations),
+        objective=FLAGS.objective, max_size_kb=FLAGS.max_size_kb, size_measure=FLAGS.size_measure,
+        max_latency_ms=FLAGS.max_latency_ms, size_weight=FLAGS.size_weight,
+        latency_weight=FLAGS.latency_weight, latency_runs=FLAGS.latency_runs)
+    output_dir = FLAGS.output_dir or common.default_output_dir(
+        "tune", f"{config.dataset}-{config.model}")
+    tuner = make_tuner(config, output_dir, overwrite=FLAGS.overwrite, log=common.log)
+    tuner.search()
+    if os.environ.get("KERASTUNER_TUNER_ID", "chief") not in ("chief", "tuner0"):
+        common.log(f"worker {os.environ['KERASTUNER_TUNER_ID']} done")
+        return
+    summary = write_results(config, output_dir)
+    best = summary["best"]
+    common.log(f"trials: {output_dir}/trials.csv ({len(summary['trials'])} trials), plot: "
+               f"{output_dir}/trials.png")
+    if best is None:
+        common.log("no trial finished")
+        raise SystemExit(EXIT_BUDGET_NOT_MET)
+    common.log(f"best: trial {best['trial_id']} {best['method']} {best['schedule']} "
+               f"{best['target_sparsity']:.2f} {best['quantization']}: tflite accuracy "
+               f"{best['tflite_accuracy']:.4f}, {best['size_kb']:.1f} KB; {output_dir}/best.tflite")
+    if not summary["budget_met"]:
+        smallest = min(summary["trials"], key=lambda r: r["size_kb"])
+        common.log(f"error: no trial met the budget (--max_size_kb={config.max_size_kb}, "
+                   f"--max_latency_ms={config.max_latency_ms}); the smallest was "
+                   f"{smallest['size_kb']:.1f} KB {config.size_measure} (trial "
+                   f"{smallest['trial_id']}), the fastest "
+                   f"{min(r['latency_ms_median'] for r in summary['trials']) * 1e3:.1f} us")
+        raise SystemExit(EXIT_BUDGET_NOT_MET)
+
+
+if __name__ == "__main__":
+    common.run(main)

@@ -1,0 +1,54 @@
+import json
+import os
+
+import pytest
+
+from tfprune.errors import TfpruneError, UnknownNameError
+from tfprune.models import build_model
+from tfprune.tuning import TuneConfig, collect_trials, make_tuner, write_results
+
+
+@pytest.fixture(scope="module")
+def baseline(tmp_path_factory):
+    path = tmp_path_factory.mktemp("baseline") / "mlp.keras"
+    model = build_model("mlp", (8, 8, 1), 10, seed=0)
+    model.save(path)
+    return str(path)
+
+
+@pytest.mark.parametrize("kwargs, error, message", [
+    (dict(methods=()), TfpruneError, "`methods` must not be empty: the search space needs"),
+    (dict(schedules=()), TfpruneError, "`schedules` must not be empty"),
+    (dict(quantizations=()), TfpruneError, "`quantizations` must not be empty"),
+    (dict(epochs=()), TfpruneError, "`epochs` must not be empty"),
+    (dict(tuner="grid"), UnknownNameError, "unknown tuner 'grid'; registered: bayesian, hyperband, random"),
+    (dict(min_sparsity=0.9, max_sparsity=0.5), TfpruneError, r"`min_sparsity` \(0.9\) must not exceed"),
+    (dict(max_sparsity=1.0), TfpruneError, r"`max_sparsity` must be in \[0, 1\)"),
+    (dict(max_size_kb=0), TfpruneError, "`max_size_kb` must be > 0, got 0"),
+    (dict(objective="speed"), TfpruneError, "`objective` must be one of accuracy, weighted"),
+])
+def test_config_validation(baseline, kwargs, error, message):
+    with pytest.raises(error, match=message):
+        TuneConfig(baseline=baseline, **kwargs)
+
+
+def test_missing_baseline():
+    with pytest.raises(TfpruneError, match="`baseline` must be a saved Keras model file"):
+        TuneConfig(baseline="/nope.keras")
+
+
+def test_search_records_trials_over_budget_and_resumes(baseline, tmp_path):
+    config = TuneConfig(baseline=baseline, model="mlp", max_trials=2, epochs=(1,),
+                        max_size_kb=0.5, latency_runs=5)  # no model is under 0.5 KB
+    tuner = make_tuner(config, str(tmp_path), log=lambda _: None)
+    tuner.search()
+    summary = write_results(config, str(tmp_path))
+    assert len(summary["trials"]) == 2 and not summary["budget_met"]
+    for row in summary["trials"]:
+        assert not row["within_budget"] and row["score"] == pytest.approx(row["tflite_accuracy"] - 1)
+    for name in ("trials.csv", "trials.json", "trials.png", "best.tflite"):
+        assert (tmp_path / name).exists(), name
+    # Rerunning continues the same search (keras-tuner's project directory).
+    more = TuneConfig(**dict(config.to_dict(), max_trials=3))
+    make_tuner(more, str(tmp_path), log=lambda _: None).search()
+    assert len(collect_trials(str(tmp_path))) == 3
