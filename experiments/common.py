@@ -80,6 +80,15 @@ def run(main):
     app.run(guarded)
 
 
+def parse_numbers(flag, values, kind=float):
+    """A list flag's strings as numbers; a clear error naming the flag otherwise."""
+    try:
+        return tuple(kind(v) for v in values)
+    except ValueError:
+        raise TfpruneError(f"`--{flag}` must be a comma-separated list of numbers, got "
+                           f"{','.join(values)!r}") from None
+
+
 def log(message):
     print(message, flush=True)
 

@@ -12,7 +12,6 @@ from absl import flags
 
 from experiments import common
 from tfprune.data import DATASETS
-from tfprune.errors import TfpruneError
 from tfprune.export import QUANTIZATIONS
 from tfprune.models import MODELS
 from tfprune.pruning import METHODS, SCHEDULES
@@ -43,20 +42,14 @@ flags.DEFINE_integer("representative_count", DEFAULTS.representative_count,
 common.define_run_flags("saved_models/sweep/<dataset>-<model>")
 
 
-def _numbers(name, values, kind):
-    try:
-        return tuple(kind(v) for v in values)
-    except ValueError:
-        raise TfpruneError(f"`--{name}` must be a comma-separated list of numbers, got "
-                           f"{','.join(values)!r}") from None
-
-
 def main(argv):
     del argv
     config = SweepConfig(
         dataset=FLAGS.dataset, model=FLAGS.model, methods=tuple(FLAGS.methods),
-        schedules=tuple(FLAGS.schedules), sparsities=_numbers("sparsities", FLAGS.sparsities, float),
-        quantizations=tuple(FLAGS.quantizations), seeds=_numbers("seeds", FLAGS.seeds, int),
+        schedules=tuple(FLAGS.schedules),
+        sparsities=common.parse_numbers("sparsities", FLAGS.sparsities, float),
+        quantizations=tuple(FLAGS.quantizations),
+        seeds=common.parse_numbers("seeds", FLAGS.seeds, int),
         baseline_epochs=FLAGS.baseline_epochs, fine_tune_epochs=FLAGS.fine_tune_epochs,
         learning_rate=FLAGS.learning_rate, batch_size=FLAGS.batch_size,
         split_seed=FLAGS.split_seed, data_dir=FLAGS.data_dir,

@@ -52,16 +52,6 @@ flags.mark_flag_as_required("baseline")
 EXIT_BUDGET_NOT_MET = 3
 
 
-def _numbers(name, values, kind):
-    from tfprune.errors import TfpruneError
-
-    try:
-        return tuple(kind(v) for v in values)
-    except ValueError:
-        raise TfpruneError(f"`--{name}` must be a comma-separated list of numbers, got "
-                           f"{','.join(values)!r}") from None
-
-
 def main(argv):
     del argv
     config = TuneConfig(
@@ -69,8 +59,9 @@ def main(argv):
         tuner=FLAGS.tuner, max_trials=FLAGS.max_trials, seed=FLAGS.seed,
         methods=tuple(FLAGS.methods), schedules=tuple(FLAGS.schedules),
         min_sparsity=FLAGS.min_sparsity, max_sparsity=FLAGS.max_sparsity,
-        learning_rates=_numbers("learning_rates", FLAGS.learning_rates, float),
-        epochs=_numbers("epochs", FLAGS.epochs, int), quantizations=tuple(FLAGS.quantizations),
+        learning_rates=common.parse_numbers("learning_rates", FLAGS.learning_rates, float),
+        epochs=common.parse_numbers("epochs", FLAGS.epochs, int),
+        quantizations=tuple(FLAGS.quantizations),
         objective=FLAGS.objective, max_size_kb=FLAGS.max_size_kb, size_measure=FLAGS.size_measure,
         max_latency_ms=FLAGS.max_latency_ms, size_weight=FLAGS.size_weight,
         latency_weight=FLAGS.latency_weight, latency_runs=FLAGS.latency_runs)

@@ -32,3 +32,14 @@ def test_duplicate_registration_refused():
     reg.register("red", 1)
     with pytest.raises(ValueError, match="already registered"):
         reg.register("red", 2)
+
+
+def test_validate_list():
+    reg = Registry("colour")
+    reg.register("red", 1)
+    reg.register("blue", 2)
+    assert reg.validate_list("colours", ["red", "blue", "red"]) == ("red", "blue")
+    with pytest.raises(TfpruneError, match="`colours` must not be empty; choose from blue, red"):
+        reg.validate_list("colours", [])
+    with pytest.raises(UnknownNameError, match="unknown colour 'green'"):
+        reg.validate_list("colours", ["red", "green"])

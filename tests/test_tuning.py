@@ -1,5 +1,3 @@
-import json
-import os
 
 import pytest
 
@@ -17,8 +15,8 @@ def baseline(tmp_path_factory):
 
 
 @pytest.mark.parametrize("kwargs, error, message", [
-    (dict(methods=()), TfpruneError, "`methods` must not be empty: the search space needs"),
-    (dict(schedules=()), TfpruneError, "`schedules` must not be empty"),
+    (dict(methods=()), TfpruneError, "`methods` must not be empty; choose from"),
+    (dict(schedules=()), TfpruneError, "`schedules` must not be empty; choose from"),
     (dict(quantizations=()), TfpruneError, "`quantizations` must not be empty"),
     (dict(epochs=()), TfpruneError, "`epochs` must not be empty"),
     (dict(tuner="grid"), UnknownNameError, "unknown tuner 'grid'; registered: bayesian, hyperband, random"),

@@ -1,6 +1,6 @@
 """Registries for named choices: datasets, models, methods, schedules, quantization modes."""
 
-from tfprune.errors import UnknownNameError
+from tfprune.errors import TfpruneError, UnknownNameError
 
 
 _DECORATE = object()
@@ -39,6 +39,16 @@ class Registry:
         """Return ``name`` if registered, else raise the unknown-name error."""
         self.get(name)
         return name
+
+    def validate_list(self, argument, names):
+        """``names`` without duplicates (order kept), each registered, at least one."""
+        names = tuple(dict.fromkeys(names))
+        if not names:
+            raise TfpruneError(f"`{argument}` must not be empty; choose from "
+                               f"{', '.join(self.names())}")
+        for name in names:
+            self.validate(name)
+        return names
 
     def names(self):
         return sorted(self._entries)

@@ -56,14 +56,8 @@ class SweepConfig:
     def __post_init__(self):
         DATASETS.validate(self.dataset)
         MODELS.validate(self.model)
-        for name, registry in (("methods", METHODS), ("schedules", SCHEDULES)):
-            values = tuple(getattr(self, name))
-            if not values:
-                raise TfpruneError(f"`{name}` must not be empty; choose from "
-                                   f"{', '.join(registry.names())}")
-            for value in values:
-                registry.validate(value)
-            setattr(self, name, tuple(dict.fromkeys(values)))
+        self.methods = METHODS.validate_list("methods", self.methods)
+        self.schedules = SCHEDULES.validate_list("schedules", self.schedules)
         if not tuple(self.sparsities):
             raise TfpruneError("`sparsities` must not be empty; give values in [0, 1)")
         self.sparsities = tuple(sorted(set(schedules.check_sparsity("sparsities", s)

@@ -75,14 +75,8 @@ class TuneConfig:
         DATASETS.validate(self.dataset)
         MODELS.validate(self.model)
         ORACLES.validate(self.tuner)
-        for name, registry in (("methods", METHODS), ("schedules", SCHEDULES)):
-            values = tuple(getattr(self, name))
-            if not values:
-                raise TfpruneError(f"`{name}` must not be empty: the search space needs at least "
-                                   f"one of {', '.join(registry.names())}")
-            for value in values:
-                registry.validate(value)
-            setattr(self, name, tuple(dict.fromkeys(values)))
+        self.methods = METHODS.validate_list("methods", self.methods)
+        self.schedules = SCHEDULES.validate_list("schedules", self.schedules)
         for name in ("learning_rates", "epochs", "quantizations"):
             if not tuple(getattr(self, name)):
                 raise TfpruneError(f"`{name}` must not be empty: the search space needs a value")

@@ -17,7 +17,7 @@ import numpy as np
 from tfprune import io
 from tfprune.errors import TfpruneError
 from tfprune.keras import keras, tf
-from tfprune.pruning import adaptive, masks
+from tfprune.pruning import adaptive
 
 GRANULARITIES = ("unit", "weight")
 
