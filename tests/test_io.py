@@ -42,3 +42,13 @@ def test_prepare_run_dir_refuses_foreign_directory(tmp_path):
     with pytest.raises(RunDirectoryError, match="not empty and holds no tfprune config.json"):
         io.prepare_run_dir(tmp_path, {"epochs": 3})
     assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+def test_overwrite_removes_the_finished_marker(tmp_path):
+    run = tmp_path / "run"
+    io.prepare_run_dir(run, {"epochs": 3}, marker="metrics.json")
+    io.write_json(run / "metrics.json", {"accuracy": 0.9})
+    assert io.prepare_run_dir(run, {"epochs": 3}, marker="metrics.json") is True
+    assert (run / "metrics.json").exists()  # same run: kept
+    io.prepare_run_dir(run, {"epochs": 4}, overwrite=True, marker="metrics.json")
+    assert not (run / "metrics.json").exists()  # a new run: the old result cannot pass as its own

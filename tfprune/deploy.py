@@ -129,7 +129,8 @@ def run_export(config, output_dir, overwrite=False, log=print):
         raise TfpruneError(f"model {config.model_path!r} takes {tuple(model.input_shape[1:])}; "
                            f"dataset {config.dataset!r} has {tuple(data.input_shape)}")
     export.check_representative(model, representative)
-    same_run = io.prepare_run_dir(output_dir, config.to_dict(), overwrite=overwrite)
+    same_run = io.prepare_run_dir(output_dir, config.to_dict(), overwrite=overwrite,
+                                  marker="comparison.json")
     results_path = os.path.join(output_dir, "comparison.json")
     done = {}
     if same_run and os.path.exists(results_path):

@@ -70,13 +70,14 @@ def to_jsonable(obj):
     return json.loads(json.dumps(obj, sort_keys=True, default=_json_default))
 
 
-def prepare_run_dir(directory, config, overwrite=False):
+def prepare_run_dir(directory, config, overwrite=False, marker=None):
     """Create ``directory`` for a run of ``config`` (a JSON-able dict) and write config.json.
 
     Returns True when the directory already holds this same configuration (a rerun that may
     resume or skip finished work). A directory holding a different configuration is refused
-    unless ``overwrite``; then its config.json is replaced and its results are left to be
-    overwritten as the run proceeds.
+    unless ``overwrite``; then its ``marker`` file (the one whose presence means "finished") is
+    removed before the new config.json is written, so an interrupted overwrite can never pass
+    the old run's results off as the new one's. Other results are overwritten as the run proceeds.
     """
     directory = os.fspath(directory)
     config = to_jsonable(config)
@@ -99,5 +100,7 @@ def prepare_run_dir(directory, config, overwrite=False):
             "choose another --output_dir or pass --overwrite"
         )
     os.makedirs(directory, exist_ok=True)
+    if marker and os.path.exists(os.path.join(directory, marker)):
+        os.remove(os.path.join(directory, marker))
     write_json(config_path, config)
     return False

@@ -190,7 +190,8 @@ def train_baseline(config, output_dir, overwrite=False, log=print):
     """
     from tfprune import report  # matplotlib only when a run needs it
 
-    same_run = io.prepare_run_dir(output_dir, config.to_dict(), overwrite=overwrite)
+    same_run = io.prepare_run_dir(output_dir, config.to_dict(), overwrite=overwrite,
+                                  marker="metrics.json")
     metrics_path = os.path.join(output_dir, "metrics.json")
     model_path = os.path.join(output_dir, "model.keras")
     if same_run and os.path.exists(metrics_path) and os.path.exists(model_path):

@@ -126,7 +126,8 @@ def run_prune(config, output_dir, overwrite=False, log=print, data=None):
     """Run one pruning configuration into ``output_dir``; return its metrics."""
     from tfprune import report
 
-    same_run = io.prepare_run_dir(output_dir, config.to_dict(), overwrite=overwrite)
+    same_run = io.prepare_run_dir(output_dir, config.to_dict(), overwrite=overwrite,
+                                  marker="metrics.json")
     metrics_path = os.path.join(output_dir, "metrics.json")
     if same_run and os.path.exists(metrics_path):
         log(f"{output_dir} already holds this finished run; reusing it")
