@@ -130,13 +130,12 @@ def _deployed_rows(model, kind, data, config, out_dir, keras_accuracy, base_stat
 
 def _run_variant(config, output_dir, seed, method, schedule, sparsity, data, baselines, log):
     out = variant_dir(output_dir, seed, method, schedule, sparsity)
-    base_path, base_metrics = baselines[seed]
-    base_model = keras.models.load_model(base_path, compile=False)
-    base_stats = stats.summarize(base_model)
+    base_path, base_metrics, base_stats = baselines[seed]
     common = dict(seed=seed, method=method, schedule=schedule, target_sparsity=sparsity,
                   train_time_s=base_metrics["train_time_s"])
     if method == DENSE:
         os.makedirs(out, exist_ok=True)
+        base_model = keras.models.load_model(base_path, compile=False)
         return _deployed_rows(base_model, "baseline", data, config, out,
                               base_metrics["test_accuracy"], base_stats,
                               dict(common, achieved_sparsity=base_stats["sparsity"],
@@ -188,7 +187,9 @@ def run_sweep(config, output_dir, overwrite=False, log=print):
         log(f"baseline seed {seed}: {base_dir}")
         metrics = train_lib.train_baseline(train_config, base_dir, overwrite=True,
                                            log=lambda _: None)
-        baselines[seed] = (metrics["model_path"], metrics)
+        # The dense reference for every variant of this seed: loaded and counted once.
+        base_stats = stats.summarize(keras.models.load_model(metrics["model_path"], compile=False))
+        baselines[seed] = (metrics["model_path"], metrics, base_stats)
         log(f"baseline seed {seed}: test accuracy {metrics['test_accuracy']:.4f} "
             f"({metrics['train_time_s']:.1f}s)")
     variants = config.variants()

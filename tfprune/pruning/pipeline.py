@@ -172,19 +172,17 @@ def run_prune(config, output_dir, overwrite=False, log=print, data=None):
     pruned = _compiled(core.strip(result.model))
     loss, accuracy = train_lib.evaluate(pruned, data.test)
     summary = stats.summarize(pruned, result.pruned_layers)
-    shrink_metrics = {}
     rows = summary.pop("layers")
-    after = {}
     x_check = data.numpy("test", limit=256)[0]
     shrunk = surgery.shrink(pruned, check_inputs=x_check)
-    for row in stats.layer_table(shrunk.model):
-        after[row["layer"]] = row["units"]
+    shrunk_summary = stats.summarize(shrunk.model)
+    after = {row["layer"]: row["units"] for row in shrunk_summary["layers"]}
     shrunk_loss, shrunk_accuracy = train_lib.evaluate(_compiled(shrunk.model), data.test)
     shrink_metrics = {
         "params_before": shrunk.params_before, "params_after": shrunk.params_after,
         "param_reduction": shrunk.param_reduction, "max_abs_diff": shrunk.max_abs_diff,
         "accuracy": shrunk_accuracy, "loss": shrunk_loss, "removed": shrunk.removed,
-        "notes": shrunk.notes, "flops_after": stats.summarize(shrunk.model)["flops"],
+        "notes": shrunk.notes, "flops_after": shrunk_summary["flops"],
     }
     for row in rows:
         row["pruned"] = row["layer"] in result.pruned_layers
