@@ -1,6 +1,8 @@
-"""What every experiments/ script shares: flag definitions built from the registries, and a
-runner that turns tfprune's input errors into a one-line message and a non-zero exit."""
+"""What every experiments/ script shares: flag definitions built from the registries with
+defaults read from the job configs, and a runner that turns tfprune's input errors into a
+one-line message and exit status 2."""
 
+import dataclasses
 import os
 import sys
 
@@ -10,10 +12,17 @@ import tfprune  # noqa: F401  (sets up Keras 2 before anything imports TensorFlo
 from tfprune.data import AUGMENTATIONS, DATASETS
 from tfprune.errors import TfpruneError
 from tfprune.models import MODELS
-from tfprune.train import LR_SCHEDULES, OPTIMIZERS
+from tfprune.pruning.dynamic import DynamicConfig
+from tfprune.training import LR_SCHEDULES, OPTIMIZERS
 
 FLAGS = flags.FLAGS
 EXIT_BAD_INPUT = 2
+
+
+def defaults(config_class):
+    """{field: default} of a job config dataclass: the one source of the scripts' defaults."""
+    return {f.name: f.default for f in dataclasses.fields(config_class)
+            if f.default is not dataclasses.MISSING}
 
 
 def define_positive_float(name, default, help_text):
@@ -22,34 +31,83 @@ def define_positive_float(name, default, help_text):
                              message=f"--{name} must be > 0")
 
 
-def define_data_flags():
-    flags.DEFINE_enum("dataset", "digits", DATASETS.names(),
+def define_data_flags(d):
+    """--dataset, --data_dir, --batch_size, --augment, --seed, --split_seed (defaults ``d``)."""
+    flags.DEFINE_enum("dataset", d["dataset"], DATASETS.names(),
                       "Dataset; digits is embedded, the others load from --data_dir.")
-    flags.DEFINE_string("data_dir", None,
+    flags.DEFINE_string("data_dir", d["data_dir"],
                         "tfds data directory holding prepared datasets (default: $TFDS_DATA_DIR "
                         "or ~/tensorflow_datasets). Not needed for digits.")
-    flags.DEFINE_integer("batch_size", 32, "Batch size.", lower_bound=1)
-    flags.DEFINE_enum("augment", "auto", ["auto"] + AUGMENTATIONS.names(),
+    flags.DEFINE_integer("batch_size", d["batch_size"], "Batch size.", lower_bound=1)
+    flags.DEFINE_enum("augment", d["augment"], ["auto"] + AUGMENTATIONS.names(),
                       "Training augmentation; auto = the dataset's default for convolutional "
                       "models (digits/mnist: 1-pixel shifts, cifar: crop and flip), none for mlp.")
-    flags.DEFINE_integer("seed", 0, "Random seed for initialization, shuffling and augmentation.",
+    flags.DEFINE_integer("seed", d["seed"],
+                         "Random seed for initialization, shuffling and augmentation.",
                          lower_bound=0)
-    flags.DEFINE_integer("split_seed", 0, "Seed of the train/validation/test split (digits).",
-                         lower_bound=0)
+    flags.DEFINE_integer("split_seed", d["split_seed"],
+                         "Seed of the train/validation/test split (digits).", lower_bound=0)
 
 
-def define_model_flag():
-    flags.DEFINE_enum("model", "cnn", MODELS.names(), "Model from the zoo.")
+def define_model_flag(d):
+    flags.DEFINE_enum("model", d["model"], MODELS.names(), "Model from the zoo.")
 
 
-def define_optimizer_flags(learning_rate=1e-3, optimizer="adam"):
-    define_positive_float("learning_rate", learning_rate, "Initial learning rate.")
-    flags.DEFINE_enum("optimizer", optimizer, OPTIMIZERS.names(), "Optimizer.")
-    flags.DEFINE_float("momentum", 0.9, "Momentum (sgd, with Nesterov).", lower_bound=0.0,
-                       upper_bound=0.999)
-    flags.DEFINE_float("weight_decay", 0.0, "Decoupled weight decay.", lower_bound=0.0,
-                       upper_bound=0.999)
-    flags.DEFINE_enum("lr_schedule", "cosine", list(LR_SCHEDULES), "Learning-rate schedule.")
+def define_optimizer_flags(d):
+    define_positive_float("learning_rate", d["learning_rate"], "Initial learning rate.")
+    flags.DEFINE_enum("optimizer", d["optimizer"], OPTIMIZERS.names(), "Optimizer.")
+    flags.DEFINE_float("momentum", d["momentum"], "Momentum (sgd, with Nesterov).",
+                       lower_bound=0.0, upper_bound=0.999)
+    flags.DEFINE_float("weight_decay", d["weight_decay"], "Decoupled weight decay.",
+                       lower_bound=0.0, upper_bound=0.999)
+    flags.DEFINE_enum("lr_schedule", d["lr_schedule"], list(LR_SCHEDULES), "Learning-rate schedule.")
+
+
+# Flags of the methods that decide for themselves -> DynamicConfig fields. Unset: the default.
+DYNAMIC_FLAGS = {"granularity": "granularity", "interval": "interval", "patience": "patience",
+                 "every": "every", "norm_tolerance": "norm_tolerance",
+                 "accuracy_tolerance": "accuracy_tolerance", "norm_fraction": "norm_fraction",
+                 "max_step": "max_step", "max_sparsity": "max_sparsity",
+                 "prune_fraction": "prune_fraction", "pq_p": "p", "pq_q": "q", "eta": "eta",
+                 "gamma": "gamma", "beta": "beta"}
+_DYNAMIC_HELP = {
+    "interval": "dynamic: epochs between checks",
+    "patience": "dynamic: stable checks in a row before pruning a layer",
+    "every": "incremental/adaptive: epochs between pruning rounds",
+    "norm_tolerance": "dynamic: relative change of the mean column norm counted as stable",
+    "accuracy_tolerance": "dynamic: allowed drop of validation accuracy",
+    "norm_fraction": "dynamic: prune units below this fraction of the mean column norm",
+    "max_step": "dynamic: most of a layer pruned per event",
+    "max_sparsity": "dynamic/adaptive: per-layer ceiling",
+    "prune_fraction": "incremental: fraction of the remaining pruned per round (default: fitted)",
+    "pq_p": "adaptive: PQ index p, p < q", "pq_q": "adaptive: PQ index q",
+    "eta": "adaptive: eta", "gamma": "adaptive: gamma",
+    "beta": "adaptive: beta, most of a layer pruned per round",
+}
+
+
+def define_dynamic_flags():
+    """The options of the methods that decide (dynamic, incremental, adaptive)."""
+    dynamic_defaults = defaults(DynamicConfig)
+    flags.DEFINE_enum("granularity", None, ["unit", "weight"],
+                      "Deciding methods: prune whole units or single weights (default: weight "
+                      "for adaptive, unit otherwise).")
+    for flag, field in DYNAMIC_FLAGS.items():
+        if flag == "granularity":
+            continue
+        default = dynamic_defaults[field]
+        help_text = f"{_DYNAMIC_HELP[flag]} (default {default})"
+        if isinstance(default, int) and not isinstance(default, bool):
+            flags.DEFINE_integer(flag, None, help_text)
+        else:
+            flags.DEFINE_float(flag, None, help_text)
+
+
+def dynamic_options():
+    """The deciding methods' options the user set, as DynamicConfig fields (None if none)."""
+    options = {field: FLAGS[flag].value for flag, field in DYNAMIC_FLAGS.items()
+               if FLAGS[flag].value is not None}
+    return options or None
 
 
 def define_run_flags(default_output_dir_help):

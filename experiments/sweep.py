@@ -3,42 +3,48 @@
     python -m experiments.sweep --dataset=digits --model=cnn --methods=weight,unit \\
         --schedules=constant,polynomial --sparsities=0.5,0.75,0.9 --seeds=0 --output_dir=DIR
 
-Writes DIR/config.json, DIR/results.csv, DIR/results.json, DIR/report.md, DIR/plots/*.png and,
-per variant, DIR/variants/seed<k>/<method>-<schedule>-<sparsity>/ with its models and .tflite
-files. Rerunning the same command skips finished variants.
+Writes DIR/config.json, DIR/results.csv, DIR/results.json, DIR/report.md, DIR/plots/*.png,
+DIR/latency.json and, per variant, DIR/variants/seed<k>/<variant>/ with its models and .tflite
+files. Rerunning the same command skips finished variants. Every option is checked before any
+baseline trains.
 """
 
 from absl import flags
 
 from experiments import common
 from tfprune.data import DATASETS
-from tfprune.export import QUANTIZATIONS
+from tfprune.jobs.sweep import SweepConfig, run_sweep
 from tfprune.models import MODELS
 from tfprune.pruning import METHODS, SCHEDULES
-from tfprune.sweep import SweepConfig, run_sweep
+from tfprune.tflite.export import QUANTIZATIONS
 
 FLAGS = flags.FLAGS
-DEFAULTS = SweepConfig()
+D = common.defaults(SweepConfig)
 
-flags.DEFINE_enum("dataset", DEFAULTS.dataset, DATASETS.names(), "Dataset.")
-flags.DEFINE_string("data_dir", None, "tfds data directory (not needed for digits).")
-flags.DEFINE_enum("model", DEFAULTS.model, MODELS.names(), "Model from the zoo.")
-flags.DEFINE_list("methods", list(DEFAULTS.methods), f"Pruning methods: {', '.join(METHODS.names())}.")
-flags.DEFINE_list("schedules", list(DEFAULTS.schedules), f"Schedules: {', '.join(SCHEDULES.names())}.")
-flags.DEFINE_list("sparsities", [f"{s:g}" for s in DEFAULTS.sparsities], "Target sparsities in [0, 1).")
-flags.DEFINE_list("quantizations", list(DEFAULTS.quantizations),
+flags.DEFINE_enum("dataset", D["dataset"], DATASETS.names(), "Dataset.")
+flags.DEFINE_string("data_dir", D["data_dir"], "tfds data directory (not needed for digits).")
+flags.DEFINE_enum("model", D["model"], MODELS.names(), "Model from the zoo.")
+flags.DEFINE_list("methods", list(D["methods"]), f"Pruning methods: {', '.join(METHODS.names())}.")
+flags.DEFINE_list("schedules", list(D["schedules"]), f"Schedules: {', '.join(SCHEDULES.names())}.")
+flags.DEFINE_list("sparsities", [f"{s:g}" for s in D["sparsities"]], "Target sparsities in [0, 1).")
+flags.DEFINE_list("quantizations", list(D["quantizations"]),
                   f"Quantizations: {', '.join(QUANTIZATIONS.names())}.")
-flags.DEFINE_list("seeds", [str(s) for s in DEFAULTS.seeds], "Seeds; several give mean and spread.")
-flags.DEFINE_integer("baseline_epochs", DEFAULTS.baseline_epochs, "Baseline training epochs.", lower_bound=1)
-flags.DEFINE_integer("fine_tune_epochs", DEFAULTS.fine_tune_epochs, "Fine-tuning epochs per variant.",
+flags.DEFINE_list("seeds", [str(s) for s in D["seeds"]], "Seeds; several give mean and spread.")
+flags.DEFINE_integer("baseline_epochs", D["baseline_epochs"], "Baseline training epochs.",
                      lower_bound=1)
-common.define_positive_float("learning_rate", DEFAULTS.learning_rate, "Fine-tuning learning rate.")
-flags.DEFINE_integer("batch_size", DEFAULTS.batch_size, "Batch size.", lower_bound=1)
-flags.DEFINE_integer("split_seed", DEFAULTS.split_seed, "Seed of the digits split.", lower_bound=0)
-flags.DEFINE_integer("num_threads", DEFAULTS.num_threads, "Interpreter threads for latency.", lower_bound=1)
-flags.DEFINE_integer("latency_runs", DEFAULTS.latency_runs, "Timed invocations per .tflite.", lower_bound=1)
-flags.DEFINE_integer("representative_count", DEFAULTS.representative_count,
+flags.DEFINE_integer("fine_tune_epochs", D["fine_tune_epochs"], "Fine-tuning epochs per variant.",
+                     lower_bound=1)
+common.define_positive_float("learning_rate", D["learning_rate"], "Fine-tuning learning rate.")
+flags.DEFINE_integer("batch_size", D["batch_size"], "Batch size.", lower_bound=1)
+flags.DEFINE_integer("split_seed", D["split_seed"], "Seed of the digits split.", lower_bound=0)
+flags.DEFINE_integer("num_threads", D["num_threads"], "Interpreter threads for latency.",
+                     lower_bound=1)
+flags.DEFINE_integer("latency_runs", D["latency_runs"],
+                     "Timed invocations per .tflite (all files timed together at the end).",
+                     lower_bound=1)
+flags.DEFINE_integer("representative_count", D["representative_count"],
                      "Training images for int8 calibration.", lower_bound=1)
+common.define_dynamic_flags()
 common.define_run_flags("saved_models/sweep/<dataset>-<model>")
 
 
@@ -54,7 +60,7 @@ def main(argv):
         learning_rate=FLAGS.learning_rate, batch_size=FLAGS.batch_size,
         split_seed=FLAGS.split_seed, data_dir=FLAGS.data_dir,
         representative_count=FLAGS.representative_count, num_threads=FLAGS.num_threads,
-        latency_runs=FLAGS.latency_runs)
+        latency_runs=FLAGS.latency_runs, dynamic=common.dynamic_options())
     output_dir = FLAGS.output_dir or common.default_output_dir(
         "sweep", f"{config.dataset}-{config.model}")
     common.log(f"sweep of {len(config.variants())} variants x {len(config.quantizations)} "

@@ -4,7 +4,8 @@
         --max_size_kb=40 --output_dir=DIR
 
 Writes DIR/trials.csv, DIR/trials.json, DIR/trials.png and DIR/best.tflite; keras-tuner's project
-directory DIR/tune holds the search state, so rerunning continues the search.
+directory DIR/tune holds the search state, so rerunning continues the search. A user error inside
+a trial (e.g. a baseline that does not fit the dataset) stops the search with one line, exit 2.
 
 Distributed (keras-tuner's chief/worker mode): start the same command once with
 KERASTUNER_TUNER_ID=chief and once per worker with KERASTUNER_TUNER_ID=worker0, worker1, ...,
@@ -13,50 +14,57 @@ sharing DIR. The chief serves the oracle; the workers run trials; the chief writ
 the search ends.
 """
 
-import os
-
 from absl import flags
 
 from experiments import common
 from tfprune.data import DATASETS
-from tfprune.export import QUANTIZATIONS
+from tfprune.jobs.tune import OBJECTIVES, ORACLES, SIZE_MEASURES, TuneConfig, is_worker, run_tune
 from tfprune.models import MODELS
 from tfprune.pruning import METHODS, SCHEDULES
-from tfprune.tuning import OBJECTIVES, ORACLES, SIZE_MEASURES, TuneConfig, make_tuner, write_results
+from tfprune.tflite.export import QUANTIZATIONS
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("baseline", None, "Saved Keras baseline model (from experiments.train).")
-flags.DEFINE_enum("dataset", "digits", DATASETS.names(), "Dataset.")
-flags.DEFINE_enum("model", "cnn", MODELS.names(), "The baseline's model (for augmentation).")
-flags.DEFINE_string("data_dir", None, "tfds data directory (not needed for digits).")
-flags.DEFINE_string("tuner", "random", f"Search algorithm: {', '.join(ORACLES.names())}.")
-flags.DEFINE_integer("max_trials", 10, "Trials (random, bayesian).", lower_bound=1)
-flags.DEFINE_integer("seed", 0, "Seed of the search and the fine-tuning.", lower_bound=0)
-flags.DEFINE_list("methods", ["weight", "unit"], f"Methods to search: {', '.join(METHODS.names())}.")
-flags.DEFINE_list("schedules", ["constant", "polynomial"], f"Schedules: {', '.join(SCHEDULES.names())}.")
-flags.DEFINE_float("min_sparsity", 0.5, "Smallest target sparsity searched.")
-flags.DEFINE_float("max_sparsity", 0.95, "Largest target sparsity searched.")
-flags.DEFINE_list("learning_rates", ["0.001", "0.003"], "Fine-tuning learning rates.")
-flags.DEFINE_list("epochs", ["10", "20"], "Fine-tuning epochs.")
-flags.DEFINE_list("quantizations", ["int8"], f"Quantizations: {', '.join(QUANTIZATIONS.names())}.")
-flags.DEFINE_string("objective", "accuracy", f"Objective: {', '.join(OBJECTIVES)}.")
-flags.DEFINE_float("max_size_kb", None, "Size budget in KB (trials over it fail the constraint).")
-flags.DEFINE_string("size_measure", "gzip", f"Size the budget applies to: {', '.join(SIZE_MEASURES)}.")
-flags.DEFINE_float("max_latency_ms", None, "Latency budget (median, 1 thread) in ms.")
-flags.DEFINE_float("size_weight", 0.1, "weighted objective: weight of size / dense size.")
-flags.DEFINE_float("latency_weight", 0.1, "weighted objective: weight of latency / dense latency.")
-flags.DEFINE_integer("latency_runs", 100, "Timed invocations per trial's .tflite.", lower_bound=1)
+D = common.defaults(TuneConfig)
+flags.DEFINE_string("baseline", D["baseline"], "Saved Keras baseline model (from experiments.train).")
+flags.DEFINE_enum("dataset", D["dataset"], DATASETS.names(), "Dataset.")
+flags.DEFINE_enum("model", D["model"], MODELS.names(), "The baseline's model (for augmentation).")
+flags.DEFINE_string("data_dir", D["data_dir"], "tfds data directory (not needed for digits).")
+flags.DEFINE_integer("split_seed", D["split_seed"], "Seed of the digits split.", lower_bound=0)
+flags.DEFINE_string("tuner", D["tuner"], f"Search algorithm: {', '.join(ORACLES.names())}.")
+flags.DEFINE_integer("max_trials", D["max_trials"], "Trials (random, bayesian).", lower_bound=1)
+flags.DEFINE_integer("seed", D["seed"], "Seed of the search and the fine-tuning.", lower_bound=0)
+flags.DEFINE_list("methods", list(D["methods"]), f"Methods to search: {', '.join(METHODS.names())}.")
+flags.DEFINE_list("schedules", list(D["schedules"]), f"Schedules: {', '.join(SCHEDULES.names())}.")
+flags.DEFINE_float("min_sparsity", D["min_sparsity"], "Smallest target sparsity searched.")
+flags.DEFINE_float("max_sparsity", D["max_sparsity"], "Largest target sparsity searched.")
+flags.DEFINE_list("learning_rates", [f"{v:g}" for v in D["learning_rates"]],
+                  "Fine-tuning learning rates.")
+flags.DEFINE_list("epochs", [str(v) for v in D["epochs"]], "Fine-tuning epochs.")
+flags.DEFINE_list("quantizations", list(D["quantizations"]),
+                  f"Quantizations: {', '.join(QUANTIZATIONS.names())}.")
+flags.DEFINE_string("objective", D["objective"], f"Objective: {', '.join(OBJECTIVES)}.")
+flags.DEFINE_float("max_size_kb", D["max_size_kb"], "Size budget in KB (trials over it fail the constraint).")
+flags.DEFINE_string("size_measure", D["size_measure"],
+                    f"Size the budget applies to: {', '.join(SIZE_MEASURES)}.")
+flags.DEFINE_float("max_latency_ms", D["max_latency_ms"], "Latency budget (median, 1 thread) in ms.")
+flags.DEFINE_float("size_weight", D["size_weight"], "weighted objective: weight of size / dense size.")
+flags.DEFINE_float("latency_weight", D["latency_weight"],
+                   "weighted objective: weight of latency / dense latency.")
+flags.DEFINE_integer("latency_runs", D["latency_runs"], "Timed invocations per trial's .tflite.",
+                     lower_bound=1)
 common.define_run_flags("saved_models/tune/<dataset>-<model>")
 flags.mark_flag_as_required("baseline")
 
 EXIT_BUDGET_NOT_MET = 3
+EXIT_NO_TRIAL = 1
 
 
 def main(argv):
     del argv
     config = TuneConfig(
         baseline=FLAGS.baseline, dataset=FLAGS.dataset, model=FLAGS.model, data_dir=FLAGS.data_dir,
-        tuner=FLAGS.tuner, max_trials=FLAGS.max_trials, seed=FLAGS.seed,
+        split_seed=FLAGS.split_seed, tuner=FLAGS.tuner, max_trials=FLAGS.max_trials,
+        seed=FLAGS.seed,
         methods=tuple(FLAGS.methods), schedules=tuple(FLAGS.schedules),
         min_sparsity=FLAGS.min_sparsity, max_sparsity=FLAGS.max_sparsity,
         learning_rates=common.parse_numbers("learning_rates", FLAGS.learning_rates, float),
@@ -67,20 +75,20 @@ def main(argv):
         latency_weight=FLAGS.latency_weight, latency_runs=FLAGS.latency_runs)
     output_dir = FLAGS.output_dir or common.default_output_dir(
         "tune", f"{config.dataset}-{config.model}")
-    tuner = make_tuner(config, output_dir, overwrite=FLAGS.overwrite, log=common.log)
-    tuner.search()
-    if os.environ.get("KERASTUNER_TUNER_ID", "chief") not in ("chief", "tuner0"):
-        common.log(f"worker {os.environ['KERASTUNER_TUNER_ID']} done")
+    summary = run_tune(config, output_dir, overwrite=FLAGS.overwrite, log=common.log)
+    if is_worker():
+        common.log("worker done")
         return
-    summary = write_results(config, output_dir)
     best = summary["best"]
     common.log(f"trials: {output_dir}/trials.csv ({len(summary['trials'])} trials), plot: "
                f"{output_dir}/trials.png")
     if best is None:
-        common.log("no trial finished")
-        raise SystemExit(EXIT_BUDGET_NOT_MET)
+        common.log("error: no trial finished (each failed inside keras-tuner; its messages are in "
+                   f"{output_dir}/tune/trial_*/trial.json)")
+        raise SystemExit(EXIT_NO_TRIAL)
+    target = "auto" if best["target_sparsity"] is None else f"{best['target_sparsity']:.2f}"
     common.log(f"best: trial {best['trial_id']} {best['method']} {best['schedule']} "
-               f"{best['target_sparsity']:.2f} {best['quantization']}: tflite accuracy "
+               f"{target} {best['quantization']}: tflite accuracy "
                f"{best['tflite_accuracy']:.4f}, {best['size_kb']:.1f} KB; {output_dir}/best.tflite")
     if not summary["budget_met"]:
         smallest = min(summary["trials"], key=lambda r: r["size_kb"])

@@ -1,7 +1,10 @@
-"""Errors that tfprune raises for bad input.
+"""The two kinds of error tfprune raises.
 
-Scripts catch ``TfpruneError`` and print its message without a traceback; everything else is a
-bug and keeps its traceback.
+``TfpruneError`` is bad input: something the user can fix. Its message names the argument, the
+rule and the value received. Scripts print it on one line, without a traceback, and exit 2.
+
+``InternalError`` is a broken invariant inside tfprune: a bug, not the user's fault. It keeps its
+traceback and says so.
 """
 
 
@@ -22,3 +25,10 @@ class DatasetNotAvailableError(TfpruneError):
 
 class RunDirectoryError(TfpruneError):
     """An output directory that holds a different run."""
+
+
+class InternalError(RuntimeError):
+    """An invariant of tfprune's own code failed: a bug to report, not bad input."""
+
+    def __init__(self, message):
+        super().__init__(f"internal error (a bug in tfprune, please report it): {message}")

@@ -143,3 +143,31 @@ def mobilenetv2(input_shape, num_classes, alpha=1.0, min_size=32):
 def count_params(model):
     """Number of trainable and non-trainable parameters (what Keras' summary reports as total)."""
     return int(model.count_params())
+
+
+def load_model(path, argument="model_path", custom_objects=None):
+    """A saved tf_keras model (.keras or .h5), uncompiled; a clear TfpruneError otherwise."""
+    import os
+
+    from tfprune.keras import check_model
+
+    if not isinstance(path, (str, os.PathLike)) or not os.path.isfile(path):
+        raise TfpruneError(f"`{argument}` must be a saved Keras model file (.keras or .h5), got "
+                           f"{path!r}, which is not a file")
+    try:
+        model = keras.models.load_model(path, custom_objects=custom_objects, compile=False)
+    except Exception as err:  # noqa: BLE001  (Keras raises many kinds for a bad file)
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise TfpruneError(f"cannot load Keras model {os.fspath(path)!r} (`{argument}`): "
+                           f"{type(err).__name__}: {first}") from None
+    return check_model(model, argument)
+
+
+def check_fits(model, input_shape, num_classes, name, dataset):
+    """A TfpruneError unless ``model`` takes ``input_shape`` and predicts ``num_classes``."""
+    got = tuple(model.input_shape[1:])
+    if got != tuple(input_shape) or model.output_shape[-1] != num_classes:
+        raise TfpruneError(
+            f"{name} takes {got} and predicts {model.output_shape[-1]} classes; "
+            f"dataset {dataset!r} needs {tuple(input_shape)} and {num_classes} classes")
+    return model

@@ -53,6 +53,10 @@ class Registry:
     def names(self):
         return sorted(self._entries)
 
+    def entries(self):
+        """The registered objects, in the order they were registered."""
+        return list(self._entries.values())
+
     def __contains__(self, name):
         return name in self._entries
 

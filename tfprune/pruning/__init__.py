@@ -1,7 +1,8 @@
-"""Pruning: methods (weight, unit), schedules (constant, polynomial), surgery and statistics."""
+"""Pruning: methods (weight, unit, and the deciding ones), schedules, masks, surgery, statistics."""
 
-from tfprune.pruning.core import METHODS, PruneResult, classifier_layer, is_wrapped, prune, strip
+from tfprune.pruning.core import PruneResult, classifier_layer, is_wrapped, prune, select_layers, strip
+from tfprune.pruning.methods import METHODS, Method, check_options
 from tfprune.pruning.schedules import SCHEDULES, derive_steps, make_schedule
 
-__all__ = ["METHODS", "PruneResult", "SCHEDULES", "classifier_layer", "derive_steps",
-           "is_wrapped", "make_schedule", "prune", "strip"]
+__all__ = ["METHODS", "Method", "PruneResult", "SCHEDULES", "check_options", "classifier_layer",
+           "derive_steps", "is_wrapped", "make_schedule", "prune", "select_layers", "strip"]

@@ -14,20 +14,21 @@ import math
 
 import numpy as np
 
-from tfprune import io
-from tfprune.errors import TfpruneError
+from tfprune import checks, io
+from tfprune.errors import InternalError, TfpruneError
 from tfprune.keras import keras, tf
 from tfprune.pruning import adaptive
-
-GRANULARITIES = ("unit", "weight")
+from tfprune.pruning.masks import (column_norms, layer_sparsity, low_norm_prune,
+                                   lowest_scores_mask, mean_column_norm)
+from tfprune.pruning.methods import GRANULARITIES
 
 
 @dataclasses.dataclass
 class DynamicConfig:
     """Parameters of the dynamic methods; validated on construction."""
 
-    granularity: str = None            # "unit" or "weight"; None: weight for adaptive (the
-                                       # paper's PQ index is over weights), unit otherwise
+    granularity: str = None            # "unit" or "weight"; None: the method's default
+                                       # (methods.Method.default_granularity)
     interval: int = 1                  # epochs between checks
     norm_tolerance: float = 0.05       # relative change of the mean column norm that counts as stable
     patience: int = 2                  # consecutive stable checks before a layer may be pruned
@@ -46,20 +47,14 @@ class DynamicConfig:
     beta: float = 0.9
 
     def __post_init__(self):
-        if self.granularity is not None and self.granularity not in GRANULARITIES:
-            raise TfpruneError(f"`granularity` must be one of {', '.join(GRANULARITIES)}, got "
-                               f"{self.granularity!r}")
+        if self.granularity is not None:
+            checks.check_choice("granularity", self.granularity, GRANULARITIES)
         for name in ("interval", "patience", "every"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise TfpruneError(f"`{name}` must be an integer >= 1, got {value!r}")
+            checks.check_int(name, getattr(self, name), 1)
         for name in ("norm_tolerance", "accuracy_tolerance", "norm_fraction", "max_step",
                      "max_sparsity", "prune_fraction", "beta"):
-            value = getattr(self, name)
-            if name == "prune_fraction" and value is None:
-                continue
-            if not isinstance(value, (int, float)) or not 0 < value < 1:
-                raise TfpruneError(f"`{name}` must be in (0, 1), got {value!r}")
+            if not (name == "prune_fraction" and self.prune_fraction is None):
+                checks.check_fraction(name, getattr(self, name))
         adaptive.check_pq(self.p, self.q)
         if not self.eta >= 0:
             raise TfpruneError(f"`eta` must be >= 0, got {self.eta!r}")
@@ -67,29 +62,7 @@ class DynamicConfig:
             raise TfpruneError(f"`gamma` must be > 0, got {self.gamma!r}")
 
 
-# --- the rules, on plain arrays ----------------------------------------------------------------
-
-def resolve_granularity(config, method):
-    """The config with granularity chosen: weight for 'adaptive', unit otherwise, unless given."""
-    if config.granularity is not None:
-        return config
-    return dataclasses.replace(config, granularity="weight" if method == "adaptive" else "unit")
-
-
-def column_norms(kernel, mask=None):
-    """Per-unit L2 norms of the (masked) kernel."""
-    kernel = np.asarray(kernel, np.float64)
-    if mask is not None:
-        kernel = kernel * np.asarray(mask)
-    return np.sqrt(np.sum(kernel.reshape(-1, kernel.shape[-1]) ** 2, axis=0))
-
-
-def mean_column_norm(kernel, mask=None):
-    """Mean over the kept units of their L2 norm (0 when nothing is kept)."""
-    norms = column_norms(kernel, mask)
-    kept = norms[norms > 0]
-    return float(kept.mean()) if kept.size else 0.0
-
+# --- the one rule of its own (the norm and mask math is in masks.py) ---------------------------
 
 def is_stable(norm_history, tolerance, patience):
     """True when the last ``patience`` relative changes are all below ``tolerance``."""
@@ -98,69 +71,6 @@ def is_stable(norm_history, tolerance, patience):
     recent = norm_history[-(patience + 1):]
     changes = [abs(b - a) / a if a else math.inf for a, b in zip(recent, recent[1:])]
     return max(changes) < tolerance
-
-
-def low_norm_prune(kernel, mask, granularity, norm_fraction, max_step, max_sparsity):
-    """(new mask, candidates) for one event: prune what falls below ``norm_fraction`` of the mean
-    column norm, at most ``max_step`` of the layer, never above ``max_sparsity``.
-
-    unit: a unit is a candidate when its norm < fraction x the layer's mean column norm.
-    weight: a weight is a candidate when |w| < fraction x mean column norm / sqrt(fan-in), the
-    magnitude each weight would have if the column's norm were spread evenly.
-    """
-    kernel = np.asarray(kernel, np.float64)
-    mask = np.asarray(mask, np.float64).copy()
-    mean = mean_column_norm(kernel, mask)
-    if granularity == "unit":
-        norms = column_norms(kernel, mask)
-        kept = np.flatnonzero(mask.reshape(-1, mask.shape[-1]).max(axis=0) > 0)
-        scores, total = norms[kept], mask.shape[-1]
-        candidates = kept[scores < norm_fraction * mean]
-        order = candidates[np.argsort(norms[candidates], kind="stable")]
-        pruned_now = total - kept.size
-    else:
-        flat_w, flat_m = (kernel * mask).ravel(), mask.ravel()
-        fan_in = int(np.prod(kernel.shape[:-1]))
-        threshold = norm_fraction * mean / math.sqrt(fan_in)
-        kept = np.flatnonzero(flat_m > 0)
-        candidates = kept[np.abs(flat_w[kept]) < threshold]
-        order = candidates[np.argsort(np.abs(flat_w[candidates]), kind="stable")]
-        total, pruned_now = flat_m.size, flat_m.size - kept.size
-    budget = min(int(math.floor(max_step * total)),
-                 int(math.floor(max_sparsity * total)) - pruned_now)
-    chosen = order[:max(budget, 0)]
-    if granularity == "unit":
-        mask[..., chosen] = 0
-    else:
-        flat = mask.ravel()
-        flat[chosen] = 0
-        mask = flat.reshape(mask.shape)
-    return mask, int(candidates.size)
-
-
-def lowest_scores_mask(scores, mask, granularity, count):
-    """Zero the ``count`` kept entries (units or weights) with the lowest ``scores``."""
-    mask = np.asarray(mask, np.float64).copy()
-    scores = np.asarray(scores, np.float64)
-    if granularity == "unit":
-        unit_scores = scores.reshape(-1, scores.shape[-1]).sum(axis=0)
-        kept = np.flatnonzero(mask.reshape(-1, mask.shape[-1]).max(axis=0) > 0)
-        chosen = kept[np.argsort(unit_scores[kept], kind="stable")[:count]]
-        mask[..., chosen] = 0
-        return mask
-    flat_m = mask.ravel()
-    kept = np.flatnonzero(flat_m > 0)
-    chosen = kept[np.argsort(scores.ravel()[kept], kind="stable")[:count]]
-    flat_m[chosen] = 0
-    return flat_m.reshape(mask.shape)
-
-
-def layer_sparsity(mask, granularity):
-    mask = np.asarray(mask)
-    if granularity == "unit":
-        units = mask.reshape(-1, mask.shape[-1]).max(axis=0)
-        return 1.0 - float(units.mean())
-    return 1.0 - float(mask.mean())
 
 
 # --- the callbacks -----------------------------------------------------------------------------
@@ -173,7 +83,7 @@ class _MaskPruner(keras.callbacks.Callback):
     def __init__(self, wrappers, config, decisions_path=None, log=None):
         super().__init__()
         if config.granularity is None:
-            raise TfpruneError("DynamicConfig.granularity must be resolved before pruning")
+            raise InternalError("DynamicConfig.granularity must be resolved before pruning")
         self.wrappers = list(wrappers)
         self.config = config
         self.decisions_path = decisions_path
@@ -466,3 +376,26 @@ class PQIndexPruner(_MaskPruner):
                         before, layer_sparsity(new_mask, config.granularity), val, pq_index=index)
         self.snapshot(epoch)
         self.write()
+
+
+PRUNERS = {"MeanColumnNormPruner": MeanColumnNormPruner, "TaylorPruner": TaylorPruner,
+           "PQIndexPruner": PQIndexPruner}
+
+
+def make_config(options=None):
+    """A DynamicConfig from a dict of its fields (or one already made); validated."""
+    if isinstance(options, DynamicConfig):
+        return options
+    unknown = sorted(set(options or {}) - {f.name for f in dataclasses.fields(DynamicConfig)})
+    if unknown:
+        raise TfpruneError(f"unknown dynamic option(s) {', '.join(unknown)}; known: "
+                           f"{', '.join(f.name for f in dataclasses.fields(DynamicConfig))}")
+    return DynamicConfig(**(options or {}))
+
+
+def summarize_decisions(pruner):
+    """What a deciding callback did: events, rollbacks and the sparsity it left in each layer."""
+    actions = [d["action"] for d in pruner.decisions]
+    final = pruner.history[-1]["sparsity"] if pruner.history else {}
+    return {"pruning_events": actions.count("prune"), "rollbacks": actions.count("rollback"),
+            "chosen_sparsity": dict(final), "granularity": pruner.config.granularity}

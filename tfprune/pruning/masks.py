@@ -1,14 +1,19 @@
-"""Mask math as plain functions over tensors (NumPy arrays work too): unit norms and masks.
+"""Mask and norm math as plain functions over arrays: the one home of it.
 
 A "unit" is an output neuron of a Dense layer or an output filter of a Conv2D layer: the last
-axis of its kernel. Kept here, free of Keras layers, so tests can use tiny hand-computed arrays
-and the dynamic pruners can share them.
+axis of its kernel. ``unit_norms`` / ``unit_mask`` run inside the training graph (TensorFlow
+ops); the NumPy functions below serve the deciding callbacks (pruning/dynamic.py), statistics and
+tests. Free of Keras layers, so tests can use tiny hand-computed arrays.
 """
+
+import math
 
 import numpy as np
 
 from tfprune.keras import tf
 
+
+# --- in the graph (TensorFlow) ------------------------------------------------------------------
 
 def unit_norms(kernel):
     """L2 norm of each unit's weights: over every axis of ``kernel`` but the last."""
@@ -48,7 +53,96 @@ def units_of_mask(mask):
     return tf.reduce_max(mask, axis=axes)
 
 
+# --- on NumPy arrays ------------------------------------------------------------------------------
+
+def _columns(array):
+    array = np.asarray(array)
+    return array.reshape(-1, array.shape[-1])
+
+
+def column_norms(kernel, mask=None):
+    """Per-unit L2 norms of the (masked) kernel."""
+    kernel = np.asarray(kernel, np.float64)
+    if mask is not None:
+        kernel = kernel * np.asarray(mask)
+    return np.sqrt(np.sum(_columns(kernel) ** 2, axis=0))
+
+
+def mean_column_norm(kernel, mask=None):
+    """Mean over the kept units of their L2 norm (0 when nothing is kept)."""
+    norms = column_norms(kernel, mask)
+    kept = norms[norms > 0]
+    return float(kept.mean()) if kept.size else 0.0
+
+
+def kept_units(mask):
+    """Indices of the units a kernel-shaped mask keeps (any weight of the unit non-zero)."""
+    return np.flatnonzero(np.abs(_columns(mask)).max(axis=0) > 0)
+
+
 def units_kept(kernel):
-    """Number of units with at least one non-zero weight (NumPy)."""
-    kernel = np.asarray(kernel)
-    return int(np.count_nonzero(np.abs(kernel).reshape(-1, kernel.shape[-1]).max(axis=0)))
+    """Number of units with at least one non-zero weight."""
+    return int(kept_units(kernel).size)
+
+
+def layer_sparsity(mask, granularity):
+    """Fraction of units (``granularity='unit'``) or weights pruned by ``mask``."""
+    mask = np.asarray(mask)
+    if granularity == "unit":
+        return 1.0 - kept_units(mask).size / mask.shape[-1]
+    return 1.0 - float(mask.mean())
+
+
+def low_norm_prune(kernel, mask, granularity, norm_fraction, max_step, max_sparsity):
+    """(new mask, candidates) for one event: prune what falls below ``norm_fraction`` of the mean
+    column norm, at most ``max_step`` of the layer, never above ``max_sparsity``.
+
+    unit: a unit is a candidate when its norm < fraction x the layer's mean column norm.
+    weight: a weight is a candidate when |w| < fraction x mean column norm / sqrt(fan-in), the
+    magnitude each weight would have if the column's norm were spread evenly.
+    """
+    kernel = np.asarray(kernel, np.float64)
+    mask = np.asarray(mask, np.float64).copy()
+    mean = mean_column_norm(kernel, mask)
+    if granularity == "unit":
+        norms = column_norms(kernel, mask)
+        kept = kept_units(mask)
+        scores, total = norms[kept], mask.shape[-1]
+        candidates = kept[scores < norm_fraction * mean]
+        order = candidates[np.argsort(norms[candidates], kind="stable")]
+        pruned_now = total - kept.size
+    else:
+        flat_w, flat_m = (kernel * mask).ravel(), mask.ravel()
+        fan_in = int(np.prod(kernel.shape[:-1]))
+        threshold = norm_fraction * mean / math.sqrt(fan_in)
+        kept = np.flatnonzero(flat_m > 0)
+        candidates = kept[np.abs(flat_w[kept]) < threshold]
+        order = candidates[np.argsort(np.abs(flat_w[candidates]), kind="stable")]
+        total, pruned_now = flat_m.size, flat_m.size - kept.size
+    budget = min(int(math.floor(max_step * total)),
+                 int(math.floor(max_sparsity * total)) - pruned_now)
+    chosen = order[:max(budget, 0)]
+    if granularity == "unit":
+        mask[..., chosen] = 0
+    else:
+        flat = mask.ravel()
+        flat[chosen] = 0
+        mask = flat.reshape(mask.shape)
+    return mask, int(candidates.size)
+
+
+def lowest_scores_mask(scores, mask, granularity, count):
+    """Zero the ``count`` kept entries (units or weights) with the lowest ``scores``."""
+    mask = np.asarray(mask, np.float64).copy()
+    scores = np.asarray(scores, np.float64)
+    if granularity == "unit":
+        unit_scores = _columns(scores).sum(axis=0)
+        kept = kept_units(mask)
+        chosen = kept[np.argsort(unit_scores[kept], kind="stable")[:count]]
+        mask[..., chosen] = 0
+        return mask
+    flat_m = mask.ravel()
+    kept = np.flatnonzero(flat_m > 0)
+    chosen = kept[np.argsort(scores.ravel()[kept], kind="stable")[:count]]
+    flat_m[chosen] = 0
+    return flat_m.reshape(mask.shape)

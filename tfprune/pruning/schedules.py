@@ -16,6 +16,7 @@ import dataclasses
 
 import tensorflow_model_optimization as tfmot
 
+from tfprune import checks
 from tfprune.errors import TfpruneError
 from tfprune.registry import Registry
 
@@ -29,15 +30,6 @@ class ScheduleSteps:
     begin_step: int
     end_step: int
     frequency: int
-
-
-def check_sparsity(name, value, allow_zero=True):
-    """``value`` as a float in [0, 1) (or (0, 1)); a TfpruneError naming ``name`` otherwise."""
-    is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if not (is_number and (value >= 0 if allow_zero else value > 0) and value < 1):
-        bracket = "[0, 1)" if allow_zero else "(0, 1)"
-        raise TfpruneError(f"`{name}` must be in {bracket}, got {value!r}")
-    return float(value)
 
 
 def derive_steps(kind, steps_per_epoch, epochs, begin_step=None, end_step=None, frequency=None,
@@ -88,11 +80,11 @@ def derive_steps(kind, steps_per_epoch, epochs, begin_step=None, end_step=None, 
 def make_schedule(kind, target_sparsity, steps, initial_sparsity=0.0, power=3):
     """A tfmot PruningSchedule of ``kind`` reaching ``target_sparsity`` on ``steps``."""
     cls = SCHEDULES.get(kind)
-    target_sparsity = check_sparsity("target_sparsity", target_sparsity)
+    target_sparsity = checks.check_sparsity("target_sparsity", target_sparsity)
     if kind == "constant":
         return cls(target_sparsity, begin_step=steps.begin_step, end_step=steps.end_step,
                    frequency=steps.frequency)
-    initial_sparsity = check_sparsity("initial_sparsity", initial_sparsity)
+    initial_sparsity = checks.check_sparsity("initial_sparsity", initial_sparsity)
     if initial_sparsity > target_sparsity:
         raise TfpruneError(
             f"`initial_sparsity` ({initial_sparsity}) must not exceed `target_sparsity` "

@@ -14,6 +14,7 @@ import numpy as np
 
 from tfprune.errors import TfpruneError
 from tfprune.keras import check_model, keras, tf
+from tfprune.pruning.unit import PruneLowMagnitude
 
 L = keras.layers
 
@@ -124,9 +125,7 @@ def shrink(model, check_inputs=None, atol=1e-4):
     model's within ``atol``, else TfpruneError (a wrong model is never returned).
     """
     check_model(model)
-    from tfprune.pruning.core import is_wrapped
-
-    if is_wrapped(model):
+    if any(isinstance(layer, PruneLowMagnitude) for layer in model.layers):
         raise TfpruneError("`model` still has pruning wrappers; call tfprune.pruning.strip first")
     source = _fresh_copy(model)
     layers = [layer for layer in source.layers if not isinstance(layer, L.InputLayer)]

@@ -10,7 +10,7 @@ gamma and beta ("tied" variables).
 from tensorflow_model_optimization.python.core.keras import compat as tfmot_compat
 from tensorflow_model_optimization.python.core.sparsity.keras import pruning_impl, pruning_wrapper
 
-from tfprune.keras import tf
+from tfprune.keras import keras, tf
 from tfprune.pruning import masks
 
 PruneLowMagnitude = pruning_wrapper.PruneLowMagnitude
@@ -93,6 +93,4 @@ class UnitPruneLowMagnitude(PruneLowMagnitude):
 
 def is_unit_prunable(layer):
     """Dense and Conv2D layers (not subclasses such as Conv2DTranspose, whose kernels differ)."""
-    from tfprune.keras import keras
-
     return type(layer) in (keras.layers.Dense, keras.layers.Conv2D)

@@ -2,8 +2,8 @@
 
 keras-tuner 1.4.8 imports Keras 3 and rejects tf_keras models in its default build-and-fit
 path, so ``PruningTuner`` subclasses ``BaseTuner`` and overrides ``run_trial``: a trial prunes
-the baseline with the hyperparameters (pruning.pipeline.run_prune), converts the deployable model
-to the chosen quantization and measures it on the LiteRT interpreter. The oracles
+the baseline with the hyperparameters and deploys the result through the same path as a sweep
+variant (jobs/variant.py): converted to the chosen quantization, measured on the interpreter. The oracles
 (RandomSearch, BayesianOptimization, Hyperband), resuming from the project directory and the
 chief/worker distributed mode (KERASTUNER_TUNER_ID, KERASTUNER_ORACLE_IP,
 KERASTUNER_ORACLE_PORT) are keras-tuner's own.
@@ -12,6 +12,9 @@ Objective ("score", maximised): ``accuracy`` = TFLite accuracy, where a trial ov
 latency budget scores its accuracy minus 1 (below every trial within budget, still ranked by
 accuracy among themselves, and kept in the table); ``weighted`` = accuracy - size_weight x
 size / dense float32 size - latency_weight x latency / dense float32 latency.
+
+A user error inside a trial (TfpruneError) stops the whole search with that error: it is
+raised through keras-tuner as a FatalError, so no traceback is printed and no further trial runs.
 """
 
 import dataclasses
@@ -20,16 +23,18 @@ import os
 
 import keras_tuner
 
-from tfprune import deploy, io
-from tfprune import train as train_lib
+from tfprune import checks, io, training
 from tfprune.data import DATASETS, load_data
 from tfprune.errors import TfpruneError
-from tfprune.keras import keras
-from tfprune.models import MODELS
-from tfprune.pruning import METHODS, SCHEDULES, schedules
-from tfprune.pruning.core import DYNAMIC_METHODS, TARGETLESS_METHODS
-from tfprune.pruning.pipeline import PruneConfig, run_prune
+from tfprune.jobs import variant as variant_lib
+from tfprune.jobs.prune import PruneConfig
+from tfprune.models import MODELS, check_fits, load_model
+from tfprune.pruning import METHODS, SCHEDULES, check_options, stats
 from tfprune.registry import Registry
+from tfprune.results import plots
+from tfprune.results.rows import NO_SCHEDULE, VariantKey
+from tfprune.results.tables import write_csv
+from tfprune.tflite import measure
 
 ORACLES = Registry("tuner")
 ORACLES.register("random", lambda objective, trials, seed, max_epochs: keras_tuner.oracles.RandomSearchOracle(
@@ -44,11 +49,12 @@ TRIAL_COLUMNS = ["trial_id", "tuner_id", "method", "schedule", "target_sparsity"
                  "learning_rate", "fine_tune_epochs", "quantization", "achieved_sparsity",
                  "keras_accuracy", "tflite_accuracy", "size_bytes", "gzip_bytes", "size_kb",
                  "latency_ms_median", "within_budget", "score", "tflite_file"]
+REPRESENTATIVE_COUNT = 200
 
 
 @dataclasses.dataclass
 class TuneConfig:
-    baseline: str                       # saved Keras baseline model
+    baseline: str = None                # saved Keras baseline model
     dataset: str = "digits"
     model: str = "cnn"
     data_dir: str = None
@@ -77,37 +83,40 @@ class TuneConfig:
         ORACLES.validate(self.tuner)
         self.methods = METHODS.validate_list("methods", self.methods)
         self.schedules = SCHEDULES.validate_list("schedules", self.schedules)
-        for name in ("learning_rates", "epochs", "quantizations"):
-            if not tuple(getattr(self, name)):
-                raise TfpruneError(f"`{name}` must not be empty: the search space needs a value")
-        self.quantizations = tuple(deploy.validate_quantizations(list(self.quantizations)))
-        schedules.check_sparsity("min_sparsity", self.min_sparsity)
-        schedules.check_sparsity("max_sparsity", self.max_sparsity)
+        for name in ("learning_rates", "epochs"):
+            checks.check_not_empty(name, getattr(self, name),
+                                   "the search space needs a value")
+        self.quantizations = tuple(measure.validate_quantizations(self.quantizations))
+        checks.check_sparsity("min_sparsity", self.min_sparsity)
+        checks.check_sparsity("max_sparsity", self.max_sparsity)
         if self.min_sparsity > self.max_sparsity:
             raise TfpruneError(f"`min_sparsity` ({self.min_sparsity}) must not exceed "
                                f"`max_sparsity` ({self.max_sparsity})")
         for lr in self.learning_rates:
-            if not lr > 0:
-                raise TfpruneError(f"`learning_rates` must be > 0, got {lr}")
+            checks.check_positive("learning_rates", lr)
         for epochs in self.epochs:
-            train_lib._check_int("epochs", epochs, 1)
-        train_lib._check_int("max_trials", self.max_trials, 1)
-        if self.objective not in OBJECTIVES:
-            raise TfpruneError(f"`objective` must be one of {', '.join(OBJECTIVES)}, got "
-                               f"{self.objective!r}")
-        if self.size_measure not in SIZE_MEASURES:
-            raise TfpruneError(f"`size_measure` must be one of {', '.join(SIZE_MEASURES)}, got "
-                               f"{self.size_measure!r}")
-        for name in ("max_size_kb", "max_latency_ms"):
-            value = getattr(self, name)
-            if value is not None and not value > 0:
-                raise TfpruneError(f"`{name}` must be > 0, got {value}")
-        if not os.path.isfile(self.baseline):
-            raise TfpruneError(f"`baseline` must be a saved Keras model file, got "
-                               f"{self.baseline!r}, which is not a file")
+            checks.check_int("epochs", epochs, 1)
+        for name, minimum in (("max_trials", 1), ("seed", 0), ("split_seed", 0),
+                              ("latency_runs", 1)):
+            checks.check_int(name, getattr(self, name), minimum)
+        checks.check_choice("objective", self.objective, OBJECTIVES)
+        checks.check_choice("size_measure", self.size_measure, SIZE_MEASURES)
+        checks.check_optional_positive("max_size_kb", self.max_size_kb)
+        checks.check_optional_positive("max_latency_ms", self.max_latency_ms)
+        checks.check_file("baseline", self.baseline, "a saved Keras model file")
+        # Every corner of the space is a valid pruning configuration.
+        for method in self.methods:
+            for schedule in self.schedules:
+                for target in (self.min_sparsity, self.max_sparsity):
+                    check_options(method, schedule, target)
 
     def to_dict(self):
         return dataclasses.asdict(self)
+
+    def load_data(self):
+        return load_data(self.dataset, seed=self.seed, data_dir=self.data_dir,
+                         split_seed=self.split_seed,
+                         augment=training.resolve_augmentation("auto", self.dataset, self.model))
 
 
 def declare(hp, config):
@@ -137,13 +146,39 @@ class _SpaceModel(keras_tuner.HyperModel):
         declare(hp, self.config)
 
 
+class UserErrorInTrial(keras_tuner.errors.FatalError):
+    """A TfpruneError inside a trial: ends the search (keras-tuner re-raises FatalErrors)."""
+
+    def __init__(self, error):
+        super().__init__(str(error))
+        self.error = error
+
+
+def load_baseline(config):
+    """The baseline model, loaded and checked against the dataset, once, before any trial."""
+    data = load_data(config.dataset, data_dir=config.data_dir, split_seed=config.split_seed)
+    model = load_model(config.baseline, "baseline")
+    return check_fits(model, data.input_shape, data.num_classes,
+                      f"baseline {config.baseline!r}", config.dataset)
+
+
 class PruningTuner(keras_tuner.engine.base_tuner.BaseTuner):
     def __init__(self, config, oracle, directory, project_name, overwrite=False, log=print):
         self.config = config
         self.log = log
         self.reference = None
+        self._baseline = None
         super().__init__(oracle=oracle, hypermodel=_SpaceModel(config), directory=directory,
                          project_name=project_name, overwrite=overwrite)
+
+    def baseline(self):
+        """(model, path, dense statistics), loaded once per process."""
+        if self._baseline is None:
+            model = load_baseline(self.config)
+            dense = stats.summarize(model)
+            dense.pop("layers")
+            self._baseline = (model, self.config.baseline, dense)
+        return self._baseline
 
     def _reference(self, data):
         """Dense float32 .tflite size and latency: the scale of the weighted objective."""
@@ -152,11 +187,11 @@ class PruningTuner(keras_tuner.engine.base_tuner.BaseTuner):
             if os.path.exists(path):
                 self.reference = io.read_json(path)
             else:
-                model = keras.models.load_model(self.config.baseline, compile=False)
                 x, y = data.numpy("test")
-                (row,) = deploy.convert_and_measure(
-                    model, x, y, None, ["float32"], [False], os.path.join(self.project_dir, "reference"),
-                    stem="dense", latency_runs=self.config.latency_runs, log=lambda _: None)
+                (row,) = measure.convert_and_measure(
+                    self.baseline()[0], x, y, None, ["float32"], [False],
+                    os.path.join(self.project_dir, "reference"), stem="dense",
+                    latency_runs=self.config.latency_runs, log=lambda _: None)
                 self.reference = {"size_bytes": row["size_bytes"], "gzip_bytes": row["gzip_bytes"],
                                   "latency_ms_median": row["latency_ms_median"],
                                   "tflite_accuracy": row["tflite_accuracy"]}
@@ -164,30 +199,31 @@ class PruningTuner(keras_tuner.engine.base_tuner.BaseTuner):
         return self.reference
 
     def run_trial(self, trial, *args, **kwargs):
+        try:
+            return self._run_trial(trial)
+        except TfpruneError as err:
+            raise UserErrorInTrial(err) from None
+
+    def _run_trial(self, trial):
         config, hp = self.config, trial.hyperparameters
         epochs = int(hp.values.get("tuner/epochs", hp.get("fine_tune_epochs")))
         method = hp.get("method")
         trial_dir = self.get_trial_dir(trial.trial_id)
-        data = load_data(config.dataset, seed=config.seed, data_dir=config.data_dir,
-                         split_seed=config.split_seed,
-                         augment=train_lib.resolve_augmentation("auto", config.dataset, config.model))
+        data = config.load_data()
         reference = self._reference(data)
-        target = 0.0 if method in TARGETLESS_METHODS else float(hp.get("target_sparsity"))
+        model, path, dense = self.baseline()
+        key = VariantKey.of(config.seed, method, hp.get("schedule"),
+                            float(hp.get("target_sparsity")))
         prune_config = PruneConfig(
             dataset=config.dataset, model=config.model, method=method,
-            schedule="-" if method in DYNAMIC_METHODS else hp.get("schedule"),
-            target_sparsity=target, fine_tune_epochs=epochs,
-            learning_rate=float(hp.get("learning_rate")), seed=config.seed,
-            split_seed=config.split_seed, data_dir=config.data_dir, baseline=config.baseline)
-        metrics = run_prune(prune_config, os.path.join(trial_dir, "prune"), overwrite=True,
-                            log=lambda _: None, data=data)
-        kind = "shrunk" if metrics["models"]["shrunk"] else "pruned"
-        model = keras.models.load_model(metrics["models"][kind], compile=False)
-        x, y = data.numpy("test")
-        (row,) = deploy.convert_and_measure(
-            model, x, y, data.representative_sample(200), [hp.get("quantization")], [False],
-            trial_dir, stem=kind, latency_runs=config.latency_runs,
-            keras_accuracy=metrics["accuracy"], log=lambda _: None)
+            schedule=key.schedule or "polynomial", target_sparsity=key.target_sparsity or 0.0,
+            fine_tune_epochs=epochs, learning_rate=float(hp.get("learning_rate")),
+            seed=config.seed, split_seed=config.split_seed, data_dir=config.data_dir,
+            baseline=config.baseline)
+        run, (row,) = variant_lib.prune_and_deploy(
+            prune_config, key, os.path.join(trial_dir, "prune"), data, (model, path), dense,
+            quantizations=[hp.get("quantization")], representative_count=REPRESENTATIVE_COUNT,
+            latency_runs=config.latency_runs)
         size = row["gzip_bytes"] if config.size_measure == "gzip" else row["size_bytes"]
         within = True
         if config.max_size_kb is not None and size / 1024 > config.max_size_kb:
@@ -205,16 +241,17 @@ class PruningTuner(keras_tuner.engine.base_tuner.BaseTuner):
             score -= 1.0  # fails the constraint: ranked after every trial within budget
         result = {
             "trial_id": trial.trial_id, "tuner_id": self.tuner_id, "method": method,
-            "schedule": prune_config.schedule, "target_sparsity": target,
+            "schedule": row["schedule"], "target_sparsity": key.target_sparsity,
             "learning_rate": prune_config.learning_rate, "fine_tune_epochs": epochs,
-            "quantization": hp.get("quantization"), "achieved_sparsity": metrics["pruned_sparsity"],
-            "keras_accuracy": metrics["accuracy"], "tflite_accuracy": accuracy,
+            "quantization": row["quantization"], "achieved_sparsity": row["achieved_sparsity"],
+            "keras_accuracy": row["keras_accuracy"], "tflite_accuracy": accuracy,
             "size_bytes": row["size_bytes"], "gzip_bytes": row["gzip_bytes"], "size_kb": size / 1024,
             "latency_ms_median": row["latency_ms_median"], "within_budget": within, "score": score,
-            "tflite_file": row["file"]}
+            "tflite_file": row["tflite_file"]}
         io.write_json(os.path.join(trial_dir, "tfprune_trial.json"), result)
-        self.log(f"trial {trial.trial_id} ({self.tuner_id}): {method} {prune_config.schedule} "
-                 f"{target:.2f} lr {prune_config.learning_rate:g} {epochs} epochs "
+        target = "auto" if key.target_sparsity is None else f"{key.target_sparsity:.2f}"
+        self.log(f"trial {trial.trial_id} ({self.tuner_id}): {method} {row['schedule']} "
+                 f"{target} lr {prune_config.learning_rate:g} {epochs} epochs "
                  f"{result['quantization']}: tflite accuracy {accuracy:.4f}, "
                  f"{size / 1024:.1f} KB {config.size_measure}, "
                  f"{row['latency_ms_median'] * 1e3:.1f} us{'' if within else ' (over budget)'}")
@@ -224,7 +261,7 @@ class PruningTuner(keras_tuner.engine.base_tuner.BaseTuner):
         pass  # run_trial writes the trial's models and .tflite itself
 
     def load_model(self, trial):
-        return keras.models.load_model(
+        return load_model(
             glob.glob(os.path.join(self.get_trial_dir(trial.trial_id), "prune", "*.keras"))[0])
 
 
@@ -232,6 +269,30 @@ def make_tuner(config, directory, project_name="tune", overwrite=False, log=prin
     objective = keras_tuner.Objective("score", direction="max")
     oracle = ORACLES.get(config.tuner)(objective, config.max_trials, config.seed, max(config.epochs))
     return PruningTuner(config, oracle, directory, project_name, overwrite=overwrite, log=log)
+
+
+def search(tuner):
+    """tuner.search(), with a user error inside a trial raised as the TfpruneError it is."""
+    try:
+        tuner.search()
+    except UserErrorInTrial as fatal:
+        raise fatal.error from None
+
+
+def is_worker():
+    """True in a process that keras-tuner's distributed mode runs as a worker (it runs trials;
+    the chief serves the oracle and writes the results)."""
+    return os.environ.get("KERASTUNER_TUNER_ID", "chief") not in ("chief", "tuner0")
+
+
+def run_tune(config, directory, overwrite=False, log=print):
+    """Check the baseline, search, and (except on a worker) write the results; return the
+    summary (None on a worker)."""
+    load_baseline(config)  # a damaged baseline is one clear error, not one per trial
+    search(make_tuner(config, directory, overwrite=overwrite, log=log))
+    if is_worker():
+        return None
+    return write_results(config, directory)
 
 
 def collect_trials(directory, project_name="tune"):
@@ -242,42 +303,18 @@ def collect_trials(directory, project_name="tune"):
 
 def write_results(config, directory, project_name="tune"):
     """trials.csv / trials.json, the accuracy-vs-size plot, and the best trial's .tflite."""
-    from tfprune import report
-
     rows = collect_trials(directory, project_name)
-    report.write_csv(os.path.join(directory, "trials.csv"), rows, TRIAL_COLUMNS)
+    write_csv(os.path.join(directory, "trials.csv"), rows, TRIAL_COLUMNS)
     feasible = [r for r in rows if r["within_budget"]]
     best = max(feasible or rows, key=lambda r: r["score"]) if rows else None
     summary = {"config": config.to_dict(), "trials": rows, "best": best,
                "budget_met": bool(feasible)}
     io.write_json(os.path.join(directory, "trials.json"), summary)
     if rows:
-        plot_trials(rows, best, config, os.path.join(directory, "trials.png"))
+        plots.plot_trials(rows, best, os.path.join(directory, "trials.png"),
+                          size_measure=config.size_measure, max_size_kb=config.max_size_kb,
+                          tuner=config.tuner)
     if best:
         with open(best["tflite_file"], "rb") as f:
             io.write_bytes(os.path.join(directory, "best.tflite"), f.read())
     return summary
-
-
-def plot_trials(rows, best, config, path):
-    from tfprune import report
-
-    plt = report.plt
-    fig, ax = plt.subplots(figsize=(7.5, 5))
-    for within, marker, name in ((True, "o", "within budget"), (False, "x", "over budget")):
-        chosen = [r for r in rows if r["within_budget"] == within]
-        if chosen:
-            ax.scatter([r["size_kb"] for r in chosen], [100 * r["tflite_accuracy"] for r in chosen],
-                       marker=marker, s=40, label=f"trials {name}")
-    if best:
-        ax.scatter([best["size_kb"]], [100 * best["tflite_accuracy"]], s=250, facecolors="none",
-                   edgecolors="tab:red", linewidths=2, label=f"best: trial {best['trial_id']}")
-    if config.max_size_kb:
-        ax.axvline(config.max_size_kb, color="tab:red", linestyle="--",
-                   label=f"budget {config.max_size_kb:g} KB")
-    ax.set_xlabel(f"{config.size_measure} size of the .tflite (KB)")
-    ax.set_ylabel("test accuracy on the TFLite interpreter (%)")
-    ax.set_title(f"{config.tuner} search: accuracy vs size over {len(rows)} trials")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    return report.save_figure(fig, path)

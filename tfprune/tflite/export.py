@@ -15,6 +15,7 @@ import numpy as np
 from tfprune import io
 from tfprune.errors import TfpruneError
 from tfprune.keras import check_model, tf
+from tfprune.pruning.core import is_wrapped
 from tfprune.registry import Registry
 
 QUANTIZATIONS = Registry("quantization")
@@ -80,8 +81,6 @@ def to_tflite(model, quantization="float32", representative_data=None, sparse=Fa
     """
     check_model(model)
     configure = QUANTIZATIONS.get(quantization)
-    from tfprune.pruning import is_wrapped
-
     if is_wrapped(model):
         raise TfpruneError("`model` still has pruning wrappers; strip them first "
                            "(tfprune.pruning.strip) so the .tflite holds plain layers")

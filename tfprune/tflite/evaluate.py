@@ -119,10 +119,8 @@ def accuracy(loaded, x, y, batch_size=64):
     return acc, float(-np.mean(np.log(picked)))
 
 
-def latency(loaded, example, warmup=20, runs=200):
-    """Median and p90 milliseconds of single-example invocations after ``warmup`` runs."""
-    if runs < 1 or warmup < 0:
-        raise TfpruneError(f"`runs` must be >= 1 and `warmup` >= 0, got {runs}, {warmup}")
+def prepare_single(loaded, example):
+    """Resize the input to batch 1 and set ``example`` (one input, float) on it."""
     interpreter = loaded.interpreter
     inp = interpreter.get_input_details()[0]
     shape = [1] + list(inp["shape"][1:])
@@ -131,6 +129,14 @@ def latency(loaded, example, warmup=20, runs=200):
         interpreter.allocate_tensors()
         inp = interpreter.get_input_details()[0]
     interpreter.set_tensor(inp["index"], _quantize(np.asarray(example, np.float32)[None], inp))
+
+
+def latency(loaded, example, warmup=20, runs=200):
+    """Median and p90 milliseconds of single-example invocations after ``warmup`` runs."""
+    if runs < 1 or warmup < 0:
+        raise TfpruneError(f"`runs` must be >= 1 and `warmup` >= 0, got {runs}, {warmup}")
+    interpreter = loaded.interpreter
+    prepare_single(loaded, example)
     for _ in range(warmup):
         interpreter.invoke()
     times = np.empty(runs)
@@ -160,6 +166,9 @@ def measure(path_or_bytes, x, y, num_threads=1, latency_runs=200, warmup=20,
     acc, loss = accuracy(loaded, x, y)
     result = {"tflite_accuracy": acc, "tflite_loss": loss, "delegate": loaded.delegate,
               "delegate_fallback_reason": loaded.fallback_reason}
-    result.update(latency(loaded, x[0], warmup=warmup, runs=latency_runs))
+    if latency_runs:
+        result.update(latency(loaded, x[0], warmup=warmup, runs=latency_runs))
+    else:  # timed elsewhere (measure.time_together)
+        result.update(latency_ms_median=None, latency_ms_p90=None, num_threads=num_threads)
     result.update(sizes(path_or_bytes, reference_bytes))
     return result

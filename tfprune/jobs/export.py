@@ -1,0 +1,80 @@
+"""The export job: ``ExportConfig`` and ``run_export`` convert a saved Keras model to every
+requested TFLite variant, measure each on the interpreter, and write comparison.csv / .json / .md
+(comparison.json last: it marks the run finished; a rerun reuses measured variants)."""
+
+import dataclasses
+import os
+
+from tfprune import checks, io, training
+from tfprune.data import DATASETS, load_data
+from tfprune.jobs.rundir import prepare_run_dir
+from tfprune.models import check_fits, load_model
+from tfprune.results.tables import markdown_table, write_csv
+from tfprune.tflite import export, measure
+
+
+@dataclasses.dataclass
+class ExportConfig:
+    model_path: str = None
+    dataset: str = "digits"
+    data_dir: str = None
+    split_seed: int = 0
+    quantizations: tuple = ("float32", "float16", "dynamic", "int8")
+    sparse: bool = False          # also write the EXPERIMENTAL_SPARSITY-encoded variants
+    representative_count: int = 200
+    num_threads: int = 1
+    latency_runs: int = 200
+    warmup: int = 20
+
+    def __post_init__(self):
+        DATASETS.validate(self.dataset)
+        self.quantizations = tuple(measure.validate_quantizations(self.quantizations))
+        for name, minimum in (("representative_count", 1), ("num_threads", 1),
+                              ("latency_runs", 1), ("warmup", 0), ("split_seed", 0)):
+            checks.check_int(name, getattr(self, name), minimum)
+        checks.check_file("model_path", self.model_path, "a saved Keras model file")
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+
+def run_export(config, output_dir, overwrite=False, log=print):
+    """Export ``config.model_path`` to every variant and write the comparison tables."""
+    model = load_model(config.model_path)
+    data = load_data(config.dataset, data_dir=config.data_dir, split_seed=config.split_seed)
+    x_test, y_test = data.numpy("test")
+    representative = data.representative_sample(config.representative_count)
+    check_fits(model, data.input_shape, data.num_classes, f"model {config.model_path!r}",
+               config.dataset)
+    export.check_representative(model, representative)
+    same_run = prepare_run_dir(output_dir, config.to_dict(), overwrite=overwrite,
+                               marker="comparison.json")
+    results_path = os.path.join(output_dir, "comparison.json")
+    done = {}
+    if same_run and os.path.exists(results_path):
+        done = {row["variant"]: row for row in io.read_json(results_path)["rows"]}
+    _, keras_accuracy = training.evaluate(model, data.split("test"))
+    stem = os.path.splitext(os.path.basename(config.model_path))[0]
+    rows = measure.convert_and_measure(
+        model, x_test, y_test, representative, config.quantizations,
+        [False, True] if config.sparse else [False], output_dir, stem=stem,
+        num_threads=config.num_threads, latency_runs=config.latency_runs, warmup=config.warmup,
+        keras_accuracy=keras_accuracy, log=log, done=done)
+    rows = io.to_jsonable(rows)
+    columns = measure.COLUMNS
+    write_csv(os.path.join(output_dir, "comparison.csv"), rows, columns)
+    io.write_json(results_path, {"model_path": config.model_path, "keras_accuracy": keras_accuracy,
+                                 "test_examples": int(len(y_test)), "rows": rows})
+    table = markdown_table(rows, [c for c in columns if c != "file"], {
+        "keras_accuracy": ".4f", "tflite_accuracy": ".4f", "accuracy_delta": "+.4f",
+        "size_bytes": ",", "gzip_bytes": ",", "compression_vs_float32": ".2f",
+        "gzip_compression_vs_float32": ".2f", "latency_ms_median": ".4f",
+        "latency_ms_p90": ".4f", "convert_time_s": ".2f"})
+    io.write_text(os.path.join(output_dir, "comparison.md"),
+                  f"# TFLite variants of `{config.model_path}`\n\n"
+                  f"Keras test accuracy {keras_accuracy:.4f} on {len(y_test)} {config.dataset} "
+                  f"test images. Accuracy is measured on the LiteRT interpreter; latency is the "
+                  f"median of {config.latency_runs} single-image invocations after "
+                  f"{config.warmup} warm-up runs on {config.num_threads} thread(s); compression "
+                  f"is against the float32 .tflite.\n\n" + table)
+    return rows

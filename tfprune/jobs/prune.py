@@ -1,0 +1,306 @@
+"""The pruning job: ``PruneConfig`` and ``run_prune`` (baseline -> prune -> fine-tune -> strip ->
+shrink -> evaluate) into a run directory.
+
+Writes config.json, metrics.json (last), layers.csv, pruned.keras (stripped, sparse),
+shrunk.keras (units physically removed, when any were), plots/fine_tune.png,
+plots/layer_sparsity.png and, for methods that decide for themselves, decisions.jsonl,
+plots/sparsity_over_training.png (and pq_index.json for adaptive). A finished run directory is
+reused as it is. ``run_prune`` returns the models in memory too, so a sweep variant or a tuning
+trial converts them without saving and reloading.
+
+Everything that can be checked without training is checked first (``PruneConfig`` on
+construction, ``preflight`` against the data and the model's layers), before a baseline trains.
+"""
+
+import dataclasses
+import os
+import time
+
+from tfprune import checks, io, training
+from tfprune.data import DATASETS, load_data
+from tfprune.errors import TfpruneError
+from tfprune.jobs.rundir import prepare_run_dir
+from tfprune.jobs.train import TrainConfig, train_baseline
+from tfprune.models import MODELS, build_model, check_fits, load_model
+from tfprune.pruning import core, dynamic, schedules, stats, surgery
+from tfprune.pruning.methods import METHODS, check_options
+from tfprune.results import plots
+from tfprune.results.tables import write_csv
+
+LAYER_COLUMNS = ["layer", "type", "pruned", "target_sparsity", "weights", "nonzeros", "sparsity",
+                 "units", "units_kept", "units_after_shrink", "flops", "nonzero_flops"]
+# Options that only mean something under a schedule: (field, default).
+SCHEDULE_OPTIONS = (("begin_step", None), ("end_step", None), ("frequency", None),
+                    ("initial_sparsity", 0.0), ("ramp_fraction", 0.6))
+
+
+def deciding_methods():
+    return [m.name for m in METHODS.entries() if m.decides]
+
+
+@dataclasses.dataclass
+class PruneConfig:
+    """One pruning run; every field and combination is validated on construction. For methods
+    without a schedule ``schedule`` becomes None; for methods that choose their own sparsity
+    ``target_sparsity`` becomes None."""
+
+    dataset: str = "digits"
+    model: str = "cnn"
+    method: str = "weight"
+    schedule: str = "polynomial"
+    target_sparsity: float = 0.9
+    fine_tune_epochs: int = 20
+    learning_rate: float = 3e-3
+    batch_size: int = 32
+    seed: int = 0
+    split_seed: int = 0
+    augment: str = "auto"
+    data_dir: str = None
+    baseline: str = "train"     # "train" or the path of a saved Keras model
+    baseline_epochs: int = 60
+    begin_step: int = None
+    end_step: int = None
+    frequency: int = None
+    initial_sparsity: float = 0.0
+    ramp_fraction: float = 0.6
+    sparsity_m_by_n: str = None
+    layers: tuple = None
+    prune_classifier: bool = False
+    prune_first_conv: bool = False
+    deterministic: bool = True
+    dynamic: dict = None        # DynamicConfig fields for the methods that decide
+
+    def __post_init__(self):
+        DATASETS.validate(self.dataset)
+        MODELS.validate(self.model)
+        method = METHODS.get(self.method)
+        for name in ("fine_tune_epochs", "batch_size", "baseline_epochs"):
+            checks.check_int(name, getattr(self, name), 1)
+        for name in ("seed", "split_seed"):
+            checks.check_int(name, getattr(self, name), 0)
+        checks.check_positive("learning_rate", self.learning_rate)
+        checks.check_optional_int("begin_step", self.begin_step, 0)
+        if self.end_step is not None and self.end_step != -1:
+            checks.check_int("end_step", self.end_step, 1)
+        checks.check_optional_int("frequency", self.frequency, 1)
+        if not (isinstance(self.ramp_fraction, (int, float)) and 0 < self.ramp_fraction <= 1):
+            raise TfpruneError(f"`ramp_fraction` must be in (0, 1], got {self.ramp_fraction!r}")
+        if (self.begin_step is not None and self.end_step not in (None, -1)
+                and self.begin_step >= self.end_step):
+            raise TfpruneError(
+                f"`begin_step` must be before `end_step`, got begin_step={self.begin_step}, "
+                f"end_step={self.end_step}")
+        if not method.takes_schedule:
+            for name, default in SCHEDULE_OPTIONS:
+                if getattr(self, name) != default:
+                    raise TfpruneError(
+                        f"`{name}` applies to methods with a schedule (weight, unit), not "
+                        f"{self.method!r}, which decides when to prune itself")
+        self.schedule, self.target_sparsity, _ = check_options(
+            method, self.schedule, self.target_sparsity, self.initial_sparsity,
+            self.sparsity_m_by_n)
+        if self.baseline != "train":
+            checks.check_file("baseline", self.baseline,
+                              "'train' or the path of a saved Keras model (.keras or .h5)")
+        if method.decides:
+            dynamic.make_config(self.dynamic)  # validates
+        elif self.dynamic:
+            raise TfpruneError(f"`dynamic` options apply to the methods "
+                               f"{', '.join(deciding_methods())}, not {self.method!r}")
+        self.augment = training.resolve_augmentation(self.augment, self.dataset, self.model)
+        self.layers = tuple(self.layers) if self.layers else None
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+    @property
+    def method_spec(self):
+        return METHODS.get(self.method)
+
+    def granularity(self):
+        spec = self.method_spec
+        options = dynamic.make_config(self.dynamic) if spec.decides else None
+        return spec.resolve_granularity(options.granularity if options else None)
+
+    def baseline_config(self):
+        return TrainConfig(
+            dataset=self.dataset, model=self.model, epochs=self.baseline_epochs,
+            batch_size=self.batch_size, seed=self.seed, split_seed=self.split_seed,
+            augment=self.augment, data_dir=self.data_dir, deterministic=self.deterministic)
+
+    def load_data(self):
+        return load_data(self.dataset, batch_size=self.batch_size, seed=self.seed,
+                         data_dir=self.data_dir, augment=self.augment,
+                         split_seed=self.split_seed)
+
+
+def preflight(config, data, model=None):
+    """Check what needs the data and the model's layers, before any training: the schedule's
+    steps against the fine-tuning steps, and ``layers`` against the model (the untrained zoo
+    architecture when the baseline is still to be trained)."""
+    spec = config.method_spec
+    if spec.takes_schedule:
+        schedules.derive_steps(config.schedule, data.steps_per_epoch, config.fine_tune_epochs,
+                               config.begin_step, config.end_step, config.frequency,
+                               config.ramp_fraction)
+    if model is None:
+        model = build_model(config.model, data.input_shape, data.num_classes)
+    core.select_layers(model, config.granularity(), config.layers, config.prune_classifier,
+                       config.prune_first_conv, checks.parse_m_by_n(config.sparsity_m_by_n))
+
+
+@dataclasses.dataclass
+class PruneRun:
+    """What run_prune produced: its metrics and its models (in memory; loaded on reuse)."""
+
+    metrics: dict
+    output_dir: str
+    _models: dict = dataclasses.field(default_factory=dict, repr=False)
+
+    @property
+    def deployed_kind(self):
+        """'shrunk' when units were removed, else 'pruned': the model to deploy."""
+        return self.metrics["deployed"]["kind"]
+
+    def model(self, kind=None):
+        kind = kind or self.deployed_kind
+        if kind not in self._models:
+            self._models[kind] = load_model(os.path.join(self.output_dir, f"{kind}.keras"))
+        return self._models[kind]
+
+
+def load_baseline(config, output_dir, data, log=print):
+    """The baseline Keras model: trained into output_dir/baseline, or loaded from a path."""
+    if config.baseline == "train":
+        metrics = train_baseline(config.baseline_config(), os.path.join(output_dir, "baseline"),
+                                 log=log)
+        path = metrics["model_path"]
+    else:
+        path = config.baseline
+    model = load_model(path, "baseline")
+    check_fits(model, data.input_shape, data.num_classes, f"baseline {path!r}", data.name)
+    return model, path
+
+
+def run_prune(config, output_dir, overwrite=False, log=print, data=None, baseline=None):
+    """Run one pruning configuration into ``output_dir``; return a PruneRun.
+
+    ``data`` and ``baseline`` (a (model, path) pair) may be passed in by a caller that already
+    holds them (a sweep); otherwise the data is loaded and the baseline trained or loaded.
+    """
+    if data is None:
+        training.set_seed(config.seed, config.deterministic)  # the pipelines' seeds depend on it
+        data = config.load_data()
+    if baseline is None and config.baseline != "train":
+        baseline = load_baseline(config, output_dir, data, log=log)
+    preflight(config, data, baseline[0] if baseline else None)
+    same_run = prepare_run_dir(output_dir, config.to_dict(), overwrite=overwrite,
+                               marker="metrics.json")
+    metrics_path = os.path.join(output_dir, "metrics.json")
+    if same_run and os.path.exists(metrics_path):
+        log(f"{output_dir} already holds this finished run; reusing it")
+        return PruneRun(io.read_json(metrics_path), output_dir)
+    training.set_seed(config.seed, config.deterministic)
+    if baseline is None:
+        baseline = load_baseline(config, output_dir, data, log=log)
+    baseline_model, baseline_path = baseline
+    baseline_loss, baseline_accuracy = training.evaluate(baseline_model, data.test)
+    training.set_seed(config.seed, config.deterministic)
+
+    strategy = training.get_strategy()
+    with strategy.scope():
+        result = core.prune(
+            baseline_model, config.method, config.schedule, config.target_sparsity,
+            steps_per_epoch=data.steps_per_epoch, epochs=config.fine_tune_epochs,
+            begin_step=config.begin_step, end_step=config.end_step, frequency=config.frequency,
+            initial_sparsity=config.initial_sparsity, layers=config.layers,
+            prune_classifier=config.prune_classifier, prune_first_conv=config.prune_first_conv,
+            sparsity_m_by_n=config.sparsity_m_by_n, ramp_fraction=config.ramp_fraction,
+            dynamic=config.dynamic, decisions_path=os.path.join(output_dir, "decisions.jsonl"),
+            train_data=data.split("train"), log=log)
+        optimizer = training.make_optimizer(
+            "adam", config.learning_rate, lr_schedule="cosine",
+            decay_steps=config.fine_tune_epochs * data.steps_per_epoch)
+        training.compile_model(result.model, optimizer)
+    if result.pruner is None:
+        log(f"pruning {config.model} ({config.method}, {config.schedule}, target "
+            f"{config.target_sparsity:g}) layers {', '.join(result.pruned_layers)}; schedule "
+            f"steps begin {result.steps.begin_step}, end {result.steps.end_step}, every "
+            f"{result.steps.frequency}; baseline test accuracy {baseline_accuracy:.4f}")
+    else:
+        log(f"pruning {config.model} with the {config.method} pruner "
+            f"({result.pruner.config.granularity}s) on layers {', '.join(result.pruned_layers)}; "
+            f"baseline test accuracy {baseline_accuracy:.4f}")
+    start = time.perf_counter()
+    history = training.fit(result.model, data, config.fine_tune_epochs,
+                           callbacks=result.callbacks, log=log, prefix="[fine-tune] ")
+    fine_tune_time = time.perf_counter() - start
+
+    pruned = core.strip(result.model)
+    loss, accuracy = training.evaluate(pruned, data.test)
+    summary = stats.summarize(pruned, result.pruned_layers)
+    rows = summary.pop("layers")
+    shrunk = surgery.shrink(pruned, check_inputs=data.numpy("test", limit=256)[0])
+    shrunk_summary = stats.summarize(shrunk.model)
+    after = {row["layer"]: row["units"] for row in shrunk_summary.pop("layers")}
+    shrunk_loss, shrunk_accuracy = training.evaluate(shrunk.model, data.test)
+    shrink_metrics = {
+        "params_before": shrunk.params_before, "params_after": shrunk.params_after,
+        "param_reduction": shrunk.param_reduction, "max_abs_diff": shrunk.max_abs_diff,
+        "accuracy": shrunk_accuracy, "loss": shrunk_loss, "removed": shrunk.removed,
+        "notes": shrunk.notes, "flops_after": shrunk_summary["flops"],
+    }
+    for row in rows:
+        row["pruned"] = row["layer"] in result.pruned_layers
+        row["target_sparsity"] = (result.target_sparsity or 0.0) if row["pruned"] else 0.0
+        row["units_after_shrink"] = after.get(row["layer"], row["units"])
+
+    models = {"pruned": pruned}
+    training.save_model(pruned, os.path.join(output_dir, "pruned.keras"))
+    if shrunk.removed:
+        models["shrunk"] = shrunk.model
+        training.save_model(shrunk.model, os.path.join(output_dir, "shrunk.keras"))
+    kind = "shrunk" if shrunk.removed else "pruned"
+    deployed = shrunk_summary if shrunk.removed else summary
+    write_csv(os.path.join(output_dir, "layers.csv"), rows, LAYER_COLUMNS)
+    target_text = "chosen by the method" if result.target_sparsity is None else \
+        f"target {result.target_sparsity:g}"
+    plots.plot_history(history.history, os.path.join(output_dir, "plots", "fine_tune.png"),
+                       title=f"fine-tuning under {config.method} pruning "
+                             f"({config.schedule or 'no schedule'}, {target_text})")
+    dynamic_metrics = {}
+    if result.pruner is not None:
+        pruner = result.pruner
+        plots.plot_sparsity_history(
+            pruner.history, os.path.join(output_dir, "plots", "sparsity_over_training.png"),
+            title=f"{config.method} pruner: sparsity per layer ({pruner.config.granularity}s)")
+        dynamic_metrics = dict(dynamic.summarize_decisions(pruner),
+                               dynamic_config=dataclasses.asdict(pruner.config),
+                               decisions_path=os.path.join(output_dir, "decisions.jsonl"))
+        if getattr(pruner, "pqi", None):
+            io.write_json(os.path.join(output_dir, "pq_index.json"), pruner.pqi)
+            dynamic_metrics["pq_index_path"] = os.path.join(output_dir, "pq_index.json")
+    plots.plot_layer_sparsity(rows, os.path.join(output_dir, "plots", "layer_sparsity.png"),
+                              target=result.target_sparsity,
+                              title=f"{config.model}: {config.method} pruning, "
+                                    f"{config.schedule or 'no'} schedule")
+    metrics = dict(
+        summary,
+        baseline_path=baseline_path, baseline_accuracy=baseline_accuracy,
+        baseline_loss=baseline_loss, accuracy=accuracy, loss=loss,
+        accuracy_drop=baseline_accuracy - accuracy,
+        layer_sparsity={r["layer"]: r["sparsity"] for r in rows if r["pruned"]},
+        pruned_layers=result.pruned_layers, skipped_layers=result.skipped_layers,
+        schedule_steps=dataclasses.asdict(result.steps) if result.pruner is None else None,
+        fine_tune_time_s=fine_tune_time, shrink=shrink_metrics, **dynamic_metrics,
+        deployed={"kind": kind, **{k: deployed[k] for k in (
+            "params", "nonzero_params", "flops", "nonzero_flops")}},
+        models={"pruned": os.path.join(output_dir, "pruned.keras"),
+                "shrunk": os.path.join(output_dir, "shrunk.keras") if shrunk.removed else None},
+    )
+    metrics = io.to_jsonable(metrics)  # what a rerun reads back
+    io.write_json(metrics_path, metrics)
+    log(f"pruned test accuracy {accuracy:.4f} (baseline {baseline_accuracy:.4f}); sparsity of "
+        f"pruned layers {summary['pruned_sparsity']:.4f}; params {summary['params']:,} -> "
+        f"{shrunk.params_after:,} after shrink")
+    return PruneRun(metrics, output_dir, models)

@@ -1,0 +1,367 @@
+"""The main job: compare every method, schedule, sparsity and quantization in one run.
+
+For each seed a baseline is trained (or reused); for each variant it is pruned and fine-tuned,
+stripped and shrunk, converted to each quantization and measured on the LiteRT interpreter
+(jobs/variant.py). Every variant writes its own directory and, last, its ``variant.json``; a
+rerun skips variants whose file holds their rows, so an interrupted sweep loses only the
+variant in progress. When every variant is done, all deployed .tflite files are timed together,
+interleaved in shuffled rounds (latency.json), so latencies compare like with like.
+results.csv / results.json / report.md / plots are rebuilt from those files after every variant.
+"""
+
+import dataclasses
+import itertools
+import json
+import math
+import os
+import platform
+import shutil
+import time
+
+from tfprune import checks, io, training
+from tfprune.data import DATASETS, load_data
+from tfprune.errors import TfpruneError
+from tfprune.jobs import variant as variant_lib
+from tfprune.jobs.prune import PruneConfig, preflight
+from tfprune.jobs.rundir import prepare_run_dir
+from tfprune.jobs.train import TrainConfig, train_baseline
+from tfprune.keras import keras, tf
+from tfprune.models import MODELS, build_model, load_model
+from tfprune.pruning import METHODS, SCHEDULES, dynamic, stats
+from tfprune.results import plots, report, tables
+from tfprune.results import rows as rows_lib
+from tfprune.tflite import measure
+
+VariantKey = rows_lib.VariantKey
+
+
+@dataclasses.dataclass
+class SweepConfig:
+    dataset: str = "digits"
+    model: str = "cnn"
+    methods: tuple = ("weight", "unit", "dynamic", "incremental", "adaptive")
+    schedules: tuple = ("constant", "polynomial")
+    sparsities: tuple = (0.5, 0.75, 0.9, 0.95)
+    quantizations: tuple = ("float32", "float16", "dynamic", "int8")
+    seeds: tuple = (0,)
+    baseline_epochs: int = 60
+    fine_tune_epochs: int = 15
+    learning_rate: float = 3e-3
+    batch_size: int = 32
+    split_seed: int = 0
+    data_dir: str = None
+    representative_count: int = 200
+    num_threads: int = 1
+    latency_runs: int = 200
+    dynamic: dict = None   # options of the methods that decide (DynamicConfig fields)
+
+    def __post_init__(self):
+        DATASETS.validate(self.dataset)
+        MODELS.validate(self.model)
+        self.methods = METHODS.validate_list("methods", self.methods)
+        self.schedules = SCHEDULES.validate_list("schedules", self.schedules)
+        checks.check_not_empty("sparsities", self.sparsities, "give values in [0, 1)")
+        self.sparsities = tuple(sorted(set(checks.check_sparsity("sparsities", s)
+                                           for s in self.sparsities)))
+        self.quantizations = tuple(measure.validate_quantizations(self.quantizations))
+        checks.check_not_empty("seeds", self.seeds, "give one or more integers >= 0")
+        for seed in self.seeds:
+            checks.check_int("seeds", seed, 0)
+        self.seeds = tuple(dict.fromkeys(self.seeds))
+        for name, minimum in (("baseline_epochs", 1), ("fine_tune_epochs", 1), ("batch_size", 1),
+                              ("split_seed", 0), ("representative_count", 1),
+                              ("num_threads", 1), ("latency_runs", 1)):
+            checks.check_int(name, getattr(self, name), minimum)
+        checks.check_positive("learning_rate", self.learning_rate)
+        if self.dynamic:
+            dynamic.make_config(self.dynamic)
+            if not any(METHODS.get(m).decides for m in self.methods):
+                raise TfpruneError(
+                    "`dynamic` options apply to the methods "
+                    f"{', '.join(m.name for m in METHODS.entries() if m.decides)}, none of "
+                    f"which is in `methods` ({', '.join(self.methods)})")
+        self.dynamic = dict(self.dynamic) if self.dynamic else None
+        for key in self.variants():  # every combination, checked before anything trains
+            if key.method != rows_lib.DENSE:
+                self.prune_config(key)
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+    def variants(self):
+        """Every VariantKey, dense ones first. Methods without a schedule run once per target;
+        methods that choose their sparsity run once per seed; a method that decides but takes
+        a target needs one above 0."""
+        result = [VariantKey.of(seed, rows_lib.DENSE) for seed in self.seeds]
+        for seed, name in itertools.product(self.seeds, self.methods):
+            method = METHODS.get(name)
+            schedules = self.schedules if method.takes_schedule else (None,)
+            targets = [None] if not method.takes_target else [
+                s for s in self.sparsities if s > 0 or not method.decides]
+            result.extend(VariantKey.of(seed, name, schedule, target)
+                          for schedule, target in itertools.product(schedules, targets))
+        return result
+
+    def train_config(self, seed):
+        return TrainConfig(dataset=self.dataset, model=self.model, epochs=self.baseline_epochs,
+                           batch_size=self.batch_size, seed=seed, split_seed=self.split_seed,
+                           data_dir=self.data_dir)
+
+    def prune_config(self, key, baseline="train"):
+        method = METHODS.get(key.method)
+        return PruneConfig(
+            dataset=self.dataset, model=self.model, method=key.method,
+            schedule=key.schedule or "polynomial",
+            target_sparsity=0.0 if key.target_sparsity is None else key.target_sparsity,
+            fine_tune_epochs=self.fine_tune_epochs, learning_rate=self.learning_rate,
+            batch_size=self.batch_size, seed=key.seed, split_seed=self.split_seed,
+            data_dir=self.data_dir, baseline=baseline,
+            dynamic=self.dynamic if method.decides else None)
+
+    def load_data(self, seed):
+        return load_data(self.dataset, batch_size=self.batch_size, seed=seed,
+                         data_dir=self.data_dir, split_seed=self.split_seed,
+                         augment=training.resolve_augmentation("auto", self.dataset, self.model))
+
+
+def variant_dir(output_dir, key):
+    return os.path.join(output_dir, "variants", f"seed{key.seed}", key.slug())
+
+
+def _read_variant(output_dir, key):
+    """The rows of a finished variant, or None when it has not finished (or its file is
+    damaged: then it runs again)."""
+    path = os.path.join(variant_dir(output_dir, key), "variant.json")
+    try:
+        return io.read_json(path)["rows"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def collect_rows(output_dir, config):
+    """Every finished variant's rows, with the interleaved latencies merged in (when measured)."""
+    rows = []
+    for key in config.variants():
+        rows.extend(_read_variant(output_dir, key) or [])
+    return merge_latency(rows, _read_latency(output_dir))
+
+
+def _read_latency(output_dir):
+    try:
+        return io.read_json(os.path.join(output_dir, "latency.json"))["files"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+
+
+def merge_latency(rows, timings):
+    """Rows with latency from ``timings`` ({tflite file: figures}) and the ratio to the dense
+    model of the same seed and quantization, timed in the same rounds."""
+    merged = []
+    for row in rows:
+        timing = timings.get(row["tflite_file"])
+        if timing:
+            row = dict(row, **{k: timing[k] for k in (
+                "latency_ms_median", "latency_ms_p90", "num_threads", "delegate")})
+        merged.append(row)
+    dense = {(r["seed"], r["quantization"]): r["latency_ms_median"] for r in merged
+             if r["method"] == rows_lib.DENSE}
+    for row in merged:
+        reference = dense.get((row["seed"], row["quantization"]))
+        row["latency_vs_dense"] = (row["latency_ms_median"] / reference
+                                   if reference and row["latency_ms_median"] is not None else None)
+    return merged
+
+
+def _format_duration(seconds):
+    seconds = int(round(seconds))
+    return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
+
+
+def estimate_left(durations, remaining):
+    """(seconds, unknown kinds): time left from the mean duration of finished variants of the
+    same kind; kinds with no finished variant yet are unknown."""
+    seconds, unknown = 0.0, []
+    for key in remaining:
+        done = durations.get(key.kind)
+        if done:
+            seconds += sum(done) / len(done)
+        elif key.kind not in unknown:
+            unknown.append(key.kind)
+    return seconds, unknown
+
+
+def _left_text(durations, remaining):
+    seconds, unknown = estimate_left(durations, remaining)
+    if not remaining:
+        return "0s left"
+    if unknown and not seconds:
+        return f"time left unknown until a {', '.join(unknown)} variant has finished"
+    if unknown:
+        return (f"~{_format_duration(seconds)} left, plus the {', '.join(unknown)} variants "
+                "(none finished yet, time unknown)")
+    return f"~{_format_duration(seconds)} left"
+
+
+def _baseline(config, seed, output_dir, log):
+    base_dir = os.path.join(output_dir, "baselines", f"seed{seed}")
+    log(f"baseline seed {seed}: {base_dir}")
+    metrics = train_baseline(config.train_config(seed), base_dir, overwrite=True,
+                             log=lambda _: None)
+    model = load_model(metrics["model_path"], "baseline")
+    # The dense reference for every variant of this seed: loaded and counted once.
+    base_stats = stats.summarize(model)
+    base_stats.pop("layers")
+    log(f"baseline seed {seed}: test accuracy {metrics['test_accuracy']:.4f} "
+        f"({metrics['train_time_s']:.1f}s)")
+    return model, metrics, base_stats
+
+
+def _run_variant(config, output_dir, key, data, baseline, log):
+    model, base_metrics, base_stats = baseline
+    out = variant_dir(output_dir, key)
+    common = dict(quantizations=config.quantizations,
+                  representative_count=config.representative_count,
+                  num_threads=config.num_threads, latency_runs=0)
+    extra = {"train_time_s": base_metrics["train_time_s"]}
+    if key.method == rows_lib.DENSE:
+        os.makedirs(out, exist_ok=True)
+        return variant_lib.deploy(
+            model, "baseline", data, out, key=key, keras_accuracy=base_metrics["test_accuracy"],
+            dense_stats=base_stats, deployed_stats=base_stats,
+            extra=dict(extra, achieved_sparsity=base_stats["sparsity"], fine_tune_time_s=0.0),
+            **common)
+    _, rows = variant_lib.prune_and_deploy(
+        config.prune_config(key, base_metrics["model_path"]), key, out, data,
+        (model, base_metrics["model_path"]), base_stats, extra=extra, **common)
+    return rows
+
+
+def time_deployed(config, output_dir, rows, log):
+    """Time every deployed .tflite together (interleaved shuffled rounds) into latency.json,
+    unless it already holds exactly these files."""
+    files = sorted({r["tflite_file"] for r in rows})
+    path = os.path.join(output_dir, "latency.json")
+    if sorted(_read_latency(output_dir)) == files:
+        return
+    rounds = min(10, config.latency_runs)
+    runs_per_round = math.ceil(config.latency_runs / rounds)
+    example = config.load_data(config.seeds[0]).numpy("test", limit=1)[0][0]
+    log(f"timing {len(files)} .tflite files together: {rounds} shuffled rounds x "
+        f"{runs_per_round} invocations each, {config.num_threads} thread(s)")
+    start = time.perf_counter()
+    timings = measure.time_together(files, example, rounds=rounds, runs_per_round=runs_per_round,
+                                    num_threads=config.num_threads, seed=0)
+    io.write_json(path, {"rounds": rounds, "runs_per_round": runs_per_round,
+                         "num_threads": config.num_threads,
+                         "seconds": time.perf_counter() - start, "files": timings})
+
+
+def _setup_lines(config):
+    seeds = ", ".join(str(s) for s in config.seeds)
+    dynamic_options = (f" Options of the deciding methods: "
+                       f"{json.dumps(config.dynamic, sort_keys=True)}." if config.dynamic else "")
+    return [
+        f"- Baseline: {config.model}, {config.baseline_epochs} epochs, seeds {seeds} (split seed "
+        f"{config.split_seed}); fine-tuning under pruning: {config.fine_tune_epochs} epochs, Adam "
+        f"{config.learning_rate:g} with cosine decay.",
+        f"- Methods: {', '.join(config.methods)}; schedules: {', '.join(config.schedules)}; "
+        f"target sparsities: {', '.join(f'{s:g}' for s in config.sparsities)}; quantizations: "
+        f"{', '.join(config.quantizations)}.{dynamic_options}",
+        "- Accuracy is measured on the LiteRT interpreter over the whole test split; latency is "
+        f"the median of {config.latency_runs} single-image invocations after warm-up on "
+        f"{config.num_threads} thread(s), every .tflite of the sweep timed together in "
+        "interleaved, shuffled rounds at the end; sizes are of the .tflite files, raw, gzip "
+        "(level 9) and with the converter's sparse encoding. Unit-pruned models are deployed "
+        "shrunk (pruned units physically removed).",
+        "- Compression ratio = dense parameters / non-zero parameters; theoretical speedup = "
+        "dense FLOPs / non-zero FLOPs (ShrinkBench).",
+        f"- Machine: {platform.machine()}, {os.cpu_count()} CPUs, Python "
+        f"{platform.python_version()}, TensorFlow {tf.__version__}, tf_keras {keras.__version__}.",
+    ]
+
+
+def write_results(output_dir, config, rows, wall_time_s=None):
+    """results.csv / results.json / report.md and the plots, from the rows."""
+    entries = tables.aggregate(rows, config.methods, config.quantizations)
+    tables.write_csv(os.path.join(output_dir, "results.csv"), rows, rows_lib.COLUMNS)
+    plot_dir = os.path.join(output_dir, "plots")
+    made = []
+    if any(e["method"] != rows_lib.DENSE for e in entries):
+        q = "float32" if "float32" in config.quantizations else config.quantizations[0]
+        made.append(plots.plot_accuracy_vs_sparsity(
+            entries, os.path.join(plot_dir, "accuracy_vs_sparsity.png"), q))
+    if entries:
+        made.append(plots.plot_tradeoff(
+            entries, "gzip_bytes", os.path.join(plot_dir, "accuracy_vs_size.png"),
+            "gzip size of the .tflite (KB, log scale)",
+            "Accuracy vs size (every variant and quantization)", 1 / 1024))
+    if any(e.get("latency_ms_median") is not None for e in entries):
+        made.append(plots.plot_tradeoff(
+            entries, "latency_ms_median", os.path.join(plot_dir, "accuracy_vs_latency.png"),
+            f"median latency per image, {config.num_threads} thread(s) (us, log scale)",
+            "Accuracy vs measured LiteRT latency (timed together)", 1e3))
+    total = len(config.variants())
+    done = len({(r["seed"], r["method"], r["schedule"], r["target_sparsity"]) for r in rows})
+    per_variant = {(r["seed"], r["method"], r["schedule"], r["target_sparsity"]):
+                   r["fine_tune_time_s"] for r in rows}
+    stage_times = {
+        "train_s": sum({r["seed"]: r["train_time_s"] for r in rows}.values()),
+        "prune_fine_tune_s": sum(per_variant.values()),
+        "convert_s": sum(r["convert_time_s"] for r in rows),
+        "evaluate_s": sum(r["evaluate_time_s"] for r in rows),
+    }
+    io.write_json(os.path.join(output_dir, "results.json"), {
+        "config": config.to_dict(), "variants_done": done, "variants_total": total,
+        "wall_time_s": wall_time_s, "stage_times": stage_times, "rows": rows,
+        "aggregated": entries})
+    status = ("complete." if done == total else f"in progress: {done} of {total} variants.")
+    if wall_time_s:
+        status += f" Wall time {wall_time_s:.0f} s."
+    io.write_text(os.path.join(output_dir, "report.md"), report.render(
+        f"tfprune sweep: {config.model} on {config.dataset}", status, _setup_lines(config),
+        entries, rows, [os.path.basename(p) for p in made], stage_times, len(config.seeds)))
+
+
+def run_sweep(config, output_dir, overwrite=False, log=print):
+    """Run (or resume) the sweep into ``output_dir``; return the result rows."""
+    # Cheap checks first: the steps of every schedule and the layers, before any baseline trains.
+    data = config.load_data(config.seeds[0])
+    architecture = build_model(config.model, data.input_shape, data.num_classes)
+    for key in config.variants():
+        if key.method != rows_lib.DENSE:
+            preflight(config.prune_config(key), data, architecture)
+    same = prepare_run_dir(output_dir, config.to_dict(), overwrite=overwrite)
+    if not same:
+        for stale in ("variants", "plots", "latency.json"):
+            path = os.path.join(output_dir, stale)
+            if os.path.isdir(path):
+                shutil.rmtree(path)
+            elif os.path.exists(path):
+                os.remove(path)
+    start = time.perf_counter()
+    baselines = {seed: _baseline(config, seed, output_dir, log) for seed in config.seeds}
+    variants = config.variants()
+    todo = [key for key in variants if _read_variant(output_dir, key) is None]
+    if len(todo) < len(variants):
+        log(f"resuming: {len(variants) - len(todo)} of {len(variants)} variants already done")
+    durations = {}
+    for index, key in enumerate(todo, 1):
+        variant_start = time.perf_counter()
+        # Fresh pipelines per variant: a seeded shuffle's order depends on how many epochs its
+        # dataset object has served, so sharing one would make results depend on grid order.
+        training.set_seed(key.seed)
+        data = config.load_data(key.seed)
+        rows = _run_variant(config, output_dir, key, data, baselines[key.seed], log)
+        io.write_json(os.path.join(variant_dir(output_dir, key), "variant.json"),
+                      {**key.identity(), "rows": rows})
+        write_results(output_dir, config, collect_rows(output_dir, config))
+        durations.setdefault(key.kind, []).append(time.perf_counter() - variant_start)
+        best = max(rows, key=lambda r: r["tflite_accuracy"])
+        log(f"[{index}/{len(todo)}] {key.title()}: tflite accuracy {best['tflite_accuracy']:.4f} "
+            f"({best['quantization']}), done in {durations[key.kind][-1]:.1f}s; elapsed "
+            f"{_format_duration(time.perf_counter() - start)}, "
+            f"{_left_text(durations, todo[index:])}")
+    time_deployed(config, output_dir, collect_rows(output_dir, config), log)
+    rows = collect_rows(output_dir, config)
+    write_results(output_dir, config, rows, wall_time_s=time.perf_counter() - start)
+    return rows

@@ -1,0 +1,119 @@
+"""The training job: ``TrainConfig`` and ``train_baseline`` into a run directory.
+
+Writes config.json, metrics.json (last: its presence marks the run finished), history.json,
+model.keras and plots/training.png; a finished run is reused, an interrupted one resumes from
+its last epoch (BackupAndRestore).
+"""
+
+import dataclasses
+import os
+import shutil
+import time
+
+from tfprune import checks, io, training
+from tfprune.data import DATASETS, load_data
+from tfprune.jobs.rundir import prepare_run_dir
+from tfprune.keras import keras, tf
+from tfprune.models import MODELS, build_model
+from tfprune.results import plots
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """A baseline training run; validated on construction."""
+
+    dataset: str = "digits"
+    model: str = "cnn"
+    epochs: int = 60
+    batch_size: int = 32
+    learning_rate: float = 1e-3
+    optimizer: str = "adam"
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    lr_schedule: str = "cosine"
+    seed: int = 0
+    split_seed: int = 0
+    augment: str = "auto"  # resolved on construction, see training.resolve_augmentation
+    data_dir: str = None
+    mixed_precision: bool = False
+    deterministic: bool = True
+
+    def __post_init__(self):
+        DATASETS.validate(self.dataset)
+        MODELS.validate(self.model)
+        training.OPTIMIZERS.validate(self.optimizer)
+        self.augment = training.resolve_augmentation(self.augment, self.dataset, self.model)
+        checks.check_int("epochs", self.epochs, 1)
+        checks.check_int("batch_size", self.batch_size, 1)
+        checks.check_int("seed", self.seed, 0)
+        checks.check_int("split_seed", self.split_seed, 0)
+        checks.check_positive("learning_rate", self.learning_rate)
+        checks.check_unit_interval("momentum", self.momentum)
+        checks.check_unit_interval("weight_decay", self.weight_decay)
+        checks.check_choice("lr_schedule", self.lr_schedule, training.LR_SCHEDULES)
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+
+def train_baseline(config, output_dir, overwrite=False, log=print):
+    """Train ``config`` into ``output_dir``; skip a finished run, resume an interrupted one.
+
+    Returns the metrics dict (also written to output_dir/metrics.json).
+    """
+    same_run = prepare_run_dir(output_dir, config.to_dict(), overwrite=overwrite,
+                               marker="metrics.json")
+    metrics_path = os.path.join(output_dir, "metrics.json")
+    model_path = os.path.join(output_dir, "model.keras")
+    if same_run and os.path.exists(metrics_path) and os.path.exists(model_path):
+        log(f"{output_dir} already holds this finished run; reusing it")
+        return io.read_json(metrics_path)
+    backup_dir = os.path.join(output_dir, "backup")
+    if not same_run and os.path.exists(backup_dir):
+        shutil.rmtree(backup_dir)  # a checkpoint of a different configuration
+
+    training.set_seed(config.seed, config.deterministic)
+    training.set_mixed_precision(config.mixed_precision)
+    data = load_data(config.dataset, batch_size=config.batch_size, seed=config.seed,
+                     data_dir=config.data_dir, augment=config.augment,
+                     split_seed=config.split_seed)
+    strategy = training.get_strategy()
+    with strategy.scope():
+        model = build_model(config.model, data.input_shape, data.num_classes)
+        optimizer = training.make_optimizer(
+            config.optimizer, config.learning_rate, config.momentum, config.weight_decay,
+            config.lr_schedule, decay_steps=config.epochs * data.steps_per_epoch)
+        training.compile_model(model, optimizer)
+    log(f"training {config.model} on {config.dataset} ({data.sizes['train']} train / "
+        f"{data.sizes['validation']} validation / {data.sizes['test']} test examples), "
+        f"{model.count_params():,} parameters, seed {config.seed}, "
+        f"{strategy.num_replicas_in_sync} replica(s)")
+    start = time.perf_counter()
+    # BackupAndRestore checkpoints every epoch, so an interrupted run resumes where it stopped.
+    history = training.fit(model, data, config.epochs,
+                           callbacks=[keras.callbacks.BackupAndRestore(backup_dir)], log=log)
+    train_time = time.perf_counter() - start
+    test_loss, test_accuracy = training.evaluate(model, data.test)
+    training.save_model(model, model_path)
+    io.write_json(os.path.join(output_dir, "history.json"), history.history)
+    plots.plot_history(history.history, os.path.join(output_dir, "plots", "training.png"),
+                       title=f"{config.model} on {config.dataset} (seed {config.seed})")
+    metrics = {
+        "test_accuracy": test_accuracy,
+        "test_loss": test_loss,
+        "val_accuracy": float(history.history["val_accuracy"][-1]),
+        "params": int(model.count_params()),
+        "trainable_params": int(sum(int(tf.size(w)) for w in model.trainable_weights)),
+        "train_time_s": train_time,
+        "epochs": config.epochs,
+        "epochs_run_this_time": len(history.history.get("loss", [])),
+        "model_path": model_path,
+        "dataset_sizes": data.sizes,
+        "versions": {"tensorflow": tf.__version__, "tf_keras": keras.__version__},
+        "devices": [d.name for d in tf.config.list_logical_devices()],
+    }
+    metrics = io.to_jsonable(metrics)  # what a rerun reads back
+    io.write_json(metrics_path, metrics)  # written last: its presence marks the run finished
+    shutil.rmtree(backup_dir, ignore_errors=True)
+    log(f"test accuracy {test_accuracy:.4f}, loss {test_loss:.4f}, trained in {train_time:.1f}s")
+    return metrics

@@ -1,0 +1,96 @@
+"""Pruning methods as objects: what each one prunes, whether it takes a schedule and a target,
+and how it is applied. Every place that used to ask "is this a dynamic method?" asks the Method.
+
+- weight: tfmot magnitude pruning of single weights, under a schedule, to a target.
+- unit: whole Dense neurons / Conv2D filters by L2 norm, under a schedule, to a target.
+- dynamic, adaptive: a callback decides when, where and how much; they choose their sparsity.
+- incremental: a callback prunes in rounds up to a target; no schedule.
+
+``check_options`` is the one check of the combinations (schedule, target, initial sparsity,
+m:n blocks) that configs run before any training and ``core.prune`` runs again.
+"""
+
+import dataclasses
+
+from tfprune import checks
+from tfprune.errors import TfpruneError
+from tfprune.pruning.schedules import SCHEDULES
+from tfprune.registry import Registry
+
+GRANULARITIES = ("unit", "weight")
+
+
+@dataclasses.dataclass(frozen=True)
+class Method:
+    name: str
+    description: str
+    takes_schedule: bool          # False: a callback decides when to prune
+    takes_target: bool            # False: the method chooses its own sparsity
+    granularity: str = None       # "weight" or "unit"; None: chosen per run (DynamicConfig)
+    default_granularity: str = None
+    supports_m_by_n: bool = False
+    pruner: str = None            # name of the deciding callback in pruning/dynamic.py
+
+    @property
+    def decides(self):
+        """True for methods whose callback writes the masks (no tfmot schedule)."""
+        return self.pruner is not None
+
+    def resolve_granularity(self, granularity=None):
+        if self.granularity is not None:
+            return self.granularity
+        return checks.check_choice("granularity", granularity or self.default_granularity,
+                                   GRANULARITIES)
+
+
+METHODS = Registry("pruning method")
+for _method in (
+    Method("weight", "tfmot magnitude pruning of single weights", takes_schedule=True,
+           takes_target=True, granularity="weight", supports_m_by_n=True),
+    Method("unit", "whole Dense neurons / Conv2D filters with the lowest L2 norm",
+           takes_schedule=True, takes_target=True, granularity="unit"),
+    Method("dynamic", "mean-column-norm pruner: decides when, where and how much",
+           takes_schedule=False, takes_target=False, default_granularity="unit",
+           pruner="MeanColumnNormPruner"),
+    Method("incremental", "Taylor-contribution rounds up to the target", takes_schedule=False,
+           takes_target=True, default_granularity="unit", pruner="TaylorPruner"),
+    # The paper's PQ index is over weights.
+    Method("adaptive", "PQ-index adaptive pruning (Diao et al. 2023)", takes_schedule=False,
+           takes_target=False, default_granularity="weight", pruner="PQIndexPruner"),
+):
+    METHODS.register(_method.name, _method)
+
+
+def get(name):
+    return METHODS.get(name)
+
+
+def check_options(method, schedule=None, target_sparsity=None, initial_sparsity=0.0,
+                  sparsity_m_by_n=None):
+    """Validate a method's options together; return (schedule, target, m_by_n) normalised:
+    schedule None for methods without one, target None for methods that choose their own."""
+    method = METHODS.get(method) if isinstance(method, str) else method
+    m_by_n = checks.parse_m_by_n(sparsity_m_by_n)
+    if method.takes_schedule:
+        SCHEDULES.validate(schedule)
+    else:
+        schedule = None
+    if method.takes_target:
+        target_sparsity = checks.check_sparsity("target_sparsity", target_sparsity,
+                                                allow_zero=not method.decides)
+    else:
+        target_sparsity = None
+    if m_by_n:
+        if not method.supports_m_by_n:
+            raise TfpruneError(f"`sparsity_m_by_n` applies to weight pruning, not "
+                               f"{method.name!r}")
+        if abs(target_sparsity - m_by_n[0] / m_by_n[1]) > 1e-9:
+            raise TfpruneError(
+                f"`target_sparsity` must be {m_by_n[0] / m_by_n[1]} with sparsity_m_by_n="
+                f"{m_by_n[0]}:{m_by_n[1]}, got {target_sparsity}")
+    initial_sparsity = checks.check_sparsity("initial_sparsity", initial_sparsity)
+    if schedule == "polynomial" and initial_sparsity > target_sparsity:
+        raise TfpruneError(
+            f"`initial_sparsity` ({initial_sparsity}) must not exceed `target_sparsity` "
+            f"({target_sparsity})")
+    return schedule, target_sparsity, m_by_n

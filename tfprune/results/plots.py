@@ -1,0 +1,174 @@
+"""Every plot tfprune draws (matplotlib, Agg), each written atomically to the path it is given."""
+
+import os
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display on servers and CI
+import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.ticker  # noqa: E402,F401
+
+from tfprune import io  # noqa: E402
+from tfprune.results import rows as rows_lib  # noqa: E402
+from tfprune.results.tables import pareto_front  # noqa: E402
+
+
+def save_figure(fig, path):
+    with io.atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, dpi=120, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def plot_history(history, path, title="training"):
+    """Loss and accuracy per epoch, training vs validation."""
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
+    epochs = range(1, len(history.get("loss", [])) + 1)
+    for key, ax in (("loss", ax_loss), ("accuracy", ax_acc)):
+        if key in history:
+            ax.plot(epochs, history[key], label=f"train {key}")
+        if f"val_{key}" in history:
+            ax.plot(epochs, history[f"val_{key}"], label=f"validation {key}")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(key)
+        ax.set_title(f"{key} per epoch")
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.suptitle(title)
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    return save_figure(fig, path)
+
+
+def plot_layer_sparsity(rows, path, target=None, title="sparsity per layer"):
+    """Bar chart of each layer's achieved weight sparsity (and units kept), target marked."""
+    fig, ax = plt.subplots(figsize=(max(6, 0.6 * len(rows) + 2), 4))
+    names = [r["layer"] for r in rows]
+    values = [r["sparsity"] for r in rows]
+    bars = ax.bar(range(len(rows)), values, color=["tab:blue" if r.get("pruned", True) else
+                                                   "tab:gray" for r in rows])
+    for bar, row in zip(bars, rows):
+        ax.annotate(f"{row['units_kept']}/{row['units']}", (bar.get_x() + bar.get_width() / 2,
+                    bar.get_height()), ha="center", va="bottom", fontsize=7)
+    if target is not None:
+        ax.axhline(target, color="tab:red", linestyle="--", label=f"target {target:g}")
+        ax.legend(loc="upper left")
+    ax.set_xticks(range(len(rows)))
+    ax.set_xticklabels(names, rotation=45, ha="right", fontsize=8)
+    ax.set_ylim(0, 1.05)
+    ax.set_xlabel("layer (grey: left dense; label: units kept / units)")
+    ax.set_ylabel("weight sparsity")
+    ax.set_title(title)
+    ax.grid(axis="y", alpha=0.3)
+    return save_figure(fig, path)
+
+
+def plot_sparsity_history(history, path, title="sparsity per layer over training"):
+    """Lines of each layer's sparsity at every check of a dynamic pruner."""
+    fig, ax = plt.subplots(figsize=(7, 4))
+    layers = list(history[0]["sparsity"]) if history else []
+    epochs = [h["epoch"] for h in history]
+    for layer in layers:
+        ax.plot(epochs, [h["sparsity"][layer] for h in history], marker="o", markersize=3,
+                label=layer, drawstyle="steps-post")
+    ax.set_xlabel("epoch (0: before fine-tuning)")
+    ax.set_ylabel("sparsity (fraction of units / weights pruned)")
+    ax.set_ylim(-0.02, 1.0)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    if layers:
+        ax.legend(fontsize=8)
+    return save_figure(fig, path)
+
+
+QUANT_MARKERS = {"float32": "o", "float16": "s", "dynamic": "^", "int8": "D"}
+METHOD_COLORS = {"dense": "black", "weight": "tab:blue", "unit": "tab:orange",
+                 "dynamic": "tab:green", "incremental": "tab:purple", "adaptive": "tab:brown"}
+
+
+def _color(method):
+    return METHOD_COLORS.get(method, f"C{abs(hash(method)) % 10}")
+
+
+def plot_accuracy_vs_sparsity(entries, path, quantization):
+    """One panel per schedule; x is the achieved sparsity of the pruned layers. Methods without
+    a schedule (dynamic, incremental, adaptive) appear in every panel."""
+    schedules = sorted({e["schedule"] for e in entries if e["method"] != rows_lib.DENSE} - {rows_lib.NO_SCHEDULE}) or [rows_lib.NO_SCHEDULE]
+    dense = [e for e in entries if e["method"] == rows_lib.DENSE and e["quantization"] == quantization]
+    fig, axes = plt.subplots(1, len(schedules), figsize=(6 * len(schedules), 4.5), sharey=True,
+                             squeeze=False)
+    for ax, schedule in zip(axes[0], schedules):
+        for method in sorted({e["method"] for e in entries} - {rows_lib.DENSE}):
+            points = sorted((e for e in entries if e["method"] == method and
+                             e["schedule"] in (schedule, rows_lib.NO_SCHEDULE) and e["quantization"] == quantization),
+                            key=lambda e: e["achieved_sparsity"])
+            if points:
+                auto = points[0]["schedule"] == rows_lib.NO_SCHEDULE
+                ax.errorbar([p["achieved_sparsity"] for p in points],
+                            [100 * p["tflite_accuracy"] for p in points],
+                            xerr=[p["achieved_sparsity_std"] for p in points],
+                            yerr=[100 * p["tflite_accuracy_std"] for p in points],
+                            marker="*" if auto else "o", markersize=10 if auto else 6,
+                            linestyle=":" if auto else rows_lib.NO_SCHEDULE, capsize=3, color=_color(method),
+                            label=f"{method} pruning" + (" (no schedule)" if auto else ""))
+        if dense:
+            ax.axhline(100 * dense[0]["tflite_accuracy"], color="black", linestyle=":",
+                       label="dense baseline")
+        ax.set_title(f"{schedule} schedule" if schedule != rows_lib.NO_SCHEDULE else "methods without a schedule")
+        ax.set_xlabel("achieved sparsity of the pruned layers (weights or units)")
+        ax.grid(alpha=0.3)
+        ax.legend(loc="lower left", fontsize=8)
+    axes[0][0].set_ylabel(f"test accuracy on the TFLite interpreter, {quantization} (%)")
+    fig.suptitle(f"Accuracy vs sparsity ({quantization} .tflite; error bars: std over seeds)")
+    return save_figure(fig, path)
+
+
+def plot_tradeoff(entries, cost, path, xlabel, title, scale=1.0, log_x=True):
+    fig, ax = plt.subplots(figsize=(8, 5.5))
+    seen = set()
+    for e in (e for e in entries if e.get(cost) is not None):
+        name = (e["method"], e["quantization"])
+        ax.errorbar(e[cost] * scale, 100 * e["tflite_accuracy"],
+                    yerr=100 * e["tflite_accuracy_std"], xerr=e.get(cost + "_std", 0) * scale,
+                    marker=QUANT_MARKERS.get(e["quantization"], "o"), color=_color(e["method"]),
+                    linestyle="none", alpha=0.8, markersize=6,
+                    label=f"{e['method']}, {e['quantization']}" if name not in seen else None)
+        seen.add(name)
+    front = pareto_front(entries, cost)
+    ax.plot([e[cost] * scale for e in front], [100 * e["tflite_accuracy"] for e in front],
+            color="tab:red", linewidth=1.5, drawstyle="steps-post", label="Pareto front")
+    for e in front:
+        ax.annotate(rows_lib.label(e), (e[cost] * scale, 100 * e["tflite_accuracy"]), fontsize=6,
+                    xytext=(4, -10), textcoords="offset points")
+    if log_x:
+        ax.set_xscale("log")
+        ax.xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+        ax.tick_params(axis="x", which="minor", labelsize=7)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("test accuracy on the TFLite interpreter (%)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=7, ncol=2, loc="lower right")
+    return save_figure(fig, path)
+
+
+def plot_trials(rows, best, path, size_measure="gzip", max_size_kb=None, tuner="random"):
+    """Accuracy vs size over a search's trials, the best marked, the budget as a line."""
+    fig, ax = plt.subplots(figsize=(7.5, 5))
+    for within, marker, name in ((True, "o", "within budget"), (False, "x", "over budget")):
+        chosen = [r for r in rows if r["within_budget"] == within]
+        if chosen:
+            ax.scatter([r["size_kb"] for r in chosen], [100 * r["tflite_accuracy"] for r in chosen],
+                       marker=marker, s=40, label=f"trials {name}")
+    if best:
+        ax.scatter([best["size_kb"]], [100 * best["tflite_accuracy"]], s=250, facecolors="none",
+                   edgecolors="tab:red", linewidths=2, label=f"best: trial {best['trial_id']}")
+    if max_size_kb:
+        ax.axvline(max_size_kb, color="tab:red", linestyle="--",
+                   label=f"budget {max_size_kb:g} KB")
+    ax.set_xlabel(f"{size_measure} size of the .tflite (KB)")
+    ax.set_ylabel("test accuracy on the TFLite interpreter (%)")
+    ax.set_title(f"{tuner} search: accuracy vs size over {len(rows)} trials")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return save_figure(fig, path)

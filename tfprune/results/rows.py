@@ -1,0 +1,151 @@
+"""The row schema: one row per (seed, variant, quantization) of a sweep. Defined once, here.
+
+Every column is a field of ``Row``, in results.csv order; its metadata says whether it is
+averaged over seeds and how report.md's table shows it. ``make_row`` fills a row from the dicts
+a variant produced (identity, statistics, the .tflite measurement, the pruner's decisions),
+taking each column from the first source that has it. Adding a column is a change to this file:
+a new field (with ``table=`` to show it in report.md, ``aggregate=True`` to average it), filled
+from whichever source already carries a value of that name.
+
+``VariantKey`` names a variant: its directory name, its progress label and its report label are
+built here and nowhere else.
+"""
+
+import dataclasses
+
+from tfprune.errors import InternalError
+from tfprune.pruning.methods import METHODS
+
+DENSE = "dense"
+NO_SCHEDULE = "-"
+KEY = ("method", "schedule", "target_sparsity", "quantization")
+
+
+def _column(aggregate=False, title=None, kind="ratio"):
+    """kind (report table format): text, sparsity, percent, kb, us, count, ratio."""
+    return dataclasses.field(default=None, metadata={"aggregate": aggregate, "title": title,
+                                                     "kind": kind})
+
+
+@dataclasses.dataclass
+class Row:
+    seed: int = _column()
+    method: str = _column(title="method", kind="text")
+    schedule: str = _column(title="schedule", kind="text")           # "-": the method has none
+    target_sparsity: float = _column(title="sparsity", kind="sparsity")  # None: chosen by it
+    quantization: str = _column(title="quant", kind="text")
+    achieved_sparsity: float = _column(True, "achieved")
+    keras_accuracy: float = _column(True, "Keras acc %", "percent")
+    tflite_accuracy: float = _column(True, "TFLite acc %", "percent")
+    tflite_loss: float = _column()
+    params: int = _column(True, "params", "count")
+    nonzero_params: int = _column(True, "non-zeros", "count")
+    flops: int = _column(True, "FLOPs", "count")
+    nonzero_flops: int = _column(True)
+    compression_ratio: float = _column(True, "compression")
+    theoretical_speedup: float = _column(True, "theor. speedup")
+    size_bytes: int = _column(True, "KB", "kb")
+    gzip_bytes: int = _column(True, "gzip KB", "kb")
+    sparse_bytes: int = _column(True, "sparse KB", "kb")
+    latency_ms_median: float = _column(True, "latency us", "us")
+    latency_ms_p90: float = _column(True)
+    latency_vs_dense: float = _column(True, "vs dense")
+    num_threads: int = _column()
+    delegate: str = _column()
+    train_time_s: float = _column(True)
+    fine_tune_time_s: float = _column(True, "fine-tune s")
+    convert_time_s: float = _column(True)
+    evaluate_time_s: float = _column(True)
+    deployed: str = _column()
+    tflite_file: str = _column()
+    pruning_events: int = _column()
+    rollbacks: int = _column()
+    chosen_sparsity: dict = _column()  # layer -> sparsity a deciding method left it at
+
+
+FIELDS = dataclasses.fields(Row)
+COLUMNS = [f.name for f in FIELDS]
+AGGREGATED = [f.name for f in FIELDS if f.metadata["aggregate"]]
+TABLE = [(f.name, f.metadata["title"], f.metadata["kind"]) for f in FIELDS if f.metadata["title"]]
+
+
+def make_row(*sources):
+    """A row (a dict in column order) taking each column from the first source that has it."""
+    values = {}
+    for column in COLUMNS:
+        for source in sources:
+            if column in source:
+                values[column] = source[column]
+                break
+    missing = [c for c in KEY if c not in values]
+    if missing:
+        raise InternalError(f"a result row lacks its key column(s) {', '.join(missing)}")
+    return dataclasses.asdict(Row(**values))
+
+
+@dataclasses.dataclass(frozen=True)
+class VariantKey:
+    """One variant of a sweep: the dense baseline, or a method with its schedule and target."""
+
+    seed: int
+    method: str
+    schedule: str = None          # None: the method takes no schedule
+    target_sparsity: float = None  # None: the method chooses its sparsity
+
+    @classmethod
+    def of(cls, seed, method, schedule=None, target_sparsity=None):
+        """The key with what the method does not take dropped."""
+        if method == DENSE:
+            return cls(seed, DENSE)
+        spec = METHODS.get(method)
+        return cls(seed, method, schedule if spec.takes_schedule else None,
+                   float(target_sparsity) if spec.takes_target else None)
+
+    @property
+    def kind(self):
+        """What the time a variant takes depends on: its method."""
+        return self.method
+
+    def slug(self):
+        """Directory name: dense, dynamic, incremental-0.5, weight-constant-0.5."""
+        parts = [self.method]
+        if self.schedule:
+            parts.append(self.schedule)
+        if self.target_sparsity is not None:
+            parts.append(f"{self.target_sparsity:g}")
+        return "-".join(parts)
+
+    def title(self):
+        """Progress label: 'seed 0 unit constant 0.5', 'seed 0 dynamic (chooses its sparsity)'."""
+        if self.method == DENSE:
+            return f"seed {self.seed} dense baseline"
+        if self.target_sparsity is None:
+            return f"seed {self.seed} {self.method} (chooses its sparsity)"
+        return " ".join([f"seed {self.seed}", self.method] + ([self.schedule] if self.schedule
+                        else []) + [f"{self.target_sparsity:g}"])
+
+    def identity(self):
+        """The key columns of this variant's rows."""
+        return {"seed": self.seed, "method": self.method,
+                "schedule": self.schedule or NO_SCHEDULE, "target_sparsity": self.target_sparsity}
+
+
+def chooses_sparsity(entry):
+    return entry["method"] != DENSE and entry["target_sparsity"] is None
+
+
+def sparsity_of(entry):
+    """The sparsity a row stands for: its target, or what the method chose (achieved)."""
+    if chooses_sparsity(entry):
+        return entry["achieved_sparsity"]
+    return entry["target_sparsity"] or 0.0
+
+
+def label(entry):
+    """Report label of a row or aggregated entry: 'weight constant 0.9 int8'."""
+    if entry["method"] == DENSE:
+        return f"dense {entry['quantization']}"
+    if chooses_sparsity(entry):
+        return f"{entry['method']} auto->{entry['achieved_sparsity']:.2f} {entry['quantization']}"
+    schedule = "" if entry["schedule"] == NO_SCHEDULE else f" {entry['schedule']}"
+    return f"{entry['method']}{schedule} {entry['target_sparsity']:g} {entry['quantization']}"

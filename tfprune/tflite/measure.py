@@ -1,0 +1,124 @@
+"""Convert a Keras model to every requested TFLite variant and measure each on the interpreter.
+
+``convert_and_measure`` serves the export job, the sweep's variants and tuning trials: one row
+per (quantization, sparse encoding) with the Keras accuracy next to the TFLite accuracy, raw and
+gzip sizes, compression against the float32 .tflite, and latency. ``time_together`` times many
+.tflite files interleaved, in shuffled rounds, so that their latencies can be compared on a
+shared machine whose speed drifts.
+"""
+
+import os
+import random
+import time
+
+import numpy as np
+
+from tfprune import checks
+from tfprune.tflite import evaluate, export
+
+COLUMNS = ["variant", "quantization", "sparse", "keras_accuracy", "tflite_accuracy",
+           "accuracy_delta", "size_bytes", "gzip_bytes", "compression_vs_float32",
+           "gzip_compression_vs_float32", "latency_ms_median", "latency_ms_p90", "num_threads",
+           "delegate", "convert_time_s", "file"]
+
+
+def variant_name(quantization, sparse):
+    return quantization + ("_sparse" if sparse else "")
+
+
+def validate_quantizations(quantizations):
+    return list(export.QUANTIZATIONS.validate_list("quantizations", quantizations))
+
+
+def convert_and_measure(model, x_test, y_test, representative, quantizations, sparse_options,
+                        output_dir, stem="model", num_threads=1, latency_runs=200, warmup=20,
+                        keras_accuracy=None, log=print, done=None, sparse_sizes=False):
+    """Write ``stem_<variant>.tflite`` files into ``output_dir`` and return one row each.
+
+    ``done`` maps variant names to rows already measured (skipped, for resuming).
+    ``sparse_sizes`` adds "sparse_bytes": the size of the same quantization sparse-encoded.
+    ``latency_runs=0`` skips the latency measurement (the row's latency is then None), for
+    callers that time many files together with ``time_together``.
+    """
+    quantizations = validate_quantizations(quantizations)
+    representative = export.check_representative(model, representative)
+    converted = {}  # (quantization, sparse) -> (bytes, seconds): each conversion happens once
+
+    def convert(quantization, sparse):
+        if (quantization, sparse) not in converted:
+            start = time.perf_counter()
+            content = export.to_tflite(model, quantization, representative, sparse=sparse)
+            converted[(quantization, sparse)] = (content, time.perf_counter() - start)
+        return converted[(quantization, sparse)]
+
+    rows = []
+    done = done or {}
+    float32_bytes = None
+    for quantization in quantizations:
+        for sparse in sparse_options:
+            name = variant_name(quantization, sparse)
+            path = os.path.join(output_dir, f"{stem}_{name}.tflite")
+            if name in done and os.path.exists(path):
+                rows.append(done[name])
+                continue
+            if float32_bytes is None:  # the reference; reused when float32 is a variant too
+                float32_bytes = len(convert("float32", False)[0])
+            content, convert_time = convert(quantization, sparse)
+            export.save_tflite(content, path)
+            start = time.perf_counter()
+            measured = evaluate.measure(content, x_test, y_test, num_threads=num_threads,
+                                        latency_runs=latency_runs, warmup=warmup,
+                                        reference_bytes=float32_bytes)
+            row = dict(variant=name, quantization=quantization, sparse=bool(sparse),
+                       keras_accuracy=keras_accuracy, file=path, convert_time_s=convert_time,
+                       evaluate_time_s=time.perf_counter() - start, **measured)
+            if keras_accuracy is not None:
+                row["accuracy_delta"] = row["tflite_accuracy"] - keras_accuracy
+            if sparse_sizes:
+                encoded, seconds = convert(quantization, True)
+                row["sparse_bytes"] = len(encoded)
+                row["convert_time_s"] += 0.0 if sparse else seconds
+            timing = (f"{row['latency_ms_median'] * 1e3:.1f} us median on {num_threads} "
+                      "thread(s)" if row.get("latency_ms_median") is not None else "not timed")
+            log(f"{name}: tflite accuracy {row['tflite_accuracy']:.4f}, {row['size_bytes']:,} B "
+                f"({row['gzip_bytes']:,} B gzip), {timing}, {row['delegate']}")
+            rows.append(row)
+    return rows
+
+
+def time_together(files, example, rounds=10, runs_per_round=20, warmup=20, num_threads=1,
+                  seed=0):
+    """Latency of many .tflite files measured interleaved: {file: {"latency_ms_median",
+    "latency_ms_p90", "latency_runs", ...}}.
+
+    Every file is loaded once; then, in each of ``rounds`` rounds, the files are visited in a
+    freshly shuffled order (seeded) and each is invoked ``runs_per_round`` times on ``example``
+    (one input, batch 1). A slow spell of the machine thus falls on all files alike, and ratios
+    between files taken from these figures compare like with like.
+    """
+    checks.check_int("rounds", rounds, 1)
+    checks.check_int("runs_per_round", runs_per_round, 1)
+    checks.check_int("warmup", warmup, 0)
+    files = list(dict.fromkeys(os.fspath(f) for f in files))
+    loaded = {path: evaluate.load(path, num_threads=num_threads) for path in files}
+    for path, model in loaded.items():
+        evaluate.prepare_single(model, example)
+        for _ in range(warmup):
+            model.interpreter.invoke()
+    times = {path: [] for path in files}
+    order = list(files)
+    rng = random.Random(seed)
+    for _ in range(rounds):
+        rng.shuffle(order)
+        for path in order:
+            invoke = loaded[path].interpreter.invoke
+            for _ in range(runs_per_round):
+                start = time.perf_counter()
+                invoke()
+                times[path].append(time.perf_counter() - start)
+    return {path: {"latency_ms_median": float(np.median(t) * 1e3),
+                   "latency_ms_p90": float(np.percentile(t, 90) * 1e3),
+                   "latency_runs": len(t), "latency_warmup": warmup,
+                   "latency_rounds": rounds, "num_threads": num_threads,
+                   "delegate": loaded[path].delegate}
+            for path, t in times.items()}

@@ -1,0 +1,123 @@
+"""Training primitives: seeds, optimizers, distribution strategy, mixed precision, fit with
+progress, evaluation and saving. No configs and no run directories (those are jobs/)."""
+
+import time
+
+from tfprune import checks, io
+from tfprune.data import AUGMENTATIONS, dataset_spec
+from tfprune.errors import TfpruneError
+from tfprune.keras import keras, tf
+from tfprune.models import FULLY_CONNECTED_MODELS
+from tfprune.registry import Registry
+
+OPTIMIZERS = Registry("optimizer")
+OPTIMIZERS.register("adam", lambda lr, momentum, weight_decay: keras.optimizers.Adam(
+    lr, weight_decay=weight_decay or None))
+OPTIMIZERS.register("sgd", lambda lr, momentum, weight_decay: keras.optimizers.SGD(
+    lr, momentum=momentum, nesterov=momentum > 0, weight_decay=weight_decay or None))
+
+LR_SCHEDULES = ("constant", "cosine")
+
+
+def set_seed(seed, deterministic=True):
+    """Seed Python, NumPy and TensorFlow; make TF ops deterministic when asked."""
+    keras.utils.set_random_seed(int(seed))
+    if deterministic:
+        tf.config.experimental.enable_op_determinism()
+
+
+def make_optimizer(name="adam", learning_rate=1e-3, momentum=0.9, weight_decay=0.0,
+                   lr_schedule="constant", decay_steps=None):
+    factory = OPTIMIZERS.get(name)
+    checks.check_positive("learning_rate", learning_rate)
+    checks.check_choice("lr_schedule", lr_schedule, LR_SCHEDULES)
+    lr = learning_rate
+    if lr_schedule == "cosine":
+        if not decay_steps or decay_steps < 1:
+            raise TfpruneError(f"`decay_steps` must be >= 1 for a cosine schedule, got {decay_steps}")
+        lr = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps)
+    return factory(lr, momentum, weight_decay)
+
+
+def compile_model(model, optimizer=None):
+    """Compile for sparse categorical cross-entropy and accuracy (Adam 1e-3 when no optimizer)."""
+    model.compile(optimizer=optimizer or keras.optimizers.Adam(1e-3),
+                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
+def get_strategy():
+    """MirroredStrategy over all GPUs when there are two or more; the default strategy otherwise."""
+    gpus = tf.config.list_physical_devices("GPU")
+    for gpu in gpus:
+        try:
+            tf.config.experimental.set_memory_growth(gpu, True)
+        except RuntimeError:  # already initialized
+            pass
+    if len(gpus) > 1:
+        return tf.distribute.MirroredStrategy()
+    return tf.distribute.get_strategy()
+
+
+def set_mixed_precision(enabled):
+    """Use the mixed_float16 policy (a speed-up on GPUs with tensor cores; slow on CPU)."""
+    keras.mixed_precision.set_global_policy("mixed_float16" if enabled else "float32")
+
+
+def resolve_augmentation(augment, dataset, model):
+    """'auto' -> the dataset's augmentation for convolutional models, 'none' for an MLP."""
+    if augment != "auto":
+        return AUGMENTATIONS.validate(augment)
+    if model in FULLY_CONNECTED_MODELS:
+        return "none"
+    return dataset_spec(dataset).augmentation
+
+
+class ProgressLogger(keras.callbacks.Callback):
+    """One line per epoch: metrics, elapsed time and an estimate of the time left."""
+
+    def __init__(self, epochs, log=print, prefix=""):
+        super().__init__()
+        self.epochs = epochs
+        self.log = log
+        self.prefix = prefix
+        self._start = None
+
+    def on_train_begin(self, logs=None):
+        self._start = time.perf_counter()
+        self._first_epoch = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self._first_epoch is None:
+            self._first_epoch = epoch  # > 0 when BackupAndRestore resumed a run
+
+    def on_epoch_end(self, epoch, logs=None):
+        elapsed = time.perf_counter() - self._start
+        done = epoch + 1 - self._first_epoch
+        left = elapsed / done * (self.epochs - epoch - 1)
+        metrics = "  ".join(f"{k} {v:.4f}" for k, v in sorted((logs or {}).items())
+                            if isinstance(v, (int, float)))
+        self.log(f"{self.prefix}epoch {epoch + 1}/{self.epochs}  {metrics}  "
+                 f"[{elapsed:.1f}s elapsed, ~{left:.1f}s left]")
+
+
+def fit(model, data, epochs, callbacks=(), log=print, prefix="", initial_epoch=0):
+    """model.fit on data.train with validation, printing one progress line per epoch."""
+    callbacks = list(callbacks) + [ProgressLogger(epochs, log=log, prefix=prefix)]
+    return model.fit(data.train, validation_data=data.validation, epochs=epochs, verbose=0,
+                     callbacks=callbacks, initial_epoch=initial_epoch)
+
+
+def evaluate(model, dataset):
+    """(loss, accuracy) of a Keras classifier on a batched dataset (compiled here if needed)."""
+    if model.compiled_loss is None:
+        compile_model(model)
+    loss, accuracy = model.evaluate(dataset, verbose=0)
+    return float(loss), float(accuracy)
+
+
+def save_model(model, path):
+    """Save in the Keras v3 format, atomically (temp file + rename)."""
+    with io.atomic_path(path, suffix=".keras") as tmp:
+        model.save(tmp)
+    return path
