@@ -3,11 +3,11 @@ their physical limits (FLOPs ratio for latency, non-zero count x bits for size).
 
 import os
 
-from tfprune import evaluate, export
+from tfprune.tflite import evaluate, export
 from tfprune.data import load_data
 from tfprune.keras import keras
 from tfprune.pruning import stats
-from tfprune.pruning.pipeline import PruneConfig, run_prune
+from tfprune.jobs.prune import PruneConfig, run_prune
 
 INDEX_BYTES = 2  # a 16-bit index per non-zero: the least a sparse format can carry
 
@@ -22,7 +22,7 @@ def prepare_models(baseline_path, work_dir, fine_tune_epochs=15, log=print):
         metrics = run_prune(PruneConfig(method=method, target_sparsity=sparsity,
                                         fine_tune_epochs=fine_tune_epochs,
                                         baseline=baseline_path), out, overwrite=True,
-                            log=lambda _: None)
+                            log=lambda _: None).metrics
         models[label] = metrics["models"][kind]
         log(f"  prepared {label}: {models[label]}")
     return models

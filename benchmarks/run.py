@@ -45,7 +45,7 @@ def section_training(out, log):
 
 
 def _baseline(out, log):
-    from tfprune.train import TrainConfig, train_baseline
+    from tfprune.jobs.train import TrainConfig, train_baseline
 
     metrics = train_baseline(TrainConfig(model="cnn"), os.path.join(out, "baseline"),
                              overwrite=True, log=lambda _: None)
@@ -77,7 +77,7 @@ def section_tfmot(out, log):
 
 
 def section_sweep(out, log):
-    from tfprune.sweep import SweepConfig, run_sweep
+    from tfprune.jobs.sweep import SweepConfig, run_sweep
 
     sweep_dir = FLAGS.sweep_dir or os.path.join(out, "sweep")
     results = os.path.join(sweep_dir, "results.json")

@@ -4,7 +4,7 @@ import time
 
 import numpy as np
 
-from tfprune import train as train_lib
+from tfprune import training as train_lib
 from tfprune.data import load_data
 from tfprune.keras import keras, tf
 from tfprune.models import build_model

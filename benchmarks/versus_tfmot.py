@@ -5,11 +5,11 @@ import time
 import numpy as np
 import tensorflow_model_optimization as tfmot
 
-from tfprune import train as train_lib
+from tfprune import training as train_lib
 from tfprune.data import load_data
 from tfprune.keras import keras
 from tfprune.pruning import stats, strip
-from tfprune.pruning.pipeline import PruneConfig, run_prune
+from tfprune.jobs.prune import PruneConfig, run_prune
 
 
 def tutorial_recipe(baseline_path, target, epochs, seed=0):
@@ -43,7 +43,7 @@ def tutorial_recipe(baseline_path, target, epochs, seed=0):
 def tfprune_recipe(baseline_path, target, epochs, work_dir, seed=0):
     metrics = run_prune(PruneConfig(method="weight", schedule="polynomial", target_sparsity=target,
                                     fine_tune_epochs=epochs, baseline=baseline_path, seed=seed),
-                        work_dir, overwrite=True, log=lambda _: None)
+                        work_dir, overwrite=True, log=lambda _: None).metrics
     return {"recipe": "tfprune", "epochs": epochs, "accuracy": metrics["accuracy"],
             "achieved_sparsity": metrics["sparsity"], "fine_tune_time_s": metrics["fine_tune_time_s"],
             "pruning_events": metrics["schedule_steps"]["end_step"]

@@ -18,6 +18,14 @@ from test_experiments_train import assert_clean_error
     (["--method=dynamic", "--norm_tolerance=1.5"], "`norm_tolerance` must be in (0, 1), got 1.5"),
     (["--method=dynamic", "--accuracy_tolerance=-0.1"], "`accuracy_tolerance` must be in (0, 1)"),
     (["--method=weight", "--patience=3"], "`dynamic` options apply to the methods"),
+    # Found before any baseline trains (they used to surface after up to 60 epochs):
+    (["--method=unit", "--sparsity_m_by_n=2:4", "--target_sparsity=0.5"],
+     "`sparsity_m_by_n` applies to weight pruning, not 'unit'"),
+    (["--layers=conv2,nope"], "`layers` names layers that cannot be pruned by weight pruning: nope"),
+    (["--schedule=polynomial", "--begin_step=5", "--end_step=12", "--frequency=5"],
+     "`end_step - begin_step` (7) must be a multiple of `frequency` (5)"),
+    (["--initial_sparsity=0.95", "--target_sparsity=0.9"],
+     "`initial_sparsity` (0.95) must not exceed `target_sparsity` (0.9)"),
 ])
 def test_bad_input_is_a_clean_error(python, tmp_path, flags, fragment):
     result = python(["-m", "experiments.prune", f"--output_dir={tmp_path}/run"] + flags)

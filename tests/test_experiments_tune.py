@@ -73,3 +73,33 @@ def test_distributed_chief_and_two_workers_share_one_search(tmp_path, baseline):
     assert len(rows) == 6
     assert {r["tuner_id"] for r in rows} == {"worker0", "worker1"}
     assert "trials:" in outputs["chief"]
+
+
+def test_user_error_in_a_trial_exits_2_with_one_line(python, tmp_path, baseline):
+    """A TfpruneError raised inside a trial (injected here) ends the run: exit 2, one line."""
+    code = (
+        "import sys\n"
+        "from tfprune.errors import TfpruneError\n"
+        "from tfprune.jobs import variant\n"
+        "def bad(*a, **k):\n"
+        "    raise TfpruneError('`layers` names layers that cannot be pruned: nope')\n"
+        "variant.prune_and_deploy = bad\n"
+        "from experiments import common, tune\n"
+        f"sys.argv = ['tune', '--baseline={baseline}', '--max_trials=3', "
+        f"'--output_dir={tmp_path}/out'] + {TINY!r}\n"
+        "common.run(tune.main)\n")
+    result = python(["-c", code])
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr and "Traceback" not in result.stdout
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert errors == ["error: `layers` names layers that cannot be pruned: nope"]
+
+
+def test_damaged_baseline_exits_2_before_any_trial(python, tmp_path):
+    bad = tmp_path / "model.keras"
+    bad.write_bytes(b"")
+    result = python(["-m", "experiments.tune", f"--baseline={bad}", "--max_trials=2",
+                     f"--output_dir={tmp_path}/out"] + TINY)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert_clean_error(result, "cannot load Keras model")
+    assert not (tmp_path / "out").exists()

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from tfprune import train as train_lib
+from tfprune import training as train_lib
 from tfprune.data import load_data
 from tfprune.errors import TfpruneError, UnknownNameError
 from tfprune.keras import keras
@@ -87,7 +87,7 @@ def test_explicit_layers_and_classifier(digits):
     (dict(method="random"), UnknownNameError, "unknown pruning method 'random'; registered: adaptive, dynamic, incremental, unit, weight"),
     (dict(schedule="cubic"), UnknownNameError, "unknown schedule 'cubic'; registered: constant, polynomial"),
     (dict(begin_step=30, end_step=10), TfpruneError, "`begin_step` must be before `end_step`"),
-    (dict(layers=["flatten"]), TfpruneError, "cannot be pruned by this method: flatten; prunable layers: conv1, conv2, fc1, classifier"),
+    (dict(layers=["flatten"]), TfpruneError, "cannot be pruned by weight pruning: flatten; prunable layers of .cnn.: conv1, conv2, fc1, classifier"),
     (dict(sparsity_m_by_n="2:4"), TfpruneError, r"`target_sparsity` must be 0.5 with sparsity_m_by_n=2:4, got 0.9"),
     (dict(sparsity_m_by_n="4:2", target_sparsity=0.5), TfpruneError, "0 < m < n"),
     (dict(method="unit", sparsity_m_by_n="2:4", target_sparsity=0.5), TfpruneError, "applies to weight pruning"),

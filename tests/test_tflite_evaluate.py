@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from tfprune import evaluate, export
+from tfprune.tflite import evaluate, export
 from tfprune.errors import TfpruneError
 from tfprune.keras import keras
 from tfprune.models import build_model

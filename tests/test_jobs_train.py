@@ -3,9 +3,10 @@ import os
 import pytest
 
 from tfprune import io
-from tfprune import train as train_lib
+from tfprune import training as train_lib
 from tfprune.errors import RunDirectoryError, TfpruneError, UnknownNameError
-from tfprune.train import TrainConfig, make_optimizer, train_baseline
+from tfprune.jobs.train import TrainConfig, train_baseline
+from tfprune.training import make_optimizer
 
 TINY = dict(dataset="digits", model="mlp", epochs=3, batch_size=128)
 

@@ -3,7 +3,7 @@ import pytest
 
 from tfprune.errors import TfpruneError, UnknownNameError
 from tfprune.models import build_model
-from tfprune.tuning import TuneConfig, collect_trials, make_tuner, write_results
+from tfprune.jobs.tune import TuneConfig, collect_trials, make_tuner, write_results
 
 
 @pytest.fixture(scope="module")
@@ -50,3 +50,35 @@ def test_search_records_trials_over_budget_and_resumes(baseline, tmp_path):
     more = TuneConfig(**dict(config.to_dict(), max_trials=3))
     make_tuner(more, str(tmp_path), log=lambda _: None).search()
     assert len(collect_trials(str(tmp_path))) == 3
+
+
+def test_user_error_inside_a_trial_stops_the_search_with_that_error(baseline, tmp_path, monkeypatch):
+    from tfprune.jobs import tune, variant
+
+    attempts = []
+
+    def bad_trial(*args, **kwargs):
+        attempts.append(1)
+        raise TfpruneError("`layers` names layers that cannot be pruned: nope")
+
+    monkeypatch.setattr(variant, "prune_and_deploy", bad_trial)
+    config = TuneConfig(baseline=baseline, model="mlp", max_trials=5, epochs=(1,), latency_runs=5)
+    with pytest.raises(TfpruneError, match="cannot be pruned: nope"):
+        tune.run_tune(config, str(tmp_path), log=lambda _: None)
+    assert attempts == [1]  # not retried, not three keras-tuner tracebacks
+
+
+def test_combinations_are_checked_before_the_search(baseline):
+    with pytest.raises(TfpruneError, match=r"`target_sparsity` must be in \(0, 1\), got 0.0"):
+        TuneConfig(baseline=baseline, methods=("incremental",), min_sparsity=0.0)
+
+
+def test_a_baseline_that_does_not_fit_is_refused_before_any_trial(tmp_path):
+    from tfprune.jobs import tune
+
+    path = tmp_path / "cifar.keras"
+    build_model("mlp", (32, 32, 3), 10).save(path)
+    config = TuneConfig(baseline=str(path), model="mlp", max_trials=1, epochs=(1,))
+    with pytest.raises(TfpruneError, match=r"takes \(32, 32, 3\).*needs \(8, 8, 1\)"):
+        tune.run_tune(config, str(tmp_path / "out"), log=lambda _: None)
+    assert not (tmp_path / "out").exists()

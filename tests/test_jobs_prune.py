@@ -4,7 +4,7 @@ import pytest
 
 from tfprune import io
 from tfprune.errors import RunDirectoryError, TfpruneError
-from tfprune.pruning.pipeline import PruneConfig, run_prune
+from tfprune.jobs.prune import PruneConfig, run_prune
 
 TINY = dict(model="mlp", method="unit", schedule="polynomial", target_sparsity=0.5,
             fine_tune_epochs=2, baseline_epochs=2, batch_size=128)
@@ -27,7 +27,7 @@ def test_config_validation(kwargs, message):
 def test_run_prune_writes_everything_and_reuses(tmp_path):
     out = str(tmp_path / "run")
     lines = []
-    metrics = run_prune(PruneConfig(**TINY), out, log=lines.append)
+    metrics = run_prune(PruneConfig(**TINY), out, log=lines.append).metrics
     for name in ("config.json", "metrics.json", "layers.csv", "pruned.keras", "shrunk.keras",
                  "plots/fine_tune.png", "plots/layer_sparsity.png", "baseline/model.keras"):
         assert os.path.exists(os.path.join(out, name)), name
@@ -39,7 +39,7 @@ def test_run_prune_writes_everything_and_reuses(tmp_path):
     assert any(line.startswith("[fine-tune] epoch 2/2") for line in lines)
     header = open(os.path.join(out, "layers.csv")).readline().strip()
     assert header.startswith("layer,type,pruned,target_sparsity,weights,nonzeros,sparsity")
-    assert run_prune(PruneConfig(**TINY), out, log=lines.append) == metrics
+    assert run_prune(PruneConfig(**TINY), out, log=lines.append).metrics == metrics
     with pytest.raises(RunDirectoryError, match="differs in: target_sparsity"):
         run_prune(PruneConfig(**dict(TINY, target_sparsity=0.6)), out)
     assert io.read_json(os.path.join(out, "metrics.json")) == metrics
@@ -63,7 +63,7 @@ def test_run_prune_dynamic_methods_write_decisions(tmp_path, method):
                                 fine_tune_epochs=4,
                                 dynamic=dict(norm_tolerance=0.5, patience=1, every=1,
                                              accuracy_tolerance=0.5)))
-    metrics = run_prune(config, out, log=lambda _: None)
+    metrics = run_prune(config, out, log=lambda _: None).metrics
     assert os.path.exists(os.path.join(out, "decisions.jsonl"))
     assert os.path.exists(os.path.join(out, "plots", "sparsity_over_training.png"))
     assert metrics["pruning_events"] >= 1 and metrics["pruned_sparsity"] > 0
@@ -78,3 +78,43 @@ def test_dynamic_options_only_for_dynamic_methods():
         PruneConfig(method="weight", dynamic={"patience": 3})
     with pytest.raises(TfpruneError, match="PQ index needs 0 < p < q"):
         PruneConfig(method="adaptive", schedule="-", dynamic={"p": 1.0, "q": 0.5})
+
+
+# The four configuration errors that used to surface only after the baseline had trained.
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(method="unit", sparsity_m_by_n="2:4", target_sparsity=0.5),
+     "`sparsity_m_by_n` applies to weight pruning, not 'unit'"),
+    (dict(method="weight", layers=("fc1", "nope")),
+     "`layers` names layers that cannot be pruned by weight pruning: nope; prunable layers of 'mlp': fc1, fc2, classifier"),
+    (dict(method="weight", schedule="polynomial", end_step=100000),
+     r"`end_step` \(100000\) must be at most the fine-tuning steps \(20\)"),
+    (dict(method="weight", schedule="polynomial", begin_step=1, end_step=8, frequency=5),
+     r"`end_step - begin_step` \(7\) must be a multiple of `frequency` \(5\)"),
+    (dict(method="weight", schedule="polynomial", begin_step=500),
+     r"`begin_step` \(500\) must be below the fine-tuning steps \(20 = 2 epochs x 10 steps\)"),
+    (dict(method="weight", schedule="polynomial", initial_sparsity=0.8, target_sparsity=0.5),
+     r"`initial_sparsity` \(0.8\) must not exceed `target_sparsity` \(0.5\)"),
+])
+def test_late_errors_fail_before_the_baseline_trains(tmp_path, monkeypatch, kwargs, message):
+    from tfprune.jobs import prune as prune_job
+
+    monkeypatch.setattr(prune_job, "train_baseline", lambda *a, **k: pytest.fail("trained"))
+    out = tmp_path / "run"
+    with pytest.raises(TfpruneError, match=message):
+        run_prune(PruneConfig(**dict(TINY, **kwargs)), str(out))
+    assert not out.exists()
+
+
+def test_schedule_options_refused_for_methods_without_a_schedule():
+    with pytest.raises(TfpruneError, match="`frequency` applies to methods with a schedule"):
+        PruneConfig(method="dynamic", frequency=5)
+    config = PruneConfig(method="adaptive", schedule="constant", target_sparsity=0.7)
+    assert config.schedule is None and config.target_sparsity is None  # it takes neither
+
+
+def test_a_damaged_baseline_file_is_one_clear_error(tmp_path):
+    bad = tmp_path / "model.keras"
+    bad.write_bytes(b"PK\x03\x04 not really a zip")
+    with pytest.raises(TfpruneError, match=r"cannot load Keras model .*model.keras.*\(`baseline`\)"):
+        run_prune(PruneConfig(**dict(TINY, baseline=str(bad))), str(tmp_path / "run"))
+    assert not (tmp_path / "run").exists()

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from tfprune import export
+from tfprune.tflite import export
 from tfprune.errors import TfpruneError, UnknownNameError
 from tfprune.models import build_model
 from tfprune.pruning import prune

@@ -1,0 +1,162 @@
+import json
+import os
+
+import pytest
+
+from tfprune import io
+from tfprune.errors import RunDirectoryError, TfpruneError, UnknownNameError
+from tfprune.jobs import sweep as sweep_module
+from tfprune.jobs.sweep import SweepConfig, collect_rows, estimate_left, run_sweep, variant_dir
+from tfprune.results.rows import VariantKey
+
+TINY = dict(model="mlp", methods=("weight", "unit"), schedules=("constant",), sparsities=(0.5,),
+            quantizations=("float32", "int8"), seeds=(0,), baseline_epochs=2,
+            fine_tune_epochs=1, batch_size=128, latency_runs=5, representative_count=20)
+
+
+@pytest.mark.parametrize("kwargs, error, message", [
+    (dict(methods=()), TfpruneError, "`methods` must not be empty; choose from adaptive, dynamic, incremental, unit, weight"),
+    (dict(schedules=()), TfpruneError, "`schedules` must not be empty"),
+    (dict(sparsities=()), TfpruneError, r"`sparsities` must not be empty; give values in \[0, 1\)"),
+    (dict(sparsities=(0.5, 1.2)), TfpruneError, r"`sparsities` must be in \[0, 1\), got 1.2"),
+    (dict(quantizations=()), TfpruneError, "`quantizations` must not be empty; choose from"),
+    (dict(seeds=()), TfpruneError, "`seeds` must not be empty"),
+    (dict(seeds=(-1,)), TfpruneError, "`seeds` must be an integer >= 0, got -1"),
+    (dict(methods=("magic",)), UnknownNameError, "unknown pruning method 'magic'"),
+    (dict(quantizations=("int2",)), UnknownNameError, "unknown quantization 'int2'"),
+])
+def test_config_validation(kwargs, error, message):
+    with pytest.raises(error, match=message):
+        SweepConfig(**kwargs)
+
+
+def test_variants_grid():
+    config = SweepConfig(methods=("weight",), schedules=("constant", "polynomial"),
+                         sparsities=(0.9, 0.5, 0.5), seeds=(0, 1))
+    assert config.sparsities == (0.5, 0.9)
+    variants = config.variants()
+    assert variants[:2] == [VariantKey(0, "dense"), VariantKey(1, "dense")]
+    assert len(variants) == 2 + 2 * 2 * 2
+
+
+def test_variants_of_dynamic_methods():
+    config = SweepConfig(methods=("weight", "dynamic", "incremental", "adaptive"),
+                         schedules=("constant",), sparsities=(0.0, 0.5), seeds=(0,))
+    assert config.variants() == [
+        VariantKey(0, "dense"), VariantKey(0, "weight", "constant", 0.0),
+        VariantKey(0, "weight", "constant", 0.5), VariantKey(0, "dynamic"),
+        VariantKey(0, "incremental", None, 0.5), VariantKey(0, "adaptive")]
+    assert [key.slug() for key in config.variants()] == [
+        "dense", "weight-constant-0", "weight-constant-0.5", "dynamic", "incremental-0.5",
+        "adaptive"]
+
+
+def test_tiny_sweep_writes_report_and_resumes(tmp_path, monkeypatch):
+    out = str(tmp_path / "sweep")
+    config = SweepConfig(**TINY)
+    lines = []
+    rows = run_sweep(config, out, log=lines.append)
+    assert len(rows) == 3 * 2  # (dense, weight, unit) x 2 quantizations
+    for name in ("config.json", "results.csv", "results.json", "report.md",
+                 "plots/accuracy_vs_sparsity.png", "plots/accuracy_vs_size.png",
+                 "plots/accuracy_vs_latency.png"):
+        assert os.path.exists(os.path.join(out, name)), name
+    assert any(line.startswith("[3/3] seed 0 unit constant 0.5") and "left" in line
+               for line in lines)
+    unit = [r for r in rows if r["method"] == "unit"]
+    assert unit[0]["deployed"] == "shrunk" and unit[0]["params"] < rows[0]["params"]
+    assert os.path.exists(unit[0]["tflite_file"])
+    # The report's numbers are the variant files' numbers.
+    results = json.loads(open(os.path.join(out, "results.json")).read())
+    assert results["rows"] == collect_rows(out, config) and results["variants_done"] == 3
+    report = open(os.path.join(out, "report.md")).read()
+    for entry in results["aggregated"]:
+        assert f"| {100 * entry['tflite_accuracy']:.2f} |" in report
+    assert "Status: complete" in report and "![accuracy_vs_size.png]" in report
+
+    # Interrupt: drop one finished variant; a rerun redoes only that one.
+    os.remove(os.path.join(variant_dir(out, VariantKey.of(0, "unit", "constant", 0.5)),
+                           "variant.json"))
+    calls = []
+    original = sweep_module._run_variant
+    monkeypatch.setattr(sweep_module, "_run_variant",
+                        lambda *a, **k: calls.append(a[2].method) or original(*a, **k))
+    lines.clear()
+    again = run_sweep(config, out, log=lines.append)
+    assert calls == ["unit"]
+    assert any("resuming: 2 of 3 variants already done" in line for line in lines)
+    assert len(again) == len(rows)
+
+    with pytest.raises(RunDirectoryError, match="differs in: sparsities"):
+        run_sweep(SweepConfig(**dict(TINY, sparsities=(0.6,))), out)
+    assert io.read_json(os.path.join(out, "config.json"))["sparsities"] == [0.5]
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(methods=("dynamic",), dynamic={"patience": 0}), r"`patience` must be an integer >= 1, got 0"),
+    (dict(methods=("dynamic",), dynamic={"patiense": 2}), "unknown dynamic option.*patiense"),
+    (dict(methods=("weight",), dynamic={"patience": 2}),
+     "`dynamic` options apply to the methods dynamic, incremental, adaptive, none of which"),
+    (dict(methods=("incremental",), sparsities=(0.0,)), None),
+])
+def test_dynamic_options_are_checked_with_the_grid(kwargs, message):
+    if message is None:  # incremental needs a target above 0: no variant, no error
+        assert [k.method for k in SweepConfig(**kwargs).variants()] == ["dense"]
+        return
+    with pytest.raises(TfpruneError, match=message):
+        SweepConfig(**kwargs)
+
+
+def test_dynamic_options_reach_the_pruner(tmp_path):
+    config = SweepConfig(**dict(TINY, methods=("dynamic",), quantizations=("float32",),
+                                dynamic={"patience": 1, "norm_tolerance": 0.5,
+                                         "accuracy_tolerance": 0.5}, fine_tune_epochs=3))
+    rows = run_sweep(config, str(tmp_path / "sweep"), log=lambda _: None)
+    (dynamic,) = [r for r in rows if r["method"] == "dynamic"]
+    assert dynamic["target_sparsity"] is None and dynamic["schedule"] == "-"
+    assert dynamic["pruning_events"] >= 1 and set(dynamic["chosen_sparsity"]) == {"fc1", "fc2"}
+    prune_config = io.read_json(tmp_path / "sweep" / "variants" / "seed0" / "dynamic" / "config.json")
+    assert prune_config["dynamic"]["patience"] == 1
+    report = (tmp_path / "sweep" / "report.md").read_text()
+    assert "## Decisions of the methods that prune by themselves" in report
+    assert "seed 0 dynamic (chose its sparsity):" in report
+    assert "dynamic pruning holds accuracy" not in report or "achieved sparsity" in report
+    csv_header = (tmp_path / "sweep" / "results.csv").read_text().splitlines()[0]
+    assert "pruning_events,rollbacks,chosen_sparsity" in csv_header
+
+
+def test_preflight_runs_before_any_baseline_trains(tmp_path, monkeypatch):
+    from tfprune.errors import TfpruneError as Bad
+
+    checked = []
+
+    def failing_preflight(config, data, model=None):
+        checked.append(config.method)
+        raise Bad("`layers` names layers that cannot be pruned")
+
+    monkeypatch.setattr(sweep_module, "preflight", failing_preflight)
+    monkeypatch.setattr(sweep_module, "train_baseline", lambda *a, **k: pytest.fail("trained"))
+    with pytest.raises(Bad, match="cannot be pruned"):
+        run_sweep(SweepConfig(**TINY), str(tmp_path / "sweep"))
+    assert checked == ["weight"] and not (tmp_path / "sweep").exists()
+
+
+def test_time_left_comes_from_variants_of_the_same_kind():
+    keys = [VariantKey(0, "weight", "constant", 0.5), VariantKey(0, "unit", "constant", 0.5),
+            VariantKey(0, "weight", "constant", 0.9)]
+    assert estimate_left({"weight": [10.0, 20.0]}, keys) == (30.0, ["unit"])
+    assert estimate_left({"weight": [10.0], "unit": [100.0]}, keys) == (120.0, [])
+    assert sweep_module._left_text({}, keys).startswith("time left unknown until a weight, unit")
+
+
+def test_latency_is_merged_with_the_ratio_to_dense():
+    base = dict(seed=0, schedule="-", target_sparsity=None, quantization="int8",
+                latency_ms_median=None, latency_ms_p90=None, num_threads=1, delegate="x")
+    rows = [dict(base, method="dense", tflite_file="d.tflite"),
+            dict(base, method="weight", tflite_file="w.tflite"),
+            dict(base, method="unit", tflite_file="u.tflite")]
+    timings = {"d.tflite": dict(latency_ms_median=0.02, latency_ms_p90=0.03, num_threads=1, delegate="x"),
+               "w.tflite": dict(latency_ms_median=0.01, latency_ms_p90=0.02, num_threads=1, delegate="x")}
+    merged = sweep_module.merge_latency(rows, timings)
+    assert [r["latency_vs_dense"] for r in merged] == [1.0, 0.5, None]
+    assert merged[2]["latency_ms_median"] is None

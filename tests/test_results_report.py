@@ -1,0 +1,45 @@
+from tfprune.results import report
+
+
+def entry(method, quantization, accuracy, target=None, achieved=0.0, schedule="-", gzip=1000.0,
+          latency=0.01):
+    return dict(method=method, schedule=schedule, target_sparsity=target, quantization=quantization,
+                tflite_accuracy=accuracy, achieved_sparsity=achieved, size_bytes=4 * gzip,
+                gzip_bytes=gzip, latency_ms_median=latency, seeds=1)
+
+
+def test_reference_is_named_for_what_was_measured():
+    entries = [entry("dense", "int8", 0.98), entry("weight", "int8", 0.98, 0.9, 0.9, "constant", 300)]
+    text = "\n".join(report.summary_lines(entries))
+    assert "Reference, the dense int8 model" in text and "below dense int8 raw" in text
+    assert "float32" not in text
+    with_float = [entry("dense", "float32", 0.98, gzip=4000)] + entries
+    assert report.reference_entry(with_float)["quantization"] == "float32"
+
+
+def test_methods_that_choose_their_sparsity_are_ranked_by_what_they_achieved():
+    entries = [entry("dense", "float32", 0.98),
+               entry("dynamic", "float32", 0.985, None, 0.41),
+               entry("weight", "float32", 0.98, 0.9, 0.9, "constant")]
+    lines = report.summary_lines(entries)
+    assert any("dynamic pruning holds accuracy (within 1 point) up to achieved sparsity 0.41" in l
+               for l in lines), lines
+    assert any("weight pruning holds accuracy (within 1 point) up to sparsity 0.90" in l for l in lines)
+    assert not any("up to sparsity 0 " in l for l in lines)
+
+
+def test_untimed_entries_do_not_break_the_summary():
+    entries = [entry("dense", "float32", 0.98, latency=None), entry("unit", "float32", 0.98, 0.5,
+                                                                     0.5, "constant", latency=None)]
+    text = "\n".join(report.summary_lines(entries))
+    assert "latency not measured yet" in text and "Fastest" not in text
+
+
+def test_decision_lines_show_what_each_pruner_chose():
+    rows = [dict(seed=0, method="dynamic", target_sparsity=None, achieved_sparsity=0.25,
+                 pruning_events=3, rollbacks=1, chosen_sparsity={"fc1": 0.25, "fc2": 0.125},
+                 quantization=q) for q in ("float32", "int8")]
+    rows.append(dict(seed=0, method="weight", target_sparsity=0.5, pruning_events=None))
+    assert report.decision_lines(rows) == [
+        "- seed 0 dynamic (chose its sparsity): 3 pruning events, 1 rollbacks; achieved 0.250; "
+        "per layer: fc1 0.25, fc2 0.12."]
