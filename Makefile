@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_DIR ?= saved_models/demo
 
-.PHONY: demo test test-fast venv clean-venv
+.PHONY: demo test test-fast venv clean-venv data
 
 $(STAMP): setup.cfg pyproject.toml requirements.lock
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,6 +23,19 @@ venv: $(STAMP)
 # to four quantizations; prints where report.md is.
 demo: $(STAMP)
 	$(BIN)/python -m experiments.sweep --dataset=digits --model=cnn --output_dir=$(DEMO_DIR)
+
+# Real data: Debian's dataset-fashion-mnist puts the original Fashion-MNIST IDX files in
+# /usr/share/datasets/fashion-mnist/, where tfprune looks for them (README: Real data).
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+data:
+	@if [ -f /usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz ]; then \
+		echo "Fashion-MNIST: /usr/share/datasets/fashion-mnist/ (installed)"; \
+	elif command -v apt-get >/dev/null 2>&1; then \
+		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq dataset-fashion-mnist; \
+	else \
+		echo "no apt-get here: put the four Fashion-MNIST IDX .gz files in ~/.keras/datasets/fashion-mnist/ or pass --data_dir=DIR (README: Real data)"; \
+		exit 1; \
+	fi
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q --durations=10

@@ -9,7 +9,8 @@ import sys
 from absl import app, flags, logging
 
 import tfprune  # noqa: F401  (sets up Keras 2 before anything imports TensorFlow)
-from tfprune.data import AUGMENTATIONS, DATASETS
+from tfprune import data as data_lib
+from tfprune.data import AUGMENTATIONS
 from tfprune.errors import TfpruneError
 from tfprune.models import MODELS
 from tfprune.pruning.dynamic import DynamicConfig
@@ -31,22 +32,44 @@ def define_positive_float(name, default, help_text):
                              message=f"--{name} must be > 0")
 
 
-def define_data_flags(d):
-    """--dataset, --data_dir, --batch_size, --augment, --seed, --split_seed (defaults ``d``)."""
-    flags.DEFINE_enum("dataset", d["dataset"], DATASETS.names(),
-                      "Dataset; digits is embedded, the others load from --data_dir.")
+def _dataset_is_known(name):
+    """absl validator: a registered name (also one registered after import, before parsing),
+    npz:PATH or folder:PATH. Files are opened later, by the job's config, with full errors."""
+    if isinstance(name, str) and name.startswith(data_lib.PREFIXES):
+        return True
+    if name in data_lib.DATASETS:
+        return True
+    raise flags.ValidationError(f"unknown dataset {name!r}; choose {data_lib.names_help()}")
+
+
+def define_dataset_flags(d):
+    """--dataset, --data_dir, --split_seed, --image_size (defaults ``d``)."""
+    flags.DEFINE_string("dataset", d["dataset"],
+                        f"Data set: {data_lib.names_help()}. digits is embedded; mnist and "
+                        "fashion_mnist are read from local IDX files (see README, Real data).")
+    flags.register_validator("dataset", _dataset_is_known)
     flags.DEFINE_string("data_dir", d["data_dir"],
-                        "tfds data directory holding prepared datasets (default: $TFDS_DATA_DIR "
-                        "or ~/tensorflow_datasets). Not needed for digits.")
-    flags.DEFINE_integer("batch_size", d["batch_size"], "Batch size.", lower_bound=1)
+                        "Where mnist/fashion_mnist IDX files or prepared tfds data sets are "
+                        "(searched before the Keras cache and /usr/share/datasets). Not needed "
+                        "for digits.")
+    flags.DEFINE_integer("split_seed", d["split_seed"],
+                         "Seed of the train/validation/test split.", lower_bound=0)
+    flags.DEFINE_string("image_size", None, "folder: data sets: resize images to this size, "
+                        "e.g. 32 or 32x48 (default: the first image's size).")
+
+
+def define_data_flags(d):
+    """The dataset flags, and --batch_size, --augment, --seed (defaults ``d``)."""
+    define_dataset_flags(d)
+    flags.DEFINE_integer("batch_size", d["batch_size"],
+                         "Batch size (default: the data set's, 32 for digits, 128 for 28x28 "
+                         "data).", lower_bound=1)
     flags.DEFINE_enum("augment", d["augment"], ["auto"] + AUGMENTATIONS.names(),
                       "Training augmentation; auto = the dataset's default for convolutional "
                       "models (digits/mnist: 1-pixel shifts, cifar: crop and flip), none for mlp.")
     flags.DEFINE_integer("seed", d["seed"],
                          "Random seed for initialization, shuffling and augmentation.",
                          lower_bound=0)
-    flags.DEFINE_integer("split_seed", d["split_seed"],
-                         "Seed of the train/validation/test split (digits).", lower_bound=0)
 
 
 def define_model_flag(d):

@@ -13,7 +13,6 @@ import os
 from absl import flags
 
 from experiments import common
-from tfprune.data import DATASETS
 from tfprune.jobs.export import ExportConfig, run_export
 from tfprune.tflite.export import QUANTIZATIONS
 
@@ -21,10 +20,7 @@ FLAGS = flags.FLAGS
 D = common.defaults(ExportConfig)
 
 flags.DEFINE_string("model_path", D["model_path"], "Saved Keras model (.keras or .h5) to export.")
-flags.DEFINE_enum("dataset", D["dataset"], DATASETS.names(), "Dataset to evaluate and calibrate on.")
-flags.DEFINE_string("data_dir", D["data_dir"], "tfds data directory (not needed for digits).")
-flags.DEFINE_integer("split_seed", D["split_seed"], "Seed of the digits split (use the model's).",
-                     lower_bound=0)
+common.define_dataset_flags(D)  # evaluate and calibrate on the model's data (same split_seed)
 flags.DEFINE_list("quantizations", list(D["quantizations"]),
                   f"Quantizations, any of: {', '.join(QUANTIZATIONS.names())}.")
 flags.DEFINE_bool("sparse", D["sparse"], "Also write EXPERIMENTAL_SPARSITY-encoded variants.")

@@ -12,7 +12,6 @@ baseline trains.
 from absl import flags
 
 from experiments import common
-from tfprune.data import DATASETS
 from tfprune.jobs.sweep import SweepConfig, run_sweep
 from tfprune.models import MODELS
 from tfprune.pruning import METHODS, SCHEDULES
@@ -21,8 +20,7 @@ from tfprune.tflite.export import QUANTIZATIONS
 FLAGS = flags.FLAGS
 D = common.defaults(SweepConfig)
 
-flags.DEFINE_enum("dataset", D["dataset"], DATASETS.names(), "Dataset.")
-flags.DEFINE_string("data_dir", D["data_dir"], "tfds data directory (not needed for digits).")
+common.define_dataset_flags(D)
 flags.DEFINE_enum("model", D["model"], MODELS.names(), "Model from the zoo.")
 flags.DEFINE_list("methods", list(D["methods"]), f"Pruning methods: {', '.join(METHODS.names())}.")
 flags.DEFINE_list("schedules", list(D["schedules"]), f"Schedules: {', '.join(SCHEDULES.names())}.")
@@ -30,13 +28,15 @@ flags.DEFINE_list("sparsities", [f"{s:g}" for s in D["sparsities"]], "Target spa
 flags.DEFINE_list("quantizations", list(D["quantizations"]),
                   f"Quantizations: {', '.join(QUANTIZATIONS.names())}.")
 flags.DEFINE_list("seeds", [str(s) for s in D["seeds"]], "Seeds; several give mean and spread.")
-flags.DEFINE_integer("baseline_epochs", D["baseline_epochs"], "Baseline training epochs.",
+flags.DEFINE_integer("baseline_epochs", D["baseline_epochs"],
+                     "Baseline training epochs (default: the data set's; digits 60, 28x28 15).",
                      lower_bound=1)
-flags.DEFINE_integer("fine_tune_epochs", D["fine_tune_epochs"], "Fine-tuning epochs per variant.",
+flags.DEFINE_integer("fine_tune_epochs", D["fine_tune_epochs"],
+                     "Fine-tuning epochs per variant (default: the data set's; digits 15, 28x28 3).",
                      lower_bound=1)
 common.define_positive_float("learning_rate", D["learning_rate"], "Fine-tuning learning rate.")
-flags.DEFINE_integer("batch_size", D["batch_size"], "Batch size.", lower_bound=1)
-flags.DEFINE_integer("split_seed", D["split_seed"], "Seed of the digits split.", lower_bound=0)
+flags.DEFINE_integer("batch_size", D["batch_size"],
+                     "Batch size (default: the data set's; digits 32, 28x28 128).", lower_bound=1)
 flags.DEFINE_integer("num_threads", D["num_threads"], "Interpreter threads for latency.",
                      lower_bound=1)
 flags.DEFINE_integer("latency_runs", D["latency_runs"],
@@ -60,7 +60,8 @@ def main(argv):
         learning_rate=FLAGS.learning_rate, batch_size=FLAGS.batch_size,
         split_seed=FLAGS.split_seed, data_dir=FLAGS.data_dir,
         representative_count=FLAGS.representative_count, num_threads=FLAGS.num_threads,
-        latency_runs=FLAGS.latency_runs, dynamic=common.dynamic_options())
+        latency_runs=FLAGS.latency_runs, dynamic=common.dynamic_options(),
+        image_size=FLAGS.image_size)
     output_dir = FLAGS.output_dir or common.default_output_dir(
         "sweep", f"{config.dataset}-{config.model}")
     common.log(f"sweep of {len(config.variants())} variants x {len(config.quantizations)} "

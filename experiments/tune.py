@@ -17,7 +17,6 @@ the search ends.
 from absl import flags
 
 from experiments import common
-from tfprune.data import DATASETS
 from tfprune.jobs.tune import OBJECTIVES, ORACLES, SIZE_MEASURES, TuneConfig, is_worker, run_tune
 from tfprune.models import MODELS
 from tfprune.pruning import METHODS, SCHEDULES
@@ -26,10 +25,8 @@ from tfprune.tflite.export import QUANTIZATIONS
 FLAGS = flags.FLAGS
 D = common.defaults(TuneConfig)
 flags.DEFINE_string("baseline", D["baseline"], "Saved Keras baseline model (from experiments.train).")
-flags.DEFINE_enum("dataset", D["dataset"], DATASETS.names(), "Dataset.")
+common.define_dataset_flags(D)
 flags.DEFINE_enum("model", D["model"], MODELS.names(), "The baseline's model (for augmentation).")
-flags.DEFINE_string("data_dir", D["data_dir"], "tfds data directory (not needed for digits).")
-flags.DEFINE_integer("split_seed", D["split_seed"], "Seed of the digits split.", lower_bound=0)
 flags.DEFINE_string("tuner", D["tuner"], f"Search algorithm: {', '.join(ORACLES.names())}.")
 flags.DEFINE_integer("max_trials", D["max_trials"], "Trials (random, bayesian).", lower_bound=1)
 flags.DEFINE_integer("seed", D["seed"], "Seed of the search and the fine-tuning.", lower_bound=0)
@@ -72,7 +69,8 @@ def main(argv):
         quantizations=tuple(FLAGS.quantizations),
         objective=FLAGS.objective, max_size_kb=FLAGS.max_size_kb, size_measure=FLAGS.size_measure,
         max_latency_ms=FLAGS.max_latency_ms, size_weight=FLAGS.size_weight,
-        latency_weight=FLAGS.latency_weight, latency_runs=FLAGS.latency_runs)
+        latency_weight=FLAGS.latency_weight, latency_runs=FLAGS.latency_runs,
+        image_size=FLAGS.image_size)
     output_dir = FLAGS.output_dir or common.default_output_dir(
         "tune", f"{config.dataset}-{config.model}")
     summary = run_tune(config, output_dir, overwrite=FLAGS.overwrite, log=common.log)

@@ -39,7 +39,10 @@ def test_run_prune_writes_everything_and_reuses(tmp_path):
     assert any(line.startswith("[fine-tune] epoch 2/2") for line in lines)
     header = open(os.path.join(out, "layers.csv")).readline().strip()
     assert header.startswith("layer,type,pruned,target_sparsity,weights,nonzeros,sparsity")
-    assert run_prune(PruneConfig(**TINY), out, log=lines.append).metrics == metrics
+    again = run_prune(PruneConfig(**TINY), out, log=lines.append)  # reused: models from disk
+    assert again.metrics == metrics and again.deployed_kind == "shrunk"
+    assert again.model().count_params() == metrics["shrink"]["params_after"]
+    assert again.model("pruned").count_params() == metrics["params"]
     with pytest.raises(RunDirectoryError, match="differs in: target_sparsity"):
         run_prune(PruneConfig(**dict(TINY, target_sparsity=0.6)), out)
     assert io.read_json(os.path.join(out, "metrics.json")) == metrics
@@ -103,6 +106,12 @@ def test_late_errors_fail_before_the_baseline_trains(tmp_path, monkeypatch, kwar
     with pytest.raises(TfpruneError, match=message):
         run_prune(PruneConfig(**dict(TINY, **kwargs)), str(out))
     assert not out.exists()
+
+
+def test_polynomial_options_refused_for_the_constant_schedule():
+    with pytest.raises(TfpruneError, match="`initial_sparsity` applies to the polynomial schedule, not 'constant'"):
+        PruneConfig(schedule="constant", initial_sparsity=0.95, target_sparsity=0.9)
+    assert PruneConfig(layers="fc1, fc2").layers == ("fc1", "fc2")  # a comma-separated string
 
 
 def test_schedule_options_refused_for_methods_without_a_schedule():

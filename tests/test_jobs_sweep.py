@@ -96,7 +96,7 @@ def test_tiny_sweep_writes_report_and_resumes(tmp_path, monkeypatch):
     (dict(methods=("dynamic",), dynamic={"patience": 0}), r"`patience` must be an integer >= 1, got 0"),
     (dict(methods=("dynamic",), dynamic={"patiense": 2}), "unknown dynamic option.*patiense"),
     (dict(methods=("weight",), dynamic={"patience": 2}),
-     "`dynamic` options apply to the methods dynamic, incremental, adaptive, none of which"),
+     "`dynamic` options apply to the methods dynamic, incremental, adaptive, not 'weight'"),
     (dict(methods=("incremental",), sparsities=(0.0,)), None),
 ])
 def test_dynamic_options_are_checked_with_the_grid(kwargs, message):

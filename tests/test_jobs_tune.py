@@ -46,6 +46,8 @@ def test_search_records_trials_over_budget_and_resumes(baseline, tmp_path):
         assert not row["within_budget"] and row["score"] == pytest.approx(row["tflite_accuracy"] - 1)
     for name in ("trials.csv", "trials.json", "trials.png", "best.tflite"):
         assert (tmp_path / name).exists(), name
+    best = tuner.oracle.get_best_trials(1)[0]
+    assert tuner.load_model(best).count_params() > 0  # the model the trial deployed
     # Rerunning continues the same search (keras-tuner's project directory).
     more = TuneConfig(**dict(config.to_dict(), max_trials=3))
     make_tuner(more, str(tmp_path), log=lambda _: None).search()

@@ -25,6 +25,12 @@ def check_positive(name, value):
     return float(value)
 
 
+def check_non_negative(name, value):
+    if not _is_number(value) or not value >= 0:
+        raise TfpruneError(f"`{name}` must be >= 0, got {value}")
+    return float(value)
+
+
 def check_optional_positive(name, value):
     return None if value is None else check_positive(name, value)
 

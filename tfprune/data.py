@@ -1,53 +1,98 @@
-"""Datasets: a registry of loaders returning train/validation/test tf.data pipelines.
+"""Datasets: a registry of named data sets, and the batched train/validation/test pipelines.
 
-``digits`` (scikit-learn's 1,797 real 8x8 handwritten digits, shipped inside scikit-learn) is the
-embedded default: it needs no download. The tfds datasets load from a ``data_dir`` a user has
-prepared; with no prepared data they fail fast with a message that says how to prepare it.
+Built in: ``digits`` (scikit-learn's 1,797 real 8x8 handwritten digits, embedded: no download);
+``mnist`` and ``fashion_mnist`` from the original IDX files wherever they are on this machine
+(datasets/mnist.py says where it looks); ``cifar10`` and ``cifar100`` from a prepared tfds
+directory. Your own: ``npz:PATH`` (NumPy arrays) and ``folder:PATH`` (one subfolder of images per
+class), or any data set registered in Python with ``register_dataset(DatasetSpec(...))``.
+Nothing is ever downloaded.
 """
 
 import dataclasses
+import functools
 import os
 
 import numpy as np
 
-from tfprune.errors import DatasetNotAvailableError, TfpruneError
+from tfprune import checks
+from tfprune.datasets import folder, mnist, npz
+from tfprune.datasets import tfds as tfds_source
+from tfprune.datasets.base import DatasetSpec, Splits
+from tfprune.errors import TfpruneError
 from tfprune.keras import tf
 from tfprune.registry import Registry
 
 AUTOTUNE = tf.data.AUTOTUNE
-
-
-@dataclasses.dataclass(frozen=True)
-class DatasetSpec:
-    """What a registered dataset is, known before loading it."""
-
-    name: str
-    input_shape: tuple
-    num_classes: int
-    description: str
-    loader: object  # callable(spec, data_dir, validation_fraction, split_seed) -> _RawSplits
-    augmentation: str = "none"  # what augment="auto" means for convolutional models
-
-
 DATASETS = Registry("dataset")
+PREFIXES = (npz.PREFIX, folder.PREFIX)
 
 
 def register_dataset(spec):
+    """Register a DatasetSpec under its name; scripts accept it as --dataset once registered."""
+    if not isinstance(spec, DatasetSpec):
+        raise TfpruneError(f"`spec` must be a tfprune.data.DatasetSpec, got {type(spec).__name__}")
     return DATASETS.register(spec.name, spec)
 
 
-def dataset_spec(name):
-    return DATASETS.get(name)
+@functools.lru_cache(maxsize=32)
+def _file_spec(name, image_size, stamp):
+    del stamp  # part of the cache key: a changed file is read again
+    if name.startswith(npz.PREFIX):
+        return npz.spec(name[len(npz.PREFIX):])
+    return folder.spec(name[len(folder.PREFIX):], image_size)
 
 
-@dataclasses.dataclass
-class _RawSplits:
-    """Unbatched (image, label) datasets, already normalized to float32."""
+def dataset_spec(name, image_size=None):
+    """The DatasetSpec of a registered name, ``npz:PATH`` or ``folder:PATH``."""
+    if isinstance(name, str) and name.startswith(PREFIXES):
+        path = name.split(":", 1)[1]
+        if not path:
+            raise TfpruneError(f"`dataset` {name!r} needs a path after the colon")
+        if image_size is not None and not name.startswith(folder.PREFIX):
+            raise TfpruneError(f"`image_size` applies to folder: data sets, not {name!r}")
+        if image_size is not None:
+            image_size = check_image_size(image_size)
+        try:
+            stamp = os.stat(path).st_mtime_ns
+        except OSError:
+            stamp = None
+        return _file_spec(name, image_size, stamp)
+    if image_size is not None:
+        raise TfpruneError(f"`image_size` applies to folder: data sets, not {name!r}")
+    try:
+        return DATASETS.get(name)
+    except TfpruneError as err:
+        raise type(err)(f"{err}; or npz:PATH (your arrays), folder:PATH (your images)") from None
 
-    train: tf.data.Dataset
-    validation: tf.data.Dataset
-    test: tf.data.Dataset
-    sizes: dict
+
+def check_dataset(name, image_size=None):
+    """Check that ``name`` names a data set (a file source is opened and checked); return
+    ``image_size`` normalised to (height, width), or None."""
+    dataset_spec(name, image_size)
+    return None if image_size is None else check_image_size(image_size)
+
+
+def check_image_size(value):
+    """(height, width) from 32, (32, 32) or '32x48'."""
+    try:
+        if isinstance(value, str):
+            parts = [int(v) for v in value.lower().replace("x", ",").split(",")]
+        elif isinstance(value, int):
+            parts = [value]
+        else:
+            parts = [int(v) for v in value]
+    except (TypeError, ValueError):
+        parts = []
+    if len(parts) == 1:
+        parts = parts * 2
+    if len(parts) != 2 or min(parts) < 1:
+        raise TfpruneError(f"`image_size` must be a size such as 32 or 32x48, got {value!r}")
+    return tuple(parts)
+
+
+def names_help():
+    return (f"{'|'.join(DATASETS.names())}, or npz:PATH (arrays x_train, y_train[, x_test, "
+            "y_test, x_val, y_val]) or folder:PATH (one subfolder of images per class)")
 
 
 @dataclasses.dataclass
@@ -62,7 +107,7 @@ class Data:
     train: tf.data.Dataset  # shuffled (and augmented if asked), batched, prefetched
     validation: tf.data.Dataset
     test: tf.data.Dataset
-    _raw: _RawSplits = dataclasses.field(repr=False, default=None)
+    _raw: Splits = dataclasses.field(repr=False, default=None)
 
     @property
     def steps_per_epoch(self):
@@ -117,76 +162,31 @@ def _load_digits(spec, data_dir, validation_fraction, split_seed, test_fraction=
     def to_ds(x, y):
         return tf.data.Dataset.from_tensor_slices((x, y))
 
-    return _RawSplits(to_ds(x_train, y_train), to_ds(x_val, y_val), to_ds(x_test, y_test),
-                      {"train": len(x_train), "validation": len(x_val), "test": len(x_test)})
+    return Splits(to_ds(x_train, y_train), to_ds(x_val, y_val), to_ds(x_test, y_test),
+                  {"train": len(x_train), "validation": len(x_val), "test": len(x_test)})
 
 
 register_dataset(DatasetSpec(
     "digits", (8, 8, 1), 10,
     "scikit-learn's 1,797 real 8x8 handwritten digits (embedded, no download)", _load_digits,
     augmentation="shift"))
-
-
-# --- tfds datasets ----------------------------------------------------------------------------
-
-_CIFAR_STATS = {
-    "cifar10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
-    "cifar100": ((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),
-}
-
-
-def default_data_dir():
-    return os.environ.get("TFDS_DATA_DIR", os.path.join(os.path.expanduser("~"), "tensorflow_datasets"))
-
-
-def _load_tfds(spec, data_dir, validation_fraction, split_seed):
-    del split_seed  # tfds slicing is deterministic
-    import tensorflow_datasets as tfds
-
-    data_dir = data_dir or default_data_dir()
-    train_pct = int(round(100 * (1.0 - validation_fraction)))
-    splits = [f"train[:{train_pct}%]", f"train[{train_pct}%:]", "test"]
-    try:
-        datasets, info = tfds.load(spec.name, split=splits, data_dir=data_dir, download=False,
-                                   as_supervised=True, with_info=True, try_gcs=False)
-    except (AssertionError, FileNotFoundError, tfds.core.registered.DatasetNotFoundError) as err:
-        raise DatasetNotAvailableError(
-            f"dataset {spec.name!r} is not prepared in data_dir {data_dir!r} and this machine "
-            f"cannot download it ({type(err).__name__}: {str(err).splitlines()[0]}). Prepare it "
-            f"on a machine with network access with `tfds build {spec.name} "
-            f"--data_dir={data_dir}` (or tfds.builder({spec.name!r}, data_dir=...)"
-            ".download_and_prepare()) and copy the directory here, or use --dataset=digits, "
-            "the embedded dataset that needs no download."
-        ) from None
-
-    if spec.name in _CIFAR_STATS:
-        mean, std = (tf.constant(v, tf.float32) for v in _CIFAR_STATS[spec.name])
-    else:
-        mean, std = tf.constant(0.0), tf.constant(1.0)
-
-    def normalize(image, label):
-        image = tf.cast(image, tf.float32) / 255.0
-        return (image - mean) / std, tf.cast(label, tf.int64)
-
-    # Cache the uint8 images (4x smaller than float32) and normalize on the fly.
-    train, val, test = (d.cache().map(normalize, num_parallel_calls=AUTOTUNE) for d in datasets)
-    sizes = {}
-    for key, split_name, ds in zip(("train", "validation", "test"), splits, (train, val, test)):
-        try:
-            sizes[key] = int(info.splits[split_name].num_examples)
-        except (KeyError, ValueError, TypeError):
-            sizes[key] = int(ds.reduce(0, lambda n, _: n + 1).numpy())  # mocked info has no splits
-    return _RawSplits(train, val, test, sizes)
-
-
-for _name, _shape, _classes, _desc, _augmentation in [
-    ("mnist", (28, 28, 1), 10, "MNIST handwritten digits (tfds; prepare data_dir first)", "shift"),
-    ("fashion_mnist", (28, 28, 1), 10, "Fashion-MNIST clothing (tfds; prepare data_dir first)",
-     "shift"),
-    ("cifar10", (32, 32, 3), 10, "CIFAR-10 (tfds; prepare data_dir first)", "crop_flip"),
-    ("cifar100", (32, 32, 3), 100, "CIFAR-100 (tfds; prepare data_dir first)", "crop_flip"),
+FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
+                   "Sneaker", "Bag", "Ankle boot")
+register_dataset(DatasetSpec(
+    "fashion_mnist", (28, 28, 1), 10,
+    "Fashion-MNIST: 60,000 + 10,000 28x28 clothing images (local IDX files, see datasets/mnist.py)",
+    mnist.loader, augmentation="shift_flip", epochs=15, fine_tune_epochs=3, batch_size=128,
+    class_names=FASHION_CLASSES))
+register_dataset(DatasetSpec(
+    "mnist", (28, 28, 1), 10,
+    "MNIST: 60,000 + 10,000 28x28 handwritten digits (local IDX files or mnist.npz)",
+    mnist.loader, augmentation="shift", epochs=15, fine_tune_epochs=3, batch_size=128))
+for _name, _classes, _desc in [
+    ("cifar10", 10, "CIFAR-10 (tfds; prepare data_dir first)"),
+    ("cifar100", 100, "CIFAR-100 (tfds; prepare data_dir first)"),
 ]:
-    register_dataset(DatasetSpec(_name, _shape, _classes, _desc, _load_tfds, _augmentation))
+    register_dataset(DatasetSpec(_name, (32, 32, 3), _classes, _desc, tfds_source.loader,
+                                 augmentation="crop_flip"))
 
 
 def _pad_crop(seed, input_shape, pad, flip):
@@ -208,19 +208,29 @@ AUGMENTATIONS = Registry("augmentation")
 AUGMENTATIONS.register("none", None)
 AUGMENTATIONS.register("shift", lambda seed, shape: _pad_crop(seed, shape, pad=max(1, shape[0] // 8), flip=False))
 AUGMENTATIONS.register("crop_flip", lambda seed, shape: _pad_crop(seed, shape, pad=4, flip=True))
+def _flip(seed):
+    def augment(image, label):
+        return tf.image.random_flip_left_right(image, seed=seed), label
+
+    return augment
+
+
+AUGMENTATIONS.register("flip", lambda seed, shape: _flip(seed))
+# 28x28 clothing: shifts of up to 3 pixels and left-right flips (a mirrored shirt is a shirt).
+AUGMENTATIONS.register("shift_flip", lambda seed, shape: _pad_crop(seed, shape, pad=max(1, shape[0] // 8), flip=True))
 
 
 def load_data(name="digits", batch_size=32, seed=0, data_dir=None, augment="none",
-              validation_fraction=0.1, split_seed=0):
-    """Load a registered dataset as batched train/validation/test pipelines.
+              validation_fraction=0.1, split_seed=0, image_size=None):
+    """Load a data set as batched train/validation/test pipelines.
 
-    ``augment`` names an entry of AUGMENTATIONS ('none', 'shift', 'crop_flip').
-    ``seed`` drives shuffling and augmentation; ``split_seed`` fixes which examples land in
-    which split (kept separate so runs with different seeds share one test set).
+    ``name``: a registered name, ``npz:PATH`` or ``folder:PATH`` (``image_size`` resizes a
+    folder's images). ``augment`` names an entry of AUGMENTATIONS. ``seed`` drives shuffling
+    and augmentation; ``split_seed`` fixes which examples land in which split (kept separate so
+    runs with different seeds share one test set).
     """
-    spec = dataset_spec(name)
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise TfpruneError(f"`batch_size` must be an integer >= 1, got {batch_size!r}")
+    spec = dataset_spec(name, image_size)
+    checks.check_int("batch_size", batch_size, 1)
     if not 0.0 < validation_fraction < 0.5:
         raise TfpruneError(f"`validation_fraction` must be in (0, 0.5), got {validation_fraction}")
     augmentation = AUGMENTATIONS.get(augment)
@@ -232,3 +242,12 @@ def load_data(name="digits", batch_size=32, seed=0, data_dir=None, augment="none
         name=name, input_shape=tuple(spec.input_shape), num_classes=spec.num_classes,
         batch_size=batch_size, sizes=dict(raw.sizes), train=_batch(train, batch_size),
         validation=_batch(raw.validation, batch_size), test=_batch(raw.test, batch_size), _raw=raw)
+
+
+def resolve_default(value, dataset, field, fallback, image_size=None):
+    """``value``, or when it is None the data set's own default for ``field`` (DatasetSpec),
+    else ``fallback``: how configs pick epochs and batch sizes that fit their data."""
+    if value is not None:
+        return value
+    chosen = getattr(dataset_spec(dataset, image_size), field)
+    return fallback if chosen is None else chosen

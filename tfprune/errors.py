@@ -27,6 +27,10 @@ class RunDirectoryError(TfpruneError):
     """An output directory that holds a different run."""
 
 
+class ModelTypeError(TfpruneError, TypeError):
+    """A model of a kind tfprune cannot take (a Keras 3 model where tf_keras is needed)."""
+
+
 class InternalError(RuntimeError):
     """An invariant of tfprune's own code failed: a bug to report, not bad input."""
 

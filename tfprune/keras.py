@@ -48,17 +48,20 @@ if TF_KERAS_IS_KERAS3:
 
 
 def check_model(model, argument="model"):
-    """Raise a clear TypeError unless ``model`` is a Keras 2 (tf_keras) model."""
+    """Raise a clear ModelTypeError (a TfpruneError and a TypeError) unless ``model`` is a
+    Keras 2 (tf_keras) model."""
+    from tfprune.errors import ModelTypeError
+
     if isinstance(model, keras.Model):
         return model
     kind = f"{type(model).__module__}.{type(model).__name__}"
     if type(model).__module__.startswith("keras"):
-        raise TypeError(
+        raise ModelTypeError(
             f"`{argument}` is a Keras 3 model ({kind}); tfprune and tensorflow-model-optimization "
             "need Keras 2 models. Build it with `from tfprune.keras import keras` (tf_keras), or "
             "import tfprune before tensorflow / set TF_USE_LEGACY_KERAS=1 so tf.keras is Keras 2."
         )
-    raise TypeError(f"`{argument}` must be a tf_keras Model, got {kind}")
+    raise ModelTypeError(f"`{argument}` must be a tf_keras Model, got {kind}")
 
 
 __all__ = ["tf", "keras", "KERAS_VERSION", "TF_KERAS_IS_KERAS3", "check_model"]

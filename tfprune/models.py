@@ -140,10 +140,6 @@ def mobilenetv2(input_shape, num_classes, alpha=1.0, min_size=32):
     return keras.Model(inputs, _classifier(base.output, num_classes), name="mobilenetv2")
 
 
-def count_params(model):
-    """Number of trainable and non-trainable parameters (what Keras' summary reports as total)."""
-    return int(model.count_params())
-
 
 def load_model(path, argument="model_path", custom_objects=None):
     """A saved tf_keras model (.keras or .h5), uncompiled; a clear TfpruneError otherwise."""

@@ -64,13 +64,13 @@ def set_mixed_precision(enabled):
     keras.mixed_precision.set_global_policy("mixed_float16" if enabled else "float32")
 
 
-def resolve_augmentation(augment, dataset, model):
+def resolve_augmentation(augment, dataset, model, image_size=None):
     """'auto' -> the dataset's augmentation for convolutional models, 'none' for an MLP."""
     if augment != "auto":
         return AUGMENTATIONS.validate(augment)
     if model in FULLY_CONNECTED_MODELS:
         return "none"
-    return dataset_spec(dataset).augmentation
+    return dataset_spec(dataset, image_size).augmentation
 
 
 class ProgressLogger(keras.callbacks.Callback):

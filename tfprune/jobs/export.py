@@ -6,7 +6,7 @@ import dataclasses
 import os
 
 from tfprune import checks, io, training
-from tfprune.data import DATASETS, load_data
+from tfprune.data import check_dataset, load_data
 from tfprune.jobs.rundir import prepare_run_dir
 from tfprune.models import check_fits, load_model
 from tfprune.results.tables import markdown_table, write_csv
@@ -25,9 +25,10 @@ class ExportConfig:
     num_threads: int = 1
     latency_runs: int = 200
     warmup: int = 20
+    image_size: tuple = None      # folder: data sets only
 
     def __post_init__(self):
-        DATASETS.validate(self.dataset)
+        self.image_size = check_dataset(self.dataset, self.image_size)
         self.quantizations = tuple(measure.validate_quantizations(self.quantizations))
         for name, minimum in (("representative_count", 1), ("num_threads", 1),
                               ("latency_runs", 1), ("warmup", 0), ("split_seed", 0)):
@@ -41,7 +42,8 @@ class ExportConfig:
 def run_export(config, output_dir, overwrite=False, log=print):
     """Export ``config.model_path`` to every variant and write the comparison tables."""
     model = load_model(config.model_path)
-    data = load_data(config.dataset, data_dir=config.data_dir, split_seed=config.split_seed)
+    data = load_data(config.dataset, data_dir=config.data_dir, split_seed=config.split_seed,
+                     image_size=config.image_size)
     x_test, y_test = data.numpy("test")
     representative = data.representative_sample(config.representative_count)
     check_fits(model, data.input_shape, data.num_classes, f"model {config.model_path!r}",
@@ -61,7 +63,7 @@ def run_export(config, output_dir, overwrite=False, log=print):
         num_threads=config.num_threads, latency_runs=config.latency_runs, warmup=config.warmup,
         keras_accuracy=keras_accuracy, log=log, done=done)
     rows = io.to_jsonable(rows)
-    columns = measure.COLUMNS
+    columns = measure.COMPARISON_COLUMNS
     write_csv(os.path.join(output_dir, "comparison.csv"), rows, columns)
     io.write_json(results_path, {"model_path": config.model_path, "keras_accuracy": keras_accuracy,
                                  "test_examples": int(len(y_test)), "rows": rows})

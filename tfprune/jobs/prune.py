@@ -17,7 +17,7 @@ import os
 import time
 
 from tfprune import checks, io, training
-from tfprune.data import DATASETS, load_data
+from tfprune.data import check_dataset, load_data, resolve_default
 from tfprune.errors import TfpruneError
 from tfprune.jobs.rundir import prepare_run_dir
 from tfprune.jobs.train import TrainConfig, train_baseline
@@ -38,6 +38,18 @@ def deciding_methods():
     return [m.name for m in METHODS.entries() if m.decides]
 
 
+def check_dynamic_options(methods, options):
+    """The deciding methods' options: valid, and given only where a deciding method uses them."""
+    if not options:
+        return None
+    dynamic.make_config(options)
+    if not any(METHODS.get(m).decides for m in methods):
+        raise TfpruneError(f"`dynamic` options apply to the methods "
+                           f"{', '.join(deciding_methods())}, not "
+                           f"{', '.join(repr(m) for m in methods)}")
+    return dict(options)
+
+
 @dataclasses.dataclass
 class PruneConfig:
     """One pruning run; every field and combination is validated on construction. For methods
@@ -49,15 +61,15 @@ class PruneConfig:
     method: str = "weight"
     schedule: str = "polynomial"
     target_sparsity: float = 0.9
-    fine_tune_epochs: int = 20
+    fine_tune_epochs: int = None  # None: the data set's default (digits 20, 28x28 sets 3)
     learning_rate: float = 3e-3
-    batch_size: int = 32
+    batch_size: int = None        # None: the data set's default (digits 32, 28x28 sets 128)
     seed: int = 0
     split_seed: int = 0
     augment: str = "auto"
     data_dir: str = None
     baseline: str = "train"     # "train" or the path of a saved Keras model
-    baseline_epochs: int = 60
+    baseline_epochs: int = None   # None: the data set's default (digits 60, 28x28 sets 15)
     begin_step: int = None
     end_step: int = None
     frequency: int = None
@@ -69,9 +81,15 @@ class PruneConfig:
     prune_first_conv: bool = False
     deterministic: bool = True
     dynamic: dict = None        # DynamicConfig fields for the methods that decide
+    image_size: tuple = None    # folder: data sets only
 
     def __post_init__(self):
-        DATASETS.validate(self.dataset)
+        self.image_size = check_dataset(self.dataset, self.image_size)
+        for name, field, fallback in (("fine_tune_epochs", "fine_tune_epochs", 20),
+                                      ("baseline_epochs", "epochs", 60),
+                                      ("batch_size", "batch_size", 32)):
+            setattr(self, name, resolve_default(getattr(self, name), self.dataset, field,
+                                                fallback, self.image_size))
         MODELS.validate(self.model)
         method = METHODS.get(self.method)
         for name in ("fine_tune_epochs", "batch_size", "baseline_epochs"):
@@ -79,35 +97,30 @@ class PruneConfig:
         for name in ("seed", "split_seed"):
             checks.check_int(name, getattr(self, name), 0)
         checks.check_positive("learning_rate", self.learning_rate)
-        checks.check_optional_int("begin_step", self.begin_step, 0)
-        if self.end_step is not None and self.end_step != -1:
-            checks.check_int("end_step", self.end_step, 1)
-        checks.check_optional_int("frequency", self.frequency, 1)
-        if not (isinstance(self.ramp_fraction, (int, float)) and 0 < self.ramp_fraction <= 1):
-            raise TfpruneError(f"`ramp_fraction` must be in (0, 1], got {self.ramp_fraction!r}")
-        if (self.begin_step is not None and self.end_step not in (None, -1)
-                and self.begin_step >= self.end_step):
-            raise TfpruneError(
-                f"`begin_step` must be before `end_step`, got begin_step={self.begin_step}, "
-                f"end_step={self.end_step}")
+        schedules.check_step_options(self.begin_step, self.end_step, self.frequency,
+                                     self.ramp_fraction)
         if not method.takes_schedule:
             for name, default in SCHEDULE_OPTIONS:
                 if getattr(self, name) != default:
                     raise TfpruneError(
                         f"`{name}` applies to methods with a schedule (weight, unit), not "
                         f"{self.method!r}, which decides when to prune itself")
+        elif self.schedule == "constant":
+            for name, default in SCHEDULE_OPTIONS[3:]:
+                if getattr(self, name) != default:
+                    raise TfpruneError(f"`{name}` applies to the polynomial schedule, not "
+                                       "'constant' (which prunes to the target at once)")
         self.schedule, self.target_sparsity, _ = check_options(
             method, self.schedule, self.target_sparsity, self.initial_sparsity,
             self.sparsity_m_by_n)
         if self.baseline != "train":
             checks.check_file("baseline", self.baseline,
                               "'train' or the path of a saved Keras model (.keras or .h5)")
-        if method.decides:
-            dynamic.make_config(self.dynamic)  # validates
-        elif self.dynamic:
-            raise TfpruneError(f"`dynamic` options apply to the methods "
-                               f"{', '.join(deciding_methods())}, not {self.method!r}")
-        self.augment = training.resolve_augmentation(self.augment, self.dataset, self.model)
+        self.dynamic = check_dynamic_options([self.method], self.dynamic)
+        self.augment = training.resolve_augmentation(self.augment, self.dataset, self.model,
+                                                     self.image_size)
+        if isinstance(self.layers, str):
+            self.layers = [name.strip() for name in self.layers.split(",") if name.strip()]
         self.layers = tuple(self.layers) if self.layers else None
 
     def to_dict(self):
@@ -126,12 +139,13 @@ class PruneConfig:
         return TrainConfig(
             dataset=self.dataset, model=self.model, epochs=self.baseline_epochs,
             batch_size=self.batch_size, seed=self.seed, split_seed=self.split_seed,
-            augment=self.augment, data_dir=self.data_dir, deterministic=self.deterministic)
+            augment=self.augment, data_dir=self.data_dir, deterministic=self.deterministic,
+            image_size=self.image_size)
 
     def load_data(self):
         return load_data(self.dataset, batch_size=self.batch_size, seed=self.seed,
                          data_dir=self.data_dir, augment=self.augment,
-                         split_seed=self.split_seed)
+                         split_seed=self.split_seed, image_size=self.image_size)
 
 
 def preflight(config, data, model=None):
@@ -157,6 +171,11 @@ class PruneRun:
     output_dir: str
     _models: dict = dataclasses.field(default_factory=dict, repr=False)
 
+    def complete(self):
+        """True when the metrics know their deployed model and its file is there."""
+        kind = self.metrics.get("deployed", {}).get("kind")
+        return kind is not None and os.path.isfile(os.path.join(self.output_dir, f"{kind}.keras"))
+
     @property
     def deployed_kind(self):
         """'shrunk' when units were removed, else 'pruned': the model to deploy."""
@@ -165,7 +184,8 @@ class PruneRun:
     def model(self, kind=None):
         kind = kind or self.deployed_kind
         if kind not in self._models:
-            self._models[kind] = load_model(os.path.join(self.output_dir, f"{kind}.keras"))
+            self._models[kind] = load_model(os.path.join(self.output_dir, f"{kind}.keras"),
+                                            f"{kind} model of {self.output_dir}")
         return self._models[kind]
 
 
@@ -198,8 +218,12 @@ def run_prune(config, output_dir, overwrite=False, log=print, data=None, baselin
                                marker="metrics.json")
     metrics_path = os.path.join(output_dir, "metrics.json")
     if same_run and os.path.exists(metrics_path):
-        log(f"{output_dir} already holds this finished run; reusing it")
-        return PruneRun(io.read_json(metrics_path), output_dir)
+        finished = PruneRun(io.read_json(metrics_path), output_dir)
+        if finished.complete():
+            log(f"{output_dir} already holds this finished run; reusing it")
+            return finished
+        log(f"{output_dir}: metrics.json without its models (or of an older version); "
+            "running again")
     training.set_seed(config.seed, config.deterministic)
     if baseline is None:
         baseline = load_baseline(config, output_dir, data, log=log)
@@ -252,7 +276,8 @@ def run_prune(config, output_dir, overwrite=False, log=print, data=None, baselin
     }
     for row in rows:
         row["pruned"] = row["layer"] in result.pruned_layers
-        row["target_sparsity"] = (result.target_sparsity or 0.0) if row["pruned"] else 0.0
+        # Empty for a method that chooses its sparsity: it had no target.
+        row["target_sparsity"] = result.target_sparsity if row["pruned"] else 0.0
         row["units_after_shrink"] = after.get(row["layer"], row["units"])
 
     models = {"pruned": pruned}
@@ -293,8 +318,7 @@ def run_prune(config, output_dir, overwrite=False, log=print, data=None, baselin
         pruned_layers=result.pruned_layers, skipped_layers=result.skipped_layers,
         schedule_steps=dataclasses.asdict(result.steps) if result.pruner is None else None,
         fine_tune_time_s=fine_tune_time, shrink=shrink_metrics, **dynamic_metrics,
-        deployed={"kind": kind, **{k: deployed[k] for k in (
-            "params", "nonzero_params", "flops", "nonzero_flops")}},
+        deployed={"kind": kind, **deployed},  # the deployed model's own statistics
         models={"pruned": os.path.join(output_dir, "pruned.keras"),
                 "shrunk": os.path.join(output_dir, "shrunk.keras") if shrunk.removed else None},
     )

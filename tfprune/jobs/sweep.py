@@ -19,15 +19,14 @@ import shutil
 import time
 
 from tfprune import checks, io, training
-from tfprune.data import DATASETS, load_data
-from tfprune.errors import TfpruneError
+from tfprune.data import check_dataset, load_data, resolve_default
 from tfprune.jobs import variant as variant_lib
-from tfprune.jobs.prune import PruneConfig, preflight
+from tfprune.jobs.prune import check_dynamic_options, preflight
 from tfprune.jobs.rundir import prepare_run_dir
 from tfprune.jobs.train import TrainConfig, train_baseline
 from tfprune.keras import keras, tf
 from tfprune.models import MODELS, build_model, load_model
-from tfprune.pruning import METHODS, SCHEDULES, dynamic, stats
+from tfprune.pruning import METHODS, SCHEDULES, stats
 from tfprune.results import plots, report, tables
 from tfprune.results import rows as rows_lib
 from tfprune.tflite import measure
@@ -44,19 +43,25 @@ class SweepConfig:
     sparsities: tuple = (0.5, 0.75, 0.9, 0.95)
     quantizations: tuple = ("float32", "float16", "dynamic", "int8")
     seeds: tuple = (0,)
-    baseline_epochs: int = 60
-    fine_tune_epochs: int = 15
+    baseline_epochs: int = None   # None: the data set's default (digits 60, 28x28 sets 15)
+    fine_tune_epochs: int = None  # None: the data set's default (digits 15, 28x28 sets 3)
     learning_rate: float = 3e-3
-    batch_size: int = 32
+    batch_size: int = None        # None: the data set's default (digits 32, 28x28 sets 128)
     split_seed: int = 0
     data_dir: str = None
     representative_count: int = 200
     num_threads: int = 1
     latency_runs: int = 200
     dynamic: dict = None   # options of the methods that decide (DynamicConfig fields)
+    image_size: tuple = None  # folder: data sets only
 
     def __post_init__(self):
-        DATASETS.validate(self.dataset)
+        self.image_size = check_dataset(self.dataset, self.image_size)
+        for name, field, fallback in (("fine_tune_epochs", "fine_tune_epochs", 15),
+                                      ("baseline_epochs", "epochs", 60),
+                                      ("batch_size", "batch_size", 32)):
+            setattr(self, name, resolve_default(getattr(self, name), self.dataset, field,
+                                                fallback, self.image_size))
         MODELS.validate(self.model)
         self.methods = METHODS.validate_list("methods", self.methods)
         self.schedules = SCHEDULES.validate_list("schedules", self.schedules)
@@ -73,14 +78,7 @@ class SweepConfig:
                               ("num_threads", 1), ("latency_runs", 1)):
             checks.check_int(name, getattr(self, name), minimum)
         checks.check_positive("learning_rate", self.learning_rate)
-        if self.dynamic:
-            dynamic.make_config(self.dynamic)
-            if not any(METHODS.get(m).decides for m in self.methods):
-                raise TfpruneError(
-                    "`dynamic` options apply to the methods "
-                    f"{', '.join(m.name for m in METHODS.entries() if m.decides)}, none of "
-                    f"which is in `methods` ({', '.join(self.methods)})")
-        self.dynamic = dict(self.dynamic) if self.dynamic else None
+        self.dynamic = check_dynamic_options(self.methods, self.dynamic)
         for key in self.variants():  # every combination, checked before anything trains
             if key.method != rows_lib.DENSE:
                 self.prune_config(key)
@@ -105,23 +103,22 @@ class SweepConfig:
     def train_config(self, seed):
         return TrainConfig(dataset=self.dataset, model=self.model, epochs=self.baseline_epochs,
                            batch_size=self.batch_size, seed=seed, split_seed=self.split_seed,
-                           data_dir=self.data_dir)
+                           data_dir=self.data_dir, image_size=self.image_size)
 
     def prune_config(self, key, baseline="train"):
-        method = METHODS.get(key.method)
-        return PruneConfig(
-            dataset=self.dataset, model=self.model, method=key.method,
-            schedule=key.schedule or "polynomial",
-            target_sparsity=0.0 if key.target_sparsity is None else key.target_sparsity,
-            fine_tune_epochs=self.fine_tune_epochs, learning_rate=self.learning_rate,
-            batch_size=self.batch_size, seed=key.seed, split_seed=self.split_seed,
-            data_dir=self.data_dir, baseline=baseline,
-            dynamic=self.dynamic if method.decides else None)
+        return variant_lib.prune_config(
+            key, dataset=self.dataset, model=self.model, fine_tune_epochs=self.fine_tune_epochs,
+            learning_rate=self.learning_rate, batch_size=self.batch_size,
+            split_seed=self.split_seed, data_dir=self.data_dir, baseline=baseline,
+            baseline_epochs=self.baseline_epochs, dynamic=self.dynamic,
+            image_size=self.image_size)
 
     def load_data(self, seed):
         return load_data(self.dataset, batch_size=self.batch_size, seed=seed,
                          data_dir=self.data_dir, split_seed=self.split_seed,
-                         augment=training.resolve_augmentation("auto", self.dataset, self.model))
+                         augment=training.resolve_augmentation("auto", self.dataset, self.model,
+                                                               self.image_size),
+                         image_size=self.image_size)
 
 
 def variant_dir(output_dir, key):
@@ -153,6 +150,13 @@ def _read_latency(output_dir):
         return {}
 
 
+def _read_latency_seconds(output_dir):
+    try:
+        return float(io.read_json(os.path.join(output_dir, "latency.json"))["seconds"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return 0.0
+
+
 def merge_latency(rows, timings):
     """Rows with latency from ``timings`` ({tflite file: figures}) and the ratio to the dense
     model of the same seed and quantization, timed in the same rounds."""
@@ -160,8 +164,7 @@ def merge_latency(rows, timings):
     for row in rows:
         timing = timings.get(row["tflite_file"])
         if timing:
-            row = dict(row, **{k: timing[k] for k in (
-                "latency_ms_median", "latency_ms_p90", "num_threads", "delegate")})
+            row = dict(row, **{k: timing[k] for k in rows_lib.TIMED})
         merged.append(row)
     dense = {(r["seed"], r["quantization"]): r["latency_ms_median"] for r in merged
              if r["method"] == rows_lib.DENSE}
@@ -236,6 +239,12 @@ def _run_variant(config, output_dir, key, data, baseline, log):
     return rows
 
 
+def latency_plan(config):
+    """(rounds, invocations per file per round): about ``latency_runs`` per file in all."""
+    rounds = min(10, config.latency_runs)
+    return rounds, math.ceil(config.latency_runs / rounds)
+
+
 def time_deployed(config, output_dir, rows, log):
     """Time every deployed .tflite together (interleaved shuffled rounds) into latency.json,
     unless it already holds exactly these files."""
@@ -243,8 +252,7 @@ def time_deployed(config, output_dir, rows, log):
     path = os.path.join(output_dir, "latency.json")
     if sorted(_read_latency(output_dir)) == files:
         return
-    rounds = min(10, config.latency_runs)
-    runs_per_round = math.ceil(config.latency_runs / rounds)
+    rounds, runs_per_round = latency_plan(config)
     example = config.load_data(config.seeds[0]).numpy("test", limit=1)[0][0]
     log(f"timing {len(files)} .tflite files together: {rounds} shuffled rounds x "
         f"{runs_per_round} invocations each, {config.num_threads} thread(s)")
@@ -309,6 +317,7 @@ def write_results(output_dir, config, rows, wall_time_s=None):
         "prune_fine_tune_s": sum(per_variant.values()),
         "convert_s": sum(r["convert_time_s"] for r in rows),
         "evaluate_s": sum(r["evaluate_time_s"] for r in rows),
+        "latency_s": _read_latency_seconds(output_dir),
     }
     io.write_json(os.path.join(output_dir, "results.json"), {
         "config": config.to_dict(), "variants_done": done, "variants_total": total,
@@ -344,6 +353,8 @@ def run_sweep(config, output_dir, overwrite=False, log=print):
     todo = [key for key in variants if _read_variant(output_dir, key) is None]
     if len(todo) < len(variants):
         log(f"resuming: {len(variants) - len(todo)} of {len(variants)} variants already done")
+    if todo and os.path.exists(os.path.join(output_dir, "latency.json")):
+        os.remove(os.path.join(output_dir, "latency.json"))  # new files: time them all again
     durations = {}
     for index, key in enumerate(todo, 1):
         variant_start = time.perf_counter()

@@ -11,7 +11,7 @@ import shutil
 import time
 
 from tfprune import checks, io, training
-from tfprune.data import DATASETS, load_data
+from tfprune.data import check_dataset, load_data, resolve_default
 from tfprune.jobs.rundir import prepare_run_dir
 from tfprune.keras import keras, tf
 from tfprune.models import MODELS, build_model
@@ -24,8 +24,8 @@ class TrainConfig:
 
     dataset: str = "digits"
     model: str = "cnn"
-    epochs: int = 60
-    batch_size: int = 32
+    epochs: int = None       # None: the data set's default (digits 60, mnist/fashion_mnist 15)
+    batch_size: int = None   # None: the data set's default (digits 32, mnist/fashion_mnist 128)
     learning_rate: float = 1e-3
     optimizer: str = "adam"
     momentum: float = 0.9
@@ -37,12 +37,17 @@ class TrainConfig:
     data_dir: str = None
     mixed_precision: bool = False
     deterministic: bool = True
+    image_size: tuple = None  # folder: data sets only; None: the first image's size
 
     def __post_init__(self):
-        DATASETS.validate(self.dataset)
+        self.image_size = check_dataset(self.dataset, self.image_size)
+        self.epochs = resolve_default(self.epochs, self.dataset, "epochs", 60, self.image_size)
+        self.batch_size = resolve_default(self.batch_size, self.dataset, "batch_size", 32,
+                                          self.image_size)
         MODELS.validate(self.model)
         training.OPTIMIZERS.validate(self.optimizer)
-        self.augment = training.resolve_augmentation(self.augment, self.dataset, self.model)
+        self.augment = training.resolve_augmentation(self.augment, self.dataset, self.model,
+                                                     self.image_size)
         checks.check_int("epochs", self.epochs, 1)
         checks.check_int("batch_size", self.batch_size, 1)
         checks.check_int("seed", self.seed, 0)
@@ -76,7 +81,7 @@ def train_baseline(config, output_dir, overwrite=False, log=print):
     training.set_mixed_precision(config.mixed_precision)
     data = load_data(config.dataset, batch_size=config.batch_size, seed=config.seed,
                      data_dir=config.data_dir, augment=config.augment,
-                     split_seed=config.split_seed)
+                     split_seed=config.split_seed, image_size=config.image_size)
     strategy = training.get_strategy()
     with strategy.scope():
         model = build_model(config.model, data.input_shape, data.num_classes)

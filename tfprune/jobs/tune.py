@@ -24,15 +24,15 @@ import os
 import keras_tuner
 
 from tfprune import checks, io, training
-from tfprune.data import DATASETS, load_data
+from tfprune.data import check_dataset, load_data
 from tfprune.errors import TfpruneError
 from tfprune.jobs import variant as variant_lib
-from tfprune.jobs.prune import PruneConfig
+from tfprune.jobs.prune import PruneRun
 from tfprune.models import MODELS, check_fits, load_model
 from tfprune.pruning import METHODS, SCHEDULES, check_options, stats
 from tfprune.registry import Registry
 from tfprune.results import plots
-from tfprune.results.rows import NO_SCHEDULE, VariantKey
+from tfprune.results.rows import VariantKey
 from tfprune.results.tables import write_csv
 from tfprune.tflite import measure
 
@@ -76,9 +76,10 @@ class TuneConfig:
     size_weight: float = 0.1
     latency_weight: float = 0.1
     latency_runs: int = 100
+    image_size: tuple = None            # folder: data sets only
 
     def __post_init__(self):
-        DATASETS.validate(self.dataset)
+        self.image_size = check_dataset(self.dataset, self.image_size)
         MODELS.validate(self.model)
         ORACLES.validate(self.tuner)
         self.methods = METHODS.validate_list("methods", self.methods)
@@ -102,6 +103,8 @@ class TuneConfig:
         checks.check_choice("objective", self.objective, OBJECTIVES)
         checks.check_choice("size_measure", self.size_measure, SIZE_MEASURES)
         checks.check_optional_positive("max_size_kb", self.max_size_kb)
+        for name in ("size_weight", "latency_weight"):
+            checks.check_non_negative(name, getattr(self, name))
         checks.check_optional_positive("max_latency_ms", self.max_latency_ms)
         checks.check_file("baseline", self.baseline, "a saved Keras model file")
         # Every corner of the space is a valid pruning configuration.
@@ -115,8 +118,9 @@ class TuneConfig:
 
     def load_data(self):
         return load_data(self.dataset, seed=self.seed, data_dir=self.data_dir,
-                         split_seed=self.split_seed,
-                         augment=training.resolve_augmentation("auto", self.dataset, self.model))
+                         split_seed=self.split_seed, image_size=self.image_size,
+                         augment=training.resolve_augmentation("auto", self.dataset, self.model,
+                                                               self.image_size))
 
 
 def declare(hp, config):
@@ -156,7 +160,8 @@ class UserErrorInTrial(keras_tuner.errors.FatalError):
 
 def load_baseline(config):
     """The baseline model, loaded and checked against the dataset, once, before any trial."""
-    data = load_data(config.dataset, data_dir=config.data_dir, split_seed=config.split_seed)
+    data = load_data(config.dataset, data_dir=config.data_dir, split_seed=config.split_seed,
+                     image_size=config.image_size)
     model = load_model(config.baseline, "baseline")
     return check_fits(model, data.input_shape, data.num_classes,
                       f"baseline {config.baseline!r}", config.dataset)
@@ -202,6 +207,11 @@ class PruningTuner(keras_tuner.engine.base_tuner.BaseTuner):
         try:
             return self._run_trial(trial)
         except TfpruneError as err:
+            # End the trial on the oracle first: a chief serving other workers must not wait
+            # for it. Every worker that meets the same error stops the same way.
+            trial.status = keras_tuner.engine.trial.TrialStatus.FAILED
+            trial.message = str(err)
+            self.oracle.end_trial(trial)
             raise UserErrorInTrial(err) from None
 
     def _run_trial(self, trial):
@@ -209,17 +219,17 @@ class PruningTuner(keras_tuner.engine.base_tuner.BaseTuner):
         epochs = int(hp.values.get("tuner/epochs", hp.get("fine_tune_epochs")))
         method = hp.get("method")
         trial_dir = self.get_trial_dir(trial.trial_id)
-        data = config.load_data()
-        reference = self._reference(data)
         model, path, dense = self.baseline()
         key = VariantKey.of(config.seed, method, hp.get("schedule"),
                             float(hp.get("target_sparsity")))
-        prune_config = PruneConfig(
-            dataset=config.dataset, model=config.model, method=method,
-            schedule=key.schedule or "polynomial", target_sparsity=key.target_sparsity or 0.0,
-            fine_tune_epochs=epochs, learning_rate=float(hp.get("learning_rate")),
-            seed=config.seed, split_seed=config.split_seed, data_dir=config.data_dir,
-            baseline=config.baseline)
+        prune_config = variant_lib.prune_config(
+            key, dataset=config.dataset, model=config.model, fine_tune_epochs=epochs,
+            learning_rate=float(hp.get("learning_rate")), split_seed=config.split_seed,
+            data_dir=config.data_dir, baseline=config.baseline, image_size=config.image_size)
+        # Seeded as a sweep variant is, so a trial's result does not depend on trial order.
+        training.set_seed(prune_config.seed)
+        data = prune_config.load_data()
+        reference = self._reference(data)
         run, (row,) = variant_lib.prune_and_deploy(
             prune_config, key, os.path.join(trial_dir, "prune"), data, (model, path), dense,
             quantizations=[hp.get("quantization")], representative_count=REPRESENTATIVE_COUNT,
@@ -261,8 +271,9 @@ class PruningTuner(keras_tuner.engine.base_tuner.BaseTuner):
         pass  # run_trial writes the trial's models and .tflite itself
 
     def load_model(self, trial):
-        return load_model(
-            glob.glob(os.path.join(self.get_trial_dir(trial.trial_id), "prune", "*.keras"))[0])
+        """The model the trial deployed (shrunk when units were removed, else pruned)."""
+        prune_dir = os.path.join(self.get_trial_dir(trial.trial_id), "prune")
+        return PruneRun(io.read_json(os.path.join(prune_dir, "metrics.json")), prune_dir).model()
 
 
 def make_tuner(config, directory, project_name="tune", overwrite=False, log=print):
@@ -281,8 +292,10 @@ def search(tuner):
 
 def is_worker():
     """True in a process that keras-tuner's distributed mode runs as a worker (it runs trials;
-    the chief serves the oracle and writes the results)."""
-    return os.environ.get("KERASTUNER_TUNER_ID", "chief") not in ("chief", "tuner0")
+    the chief serves the oracle and writes the results). keras-tuner's own rule."""
+    from keras_tuner.src.distribute import utils as dist_utils
+
+    return dist_utils.has_chief_oracle() and not dist_utils.is_chief_oracle()
 
 
 def run_tune(config, directory, overwrite=False, log=print):

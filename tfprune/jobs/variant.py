@@ -7,20 +7,30 @@ not from counting the model again.
 
 import os
 
-from tfprune.jobs.prune import run_prune
+from tfprune.jobs.prune import PruneConfig, run_prune
+from tfprune.pruning.methods import METHODS
 from tfprune.results import rows as rows_lib
 from tfprune.tflite import measure
 
 
+def prune_config(key, dynamic=None, **fields):
+    """The PruneConfig of a variant: its method, schedule, target and seed from ``key``; the
+    deciding methods' options (``dynamic``) only for the methods that decide."""
+    return PruneConfig(method=key.method, schedule=key.schedule,
+                       target_sparsity=key.target_sparsity, seed=key.seed,
+                       dynamic=dynamic if METHODS.get(key.method).decides else None, **fields)
+
+
 def deploy(model, kind, data, out_dir, *, key, quantizations, representative_count,
            num_threads=1, latency_runs=200, keras_accuracy, dense_stats, deployed_stats,
-           extra=None, log=None):
+           extra=None, sources=(), log=None):
     """Convert ``model`` (the ``kind`` of model a variant deploys) to every quantization,
     measure each .tflite, and return one result row per quantization.
 
     ``dense_stats`` (params, flops of the dense baseline) scale the compression ratio and the
     theoretical speedup; ``deployed_stats`` are the deployed model's own counts;
-    ``latency_runs=0`` leaves latency to a later interleaved timing.
+    ``latency_runs=0`` leaves latency to a later interleaved timing; ``sources`` are further
+    dicts a row may take columns from (after all the others).
     """
     x_test, y_test = data.numpy("test")
     measured = measure.convert_and_measure(
@@ -34,7 +44,7 @@ def deploy(model, kind, data, out_dir, *, key, quantizations, representative_cou
         "theoretical_speedup": dense_stats["flops"] / max(deployed_stats["nonzero_flops"], 1),
     }
     return [rows_lib.make_row(key.identity(), derived, extra or {}, deployed_stats,
-                              dict(row, tflite_file=row["file"])) for row in measured]
+                              dict(row, tflite_file=row["file"]), *sources) for row in measured]
 
 
 def prune_and_deploy(prune_config, key, out_dir, data, baseline, dense_stats, *, quantizations,
@@ -45,14 +55,11 @@ def prune_and_deploy(prune_config, key, out_dir, data, baseline, dense_stats, *,
     run = run_prune(prune_config, out_dir, overwrite=True, log=log or (lambda _: None),
                     data=data, baseline=baseline)
     metrics = run.metrics
-    decided = {k: metrics[k] for k in ("pruning_events", "rollbacks", "chosen_sparsity")
-               if k in metrics}
     rows = deploy(run.model(), run.deployed_kind, data, out_dir, key=key,
                   quantizations=quantizations, representative_count=representative_count,
                   num_threads=num_threads, latency_runs=latency_runs,
                   keras_accuracy=metrics["accuracy"], dense_stats=dense_stats,
                   deployed_stats=metrics["deployed"],
-                  extra=dict(extra or {}, achieved_sparsity=metrics["pruned_sparsity"],
-                             fine_tune_time_s=metrics["fine_tune_time_s"], **decided),
-                  log=log)
+                  extra=dict(extra or {}, achieved_sparsity=metrics["pruned_sparsity"]),
+                  sources=(metrics,), log=log)
     return run, rows

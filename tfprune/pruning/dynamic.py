@@ -18,8 +18,8 @@ from tfprune import checks, io
 from tfprune.errors import InternalError, TfpruneError
 from tfprune.keras import keras, tf
 from tfprune.pruning import adaptive
-from tfprune.pruning.masks import (column_norms, layer_sparsity, low_norm_prune,
-                                   lowest_scores_mask, mean_column_norm)
+from tfprune.pruning.masks import (kept_and_total, kept_magnitudes, kept_units, layer_sparsity,
+                                   low_norm_prune, lowest_scores_mask, mean_column_norm)
 from tfprune.pruning.methods import GRANULARITIES
 
 
@@ -56,10 +56,8 @@ class DynamicConfig:
             if not (name == "prune_fraction" and self.prune_fraction is None):
                 checks.check_fraction(name, getattr(self, name))
         adaptive.check_pq(self.p, self.q)
-        if not self.eta >= 0:
-            raise TfpruneError(f"`eta` must be >= 0, got {self.eta!r}")
-        if not self.gamma > 0:
-            raise TfpruneError(f"`gamma` must be > 0, got {self.gamma!r}")
+        checks.check_non_negative("eta", self.eta)
+        checks.check_positive("gamma", self.gamma)
 
 
 # --- the one rule of its own (the norm and mask math is in masks.py) ---------------------------
@@ -171,7 +169,7 @@ class MeanColumnNormPruner(_MaskPruner):
         weight, mask, _ = wrapper.pruning_vars[0]
         revived = (saved["mask"] > 0) & (mask.numpy() == 0)
         weight.assign(np.where(revived, saved["kernel"], weight.numpy()))
-        units = revived.reshape(-1, revived.shape[-1]).max(axis=0)
+        units = np.isin(np.arange(revived.shape[-1]), kept_units(revived))
         tied = wrapper._per_unit_variables() if hasattr(wrapper, "_per_unit_variables") else []
         for variable, old in zip(tied, saved["tied"]):
             variable.assign(np.where(units, old, variable.numpy()))
@@ -303,8 +301,7 @@ class TaylorPruner(_MaskPruner):
         for wrapper, score in zip(self.wrappers, scores):
             kernel, mask = self.kernel_and_mask(wrapper)
             before = layer_sparsity(mask, self.config.granularity)
-            total = mask.shape[-1] if self.config.granularity == "unit" else mask.size
-            kept = round((1 - before) * total)
+            kept, total = kept_and_total(mask, self.config.granularity)
             allowed = int(math.floor(self.target * total + 1e-9)) - (total - kept)
             count = min(int(math.ceil(self.fraction * kept)), allowed)
             if count <= 0:
@@ -333,10 +330,7 @@ class PQIndexPruner(_MaskPruner):
         self.pqi = []  # [{"epoch": e, layer: I}]
 
     def _vector(self, kernel, mask):
-        if self.config.granularity == "unit":
-            norms = column_norms(kernel, mask)
-            return norms[norms > 0]
-        return (kernel * mask)[mask > 0]
+        return kept_magnitudes(kernel, mask, self.config.granularity)
 
     def on_epoch_end(self, epoch, logs=None):
         config = self.config
@@ -355,7 +349,7 @@ class PQIndexPruner(_MaskPruner):
             vector = self._vector(kernel, mask)
             d = vector.size
             index = indices[self.layer_name(wrapper)]
-            total = mask.shape[-1] if config.granularity == "unit" else mask.size
+            total = kept_and_total(mask, config.granularity)[1]
             count = adaptive.prune_amount(d, index, config.p, config.q, config.eta, config.gamma,
                                           config.beta)
             count = min(count, int(math.floor(config.max_sparsity * total + 1e-9)) - (total - d))

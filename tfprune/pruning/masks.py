@@ -85,6 +85,22 @@ def units_kept(kernel):
     return int(kept_units(kernel).size)
 
 
+def kept_and_total(mask, granularity):
+    """(kept, total) units or weights of a kernel-shaped mask."""
+    mask = np.asarray(mask)
+    if granularity == "unit":
+        return int(kept_units(mask).size), int(mask.shape[-1])
+    return int(np.count_nonzero(mask)), int(mask.size)
+
+
+def kept_magnitudes(kernel, mask, granularity):
+    """The kept entries' magnitudes: unit L2 norms, or the weights themselves."""
+    if granularity == "unit":
+        norms = column_norms(kernel, mask)
+        return norms[norms > 0]
+    return (np.asarray(kernel) * mask)[np.asarray(mask) > 0]
+
+
 def layer_sparsity(mask, granularity):
     """Fraction of units (``granularity='unit'``) or weights pruned by ``mask``."""
     mask = np.asarray(mask)

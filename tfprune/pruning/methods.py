@@ -61,10 +61,6 @@ for _method in (
     METHODS.register(_method.name, _method)
 
 
-def get(name):
-    return METHODS.get(name)
-
-
 def check_options(method, schedule=None, target_sparsity=None, initial_sparsity=0.0,
                   sparsity_m_by_n=None):
     """Validate a method's options together; return (schedule, target, m_by_n) normalised:

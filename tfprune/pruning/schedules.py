@@ -32,6 +32,20 @@ class ScheduleSteps:
     frequency: int
 
 
+def check_step_options(begin_step=None, end_step=None, frequency=None, ramp_fraction=0.6):
+    """The schedule options that can be checked without knowing the number of steps."""
+    checks.check_optional_int("begin_step", begin_step, 0)
+    if end_step is not None and end_step != -1:
+        checks.check_int("end_step", end_step, 1)
+    checks.check_optional_int("frequency", frequency, 1)
+    if not (isinstance(ramp_fraction, (int, float)) and 0 < ramp_fraction <= 1):
+        raise TfpruneError(f"`ramp_fraction` must be in (0, 1], got {ramp_fraction!r}")
+    if begin_step is not None and end_step not in (None, -1) and begin_step >= end_step:
+        raise TfpruneError(
+            f"`begin_step` must be before `end_step`, got begin_step={begin_step}, "
+            f"end_step={end_step}")
+
+
 def derive_steps(kind, steps_per_epoch, epochs, begin_step=None, end_step=None, frequency=None,
                  ramp_fraction=0.6):
     """Begin, end and frequency for a schedule of ``kind`` over ``epochs`` of fine-tuning."""
@@ -39,8 +53,7 @@ def derive_steps(kind, steps_per_epoch, epochs, begin_step=None, end_step=None, 
     for name, value in (("steps_per_epoch", steps_per_epoch), ("epochs", epochs)):
         if not isinstance(value, int) or value < 1:
             raise TfpruneError(f"`{name}` must be an integer >= 1, got {value!r}")
-    if not 0 < ramp_fraction <= 1:
-        raise TfpruneError(f"`ramp_fraction` must be in (0, 1], got {ramp_fraction}")
+    check_step_options(begin_step, end_step, frequency, ramp_fraction)
     total = steps_per_epoch * epochs
     frequency = max(1, steps_per_epoch // 4) if frequency is None else frequency
     begin_step = 0 if begin_step is None else begin_step

@@ -12,9 +12,9 @@ import dataclasses
 
 import numpy as np
 
-from tfprune.errors import TfpruneError
+from tfprune.errors import InternalError, TfpruneError
 from tfprune.keras import check_model, keras, tf
-from tfprune.pruning.unit import PruneLowMagnitude
+from tfprune.pruning.core import is_wrapped
 
 L = keras.layers
 
@@ -125,7 +125,7 @@ def shrink(model, check_inputs=None, atol=1e-4):
     model's within ``atol``, else TfpruneError (a wrong model is never returned).
     """
     check_model(model)
-    if any(isinstance(layer, PruneLowMagnitude) for layer in model.layers):
+    if is_wrapped(model):
         raise TfpruneError("`model` still has pruning wrappers; call tfprune.pruning.strip first")
     source = _fresh_copy(model)
     layers = [layer for layer in source.layers if not isinstance(layer, L.InputLayer)]
@@ -258,7 +258,7 @@ def shrink(model, check_inputs=None, atol=1e-4):
         got = thin(check_inputs, training=False)
         result.max_abs_diff = float(np.max(np.abs(np.asarray(expected) - np.asarray(got))))
         if not result.max_abs_diff <= atol:
-            raise TfpruneError(
+            raise InternalError(
                 f"shrunk model differs from the masked model by {result.max_abs_diff:.3g} "
                 f"(> {atol}); refusing to return it")
     return result

@@ -108,7 +108,7 @@ def plot_accuracy_vs_sparsity(entries, path, quantization):
                             xerr=[p["achieved_sparsity_std"] for p in points],
                             yerr=[100 * p["tflite_accuracy_std"] for p in points],
                             marker="*" if auto else "o", markersize=10 if auto else 6,
-                            linestyle=":" if auto else rows_lib.NO_SCHEDULE, capsize=3, color=_color(method),
+                            linestyle=":" if auto else "-", capsize=3, color=_color(method),
                             label=f"{method} pruning" + (" (no schedule)" if auto else ""))
         if dense:
             ax.axhline(100 * dense[0]["tflite_accuracy"], color="black", linestyle=":",

@@ -21,10 +21,12 @@ NO_SCHEDULE = "-"
 KEY = ("method", "schedule", "target_sparsity", "quantization")
 
 
-def _column(aggregate=False, title=None, kind="ratio"):
-    """kind (report table format): text, sparsity, percent, kb, us, count, ratio."""
-    return dataclasses.field(default=None, metadata={"aggregate": aggregate, "title": title,
-                                                     "kind": kind})
+def _column(aggregate=False, title=None, kind="ratio", timed=False, carry=False):
+    """aggregate: averaged over seeds; title/kind: shown in report.md's table (kind: text,
+    sparsity, percent, kb, us, count, ratio); timed: filled by the sweep's joint timing of all
+    .tflite files; carry: copied as it is into the aggregated entry."""
+    return dataclasses.field(default=None, metadata={
+        "aggregate": aggregate, "title": title, "kind": kind, "timed": timed, "carry": carry})
 
 
 @dataclasses.dataclass
@@ -47,11 +49,11 @@ class Row:
     size_bytes: int = _column(True, "KB", "kb")
     gzip_bytes: int = _column(True, "gzip KB", "kb")
     sparse_bytes: int = _column(True, "sparse KB", "kb")
-    latency_ms_median: float = _column(True, "latency us", "us")
-    latency_ms_p90: float = _column(True)
+    latency_ms_median: float = _column(True, "latency us", "us", timed=True)
+    latency_ms_p90: float = _column(True, timed=True)
     latency_vs_dense: float = _column(True, "vs dense")
-    num_threads: int = _column()
-    delegate: str = _column()
+    num_threads: int = _column(timed=True)
+    delegate: str = _column(timed=True, carry=True)
     train_time_s: float = _column(True)
     fine_tune_time_s: float = _column(True, "fine-tune s")
     convert_time_s: float = _column(True)
@@ -67,6 +69,8 @@ FIELDS = dataclasses.fields(Row)
 COLUMNS = [f.name for f in FIELDS]
 AGGREGATED = [f.name for f in FIELDS if f.metadata["aggregate"]]
 TABLE = [(f.name, f.metadata["title"], f.metadata["kind"]) for f in FIELDS if f.metadata["title"]]
+TIMED = [f.name for f in FIELDS if f.metadata["timed"]]
+CARRIED = [f.name for f in FIELDS if f.metadata["carry"]]
 
 
 def make_row(*sources):

@@ -71,7 +71,7 @@ def aggregate(rows, method_order=(), quantization_order=()):
             values = np.array(values, dtype=float)
             entry[column] = float(values.mean())
             entry[column + "_std"] = float(values.std())
-        entry["delegate"] = members[0]["delegate"]
+        entry.update({column: members[0].get(column) for column in rows_lib.CARRIED})
         result.append(entry)
     methods = [rows_lib.DENSE] + list(method_order)
     quants = list(quantization_order)

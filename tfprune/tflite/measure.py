@@ -16,7 +16,7 @@ import numpy as np
 from tfprune import checks
 from tfprune.tflite import evaluate, export
 
-COLUMNS = ["variant", "quantization", "sparse", "keras_accuracy", "tflite_accuracy",
+COMPARISON_COLUMNS = ["variant", "quantization", "sparse", "keras_accuracy", "tflite_accuracy",
            "accuracy_delta", "size_bytes", "gzip_bytes", "compression_vs_float32",
            "gzip_compression_vs_float32", "latency_ms_median", "latency_ms_p90", "num_threads",
            "delegate", "convert_time_s", "file"]
