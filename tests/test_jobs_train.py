@@ -92,3 +92,11 @@ def test_interrupted_training_resumes_from_last_epoch(tmp_path, monkeypatch):
     monkeypatch.setattr(train_lib.ProgressLogger, "on_epoch_end", original)
     metrics = train_baseline(TrainConfig(**dict(TINY, epochs=4)), out, log=lambda _: None)
     assert metrics["epochs"] == 4 and metrics["epochs_run_this_time"] == 2
+
+
+def test_defaults_follow_the_dataset():
+    assert (TrainConfig().epochs, TrainConfig().batch_size) == (60, 32)
+    fashion = TrainConfig(dataset="fashion_mnist")
+    assert (fashion.epochs, fashion.batch_size, fashion.augment) == (15, 128, "none")
+    assert TrainConfig(dataset="fashion_mnist", epochs=3, batch_size=64).epochs == 3  # given wins
+    assert TrainConfig(dataset="fashion_mnist", model="mlp").augment == "none"

@@ -175,12 +175,15 @@ FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sanda
 register_dataset(DatasetSpec(
     "fashion_mnist", (28, 28, 1), 10,
     "Fashion-MNIST: 60,000 + 10,000 28x28 clothing images (local IDX files, see datasets/mnist.py)",
-    mnist.loader, augmentation="shift_flip", epochs=15, fine_tune_epochs=3, batch_size=128,
+    # Measured (cnn, 15 epochs, seed 0): no augmentation 92.42%, flips 92.35%, 3-pixel shifts
+    # and flips 91.05% (underfits: train accuracy below validation).
+    mnist.loader, augmentation="none", epochs=15, fine_tune_epochs=3, batch_size=128,
     class_names=FASHION_CLASSES))
 register_dataset(DatasetSpec(
     "mnist", (28, 28, 1), 10,
     "MNIST: 60,000 + 10,000 28x28 handwritten digits (local IDX files or mnist.npz)",
-    mnist.loader, augmentation="shift", epochs=15, fine_tune_epochs=3, batch_size=128))
+    # The Fashion-MNIST defaults; not measured here (no MNIST files on these machines).
+    mnist.loader, augmentation="none", epochs=15, fine_tune_epochs=3, batch_size=128))
 for _name, _classes, _desc in [
     ("cifar10", 10, "CIFAR-10 (tfds; prepare data_dir first)"),
     ("cifar100", 100, "CIFAR-100 (tfds; prepare data_dir first)"),
@@ -244,10 +247,12 @@ def load_data(name="digits", batch_size=32, seed=0, data_dir=None, augment="none
         validation=_batch(raw.validation, batch_size), test=_batch(raw.test, batch_size), _raw=raw)
 
 
-def resolve_default(value, dataset, field, fallback, image_size=None):
-    """``value``, or when it is None the data set's own default for ``field`` (DatasetSpec),
-    else ``fallback``: how configs pick epochs and batch sizes that fit their data."""
-    if value is not None:
-        return value
-    chosen = getattr(dataset_spec(dataset, image_size), field)
-    return fallback if chosen is None else chosen
+def apply_dataset_defaults(config, **defaults):
+    """Fill a config's unset (None) fields from its data set: ``defaults`` maps a config field
+    to (DatasetSpec field, fallback). How configs pick epochs and batch sizes that fit their
+    data (digits 60 epochs at batch 32; 28x28 data 15 at 128)."""
+    spec = dataset_spec(config.dataset, config.image_size)
+    for name, (field, fallback) in defaults.items():
+        if getattr(config, name) is None:
+            chosen = getattr(spec, field)
+            setattr(config, name, fallback if chosen is None else chosen)

@@ -17,7 +17,7 @@ import os
 import time
 
 from tfprune import checks, io, training
-from tfprune.data import check_dataset, load_data, resolve_default
+from tfprune.data import apply_dataset_defaults, check_dataset, load_data
 from tfprune.errors import TfpruneError
 from tfprune.jobs.rundir import prepare_run_dir
 from tfprune.jobs.train import TrainConfig, train_baseline
@@ -85,11 +85,8 @@ class PruneConfig:
 
     def __post_init__(self):
         self.image_size = check_dataset(self.dataset, self.image_size)
-        for name, field, fallback in (("fine_tune_epochs", "fine_tune_epochs", 20),
-                                      ("baseline_epochs", "epochs", 60),
-                                      ("batch_size", "batch_size", 32)):
-            setattr(self, name, resolve_default(getattr(self, name), self.dataset, field,
-                                                fallback, self.image_size))
+        apply_dataset_defaults(self, fine_tune_epochs=("fine_tune_epochs", 20),
+                               baseline_epochs=("epochs", 60), batch_size=("batch_size", 32))
         MODELS.validate(self.model)
         method = METHODS.get(self.method)
         for name in ("fine_tune_epochs", "batch_size", "baseline_epochs"):

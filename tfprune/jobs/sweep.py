@@ -19,7 +19,7 @@ import shutil
 import time
 
 from tfprune import checks, io, training
-from tfprune.data import check_dataset, load_data, resolve_default
+from tfprune.data import apply_dataset_defaults, check_dataset, load_data
 from tfprune.jobs import variant as variant_lib
 from tfprune.jobs.prune import check_dynamic_options, preflight
 from tfprune.jobs.rundir import prepare_run_dir
@@ -57,11 +57,8 @@ class SweepConfig:
 
     def __post_init__(self):
         self.image_size = check_dataset(self.dataset, self.image_size)
-        for name, field, fallback in (("fine_tune_epochs", "fine_tune_epochs", 15),
-                                      ("baseline_epochs", "epochs", 60),
-                                      ("batch_size", "batch_size", 32)):
-            setattr(self, name, resolve_default(getattr(self, name), self.dataset, field,
-                                                fallback, self.image_size))
+        apply_dataset_defaults(self, fine_tune_epochs=("fine_tune_epochs", 15),
+                               baseline_epochs=("epochs", 60), batch_size=("batch_size", 32))
         MODELS.validate(self.model)
         self.methods = METHODS.validate_list("methods", self.methods)
         self.schedules = SCHEDULES.validate_list("schedules", self.schedules)

@@ -11,7 +11,7 @@ import shutil
 import time
 
 from tfprune import checks, io, training
-from tfprune.data import check_dataset, load_data, resolve_default
+from tfprune.data import apply_dataset_defaults, check_dataset, load_data
 from tfprune.jobs.rundir import prepare_run_dir
 from tfprune.keras import keras, tf
 from tfprune.models import MODELS, build_model
@@ -41,9 +41,7 @@ class TrainConfig:
 
     def __post_init__(self):
         self.image_size = check_dataset(self.dataset, self.image_size)
-        self.epochs = resolve_default(self.epochs, self.dataset, "epochs", 60, self.image_size)
-        self.batch_size = resolve_default(self.batch_size, self.dataset, "batch_size", 32,
-                                          self.image_size)
+        apply_dataset_defaults(self, epochs=("epochs", 60), batch_size=("batch_size", 32))
         MODELS.validate(self.model)
         training.OPTIMIZERS.validate(self.optimizer)
         self.augment = training.resolve_augmentation(self.augment, self.dataset, self.model,
