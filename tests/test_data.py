@@ -53,7 +53,7 @@ def test_bad_arguments():
         load_data("imagenet")
     with pytest.raises(TfpruneError, match=r"`batch_size` must be an integer >= 1, got 0"):
         load_data("digits", batch_size=0)
-    with pytest.raises(UnknownNameError, match="unknown augmentation 'rotate'; registered: crop_flip, none, shift, shift_flip"):
+    with pytest.raises(UnknownNameError, match="unknown augmentation 'rotate'; registered: crop_flip, flip, none, shift, shift_flip"):
         load_data("digits", augment="rotate")
     with pytest.raises(TfpruneError, match=r"`split` must be one of train, validation, test; got 'dev'"):
         load_data("digits").numpy("dev")
