@@ -1,0 +1,285 @@
+"""Structured pruning of whole channel groups (pruning/groups.py): importance, selection,
+masking and physical removal.
+
+- ``importance``: one score per channel of every prunable group, by a registered criterion
+  (CRITERIA: group L1 / L2 norm over every parameter the channel touches, BatchNorm scale as in
+  network slimming, first-order Taylor |w * dL/dw| over a few batches).
+- ``select``: which channels each group keeps, for a ``ratio``: uniform (every group loses the
+  same fraction) or global (one threshold over all groups' mean-normalised scores) with
+  ``max_per_group`` so no group is emptied, and ``round_to`` so kept counts are multiples of N.
+- ``apply_masks``: zero a model's pruned channels in place, in every member of their group,
+  including the consumers' input rows, so the masked model computes what the shrunk one will.
+- ``shrink``: rebuild the model without them; the result is checked against the masked model.
+"""
+
+import dataclasses
+import math
+
+import numpy as np
+
+from tfprune import checks
+from tfprune.errors import InternalError, TfpruneError
+from tfprune.keras import keras, tf
+from tfprune.registry import Registry
+
+L = keras.layers
+CRITERIA = Registry("channel criterion")
+SELECTIONS = ("uniform", "global")
+
+
+def _params(layer, role):
+    """[(array, axis)] of ``layer``'s parameters along ``role``'s channel axis."""
+    if role == "out":
+        result = [(layer.kernel.numpy(), -1)]
+        if getattr(layer, "use_bias", False):
+            result.append((layer.bias.numpy(), 0))
+        return result
+    if role == "in":
+        return [(layer.kernel.numpy(), -2)]
+    if isinstance(layer, L.BatchNormalization):
+        return [(v.numpy(), 0) for v in (layer.gamma, layer.beta) if v is not None]
+    if isinstance(layer, L.DepthwiseConv2D):
+        result = [(layer.depthwise_kernel.numpy(), -2)]
+        if layer.use_bias:
+            result.append((layer.bias.numpy(), 0))
+        return result
+    return []
+
+
+def _per_channel(model, group, reduce):
+    """Sum over every member of ``reduce`` applied to each channel's slice."""
+    total = np.zeros(group.width)
+    for member in group.members:
+        layer = model.get_layer(member.layer)
+        for array, axis in _params(layer, member.role):
+            moved = np.moveaxis(array, axis, 0)
+            for c in range(group.width):
+                total[c] += reduce(moved[member.indices([c])])
+    return total
+
+
+@CRITERIA.register("l2")
+def _l2(model, group, data=None):
+    return np.sqrt(_per_channel(model, group, lambda w: float(np.sum(np.square(w)))))
+
+
+@CRITERIA.register("l1")
+def _l1(model, group, data=None):
+    return _per_channel(model, group, lambda w: float(np.sum(np.abs(w))))
+
+
+@CRITERIA.register("bn_scale")
+def _bn_scale(model, group, data=None):
+    """|gamma| summed over the group's BatchNorms (Liu et al. 2017); L2 where it has none."""
+    scale = np.zeros(group.width)
+    found = False
+    for member in group.members:
+        layer = model.get_layer(member.layer)
+        if member.role == "channel" and isinstance(layer, L.BatchNormalization) and layer.scale:
+            scale += np.abs(layer.gamma.numpy()[member.indices(np.arange(group.width))])
+            found = True
+    return scale if found else _l2(model, group)
+
+
+@CRITERIA.register("taylor")
+def _taylor(model, group, data=None):
+    """First-order Taylor: |w * dL/dw| summed over the channel's parameters and ``data``'s
+    batches (Molchanov et al. 2019), from gradients computed once per model (cached)."""
+    if data is None:
+        raise TfpruneError("criterion 'taylor' needs `data` (batches of (inputs, labels))")
+    grads = _taylor_scores(model, data)
+    total = np.zeros(group.width)
+    for member in group.members:
+        layer = model.get_layer(member.layer)
+        for variable, axis in _variables(layer, member.role):
+            moved = np.moveaxis(grads[variable.ref()], axis, 0)
+            for c in range(group.width):
+                total[c] += float(np.sum(moved[member.indices([c])]))
+    return total
+
+
+def _variables(layer, role):
+    if role == "out":
+        return [(layer.kernel, -1)] + ([(layer.bias, 0)] if getattr(layer, "use_bias", False) else [])
+    if role == "in":
+        return [(layer.kernel, -2)]
+    if isinstance(layer, L.BatchNormalization):
+        return [(v, 0) for v in (layer.gamma, layer.beta) if v is not None]
+    if isinstance(layer, L.DepthwiseConv2D):
+        return [(layer.depthwise_kernel, -2)] + ([(layer.bias, 0)] if layer.use_bias else [])
+    return []
+
+
+_TAYLOR_CACHE = {}
+
+
+def _taylor_scores(model, data):
+    key = (id(model), id(data))
+    if key not in _TAYLOR_CACHE:
+        _TAYLOR_CACHE.clear()
+        variables = model.trainable_variables
+        totals = {v.ref(): np.zeros(v.shape) for v in variables}
+        loss_fn = keras.losses.SparseCategoricalCrossentropy()
+        for x, y in data:
+            with tf.GradientTape() as tape:
+                loss = loss_fn(y, model(x, training=False))
+            for v, g in zip(variables, tape.gradient(loss, variables)):
+                if g is not None:
+                    totals[v.ref()] += np.abs(v.numpy() * tf.convert_to_tensor(g).numpy())
+        _TAYLOR_CACHE[key] = totals
+    return _TAYLOR_CACHE[key]
+
+
+def prunable(groups):
+    return [g for g in groups if g.blocked is None and g.width > 1]
+
+
+def importance(model, groups, criterion="l2", data=None):
+    """{group id: score per channel} for every prunable group."""
+    score = CRITERIA.get(criterion)
+    return {g.id: np.asarray(score(model, g, data), np.float64) for g in prunable(groups)}
+
+
+def _rounded_keep(width, keep, round_to):
+    keep = max(1, min(width, keep))
+    if round_to > 1:
+        keep = min(width, int(math.ceil(keep / round_to) * round_to))
+    return keep
+
+
+def select(groups, scores, ratio, mode="uniform", max_per_group=0.9, round_to=1):
+    """{group id: sorted indices of the channels it keeps} for pruning ``ratio`` of the channels.
+
+    uniform: each prunable group drops round(ratio x width) of its lowest-scored channels.
+    global: channels of all groups are ranked by score / the group's mean score and the lowest
+    ``ratio`` of all channels go, no group losing more than ``max_per_group`` of its own.
+    Kept counts are then rounded up to multiples of ``round_to``.
+    """
+    checks.check_sparsity("ratio", ratio)
+    checks.check_choice("mode", mode, SELECTIONS)
+    checks.check_fraction("max_per_group", max_per_group)
+    checks.check_int("round_to", round_to, 1)
+    candidates = {g.id: g for g in prunable(groups)}
+    if mode == "uniform":
+        counts = {gid: g.width - int(round(ratio * g.width)) for gid, g in candidates.items()}
+    else:
+        pool = []
+        for gid, g in candidates.items():
+            s = scores[gid]
+            normalized = s / (s.mean() if s.mean() > 0 else 1.0)
+            pool += [(value, gid) for value in normalized]
+        pool.sort()
+        total = sum(g.width for g in candidates.values())
+        drop = {gid: 0 for gid in candidates}
+        limit = {gid: int(math.floor(max_per_group * g.width)) for gid, g in candidates.items()}
+        budget = int(round(ratio * total))
+        for _, gid in pool:
+            if budget <= 0:
+                break
+            if drop[gid] < limit[gid]:
+                drop[gid] += 1
+                budget -= 1
+        counts = {gid: candidates[gid].width - drop[gid] for gid in candidates}
+    keep = {}
+    for gid, g in candidates.items():
+        n = _rounded_keep(g.width, counts[gid], round_to)
+        keep[gid] = np.sort(np.argsort(-scores[gid], kind="stable")[:n])
+    return keep
+
+
+def apply_masks(model, groups, keep):
+    """Zero, in place, every parameter of the channels not in ``keep`` (group id -> kept
+    indices): producers' output channels, per-channel parameters and consumers' input rows."""
+    for group in groups:
+        if group.id not in keep:
+            continue
+        dropped = np.setdiff1d(np.arange(group.width), keep[group.id])
+        if not dropped.size:
+            continue
+        for member in group.members:
+            layer = model.get_layer(member.layer)
+            for variable, axis in _variables(layer, member.role):
+                value = variable.numpy()
+                moved = np.moveaxis(value, axis, 0)
+                moved[member.indices(dropped)] = 0
+                variable.assign(np.moveaxis(moved, 0, axis))
+
+
+@dataclasses.dataclass
+class GroupShrinkResult:
+    model: keras.Model
+    removed: dict          # group id -> (channels before, after)
+    max_abs_diff: float = None
+
+
+def _kept_along(layer_members, keep, groups_by_id, role, full):
+    """Kept indices along a layer's ``role`` axis (all of ``full`` where nothing is pruned)."""
+    members = [(gid, m) for gid, m in layer_members if m.role == role]
+    if not members:
+        return np.arange(full)
+    dropped = []
+    for gid, member in members:
+        group = groups_by_id[gid]
+        if gid in keep:
+            dropped.append(member.indices(np.setdiff1d(np.arange(group.width), keep[gid])))
+    drop = np.concatenate(dropped) if dropped else np.array([], np.int64)
+    return np.setdiff1d(np.arange(full), drop)
+
+
+def shrink(model, groups, keep, check_inputs=None, atol=1e-5):
+    """A thinner copy of ``model`` without the channels ``keep`` leaves out, every group removed
+    from every layer it touches. With ``check_inputs``, the outputs are compared with the model
+    masked the same way (the caller's model is not changed)."""
+    from tfprune.keras import check_model
+
+    check_model(model)
+    groups_by_id = {g.id: g for g in groups}
+    per_layer = {}
+    for group in groups:
+        for member in group.members:
+            per_layer.setdefault(member.layer, []).append((group.id, member))
+    new_tensors = {}
+    inputs = []
+    for t in (model.inputs if isinstance(model.inputs, list) else [model.inputs]):
+        new = keras.Input(shape=t.shape[1:], dtype=t.dtype, name=t.name.split(":")[0])
+        new_tensors[id(t)] = new
+        inputs.append(new)
+    for layer in model.layers:
+        if isinstance(layer, L.InputLayer):
+            continue
+        members = per_layer.get(layer.name, [])
+        config, weights = layer.get_config(), layer.get_weights()
+        if isinstance(layer, (L.Dense, L.Conv1D, L.Conv2D)):
+            kernel = weights[0]
+            in_keep = _kept_along(members, keep, groups_by_id, "in", kernel.shape[-2])
+            out_keep = _kept_along(members, keep, groups_by_id, "out", kernel.shape[-1])
+            config["units" if isinstance(layer, L.Dense) else "filters"] = int(out_keep.size)
+            weights = [kernel[..., in_keep, :][..., out_keep]] + [w[out_keep] for w in weights[1:]]
+        elif isinstance(layer, L.BatchNormalization):
+            k = _kept_along(members, keep, groups_by_id, "channel", weights[0].shape[0])
+            weights = [w[k] for w in weights]
+        elif isinstance(layer, L.DepthwiseConv2D):
+            k = _kept_along(members, keep, groups_by_id, "channel", weights[0].shape[-2])
+            weights = [weights[0][:, :, k, :]] + [w[k] for w in weights[1:]]
+        new_layer = type(layer).from_config(config)
+        args = [new_tensors[id(t)] for t in (layer.input if isinstance(layer.input, list) else [layer.input])]
+        out = new_layer(args if isinstance(layer.input, list) else args[0])
+        new_layer.set_weights(weights)
+        new_tensors[id(layer.output)] = out
+    outputs = [new_tensors[id(t)] for t in (model.outputs if isinstance(model.outputs, list) else [model.outputs])]
+    thin = keras.Model(inputs if len(inputs) > 1 else inputs[0],
+                       outputs if len(outputs) > 1 else outputs[0], name=model.name)
+    removed = {gid: (groups_by_id[gid].width, int(len(k))) for gid, k in keep.items()
+               if len(k) < groups_by_id[gid].width}
+    result = GroupShrinkResult(thin, removed)
+    if check_inputs is not None:
+        masked = keras.models.clone_model(model)
+        masked.set_weights(model.get_weights())
+        apply_masks(masked, groups, keep)
+        expected = np.asarray(masked(check_inputs, training=False))
+        got = np.asarray(thin(check_inputs, training=False))
+        result.max_abs_diff = float(np.max(np.abs(expected - got)))
+        if not result.max_abs_diff <= atol:
+            raise InternalError(f"group shrink differs from the masked model by "
+                                f"{result.max_abs_diff:.3g} (> {atol})")
+    return result
