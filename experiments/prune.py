@@ -14,6 +14,7 @@ from absl import flags
 from experiments import common
 from tfprune.jobs.prune import PruneConfig, run_prune
 from tfprune.pruning import METHODS, SCHEDULES
+from tfprune.pruning.channels import CRITERIA, SELECTIONS
 
 FLAGS = flags.FLAGS
 D = common.defaults(PruneConfig)
@@ -49,6 +50,18 @@ flags.DEFINE_list("layers", D["layers"], "Layers to prune (default: all but the 
 flags.DEFINE_bool("prune_classifier", D["prune_classifier"],
                   "Also prune the last Dense (classifier) layer.")
 flags.DEFINE_bool("prune_first_conv", D["prune_first_conv"], "Also prune the first convolution.")
+flags.DEFINE_enum("criterion", D["criterion"], CRITERIA.names(),
+                  "channel: group importance (l1/l2 norm of every parameter of a channel, "
+                  "bn_scale: BatchNorm |gamma|, taylor: |w * dL/dw|).")
+flags.DEFINE_enum("selection", D["selection"], list(SELECTIONS),
+                  "channel: the same fraction from every group, or one global ratio.")
+flags.DEFINE_float("max_per_group", D["max_per_group"],
+                   "channel, global selection: at most this fraction of one group pruned.")
+flags.DEFINE_integer("round_to", D["round_to"], "channel: keep a multiple of N channels per group.",
+                     lower_bound=1)
+flags.DEFINE_bool("from_scratch", D["from_scratch"],
+                  "Also train the shrunk architecture from scratch for the baseline's plus the "
+                  "fine-tuning's epochs, and report it beside the pruned model.")
 common.define_dynamic_flags()
 common.define_run_flags("saved_models/prune/<dataset>-<model>-<method>-<schedule>-<sparsity>-seed<seed>")
 
@@ -68,6 +81,10 @@ def main(argv):
     common.log(f"test accuracy {metrics['accuracy']:.4f} (baseline "
                f"{metrics['baseline_accuracy']:.4f}), pruned-layer sparsity "
                f"{metrics['pruned_sparsity']:.4f}")
+    if "from_scratch" in metrics:
+        common.log(f"the shrunk architecture trained from scratch "
+                   f"({metrics['from_scratch']['epochs']} epochs): test accuracy "
+                   f"{metrics['from_scratch']['accuracy']:.4f}")
     common.log(f"results: {output_dir}/metrics.json, {output_dir}/layers.csv, models: "
                f"{', '.join(p for p in metrics['models'].values() if p)}")
 

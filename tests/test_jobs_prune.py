@@ -16,7 +16,7 @@ TINY = dict(model="mlp", method="unit", schedule="polynomial", target_sparsity=0
     (dict(learning_rate=0), r"`learning_rate` must be > 0, got 0"),
     (dict(begin_step=100, end_step=50), r"`begin_step` must be before `end_step`"),
     (dict(baseline="/no/such/model.keras"), r"`baseline` must be 'train' or the path of a saved Keras model"),
-    (dict(method="lottery"), r"unknown pruning method 'lottery'; registered: adaptive, dynamic, incremental, unit, weight"),
+    (dict(method="lottery"), r"unknown pruning method 'lottery'; registered: adaptive, channel, dynamic, incremental, unit, weight"),
     (dict(schedule="step"), r"unknown schedule 'step'; registered: constant, polynomial"),
 ])
 def test_config_validation(kwargs, message):
@@ -127,3 +127,48 @@ def test_a_damaged_baseline_file_is_one_clear_error(tmp_path):
     with pytest.raises(TfpruneError, match=r"cannot load Keras model .*model.keras.*\(`baseline`\)"):
         run_prune(PruneConfig(**dict(TINY, baseline=str(bad))), str(tmp_path / "run"))
     assert not (tmp_path / "run").exists()
+
+
+def test_channel_method_prunes_groups_shrinks_and_trains_from_scratch(tmp_path):
+    config = PruneConfig(**dict(TINY, model="cnn", method="channel", schedule="constant",
+                                target_sparsity=0.5, fine_tune_epochs=1, from_scratch=True))
+    run = run_prune(config, str(tmp_path / "run"), log=lambda _: None)
+    metrics = run.metrics
+    assert metrics["pruned_sparsity"] == 0.5 and metrics["channel"]["criterion"] == "l2"
+    assert metrics["shrink"]["max_abs_diff"] <= 1e-5
+    assert metrics["shrink"]["removed"] == {"conv1": [32, 16], "conv2": [64, 32], "fc1": [128, 64]}
+    assert metrics["skipped_layers"]["classifier"].startswith("consumed by Activation 'softmax'")
+    scratch = metrics["from_scratch"]
+    assert scratch["epochs"] == 3 and scratch["params"] == metrics["shrink"]["params_after"]
+    assert run.deployed_kind == "shrunk" and run.model().count_params() == scratch["params"]
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(method="unit", criterion="taylor"), "`criterion` applies to method 'channel', not 'unit'"),
+    (dict(method="channel", criterion="random"), "unknown channel criterion 'random'"),
+    (dict(method="channel", selection="best"), "`mode` must be one of uniform, global, got 'best'"),
+    (dict(method="channel", layers=("fc1",)), "`layers` and `sparsity_m_by_n` do not apply to method 'channel'"),
+    (dict(method="channel", round_to=0), r"`round_to` must be an integer >= 1, got 0"),
+])
+def test_channel_options_are_checked(kwargs, message):
+    with pytest.raises(TfpruneError, match=message):
+        PruneConfig(**dict(TINY, **kwargs))
+
+
+@pytest.mark.slow
+def test_weight_pruning_lists_only_layers_it_really_prunes(tmp_path):
+    """DepthwiseConv2D kernels are not pruned by tfmot: they are left out with the reason, and
+    every layer listed as pruned reaches the target."""
+    from tfprune.keras import keras
+    from tfprune.models import build_model
+
+    path = str(tmp_path / "mnv2.keras")
+    build_model("mobilenetv2", (8, 8, 1), 10, seed=0).save(path)
+    config = PruneConfig(**dict(TINY, model="mobilenetv2", method="weight", schedule="constant",
+                                target_sparsity=0.5, fine_tune_epochs=1, baseline=path))
+    metrics = run_prune(config, str(tmp_path / "run"), log=lambda _: None).metrics
+    assert metrics["skipped_layers"]["expanded_conv_depthwise"] == \
+        "DepthwiseConv2D: tfmot prunes none of its weights"
+    assert metrics["layer_sparsity"] and all(
+        abs(s - 0.5) <= 0.01 for s in metrics["layer_sparsity"].values()), metrics["layer_sparsity"]
+    del keras

@@ -15,7 +15,7 @@ TINY = dict(model="mlp", methods=("weight", "unit"), schedules=("constant",), sp
 
 
 @pytest.mark.parametrize("kwargs, error, message", [
-    (dict(methods=()), TfpruneError, "`methods` must not be empty; choose from adaptive, dynamic, incremental, unit, weight"),
+    (dict(methods=()), TfpruneError, "`methods` must not be empty; choose from adaptive, channel, dynamic, incremental, unit, weight"),
     (dict(schedules=()), TfpruneError, "`schedules` must not be empty"),
     (dict(sparsities=()), TfpruneError, r"`sparsities` must not be empty; give values in \[0, 1\)"),
     (dict(sparsities=(0.5, 1.2)), TfpruneError, r"`sparsities` must be in \[0, 1\), got 1.2"),

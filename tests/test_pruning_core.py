@@ -84,7 +84,7 @@ def test_explicit_layers_and_classifier(digits):
 @pytest.mark.parametrize("kwargs, error, message", [
     (dict(target_sparsity=1.3), TfpruneError, r"`target_sparsity` must be in \[0, 1\), got 1.3"),
     (dict(target_sparsity=-0.2), TfpruneError, r"`target_sparsity` must be in \[0, 1\), got -0.2"),
-    (dict(method="random"), UnknownNameError, "unknown pruning method 'random'; registered: adaptive, dynamic, incremental, unit, weight"),
+    (dict(method="random"), UnknownNameError, "unknown pruning method 'random'; registered: adaptive, channel, dynamic, incremental, unit, weight"),
     (dict(schedule="cubic"), UnknownNameError, "unknown schedule 'cubic'; registered: constant, polynomial"),
     (dict(begin_step=30, end_step=10), TfpruneError, "`begin_step` must be before `end_step`"),
     (dict(layers=["flatten"]), TfpruneError, "cannot be pruned by weight pruning: flatten; prunable layers of .cnn.: conv1, conv2, fc1, classifier"),

@@ -7,6 +7,7 @@ from tfprune.pruning.methods import METHODS, check_options
 def test_each_method_says_what_it_takes():
     takes = {m.name: (m.takes_schedule, m.takes_target, m.decides) for m in METHODS.entries()}
     assert takes == {"weight": (True, True, False), "unit": (True, True, False),
+                     "channel": (True, True, False),
                      "dynamic": (False, False, True), "incremental": (False, True, True),
                      "adaptive": (False, False, True)}
     assert METHODS.get("adaptive").resolve_granularity() == "weight"

@@ -20,9 +20,10 @@ from tfprune import checks, io, training
 from tfprune.data import apply_dataset_defaults, check_dataset, load_data
 from tfprune.errors import TfpruneError
 from tfprune.jobs.rundir import prepare_run_dir
+from tfprune.keras import keras
 from tfprune.jobs.train import TrainConfig, train_baseline
 from tfprune.models import MODELS, build_model, check_fits, load_model
-from tfprune.pruning import core, dynamic, schedules, stats, surgery
+from tfprune.pruning import channels, core, dynamic, schedules, stats, surgery
 from tfprune.pruning.methods import METHODS, check_options
 from tfprune.results import plots
 from tfprune.results.tables import write_csv
@@ -30,6 +31,8 @@ from tfprune.results.tables import write_csv
 LAYER_COLUMNS = ["layer", "type", "pruned", "target_sparsity", "weights", "nonzeros", "sparsity",
                  "units", "units_kept", "units_after_shrink", "flops", "nonzero_flops"]
 # Options that only mean something under a schedule: (field, default).
+CHANNEL_OPTIONS = (("criterion", "l2"), ("selection", "uniform"), ("max_per_group", 0.9),
+                   ("round_to", 1))
 SCHEDULE_OPTIONS = (("begin_step", None), ("end_step", None), ("frequency", None),
                     ("initial_sparsity", 0.0), ("ramp_fraction", 0.6))
 
@@ -82,6 +85,11 @@ class PruneConfig:
     deterministic: bool = True
     dynamic: dict = None        # DynamicConfig fields for the methods that decide
     image_size: tuple = None    # folder: data sets only
+    criterion: str = "l2"       # channel method: group importance (pruning.channels.CRITERIA)
+    selection: str = "uniform"  # channel method: uniform per group, or one global ratio
+    max_per_group: float = 0.9  # channel method, global selection: most of a group pruned
+    round_to: int = 1           # channel method: kept channels a multiple of this
+    from_scratch: bool = False  # also train the shrunk architecture from scratch (Liu et al.)
 
     def __post_init__(self):
         self.image_size = check_dataset(self.dataset, self.image_size)
@@ -114,6 +122,16 @@ class PruneConfig:
             checks.check_file("baseline", self.baseline,
                               "'train' or the path of a saved Keras model (.keras or .h5)")
         self.dynamic = check_dynamic_options([self.method], self.dynamic)
+        if method.granularity == "channel":
+            core.channel_options_check(self.channel_options())
+            if self.layers or self.sparsity_m_by_n:
+                raise TfpruneError("`layers` and `sparsity_m_by_n` do not apply to method "
+                                   "'channel': it prunes every prunable channel group")
+        else:
+            for name, default in CHANNEL_OPTIONS:
+                if getattr(self, name) != default:
+                    raise TfpruneError(f"`{name}` applies to method 'channel', not "
+                                       f"{self.method!r}")
         self.augment = training.resolve_augmentation(self.augment, self.dataset, self.model,
                                                      self.image_size)
         if isinstance(self.layers, str):
@@ -126,6 +144,10 @@ class PruneConfig:
     @property
     def method_spec(self):
         return METHODS.get(self.method)
+
+    def channel_options(self):
+        return {"criterion": self.criterion, "mode": self.selection,
+                "max_per_group": self.max_per_group, "round_to": self.round_to}
 
     def granularity(self):
         spec = self.method_spec
@@ -156,6 +178,9 @@ def preflight(config, data, model=None):
                                config.ramp_fraction)
     if model is None:
         model = build_model(config.model, data.input_shape, data.num_classes)
+    if config.granularity() == "channel":
+        core.prunable_groups(model)
+        return
     core.select_layers(model, config.granularity(), config.layers, config.prune_classifier,
                        config.prune_first_conv, checks.parse_m_by_n(config.sparsity_m_by_n))
 
@@ -199,6 +224,24 @@ def load_baseline(config, output_dir, data, log=print):
     return model, path
 
 
+def _from_scratch(config, architecture, data, log):
+    """The pruned architecture trained from scratch for the baseline's and the fine-tuning's
+    epochs together (Liu et al., "Rethinking the value of network pruning"), its optimizer the
+    baseline's: the honest comparison for a structured result."""
+    training.set_seed(config.seed, config.deterministic)
+    model = keras.models.clone_model(architecture)  # fresh initial weights
+    epochs = config.baseline_epochs + config.fine_tune_epochs
+    baseline = config.baseline_config()
+    training.compile_model(model, training.make_optimizer(
+        baseline.optimizer, baseline.learning_rate, baseline.momentum, baseline.weight_decay,
+        baseline.lr_schedule, decay_steps=epochs * data.steps_per_epoch))
+    start = time.perf_counter()
+    training.fit(model, data, epochs, log=log, prefix="[from scratch] ")
+    loss, accuracy = training.evaluate(model, data.test)
+    return {"accuracy": accuracy, "loss": loss, "epochs": epochs,
+            "params": int(model.count_params()), "train_time_s": time.perf_counter() - start}
+
+
 def run_prune(config, output_dir, overwrite=False, log=print, data=None, baseline=None):
     """Run one pruning configuration into ``output_dir``; return a PruneRun.
 
@@ -238,7 +281,8 @@ def run_prune(config, output_dir, overwrite=False, log=print, data=None, baselin
             prune_classifier=config.prune_classifier, prune_first_conv=config.prune_first_conv,
             sparsity_m_by_n=config.sparsity_m_by_n, ramp_fraction=config.ramp_fraction,
             dynamic=config.dynamic, decisions_path=os.path.join(output_dir, "decisions.jsonl"),
-            train_data=data.split("train"), log=log)
+            train_data=data.split("train"), log=log,
+            channel=config.channel_options() if config.granularity() == "channel" else None)
         optimizer = training.make_optimizer(
             "adam", config.learning_rate, lr_schedule="cosine",
             decay_steps=config.fine_tune_epochs * data.steps_per_epoch)
@@ -257,11 +301,24 @@ def run_prune(config, output_dir, overwrite=False, log=print, data=None, baselin
                            callbacks=result.callbacks, log=log, prefix="[fine-tune] ")
     fine_tune_time = time.perf_counter() - start
 
-    pruned = core.strip(result.model)
+    # The channel method wraps nothing: its model is already plain.
+    pruned = result.model if result.channel_pruner is not None else core.strip(result.model)
     loss, accuracy = training.evaluate(pruned, data.test)
     summary = stats.summarize(pruned, result.pruned_layers)
     rows = summary.pop("layers")
-    shrunk = surgery.shrink(pruned, check_inputs=data.numpy("test", limit=256)[0])
+    check_inputs = data.numpy("test", limit=256)[0]
+    channel_metrics = {}
+    if result.channel_pruner is not None:
+        pruner = result.channel_pruner
+        shrunk = channels.shrink(pruned, pruner.groups, pruner.keep, check_inputs, atol=1e-4)
+        summary["pruned_sparsity"] = channels.channel_sparsity(pruner.groups, pruner.keep)
+        channel_metrics = {"channel": dict(
+            config.channel_options(), groups=len(pruner.groups),
+            prunable_groups=len(channels.prunable(pruner.groups)),
+            channel_sparsity=summary["pruned_sparsity"], events=pruner.history,
+            kept={str(g): len(k) for g, k in pruner.keep.items()})}
+    else:
+        shrunk = surgery.shrink(pruned, check_inputs=check_inputs)
     shrunk_summary = stats.summarize(shrunk.model)
     after = {row["layer"]: row["units"] for row in shrunk_summary.pop("layers")}
     shrunk_loss, shrunk_accuracy = training.evaluate(shrunk.model, data.test)
@@ -306,8 +363,10 @@ def run_prune(config, output_dir, overwrite=False, log=print, data=None, baselin
                               target=result.target_sparsity,
                               title=f"{config.model}: {config.method} pruning, "
                                     f"{config.schedule or 'no'} schedule")
+    if config.from_scratch:
+        channel_metrics["from_scratch"] = _from_scratch(config, shrunk.model, data, log)
     metrics = dict(
-        summary,
+        summary, **channel_metrics,
         baseline_path=baseline_path, baseline_accuracy=baseline_accuracy,
         baseline_loss=baseline_loss, accuracy=accuracy, loss=loss,
         accuracy_drop=baseline_accuracy - accuracy,

@@ -12,7 +12,6 @@ masking and physical removal.
 - ``shrink``: rebuild the model without them; the result is checked against the masked model.
 """
 
-import dataclasses
 import math
 
 import numpy as np
@@ -20,6 +19,7 @@ import numpy as np
 from tfprune import checks
 from tfprune.errors import InternalError, TfpruneError
 from tfprune.keras import keras, tf
+from tfprune.pruning.surgery import ShrinkResult
 from tfprune.registry import Registry
 
 L = keras.layers
@@ -205,13 +205,6 @@ def apply_masks(model, groups, keep):
                 variable.assign(np.moveaxis(moved, 0, axis))
 
 
-@dataclasses.dataclass
-class GroupShrinkResult:
-    model: keras.Model
-    removed: dict          # group id -> (channels before, after)
-    max_abs_diff: float = None
-
-
 def _kept_along(layer_members, keep, groups_by_id, role, full):
     """Kept indices along a layer's ``role`` axis (all of ``full`` where nothing is pruned)."""
     members = [(gid, m) for gid, m in layer_members if m.role == role]
@@ -227,12 +220,14 @@ def _kept_along(layer_members, keep, groups_by_id, role, full):
 
 
 def shrink(model, groups, keep, check_inputs=None, atol=1e-5):
-    """A thinner copy of ``model`` without the channels ``keep`` leaves out, every group removed
-    from every layer it touches. With ``check_inputs``, the outputs are compared with the model
-    masked the same way (the caller's model is not changed)."""
+    """A thinner copy of ``model`` (a surgery.ShrinkResult) without the channels ``keep`` leaves
+    out, every group removed from every layer it touches. With ``check_inputs``, the outputs are
+    compared with the model masked the same way (the caller's model is not changed)."""
     from tfprune.keras import check_model
 
     check_model(model)
+    source = keras.models.clone_model(model)  # one inbound node per layer (a stripped or
+    source.set_weights(model.get_weights())   # reused layer may have several)
     groups_by_id = {g.id: g for g in groups}
     per_layer = {}
     for group in groups:
@@ -240,11 +235,11 @@ def shrink(model, groups, keep, check_inputs=None, atol=1e-5):
             per_layer.setdefault(member.layer, []).append((group.id, member))
     new_tensors = {}
     inputs = []
-    for t in (model.inputs if isinstance(model.inputs, list) else [model.inputs]):
+    for t in (source.inputs if isinstance(source.inputs, list) else [source.inputs]):
         new = keras.Input(shape=t.shape[1:], dtype=t.dtype, name=t.name.split(":")[0])
         new_tensors[id(t)] = new
         inputs.append(new)
-    for layer in model.layers:
+    for layer in source.layers:
         if isinstance(layer, L.InputLayer):
             continue
         members = per_layer.get(layer.name, [])
@@ -266,12 +261,18 @@ def shrink(model, groups, keep, check_inputs=None, atol=1e-5):
         out = new_layer(args if isinstance(layer.input, list) else args[0])
         new_layer.set_weights(weights)
         new_tensors[id(layer.output)] = out
-    outputs = [new_tensors[id(t)] for t in (model.outputs if isinstance(model.outputs, list) else [model.outputs])]
+    outputs = [new_tensors[id(t)] for t in (source.outputs if isinstance(source.outputs, list) else [source.outputs])]
     thin = keras.Model(inputs if len(inputs) > 1 else inputs[0],
                        outputs if len(outputs) > 1 else outputs[0], name=model.name)
-    removed = {gid: (groups_by_id[gid].width, int(len(k))) for gid, k in keep.items()
-               if len(k) < groups_by_id[gid].width}
-    result = GroupShrinkResult(thin, removed)
+    removed = {}
+    for gid, kept in keep.items():
+        for member in groups_by_id[gid].members:
+            if member.role == "out" and len(kept) < groups_by_id[gid].width:
+                removed[member.layer] = (groups_by_id[gid].width, int(len(kept)))
+    notes = [f"{', '.join(g.layers('out')) or 'group ' + str(g.id)}: {g.width} channels kept "
+             f"({g.blocked})" for g in groups if g.blocked and g.layers("out")]
+    result = ShrinkResult(thin, removed, notes, int(model.count_params()),
+                          int(thin.count_params()))
     if check_inputs is not None:
         masked = keras.models.clone_model(model)
         masked.set_weights(model.get_weights())
@@ -283,3 +284,75 @@ def shrink(model, groups, keep, check_inputs=None, atol=1e-5):
             raise InternalError(f"group shrink differs from the masked model by "
                                 f"{result.max_abs_diff:.3g} (> {atol})")
     return result
+
+
+def channel_sparsity(groups, keep):
+    """Fraction of the prunable groups' channels that ``keep`` leaves out."""
+    total = sum(g.width for g in prunable(groups))
+    kept = sum(len(keep.get(g.id, range(g.width))) for g in prunable(groups))
+    return 1.0 - kept / total if total else 0.0
+
+
+class GroupPruner(keras.callbacks.Callback):
+    """Prunes channel groups during fine-tuning under a tfmot schedule: at every step where the
+    schedule prunes, channels are selected again at its sparsity (``select``); after every
+    batch the masks are applied again, so the optimizer cannot revive a pruned channel."""
+
+    def __init__(self, groups, schedule, criterion="l2", mode="uniform", max_per_group=0.9,
+                 round_to=1, data=None, log=None):
+        super().__init__()
+        CRITERIA.validate(criterion)
+        checks.check_choice("mode", mode, SELECTIONS)
+        self.groups, self.schedule = groups, schedule
+        self.criterion, self.mode = criterion, mode
+        self.max_per_group, self.round_to = max_per_group, round_to
+        self.data = data
+        self.log = log or (lambda _: None)
+        self.keep = {}
+        self.history = []   # [{"step", "sparsity", "channel_sparsity"}]
+        self._masks = None
+
+    def set_model(self, model):
+        super().set_model(model)
+        self._targets = []
+        for group in self.groups:
+            for member in group.members:
+                for variable, axis in _variables(model.get_layer(member.layer), member.role):
+                    self._targets.append((group, member, variable, axis))
+        self._masks = [tf.Variable(tf.ones_like(v), trainable=False) for _, _, v, _ in self._targets]
+
+    def _update_masks(self):
+        for (group, member, variable, axis), mask in zip(self._targets, self._masks):
+            ones = np.ones(variable.shape, np.float32)
+            if group.id in self.keep:
+                moved = np.moveaxis(ones, axis, 0)
+                moved[member.indices(np.setdiff1d(np.arange(group.width), self.keep[group.id]))] = 0
+                ones = np.moveaxis(moved, 0, axis)
+            mask.assign(ones)
+
+    @tf.function
+    def _apply(self):
+        for (_, _, variable, _), mask in zip(self._targets, self._masks):
+            variable.assign(variable * tf.cast(mask, variable.dtype))
+
+    def prune_now(self, sparsity):
+        data = None
+        if self.data is not None:
+            data = list(self.data.take(8)) if hasattr(self.data, "take") else self.data
+        scores = importance(self.model, self.groups, self.criterion, data)
+        self.keep = select(self.groups, scores, float(sparsity), self.mode, self.max_per_group,
+                           self.round_to)
+        self._update_masks()
+        self._apply()
+
+    def on_train_batch_begin(self, batch, logs=None):
+        step = int(keras.backend.get_value(self.model.optimizer.iterations))
+        should_prune, sparsity = self.schedule(tf.constant(step, tf.int64))
+        if bool(should_prune):
+            self.prune_now(float(sparsity))
+            self.history.append({"step": step, "sparsity": float(sparsity),
+                                 "channel_sparsity": channel_sparsity(self.groups, self.keep)})
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.keep:
+            self._apply()

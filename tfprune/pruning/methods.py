@@ -3,6 +3,7 @@ and how it is applied. Every place that used to ask "is this a dynamic method?" 
 
 - weight: tfmot magnitude pruning of single weights, under a schedule, to a target.
 - unit: whole Dense neurons / Conv2D filters by L2 norm, under a schedule, to a target.
+- channel: groups of coupled channels (pruning/groups.py) by a criterion, under a schedule.
 - dynamic, adaptive: a callback decides when, where and how much; they choose their sparsity.
 - incremental: a callback prunes in rounds up to a target; no schedule.
 
@@ -49,6 +50,9 @@ for _method in (
            takes_target=True, granularity="weight", supports_m_by_n=True),
     Method("unit", "whole Dense neurons / Conv2D filters with the lowest L2 norm",
            takes_schedule=True, takes_target=True, granularity="unit"),
+    Method("channel", "coupled channel groups (residual Adds, depthwise, BatchNorm, "
+           "Concatenate) by group importance; removed from every layer they touch",
+           takes_schedule=True, takes_target=True, granularity="channel"),
     Method("dynamic", "mean-column-norm pruner: decides when, where and how much",
            takes_schedule=False, takes_target=False, default_granularity="unit",
            pruner="MeanColumnNormPruner"),

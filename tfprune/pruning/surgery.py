@@ -14,7 +14,7 @@ import numpy as np
 
 from tfprune.errors import InternalError, TfpruneError
 from tfprune.keras import check_model, keras, tf
-from tfprune.pruning.core import is_wrapped
+from tfprune.pruning.unit import is_wrapped
 
 L = keras.layers
 

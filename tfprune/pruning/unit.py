@@ -94,3 +94,8 @@ class UnitPruneLowMagnitude(PruneLowMagnitude):
 def is_unit_prunable(layer):
     """Dense and Conv2D layers (not subclasses such as Conv2DTranspose, whose kernels differ)."""
     return type(layer) in (keras.layers.Dense, keras.layers.Conv2D)
+
+
+def is_wrapped(model):
+    """True when ``model`` still has tfmot pruning wrappers."""
+    return any(isinstance(layer, PruneLowMagnitude) for layer in model.layers)

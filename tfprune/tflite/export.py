@@ -15,7 +15,7 @@ import numpy as np
 from tfprune import io
 from tfprune.errors import TfpruneError
 from tfprune.keras import check_model, tf
-from tfprune.pruning.core import is_wrapped
+from tfprune.pruning.unit import is_wrapped
 from tfprune.registry import Registry
 
 QUANTIZATIONS = Registry("quantization")
