@@ -17,8 +17,7 @@ from tfprune.pruning import dynamic as dynamic_lib
 from tfprune.pruning import methods as methods_lib
 from tfprune.pruning import schedules as schedules_lib
 from tfprune.pruning.groups import channel_groups
-from tfprune.pruning.unit import (  # noqa: F401  (is_wrapped: re-exported)
-    PruneLowMagnitude, UnitPruneLowMagnitude, is_unit_prunable, is_wrapped)
+from tfprune.pruning.unit import PruneLowMagnitude, UnitPruneLowMagnitude, is_unit_prunable
 
 METHODS = methods_lib.METHODS
 

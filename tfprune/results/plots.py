@@ -82,7 +82,8 @@ def plot_sparsity_history(history, path, title="sparsity per layer over training
 
 QUANT_MARKERS = {"float32": "o", "float16": "s", "dynamic": "^", "int8": "D"}
 METHOD_COLORS = {"dense": "black", "weight": "tab:blue", "unit": "tab:orange",
-                 "dynamic": "tab:green", "incremental": "tab:purple", "adaptive": "tab:brown"}
+                 "dynamic": "tab:green", "incremental": "tab:purple", "adaptive": "tab:brown",
+                 "channel": "tab:cyan"}
 
 
 def _color(method):
