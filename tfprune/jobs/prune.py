@@ -33,8 +33,9 @@ LAYER_COLUMNS = ["layer", "type", "pruned", "target_sparsity", "weights", "nonze
 # Options that only mean something under a schedule: (field, default).
 CHANNEL_OPTIONS = (("criterion", "l2"), ("selection", "uniform"), ("max_per_group", 0.9),
                    ("round_to", 1))
-SCHEDULE_OPTIONS = (("begin_step", None), ("end_step", None), ("frequency", None),
-                    ("initial_sparsity", 0.0), ("ramp_fraction", 0.6))
+POLYNOMIAL_OPTIONS = (("initial_sparsity", 0.0), ("ramp_fraction", 0.6))
+SCHEDULE_OPTIONS = (("begin_step", None), ("end_step", None), ("frequency", None)) \
+    + POLYNOMIAL_OPTIONS
 
 
 def deciding_methods():
@@ -111,7 +112,7 @@ class PruneConfig:
                         f"`{name}` applies to methods with a schedule (weight, unit), not "
                         f"{self.method!r}, which decides when to prune itself")
         elif self.schedule == "constant":
-            for name, default in SCHEDULE_OPTIONS[3:]:
+            for name, default in POLYNOMIAL_OPTIONS:
                 if getattr(self, name) != default:
                     raise TfpruneError(f"`{name}` applies to the polynomial schedule, not "
                                        "'constant' (which prunes to the target at once)")
@@ -123,7 +124,7 @@ class PruneConfig:
                               "'train' or the path of a saved Keras model (.keras or .h5)")
         self.dynamic = check_dynamic_options([self.method], self.dynamic)
         if method.granularity == "channel":
-            core.channel_options_check(self.channel_options())
+            channels.check_options(self.channel_options())
             if self.layers or self.sparsity_m_by_n:
                 raise TfpruneError("`layers` and `sparsity_m_by_n` do not apply to method "
                                    "'channel': it prunes every prunable channel group")

@@ -140,18 +140,13 @@ def collect_rows(output_dir, config):
     return merge_latency(rows, _read_latency(output_dir))
 
 
-def _read_latency(output_dir):
+def _read_latency(output_dir, field="files", default=None):
+    """A field of latency.json (the timings of every file by default); ``default`` when the
+    file is missing or damaged (then the timing runs again)."""
     try:
-        return io.read_json(os.path.join(output_dir, "latency.json"))["files"]
+        return io.read_json(os.path.join(output_dir, "latency.json"))[field]
     except (OSError, ValueError, KeyError, TypeError):
-        return {}
-
-
-def _read_latency_seconds(output_dir):
-    try:
-        return float(io.read_json(os.path.join(output_dir, "latency.json"))["seconds"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return 0.0
+        return {} if default is None else default
 
 
 def merge_latency(rows, timings):
@@ -263,6 +258,7 @@ def time_deployed(config, output_dir, rows, log):
 
 def _setup_lines(config):
     seeds = ", ".join(str(s) for s in config.seeds)
+    rounds, runs_per_round = latency_plan(config)
     dynamic_options = (f" Options of the deciding methods: "
                        f"{json.dumps(config.dynamic, sort_keys=True)}." if config.dynamic else "")
     return [
@@ -273,9 +269,9 @@ def _setup_lines(config):
         f"target sparsities: {', '.join(f'{s:g}' for s in config.sparsities)}; quantizations: "
         f"{', '.join(config.quantizations)}.{dynamic_options}",
         "- Accuracy is measured on the LiteRT interpreter over the whole test split; latency is "
-        f"the median of {config.latency_runs} single-image invocations after warm-up on "
-        f"{config.num_threads} thread(s), every .tflite of the sweep timed together in "
-        "interleaved, shuffled rounds at the end; sizes are of the .tflite files, raw, gzip "
+        f"the median of {rounds} rounds x {runs_per_round} single-image invocations after "
+        f"warm-up on {config.num_threads} thread(s), every .tflite of the sweep timed together "
+        "in interleaved, shuffled rounds at the end; sizes are of the .tflite files, raw, gzip "
         "(level 9) and with the converter's sparse encoding. Unit-pruned models are deployed "
         "shrunk (pruned units physically removed).",
         "- Compression ratio = dense parameters / non-zero parameters; theoretical speedup = "
@@ -314,7 +310,7 @@ def write_results(output_dir, config, rows, wall_time_s=None):
         "prune_fine_tune_s": sum(per_variant.values()),
         "convert_s": sum(r["convert_time_s"] for r in rows),
         "evaluate_s": sum(r["evaluate_time_s"] for r in rows),
-        "latency_s": _read_latency_seconds(output_dir),
+        "latency_s": float(_read_latency(output_dir, "seconds", 0.0)),
     }
     io.write_json(os.path.join(output_dir, "results.json"), {
         "config": config.to_dict(), "variants_done": done, "variants_total": total,

@@ -27,31 +27,27 @@ CRITERIA = Registry("channel criterion")
 SELECTIONS = ("uniform", "global")
 
 
-def _params(layer, role):
-    """[(array, axis)] of ``layer``'s parameters along ``role``'s channel axis."""
+def _variables(layer, role):
+    """[(variable, axis)] of ``layer``'s parameters along ``role``'s channel axis."""
     if role == "out":
-        result = [(layer.kernel.numpy(), -1)]
-        if getattr(layer, "use_bias", False):
-            result.append((layer.bias.numpy(), 0))
-        return result
+        return [(layer.kernel, -1)] + ([(layer.bias, 0)] if getattr(layer, "use_bias", False) else [])
     if role == "in":
-        return [(layer.kernel.numpy(), -2)]
+        return [(layer.kernel, -2)]
     if isinstance(layer, L.BatchNormalization):
-        return [(v.numpy(), 0) for v in (layer.gamma, layer.beta) if v is not None]
+        return [(v, 0) for v in (layer.gamma, layer.beta) if v is not None]
     if isinstance(layer, L.DepthwiseConv2D):
-        result = [(layer.depthwise_kernel.numpy(), -2)]
-        if layer.use_bias:
-            result.append((layer.bias.numpy(), 0))
-        return result
+        return [(layer.depthwise_kernel, -2)] + ([(layer.bias, 0)] if layer.use_bias else [])
     return []
 
 
-def _per_channel(model, group, reduce):
-    """Sum over every member of ``reduce`` applied to each channel's slice."""
+def _per_channel(model, group, reduce, arrays=None):
+    """Sum over every member of ``reduce`` applied to each channel's slice of its parameters
+    (or of ``arrays``: {variable ref: array of the variable's shape}, e.g. Taylor scores)."""
     total = np.zeros(group.width)
     for member in group.members:
         layer = model.get_layer(member.layer)
-        for array, axis in _params(layer, member.role):
+        for variable, axis in _variables(layer, member.role):
+            array = arrays[variable.ref()] if arrays is not None else variable.numpy()
             moved = np.moveaxis(array, axis, 0)
             for c in range(group.width):
                 total[c] += reduce(moved[member.indices([c])])
@@ -59,17 +55,17 @@ def _per_channel(model, group, reduce):
 
 
 @CRITERIA.register("l2")
-def _l2(model, group, data=None):
+def _l2(model, group, data=None, memo=None):
     return np.sqrt(_per_channel(model, group, lambda w: float(np.sum(np.square(w)))))
 
 
 @CRITERIA.register("l1")
-def _l1(model, group, data=None):
+def _l1(model, group, data=None, memo=None):
     return _per_channel(model, group, lambda w: float(np.sum(np.abs(w))))
 
 
 @CRITERIA.register("bn_scale")
-def _bn_scale(model, group, data=None):
+def _bn_scale(model, group, data=None, memo=None):
     """|gamma| summed over the group's BatchNorms (Liu et al. 2017); L2 where it has none."""
     scale = np.zeros(group.width)
     found = False
@@ -82,52 +78,32 @@ def _bn_scale(model, group, data=None):
 
 
 @CRITERIA.register("taylor")
-def _taylor(model, group, data=None):
+def _taylor(model, group, data=None, memo=None):
     """First-order Taylor: |w * dL/dw| summed over the channel's parameters and ``data``'s
-    batches (Molchanov et al. 2019), from gradients computed once per model (cached)."""
+    batches (Molchanov et al. 2019). The gradients are computed once per ``memo`` (one
+    ``importance`` call), not once per group."""
     if data is None:
         raise TfpruneError("criterion 'taylor' needs `data` (batches of (inputs, labels))")
-    grads = _taylor_scores(model, data)
-    total = np.zeros(group.width)
-    for member in group.members:
-        layer = model.get_layer(member.layer)
-        for variable, axis in _variables(layer, member.role):
-            moved = np.moveaxis(grads[variable.ref()], axis, 0)
-            for c in range(group.width):
-                total[c] += float(np.sum(moved[member.indices([c])]))
-    return total
-
-
-def _variables(layer, role):
-    if role == "out":
-        return [(layer.kernel, -1)] + ([(layer.bias, 0)] if getattr(layer, "use_bias", False) else [])
-    if role == "in":
-        return [(layer.kernel, -2)]
-    if isinstance(layer, L.BatchNormalization):
-        return [(v, 0) for v in (layer.gamma, layer.beta) if v is not None]
-    if isinstance(layer, L.DepthwiseConv2D):
-        return [(layer.depthwise_kernel, -2)] + ([(layer.bias, 0)] if layer.use_bias else [])
-    return []
-
-
-_TAYLOR_CACHE = {}
-
-
-def _taylor_scores(model, data):
-    key = (id(model), id(data))
-    if key not in _TAYLOR_CACHE:
-        _TAYLOR_CACHE.clear()
+    memo = {} if memo is None else memo
+    if "taylor" not in memo:
         variables = model.trainable_variables
-        totals = {v.ref(): np.zeros(v.shape) for v in variables}
-        loss_fn = keras.losses.SparseCategoricalCrossentropy()
-        for x, y in data:
-            with tf.GradientTape() as tape:
-                loss = loss_fn(y, model(x, training=False))
-            for v, g in zip(variables, tape.gradient(loss, variables)):
-                if g is not None:
-                    totals[v.ref()] += np.abs(v.numpy() * tf.convert_to_tensor(g).numpy())
-        _TAYLOR_CACHE[key] = totals
-    return _TAYLOR_CACHE[key]
+        memo["taylor"] = {v.ref(): score for v, score in
+                          zip(variables, taylor_contributions(model, data, variables))}
+    return _per_channel(model, group, lambda w: float(np.sum(w)), memo["taylor"])
+
+
+def taylor_contributions(model, batches, variables):
+    """[|w * dL/dw| summed over ``batches``] for each of ``variables`` (sparse categorical
+    cross-entropy of ``model``'s outputs, inference mode)."""
+    totals = [np.zeros(v.shape) for v in variables]
+    loss_fn = keras.losses.SparseCategoricalCrossentropy()
+    for x, y in batches:
+        with tf.GradientTape() as tape:
+            loss = loss_fn(y, model(x, training=False))
+        for total, v, g in zip(totals, variables, tape.gradient(loss, variables)):
+            if g is not None:
+                total += np.abs(v.numpy() * tf.convert_to_tensor(g).numpy())
+    return totals
 
 
 def prunable(groups):
@@ -137,7 +113,22 @@ def prunable(groups):
 def importance(model, groups, criterion="l2", data=None):
     """{group id: score per channel} for every prunable group."""
     score = CRITERIA.get(criterion)
-    return {g.id: np.asarray(score(model, g, data), np.float64) for g in prunable(groups)}
+    memo = {}
+    return {g.id: np.asarray(score(model, g, data, memo), np.float64) for g in prunable(groups)}
+
+
+def check_options(options):
+    """The channel method's options (criterion, mode, max_per_group, round_to), validated."""
+    options = dict(options or {})
+    unknown = sorted(set(options) - {"criterion", "mode", "max_per_group", "round_to"})
+    if unknown:
+        raise TfpruneError(f"unknown channel option(s) {', '.join(unknown)}; known: criterion, "
+                           "mode, max_per_group, round_to")
+    CRITERIA.validate(options.get("criterion", "l2"))
+    checks.check_choice("mode", options.get("mode", "uniform"), SELECTIONS)
+    checks.check_fraction("max_per_group", options.get("max_per_group", 0.9))
+    checks.check_int("round_to", options.get("round_to", 1), 1)
+    return options
 
 
 def _rounded_keep(width, keep, round_to):
@@ -301,8 +292,8 @@ class GroupPruner(keras.callbacks.Callback):
     def __init__(self, groups, schedule, criterion="l2", mode="uniform", max_per_group=0.9,
                  round_to=1, data=None, log=None):
         super().__init__()
-        CRITERIA.validate(criterion)
-        checks.check_choice("mode", mode, SELECTIONS)
+        check_options({"criterion": criterion, "mode": mode, "max_per_group": max_per_group,
+                       "round_to": round_to})
         self.groups, self.schedule = groups, schedule
         self.criterion, self.mode = criterion, mode
         self.max_per_group, self.round_to = max_per_group, round_to

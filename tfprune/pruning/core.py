@@ -221,22 +221,6 @@ def prune(model, method="weight", schedule="polynomial", target_sparsity=0.5, *,
     return result
 
 
-def channel_options_check(channel):
-    """The channel method's options, validated (criterion, mode, max_per_group, round_to)."""
-    options = dict(channel or {})
-    unknown = sorted(set(options) - {"criterion", "mode", "max_per_group", "round_to"})
-    if unknown:
-        raise TfpruneError(f"unknown channel option(s) {', '.join(unknown)}; known: criterion, "
-                           "mode, max_per_group, round_to")
-    channels_lib.CRITERIA.validate(options.get("criterion", "l2"))
-    from tfprune import checks
-
-    checks.check_choice("mode", options.get("mode", "uniform"), channels_lib.SELECTIONS)
-    checks.check_fraction("max_per_group", options.get("max_per_group", 0.9))
-    checks.check_int("round_to", options.get("round_to", 1), 1)
-    return options
-
-
 def prunable_groups(model):
     """The model's channel groups; a TfpruneError when none can be pruned."""
     groups = channel_groups(model)
@@ -251,7 +235,7 @@ def _prune_channels(model, method, schedule, target_sparsity, steps, pruning_sch
     if layers:
         raise TfpruneError("`layers` does not apply to method 'channel': it prunes every "
                            "prunable channel group, each in every layer it touches")
-    options = channel_options_check(channel)
+    options = channels_lib.check_options(channel)
     copy = keras.models.clone_model(model)
     copy.set_weights(model.get_weights())
     groups = prunable_groups(copy)

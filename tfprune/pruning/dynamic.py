@@ -9,6 +9,7 @@ every check (``history``) for the plot.
 """
 
 import dataclasses
+import itertools
 import json
 import math
 
@@ -18,6 +19,7 @@ from tfprune import checks, io
 from tfprune.errors import InternalError, TfpruneError
 from tfprune.keras import keras, tf
 from tfprune.pruning import adaptive
+from tfprune.pruning.channels import taylor_contributions
 from tfprune.pruning.masks import (kept_and_total, kept_magnitudes, kept_units, layer_sparsity,
                                    low_norm_prune, lowest_scores_mask, mean_column_norm)
 from tfprune.pruning.methods import GRANULARITIES
@@ -280,18 +282,10 @@ class TaylorPruner(_MaskPruner):
             self.fraction = 1.0 - (1.0 - self.target) ** (1.0 / rounds)
 
     def scores(self):
-        kernels = [w.pruning_vars[0][0] for w in self.wrappers]
-        totals = [np.zeros(k.shape) for k in kernels]
-        loss_fn = keras.losses.SparseCategoricalCrossentropy()
-        for i, (x, y) in enumerate(self.dataset):
-            if self.max_batches and i >= self.max_batches:
-                break
-            with tf.GradientTape() as tape:
-                loss = loss_fn(y, self.model(x, training=False))
-            grads = tape.gradient(loss, kernels)
-            for total, kernel, grad in zip(totals, kernels, grads):
-                total += np.abs(kernel.numpy() * grad.numpy())
-        return totals
+        batches = itertools.islice(self.dataset, self.max_batches) if self.max_batches \
+            else self.dataset
+        return taylor_contributions(self.model, batches,
+                                    [w.pruning_vars[0][0] for w in self.wrappers])
 
     def on_epoch_end(self, epoch, logs=None):
         if (epoch + 1) % self.config.every:
