@@ -14,6 +14,7 @@ from tfprune.data import AUGMENTATIONS
 from tfprune.errors import TfpruneError
 from tfprune.models import MODELS
 from tfprune.pruning.dynamic import DynamicConfig
+from tfprune.pruning.methods import GRANULARITIES
 from tfprune.training import LR_SCHEDULES, OPTIMIZERS
 
 FLAGS = flags.FLAGS
@@ -112,9 +113,10 @@ _DYNAMIC_HELP = {
 def define_dynamic_flags():
     """The options of the methods that decide (dynamic, incremental, adaptive)."""
     dynamic_defaults = defaults(DynamicConfig)
-    flags.DEFINE_enum("granularity", None, ["unit", "weight"],
-                      "Deciding methods: prune whole units or single weights (default: weight "
-                      "for adaptive, unit otherwise).")
+    flags.DEFINE_enum("granularity", None, list(GRANULARITIES),
+                      "Deciding methods: prune channel groups (removed from every layer they "
+                      "touch, through residual Adds), per-layer units, or single weights "
+                      "(default: weight for adaptive, channel otherwise).")
     for flag, field in DYNAMIC_FLAGS.items():
         if flag == "granularity":
             continue

@@ -44,6 +44,10 @@ flags.DEFINE_integer("latency_runs", D["latency_runs"],
                      lower_bound=1)
 flags.DEFINE_integer("representative_count", D["representative_count"],
                      "Training images for int8 calibration.", lower_bound=1)
+flags.DEFINE_bool("from_scratch", D["from_scratch"],
+                  "Structured variants (unit, channel, deciding methods at unit or channel "
+                  "granularity): also train their thinner architecture from scratch for the "
+                  "same total epochs; reported as 'scratch acc %' beside the pruned model.")
 common.define_dynamic_flags()
 common.define_run_flags("saved_models/sweep/<dataset>-<model>")
 
@@ -61,7 +65,7 @@ def main(argv):
         split_seed=FLAGS.split_seed, data_dir=FLAGS.data_dir,
         representative_count=FLAGS.representative_count, num_threads=FLAGS.num_threads,
         latency_runs=FLAGS.latency_runs, dynamic=common.dynamic_options(),
-        image_size=FLAGS.image_size)
+        image_size=FLAGS.image_size, from_scratch=FLAGS.from_scratch)
     output_dir = FLAGS.output_dir or common.default_output_dir(
         "sweep", f"{config.dataset}-{config.model}")
     common.log(f"sweep of {len(config.variants())} variants x {len(config.quantizations)} "

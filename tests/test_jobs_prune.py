@@ -65,7 +65,7 @@ def test_run_prune_dynamic_methods_write_decisions(tmp_path, method):
     config = PruneConfig(**dict(TINY, method=method, schedule="-", target_sparsity=0.0,
                                 fine_tune_epochs=4,
                                 dynamic=dict(norm_tolerance=0.5, patience=1, every=1,
-                                             accuracy_tolerance=0.5)))
+                                             accuracy_tolerance=0.5, norm_fraction=0.95)))
     metrics = run_prune(config, out, log=lambda _: None).metrics
     assert os.path.exists(os.path.join(out, "decisions.jsonl"))
     assert os.path.exists(os.path.join(out, "plots", "sparsity_over_training.png"))
@@ -147,7 +147,13 @@ def test_channel_method_prunes_groups_shrinks_and_trains_from_scratch(tmp_path):
     (dict(method="unit", criterion="taylor"), "`criterion` applies to method 'channel', not 'unit'"),
     (dict(method="channel", criterion="random"), "unknown channel criterion 'random'"),
     (dict(method="channel", selection="best"), "`mode` must be one of uniform, global, got 'best'"),
-    (dict(method="channel", layers=("fc1",)), "`layers` and `sparsity_m_by_n` do not apply to method 'channel'"),
+    (dict(method="channel", layers=("fc1",)),
+     r"`layers` and `sparsity_m_by_n` do not apply to channel pruning \(method 'channel'\)"),
+    (dict(method="dynamic", schedule="-", target_sparsity=0.0, layers=("fc1",)),
+     r"`layers` and `sparsity_m_by_n` do not apply to channel pruning \(method 'dynamic'\)"),
+    (dict(method="weight", from_scratch=True), "`from_scratch` trains the thinner architecture"),
+    (dict(method="adaptive", schedule="-", target_sparsity=0.0, from_scratch=True),
+     "'adaptive' at 'weight' granularity keeps the architecture"),
     (dict(method="channel", round_to=0), r"`round_to` must be an integer >= 1, got 0"),
 ])
 def test_channel_options_are_checked(kwargs, message):

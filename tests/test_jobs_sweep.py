@@ -110,7 +110,8 @@ def test_dynamic_options_are_checked_with_the_grid(kwargs, message):
 def test_dynamic_options_reach_the_pruner(tmp_path):
     config = SweepConfig(**dict(TINY, methods=("dynamic",), quantizations=("float32",),
                                 dynamic={"patience": 1, "norm_tolerance": 0.5,
-                                         "accuracy_tolerance": 0.5}, fine_tune_epochs=3))
+                                         "accuracy_tolerance": 0.5, "norm_fraction": 0.95},
+                                fine_tune_epochs=3))
     rows = run_sweep(config, str(tmp_path / "sweep"), log=lambda _: None)
     (dynamic,) = [r for r in rows if r["method"] == "dynamic"]
     assert dynamic["target_sparsity"] is None and dynamic["schedule"] == "-"
@@ -120,6 +121,7 @@ def test_dynamic_options_reach_the_pruner(tmp_path):
     report = (tmp_path / "sweep" / "report.md").read_text()
     assert "## Decisions of the methods that prune by themselves" in report
     assert "seed 0 dynamic (chose its sparsity):" in report
+    assert "scratch acc %" not in report  # an opt-in column, shown only when measured
     assert "dynamic pruning holds accuracy" not in report or "achieved sparsity" in report
     csv_header = (tmp_path / "sweep" / "results.csv").read_text().splitlines()[0]
     assert "pruning_events,rollbacks,chosen_sparsity" in csv_header
@@ -160,3 +162,20 @@ def test_latency_is_merged_with_the_ratio_to_dense():
     merged = sweep_module.merge_latency(rows, timings)
     assert [r["latency_vs_dense"] for r in merged] == [1.0, 0.5, None]
     assert merged[2]["latency_ms_median"] is None
+
+
+def test_from_scratch_is_reported_beside_structured_variants_only(tmp_path):
+    with pytest.raises(TfpruneError, match="`from_scratch` applies to structured methods"):
+        SweepConfig(**dict(TINY, methods=("weight",), from_scratch=True))
+    config = SweepConfig(**dict(TINY, quantizations=("float32",), from_scratch=True))
+    assert [config.prune_config(k).from_scratch for k in config.variants()[1:]] == [False, True]
+    rows = run_sweep(config, str(tmp_path / "sweep"), log=lambda _: None)
+    by_method = {r["method"]: r for r in rows}
+    assert by_method["weight"]["scratch_accuracy"] is None
+    assert by_method["dense"]["scratch_accuracy"] is None
+    scratch = io.read_json(os.path.join(variant_dir(str(tmp_path / "sweep"), VariantKey(
+        0, "unit", "constant", 0.5)), "metrics.json"))["from_scratch"]
+    assert by_method["unit"]["scratch_accuracy"] == scratch["accuracy"]
+    assert scratch["epochs"] == config.baseline_epochs + config.fine_tune_epochs
+    report = (tmp_path / "sweep" / "report.md").read_text()
+    assert "scratch acc %" in report

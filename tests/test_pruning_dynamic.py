@@ -6,7 +6,7 @@ import pytest
 
 from tfprune.errors import TfpruneError
 from tfprune.models import build_model
-from tfprune.pruning import adaptive, dynamic, prune, strip, stats
+from tfprune.pruning import adaptive, channels, dynamic, prune, strip, stats
 from tfprune.pruning.dynamic import DynamicConfig
 
 
@@ -45,7 +45,7 @@ def test_prune_amount_formula():
     (dict(patience=0), r"`patience` must be an integer >= 1, got 0"),
     (dict(p=1.0, q=1.0), r"PQ index needs 0 < p < q, got p=1.0, q=1.0"),
     (dict(p=2.0, q=1.0), r"PQ index needs 0 < p < q"),
-    (dict(granularity="block"), r"`granularity` must be one of unit, weight, got 'block'"),
+    (dict(granularity="block"), r"`granularity` must be one of channel, unit, weight, got 'block'"),
 ])
 def test_config_validation(kwargs, message):
     with pytest.raises(TfpruneError, match=message):
@@ -58,51 +58,94 @@ def _fit(result, epochs, x, y):
                      verbose=0, callbacks=result.callbacks)
 
 
-@pytest.mark.parametrize("method", ["dynamic", "incremental", "adaptive"])
-def test_pruners_record_every_decision(tmp_path, method):
+@pytest.mark.parametrize("method, granularity", [
+    ("dynamic", None), ("incremental", None), ("adaptive", None),  # each method's default
+    ("dynamic", "unit"), ("incremental", "unit"), ("adaptive", "channel")])
+def test_pruners_record_every_decision(tmp_path, method, granularity):
     rng = np.random.default_rng(0)
     x = rng.random((256, 8, 8, 1)).astype(np.float32)
     y = (x.mean(axis=(1, 2, 3)) > 0.5).astype(np.int64)
     import tensorflow as tf
 
     path = tmp_path / "decisions.jsonl"
-    config = DynamicConfig(norm_tolerance=0.5, patience=1, accuracy_tolerance=0.5,
-                           norm_fraction=0.95, every=1)
+    # eta: over a few dozen channel norms the PQ bound keeps all; eta > 0 loosens it.
+    config = DynamicConfig(granularity=granularity, norm_tolerance=0.5, patience=1,
+                           accuracy_tolerance=0.5, norm_fraction=0.95, every=1,
+                           eta=0.5 if granularity == "channel" else 0.0)
     result = prune(build_model("mlp", (8, 8, 1), 2, seed=0), method, target_sparsity=0.5,
                    steps_per_epoch=4, epochs=6, dynamic=config, decisions_path=str(path),
                    train_data=tf.data.Dataset.from_tensor_slices((x, y)).batch(64))
+    resolved = result.pruner.config.granularity
+    assert resolved == (granularity or {"adaptive": "weight"}.get(method, "channel"))
     _fit(result, 6, x, y)
     decisions = [json.loads(line) for line in path.read_text().splitlines()]
     events = [d for d in decisions if d["action"] == "prune"]
     assert events, decisions
     for d in events:
         assert d["sparsity_after"] > d["sparsity_before"] and d["reason"] and d["layer"] in ("fc1", "fc2")
-    final = {r["layer"]: r for r in stats.layer_table(strip(result.model))}
     last = result.pruner.history[-1]["sparsity"]
-    for layer, sparsity in last.items():
-        assert abs(final[layer]["sparsity"] - sparsity) < 1e-6 or result.pruner.config.granularity == "unit"
+    if resolved == "channel":
+        # The masks hold through training, and shrink removes exactly the chosen channels.
+        masks = result.channel_masks
+        shrunk = channels.shrink(result.model, masks.groups, masks.keep, check_inputs=x[:8])
+        for layer, sparsity in last.items():
+            units = result.model.get_layer(layer).units
+            assert shrunk.model.get_layer(layer).units == round(units * (1 - sparsity))
+        assert shrunk.max_abs_diff <= 1e-5
+    else:
+        final = {r["layer"]: r for r in stats.layer_table(strip(result.model))}
+        for layer, sparsity in last.items():
+            assert abs(final[layer]["sparsity"] - sparsity) < 1e-6 or resolved == "unit"
     if method == "incremental":
-        assert max(last.values()) <= 0.5 + 1e-9
+        assert 0 < max(last.values()) <= 0.5 + 1e-9
     if method == "adaptive":
         assert len(result.pruner.pqi) == 6
 
 
 def test_rollback_restores_mask_and_weights():
     result = prune(build_model("mlp", (8, 8, 1), 10, seed=0), "dynamic", steps_per_epoch=1,
-                   epochs=1)
+                   epochs=1, dynamic={"granularity": "unit"})
     pruner = result.pruner
-    wrapper = pruner.wrappers[0]
-    kernel_before, mask_before = pruner.kernel_and_mask(wrapper)
-    saved = pruner._save(wrapper)
+    slot = pruner.slots[0]
+    kernel_before, mask_before = slot.kernel_and_mask()
+    saved = slot.save()
     new_mask = mask_before.copy()
     new_mask[..., :30] = 0
-    pruner.set_mask(wrapper, new_mask)
-    assert np.all(pruner.kernel_and_mask(wrapper)[0][..., :30] == 0)
-    pruner._rollback(wrapper, saved)
-    kernel, mask = pruner.kernel_and_mask(wrapper)
+    slot.set_mask(new_mask)
+    assert np.all(slot.kernel_and_mask()[0][..., :30] == 0)
+    slot.rollback(saved)
+    kernel, mask = slot.kernel_and_mask()
     np.testing.assert_array_equal(mask, mask_before)
     np.testing.assert_array_equal(kernel, kernel_before)
-    np.testing.assert_array_equal(wrapper.layer.bias.numpy(), saved["tied"][0])
+    np.testing.assert_array_equal(slot.wrapper.layer.bias.numpy(), saved["tied"][0])
+
+
+def test_group_slots_prune_and_roll_back_every_member():
+    """A group slot's columns are its channels in every layer they touch (residual Add,
+    BatchNorm, consumers' input rows); a rollback restores all of them."""
+    from test_pruning_channels import _trained_looking, user_net
+
+    model = _trained_looking(user_net())
+    result = prune(model, "dynamic", steps_per_epoch=1, epochs=1)
+    stem = next(s for s in result.pruner.slots if "stem" in s.name.split("+"))
+    assert set(stem.name.split("+")) == {"stem", "res_b"}
+    kernel, mask = stem.kernel_and_mask()
+    assert kernel.shape[1] == 16 and mask.all()
+    before = {v.name: v.numpy() for v in result.model.variables}
+    saved = stem.save()
+    new_mask = mask.copy()
+    new_mask[:, [1, 5]] = 0
+    stem.set_mask(new_mask)
+    for name in ("stem", "res_b"):
+        assert not result.model.get_layer(name).kernel.numpy()[..., [1, 5]].any()
+    assert not result.model.get_layer("res_a").kernel.numpy()[:, :, [1, 5], :].any()
+    assert not result.model.get_layer("stem_bn").gamma.numpy()[[1, 5]].any()
+    assert dynamic.layer_sparsity(stem.kernel_and_mask()[1], "channel") == pytest.approx(2 / 16)
+    stem.rollback(saved)
+    for v in result.model.variables:
+        np.testing.assert_array_equal(v.numpy(), before[v.name], err_msg=v.name)
+    assert stem.kernel_and_mask()[1].all()
+    assert model.get_layer("stem").kernel.numpy()[..., [1, 5]].any()  # the baseline untouched
 
 
 def test_incremental_needs_target_and_data():

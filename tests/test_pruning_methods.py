@@ -11,7 +11,7 @@ def test_each_method_says_what_it_takes():
                      "dynamic": (False, False, True), "incremental": (False, True, True),
                      "adaptive": (False, False, True)}
     assert METHODS.get("adaptive").resolve_granularity() == "weight"
-    assert METHODS.get("dynamic").resolve_granularity() == "unit"
+    assert METHODS.get("dynamic").resolve_granularity() == "channel"
     assert METHODS.get("dynamic").resolve_granularity("weight") == "weight"
     assert METHODS.get("unit").resolve_granularity("weight") == "unit"  # fixed by the method
 

@@ -123,11 +123,17 @@ class PruneConfig:
             checks.check_file("baseline", self.baseline,
                               "'train' or the path of a saved Keras model (.keras or .h5)")
         self.dynamic = check_dynamic_options([self.method], self.dynamic)
+        if self.from_scratch and not self.structured():
+            raise TfpruneError(f"`from_scratch` trains the thinner architecture a structured "
+                               f"method leaves (unit, channel, or a deciding method at unit or "
+                               f"channel granularity); {self.method!r} at "
+                               f"{self.granularity()!r} granularity keeps the architecture")
+        if self.granularity() == "channel" and (self.layers or self.sparsity_m_by_n):
+            raise TfpruneError(f"`layers` and `sparsity_m_by_n` do not apply to channel pruning "
+                               f"(method {self.method!r}): it prunes every prunable channel "
+                               "group")
         if method.granularity == "channel":
             channels.check_options(self.channel_options())
-            if self.layers or self.sparsity_m_by_n:
-                raise TfpruneError("`layers` and `sparsity_m_by_n` do not apply to method "
-                                   "'channel': it prunes every prunable channel group")
         else:
             for name, default in CHANNEL_OPTIONS:
                 if getattr(self, name) != default:
@@ -149,6 +155,10 @@ class PruneConfig:
     def channel_options(self):
         return {"criterion": self.criterion, "mode": self.selection,
                 "max_per_group": self.max_per_group, "round_to": self.round_to}
+
+    def structured(self):
+        """True when the method removes whole units or channels (shrink makes a thinner net)."""
+        return self.granularity() in ("unit", "channel")
 
     def granularity(self):
         spec = self.method_spec
@@ -283,7 +293,8 @@ def run_prune(config, output_dir, overwrite=False, log=print, data=None, baselin
             sparsity_m_by_n=config.sparsity_m_by_n, ramp_fraction=config.ramp_fraction,
             dynamic=config.dynamic, decisions_path=os.path.join(output_dir, "decisions.jsonl"),
             train_data=data.split("train"), log=log,
-            channel=config.channel_options() if config.granularity() == "channel" else None)
+            channel=config.channel_options() if config.method_spec.granularity == "channel"
+            else None)
         optimizer = training.make_optimizer(
             "adam", config.learning_rate, lr_schedule="cosine",
             decay_steps=config.fine_tune_epochs * data.steps_per_epoch)
@@ -302,22 +313,23 @@ def run_prune(config, output_dir, overwrite=False, log=print, data=None, baselin
                            callbacks=result.callbacks, log=log, prefix="[fine-tune] ")
     fine_tune_time = time.perf_counter() - start
 
-    # The channel method wraps nothing: its model is already plain.
-    pruned = result.model if result.channel_pruner is not None else core.strip(result.model)
+    # Channel granularity wraps nothing: its model is already plain.
+    pruned = result.model if result.channel_masks is not None else core.strip(result.model)
     loss, accuracy = training.evaluate(pruned, data.test)
     summary = stats.summarize(pruned, result.pruned_layers)
     rows = summary.pop("layers")
     check_inputs = data.numpy("test", limit=256)[0]
     channel_metrics = {}
-    if result.channel_pruner is not None:
-        pruner = result.channel_pruner
-        shrunk = channels.shrink(pruned, pruner.groups, pruner.keep, check_inputs, atol=1e-4)
-        summary["pruned_sparsity"] = channels.channel_sparsity(pruner.groups, pruner.keep)
+    if result.channel_masks is not None:
+        masks = result.channel_masks
+        shrunk = channels.shrink(pruned, masks.groups, masks.keep, check_inputs, atol=1e-4)
+        summary["pruned_sparsity"] = channels.channel_sparsity(masks.groups, masks.keep)
         channel_metrics = {"channel": dict(
-            config.channel_options(), groups=len(pruner.groups),
-            prunable_groups=len(channels.prunable(pruner.groups)),
-            channel_sparsity=summary["pruned_sparsity"], events=pruner.history,
-            kept={str(g): len(k) for g, k in pruner.keep.items()})}
+            config.channel_options() if result.channel_pruner is not None else {},
+            groups=len(masks.groups), prunable_groups=len(channels.prunable(masks.groups)),
+            channel_sparsity=summary["pruned_sparsity"],
+            events=result.channel_pruner.history if result.channel_pruner is not None else None,
+            kept={str(g): len(k) for g, k in masks.keep.items()})}
     else:
         shrunk = surgery.shrink(pruned, check_inputs=check_inputs)
     shrunk_summary = stats.summarize(shrunk.model)
@@ -363,7 +375,8 @@ def run_prune(config, output_dir, overwrite=False, log=print, data=None, baselin
     plots.plot_layer_sparsity(rows, os.path.join(output_dir, "plots", "layer_sparsity.png"),
                               target=result.target_sparsity,
                               title=f"{config.model}: {config.method} pruning, "
-                                    f"{config.schedule or 'no'} schedule")
+                                    f"{config.schedule or 'no'} schedule",
+                              structured=config.structured())
     if config.from_scratch:
         channel_metrics["from_scratch"] = _from_scratch(config, shrunk.model, data, log)
     metrics = dict(

@@ -20,6 +20,7 @@ import time
 
 from tfprune import checks, io, training
 from tfprune.data import apply_dataset_defaults, check_dataset, load_data
+from tfprune.errors import TfpruneError
 from tfprune.jobs import variant as variant_lib
 from tfprune.jobs.prune import check_dynamic_options, preflight
 from tfprune.jobs.rundir import prepare_run_dir
@@ -54,6 +55,8 @@ class SweepConfig:
     latency_runs: int = 200
     dynamic: dict = None   # options of the methods that decide (DynamicConfig fields)
     image_size: tuple = None  # folder: data sets only
+    from_scratch: bool = False  # structured variants: also train their thinner architecture
+                                # from scratch for the same total epochs (scratch_accuracy)
 
     def __post_init__(self):
         self.image_size = check_dataset(self.dataset, self.image_size)
@@ -76,6 +79,11 @@ class SweepConfig:
             checks.check_int(name, getattr(self, name), minimum)
         checks.check_positive("learning_rate", self.learning_rate)
         self.dynamic = check_dynamic_options(self.methods, self.dynamic)
+        if self.from_scratch and not any(self.prune_config(key).structured()
+                                         for key in self.variants() if key.method != rows_lib.DENSE):
+            raise TfpruneError(f"`from_scratch` applies to structured methods (unit, channel, or "
+                               f"a deciding method at unit or channel granularity); none of "
+                               f"{', '.join(self.methods)} is one")
         for key in self.variants():  # every combination, checked before anything trains
             if key.method != rows_lib.DENSE:
                 self.prune_config(key)
@@ -108,7 +116,7 @@ class SweepConfig:
             learning_rate=self.learning_rate, batch_size=self.batch_size,
             split_seed=self.split_seed, data_dir=self.data_dir, baseline=baseline,
             baseline_epochs=self.baseline_epochs, dynamic=self.dynamic,
-            image_size=self.image_size)
+            image_size=self.image_size, from_scratch=self.from_scratch)
 
     def load_data(self, seed):
         return load_data(self.dataset, batch_size=self.batch_size, seed=seed,

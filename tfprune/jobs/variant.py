@@ -13,12 +13,17 @@ from tfprune.results import rows as rows_lib
 from tfprune.tflite import measure
 
 
-def prune_config(key, dynamic=None, **fields):
+def prune_config(key, dynamic=None, from_scratch=False, **fields):
     """The PruneConfig of a variant: its method, schedule, target and seed from ``key``; the
-    deciding methods' options (``dynamic``) only for the methods that decide."""
-    return PruneConfig(method=key.method, schedule=key.schedule,
-                       target_sparsity=key.target_sparsity, seed=key.seed,
-                       dynamic=dynamic if METHODS.get(key.method).decides else None, **fields)
+    deciding methods' options (``dynamic``) only for the methods that decide; ``from_scratch``
+    only for the structured ones (what shrink makes thinner)."""
+    decides = METHODS.get(key.method).decides
+    config = PruneConfig(method=key.method, schedule=key.schedule,
+                         target_sparsity=key.target_sparsity, seed=key.seed,
+                         dynamic=dynamic if decides else None, **fields)
+    if from_scratch and config.structured():
+        config.from_scratch = True
+    return config
 
 
 def deploy(model, kind, data, out_dir, *, key, quantizations, representative_count,
@@ -55,11 +60,13 @@ def prune_and_deploy(prune_config, key, out_dir, data, baseline, dense_stats, *,
     run = run_prune(prune_config, out_dir, overwrite=True, log=log or (lambda _: None),
                     data=data, baseline=baseline)
     metrics = run.metrics
+    scratch = metrics.get("from_scratch")
     rows = deploy(run.model(), run.deployed_kind, data, out_dir, key=key,
                   quantizations=quantizations, representative_count=representative_count,
                   num_threads=num_threads, latency_runs=latency_runs,
                   keras_accuracy=metrics["accuracy"], dense_stats=dense_stats,
                   deployed_stats=metrics["deployed"],
-                  extra=dict(extra or {}, achieved_sparsity=metrics["pruned_sparsity"]),
+                  extra=dict(extra or {}, achieved_sparsity=metrics["pruned_sparsity"],
+                             scratch_accuracy=scratch["accuracy"] if scratch else None),
                   sources=(metrics,), log=log)
     return run, rows

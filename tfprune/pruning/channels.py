@@ -19,6 +19,7 @@ import numpy as np
 from tfprune import checks
 from tfprune.errors import InternalError, TfpruneError
 from tfprune.keras import keras, tf
+from tfprune.pruning.masks import kept_units
 from tfprune.pruning.surgery import ShrinkResult
 from tfprune.registry import Registry
 
@@ -284,35 +285,43 @@ def channel_sparsity(groups, keep):
     return 1.0 - kept / total if total else 0.0
 
 
-class GroupPruner(keras.callbacks.Callback):
-    """Prunes channel groups during fine-tuning under a tfmot schedule: at every step where the
-    schedule prunes, channels are selected again at its sparsity (``select``); after every
-    batch the masks are applied again, so the optimizer cannot revive a pruned channel."""
+class GroupMasks:
+    """0/1 masks over every parameter a model's channel groups touch, held in variables and
+    applied in place: the one home of channel masks during training, shared by GroupPruner and
+    the deciding pruners (pruning/dynamic.py). ``keep``: group id -> kept channel indices."""
 
-    def __init__(self, groups, schedule, criterion="l2", mode="uniform", max_per_group=0.9,
-                 round_to=1, data=None, log=None):
-        super().__init__()
-        check_options({"criterion": criterion, "mode": mode, "max_per_group": max_per_group,
-                       "round_to": round_to})
-        self.groups, self.schedule = groups, schedule
-        self.criterion, self.mode = criterion, mode
-        self.max_per_group, self.round_to = max_per_group, round_to
-        self.data = data
-        self.log = log or (lambda _: None)
+    def __init__(self, groups, model=None):
+        self.groups = list(groups)
+        self.by_id = {g.id: g for g in self.groups}
         self.keep = {}
-        self.history = []   # [{"step", "sparsity", "channel_sparsity"}]
-        self._masks = None
+        self.model = None
+        if model is not None:
+            self.bind(model)
 
-    def set_model(self, model):
-        super().set_model(model)
+    def bind(self, model):
+        if model is self.model:
+            return
+        self.model = model
         self._targets = []
         for group in self.groups:
             for member in group.members:
                 for variable, axis in _variables(model.get_layer(member.layer), member.role):
                     self._targets.append((group, member, variable, axis))
         self._masks = [tf.Variable(tf.ones_like(v), trainable=False) for _, _, v, _ in self._targets]
+        if self.keep:
+            self._refresh()
+            self.apply()
 
-    def _update_masks(self):
+    def set_keep(self, keep):
+        """Replace the kept channels of every group in ``keep`` and zero the rest now."""
+        self.keep.update({gid: np.sort(np.asarray(k, np.int64)) for gid, k in keep.items()})
+        self._refresh()
+        self.apply()
+
+    def kept(self, group):
+        return self.keep.get(group.id, np.arange(group.width))
+
+    def _refresh(self):
         for (group, member, variable, axis), mask in zip(self._targets, self._masks):
             ones = np.ones(variable.shape, np.float32)
             if group.id in self.keep:
@@ -326,15 +335,98 @@ class GroupPruner(keras.callbacks.Callback):
         for (_, _, variable, _), mask in zip(self._targets, self._masks):
             variable.assign(variable * tf.cast(mask, variable.dtype))
 
+    def apply(self):
+        if self.keep:
+            self._apply()
+
+
+class GroupSlot:
+    """One channel group seen as a kernel: a (parameters per channel, width) matrix whose column
+    c holds every parameter of channel c in every member, so the column math of masks.py (norms,
+    unit masks, lowest scores) serves groups as it serves a layer's units."""
+
+    def __init__(self, masks, group):
+        self.masks, self.group = masks, group
+        outs = group.layers("out")
+        self.name = "+".join(outs) if outs else f"group {group.id}"
+
+    def _parts(self):
+        for member in self.group.members:
+            layer = self.masks.model.get_layer(member.layer)
+            for variable, axis in _variables(layer, member.role):
+                yield member, variable, axis
+
+    def variables(self):
+        return [variable for _, variable, _ in self._parts()]
+
+    def matrix(self, arrays=None):
+        """The group's parameters (or ``arrays``: {variable ref: array}) as columns."""
+        width = self.group.width
+        rows = []
+        for member, variable, axis in self._parts():
+            array = arrays[variable.ref()] if arrays is not None else variable.numpy()
+            index = np.stack([member.indices([c]) for c in range(width)])  # (width, repeat)
+            rows.append(np.moveaxis(array, axis, 0)[index].reshape(width, -1))
+        return np.concatenate(rows, axis=1).T
+
+    def kernel_and_mask(self):
+        kernel = self.matrix()
+        mask = np.zeros_like(kernel)
+        mask[:, self.masks.kept(self.group)] = 1.0
+        return kernel, mask
+
+    def set_mask(self, mask):
+        self.masks.set_keep({self.group.id: kept_units(mask)})
+
+    def save(self):
+        return {"keep": self.masks.kept(self.group).copy(),
+                "values": {v.ref(): v.numpy() for v in self.variables()}}
+
+    def rollback(self, saved):
+        """Restore the channels pruned since ``saved`` with the values they had then."""
+        revived = np.setdiff1d(saved["keep"], self.masks.kept(self.group))
+        for member, variable, axis in self._parts():
+            value = np.moveaxis(variable.numpy(), axis, 0)
+            old = np.moveaxis(saved["values"][variable.ref()], axis, 0)
+            index = member.indices(revived)
+            value[index] = old[index]
+            variable.assign(np.moveaxis(value, 0, axis))
+        self.masks.set_keep({self.group.id: saved["keep"]})
+
+
+class GroupPruner(keras.callbacks.Callback):
+    """Prunes channel groups during fine-tuning under a tfmot schedule: at every step where the
+    schedule prunes, channels are selected again at its sparsity (``select``); after every
+    batch the masks are applied again, so the optimizer cannot revive a pruned channel."""
+
+    def __init__(self, groups, schedule, criterion="l2", mode="uniform", max_per_group=0.9,
+                 round_to=1, data=None, log=None):
+        super().__init__()
+        check_options({"criterion": criterion, "mode": mode, "max_per_group": max_per_group,
+                       "round_to": round_to})
+        self.masks = GroupMasks(groups)
+        self.groups, self.schedule = self.masks.groups, schedule
+        self.criterion, self.mode = criterion, mode
+        self.max_per_group, self.round_to = max_per_group, round_to
+        self.data = data
+        self.log = log or (lambda _: None)
+        self.history = []   # [{"step", "sparsity", "channel_sparsity"}]
+
+    @property
+    def keep(self):
+        return self.masks.keep
+
+    def set_model(self, model):
+        super().set_model(model)
+        self.masks.bind(model)
+
     def prune_now(self, sparsity):
         data = None
         if self.data is not None:
             data = list(self.data.take(8)) if hasattr(self.data, "take") else self.data
         scores = importance(self.model, self.groups, self.criterion, data)
-        self.keep = select(self.groups, scores, float(sparsity), self.mode, self.max_per_group,
-                           self.round_to)
-        self._update_masks()
-        self._apply()
+        self.masks.set_keep(select(self.groups, scores, float(sparsity), self.mode,
+                                   self.max_per_group, self.round_to))
 
     def on_train_batch_begin(self, batch, logs=None):
         step = int(keras.backend.get_value(self.model.optimizer.iterations))
@@ -345,5 +437,4 @@ class GroupPruner(keras.callbacks.Callback):
                                  "channel_sparsity": channel_sparsity(self.groups, self.keep)})
 
     def on_train_batch_end(self, batch, logs=None):
-        if self.keep:
-            self._apply()
+        self.masks.apply()

@@ -34,6 +34,8 @@ class PruneResult:
     target_sparsity: float      # None for methods that choose their sparsity
     pruner: object = None       # the deciding callback of a method that decides
     channel_pruner: object = None  # channels.GroupPruner of the channel method
+    channel_masks: object = None   # channels.GroupMasks of any channel-granularity method:
+                                   # its groups and kept channels are what shrink removes
 
 
 def _is_weight_prunable(layer):
@@ -143,8 +145,7 @@ def check_policy():
 
 def _wrap_model(model, granularity, pruning_schedule, selected, m_by_n):
     """A clone of ``model`` with ``selected`` layers wrapped (weights copied, never shared)."""
-    copy = keras.models.clone_model(model)
-    copy.set_weights(model.get_weights())
+    copy = _copy(model)
     selected_set = set(selected)
 
     def clone_function(layer):
@@ -174,8 +175,9 @@ def prune(model, method="weight", schedule="polynomial", target_sparsity=0.5, *,
     for themselves (``Method.decides``) ignore ``schedule``, take their parameters from
     ``dynamic`` (a DynamicConfig or a dict of its fields), write their decisions to
     ``decisions_path``, and "incremental" scores on ``train_data`` (batched, unshuffled).
-    The channel method prunes every prunable channel group (``layers`` and m:n do not apply);
-    ``channel`` holds its options (criterion, mode, max_per_group, round_to).
+    The channel method, and deciding methods at granularity "channel", prune every prunable
+    channel group (``layers`` and m:n do not apply); ``channel`` holds the channel method's
+    options (criterion, mode, max_per_group, round_to).
     """
     check_model(model)
     method = METHODS.get(method) if isinstance(method, str) else method
@@ -199,9 +201,19 @@ def prune(model, method="weight", schedule="polynomial", target_sparsity=0.5, *,
                                            end_step, frequency, ramp_fraction)
         pruning_schedule = schedules_lib.make_schedule(schedule, target_sparsity, steps,
                                                        initial_sparsity, power)
+    if channel and method.granularity != "channel":
+        raise TfpruneError(f"channel options (criterion, mode, max_per_group, round_to) apply "
+                           f"to method 'channel', not {method.name!r}")
     if granularity == "channel":
+        if layers or m_by_n:
+            raise TfpruneError(f"`layers` and `sparsity_m_by_n` do not apply to channel pruning "
+                               f"(method {method.name!r}): it prunes every prunable channel "
+                               "group, each in every layer it touches")
+        if method.decides:
+            return _decide_channels(model, method, target_sparsity, steps, config, train_data,
+                                    decisions_path, log)
         return _prune_channels(model, method, schedule, target_sparsity, steps, pruning_schedule,
-                               layers, channel, train_data, log)
+                               channel, train_data, log)
     selected, skipped = select_layers(model, granularity, layers, prune_classifier,
                                       prune_first_conv, m_by_n)
     wrapped = _wrap_model(model, granularity, pruning_schedule, selected, m_by_n)
@@ -210,15 +222,20 @@ def prune(model, method="weight", schedule="polynomial", target_sparsity=0.5, *,
         pruned_layers=selected, skipped_layers=skipped, steps=steps, method=method,
         schedule=schedule, target_sparsity=target_sparsity)
     if method.decides:
-        wrappers = [l for l in wrapped.layers if isinstance(l, PruneLowMagnitude)]
-        cls = dynamic_lib.PRUNERS[method.pruner]
-        if method.takes_target:
-            pruner = cls(wrappers, config, target_sparsity, train_data, decisions_path, log)
-        else:
-            pruner = cls(wrappers, config, decisions_path, log)
-        result.callbacks.append(pruner)
-        result.pruner = pruner
+        slots = [dynamic_lib.LayerSlot(l) for l in wrapped.layers
+                 if isinstance(l, PruneLowMagnitude)]
+        result.pruner = _make_pruner(method, slots, config, target_sparsity, train_data,
+                                     decisions_path, log)
+        result.callbacks.append(result.pruner)
     return result
+
+
+def _make_pruner(method, slots, config, target_sparsity, train_data, decisions_path, log,
+                 group_masks=None):
+    cls = dynamic_lib.PRUNERS[method.pruner]
+    if method.takes_target:
+        return cls(slots, config, target_sparsity, train_data, decisions_path, log, group_masks)
+    return cls(slots, config, decisions_path, log, group_masks)
 
 
 def prunable_groups(model):
@@ -230,25 +247,49 @@ def prunable_groups(model):
     return groups
 
 
-def _prune_channels(model, method, schedule, target_sparsity, steps, pruning_schedule, layers,
-                    channel, train_data, log):
-    if layers:
-        raise TfpruneError("`layers` does not apply to method 'channel': it prunes every "
-                           "prunable channel group, each in every layer it touches")
-    options = channels_lib.check_options(channel)
+def _copy(model):
     copy = keras.models.clone_model(model)
     copy.set_weights(model.get_weights())
+    return copy
+
+
+def _channel_layers(groups):
+    """(pruned layer names, {skipped name: why}) of a model's channel groups."""
+    pruned = sorted({m.layer for g in channels_lib.prunable(groups) for m in g.members
+                     if m.role == "out"})
+    skipped = {name: g.blocked for g in groups if g.blocked for name in g.layers("out")}
+    return pruned, skipped
+
+
+def _decide_channels(model, method, target_sparsity, steps, config, train_data, decisions_path,
+                     log):
+    """A deciding method over channel groups: one slot per prunable group."""
+    copy = _copy(model)
+    groups = prunable_groups(copy)
+    masks = channels_lib.GroupMasks(groups, copy)
+    slots = [channels_lib.GroupSlot(masks, g) for g in channels_lib.prunable(groups)]
+    pruner = _make_pruner(method, slots, config, target_sparsity, train_data, decisions_path,
+                          log, masks)
+    pruned, skipped = _channel_layers(groups)
+    return PruneResult(model=copy, callbacks=[pruner], pruned_layers=pruned,
+                       skipped_layers=skipped, steps=steps, method=method, schedule=None,
+                       target_sparsity=target_sparsity, pruner=pruner, channel_masks=masks)
+
+
+def _prune_channels(model, method, schedule, target_sparsity, steps, pruning_schedule, channel,
+                    train_data, log):
+    options = channels_lib.check_options(channel)
+    copy = _copy(model)
     groups = prunable_groups(copy)
     if options.get("criterion") == "taylor" and train_data is None:
         raise TfpruneError("criterion 'taylor' needs `train_data` to score channels")
     pruner = channels_lib.GroupPruner(groups, pruning_schedule, data=train_data, log=log,
                                       **options)
-    pruned = sorted({m.layer for g in channels_lib.prunable(groups) for m in g.members
-                     if m.role == "out"})
-    skipped = {name: g.blocked for g in groups if g.blocked for name in g.layers("out")}
+    pruned, skipped = _channel_layers(groups)
     return PruneResult(model=copy, callbacks=[pruner], pruned_layers=pruned,
                        skipped_layers=skipped, steps=steps, method=method, schedule=schedule,
-                       target_sparsity=target_sparsity, channel_pruner=pruner)
+                       target_sparsity=target_sparsity, channel_pruner=pruner,
+                       channel_masks=pruner.masks)
 
 
 def strip(model):

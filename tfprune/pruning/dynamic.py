@@ -1,9 +1,12 @@
 """Pruners that decide during training: the mean-column-norm pruner, incremental Taylor-contribution
 pruning and PQ-index adaptive pruning.
 
-All three run as Keras callbacks over a model whose layers carry tfmot pruning wrappers with a
-schedule that never fires after step 1 (see ``core.prune``): the callback writes the masks, the
-wrappers apply them every step, and ``strip`` / ``shrink`` work as for the other methods. Every
+All three run as Keras callbacks over "slots", each a kernel-like matrix with a mask the callback
+writes: at granularity "channel" (the default of dynamic and incremental) a slot is a channel
+group (channels.GroupSlot: removed from every layer it touches, through residual Adds, BatchNorm,
+depthwise convolutions and Concatenates) and the callback applies the masks after every batch;
+at "unit" or "weight" a slot is one layer under a tfmot pruning wrapper whose schedule never
+fires after step 1 (see ``core.prune``), so the wrapper applies the mask every step. Every
 decision is recorded (``decisions``) and written as JSON lines; sparsity per layer is recorded at
 every check (``history``) for the plot.
 """
@@ -29,7 +32,7 @@ from tfprune.pruning.methods import GRANULARITIES
 class DynamicConfig:
     """Parameters of the dynamic methods; validated on construction."""
 
-    granularity: str = None            # "unit" or "weight"; None: the method's default
+    granularity: str = None            # "channel", "unit" or "weight"; None: the method's default
                                        # (methods.Method.default_granularity)
     interval: int = 1                  # epochs between checks
     norm_tolerance: float = 0.05       # relative change of the mean column norm that counts as stable
@@ -75,45 +78,96 @@ def is_stable(norm_history, tolerance, patience):
 
 # --- the callbacks -----------------------------------------------------------------------------
 
+class LayerSlot:
+    """One layer under a tfmot pruning wrapper, as a slot: its kernel and mask, and (for unit
+    wrappers) the per-unit variables tied to it, such as the following BatchNorm's gamma/beta."""
+
+    def __init__(self, wrapper):
+        self.wrapper = wrapper
+        self.name = wrapper.layer.name
+
+    def _tied(self):
+        wrapper = self.wrapper
+        return wrapper._per_unit_variables() if hasattr(wrapper, "_per_unit_variables") else []
+
+    def variables(self):
+        return [self.wrapper.pruning_vars[0][0]]
+
+    def matrix(self, arrays):
+        return arrays[self.variables()[0].ref()]
+
+    def kernel_and_mask(self):
+        weight, mask, _ = self.wrapper.pruning_vars[0]
+        return weight.numpy(), mask.numpy()
+
+    def set_mask(self, new_mask):
+        _, mask, _ = self.wrapper.pruning_vars[0]
+        mask.assign(tf.cast(new_mask, mask.dtype))
+        self.wrapper.pruning_obj.weight_mask_op()  # apply now, not only at the next step
+
+    def save(self):
+        weight, mask, _ = self.wrapper.pruning_vars[0]
+        return {"mask": mask.numpy(), "kernel": weight.numpy(),
+                "tied": [v.numpy() for v in self._tied()]}
+
+    def rollback(self, saved):
+        """Restore the weights pruned since ``saved`` and its mask."""
+        weight, mask, _ = self.wrapper.pruning_vars[0]
+        revived = (saved["mask"] > 0) & (mask.numpy() == 0)
+        weight.assign(np.where(revived, saved["kernel"], weight.numpy()))
+        units = np.isin(np.arange(revived.shape[-1]), kept_units(revived))
+        for variable, old in zip(self._tied(), saved["tied"]):
+            variable.assign(np.where(units, old, variable.numpy()))
+        mask.assign(saved["mask"])
+
+
 class _MaskPruner(keras.callbacks.Callback):
-    """Shared machinery: read and write the masks of wrapped layers, record decisions."""
+    """Shared machinery: read and write the masks of the slots, record decisions. With
+    ``group_masks`` (channel granularity) the masks are applied again after every batch."""
 
     name = "dynamic"
 
-    def __init__(self, wrappers, config, decisions_path=None, log=None):
+    def __init__(self, slots, config, decisions_path=None, log=None, group_masks=None):
         super().__init__()
         if config.granularity is None:
             raise InternalError("DynamicConfig.granularity must be resolved before pruning")
-        self.wrappers = list(wrappers)
+        self.slots = list(slots)
         self.config = config
         self.decisions_path = decisions_path
         self.log = log or (lambda _: None)
+        self.group_masks = group_masks
         self.decisions = []
-        self.history = []  # [{"epoch": e, "step": s, "sparsity": {layer: x}}]
+        self.history = []  # [{"epoch": e, "step": s, "sparsity": {slot: x}}]
 
     @staticmethod
-    def layer_name(wrapper):
-        return wrapper.layer.name
+    def layer_name(slot):
+        return slot.name
 
     @staticmethod
-    def kernel_and_mask(wrapper):
-        weight, mask, _ = wrapper.pruning_vars[0]
-        return weight.numpy(), mask.numpy()
+    def kernel_and_mask(slot):
+        return slot.kernel_and_mask()
 
-    def set_mask(self, wrapper, new_mask):
-        _, mask, _ = wrapper.pruning_vars[0]
-        mask.assign(tf.cast(new_mask, mask.dtype))
-        wrapper.pruning_obj.weight_mask_op()  # apply now, not only at the next training step
+    def set_mask(self, slot, new_mask):
+        slot.set_mask(new_mask)
 
-    def sparsity(self, wrapper):
-        return layer_sparsity(self.kernel_and_mask(wrapper)[1], self.config.granularity)
+    def set_model(self, model):
+        super().set_model(model)
+        if self.group_masks is not None:
+            self.group_masks.bind(model)
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.group_masks is not None:
+            self.group_masks.apply()
+
+    def sparsity(self, slot):
+        return layer_sparsity(self.kernel_and_mask(slot)[1], self.config.granularity)
 
     def step(self):
         return int(keras.backend.get_value(self.model.optimizer.iterations))
 
-    def record(self, epoch, wrapper, action, reason, before, after, val_accuracy, **extra):
+    def record(self, epoch, slot, action, reason, before, after, val_accuracy, **extra):
         entry = {"method": self.name, "epoch": epoch + 1, "step": self.step(),
-                 "layer": self.layer_name(wrapper), "action": action, "reason": reason,
+                 "layer": self.layer_name(slot), "action": action, "reason": reason,
                  "sparsity_before": before, "sparsity_after": after,
                  "val_accuracy": val_accuracy, **extra}
         self.decisions.append(io.to_jsonable(entry))
@@ -123,7 +177,7 @@ class _MaskPruner(keras.callbacks.Callback):
 
     def snapshot(self, epoch):
         self.history.append({"epoch": epoch + 1, "step": self.step(),
-                             "sparsity": {self.layer_name(w): self.sparsity(w) for w in self.wrappers}})
+                             "sparsity": {self.layer_name(w): self.sparsity(w) for w in self.slots}})
 
     def write(self):
         if self.decisions_path:
@@ -155,27 +209,12 @@ class MeanColumnNormPruner(_MaskPruner):
 
     name = "dynamic"
 
-    def __init__(self, wrappers, config, decisions_path=None, log=None):
-        super().__init__(wrappers, config, decisions_path, log)
-        self.norms = {self.layer_name(w): [] for w in self.wrappers}
+    def __init__(self, slots, config, decisions_path=None, log=None, group_masks=None):
+        super().__init__(slots, config, decisions_path, log, group_masks)
+        self.norms = {self.layer_name(w): [] for w in self.slots}
         self.frozen = {}
         self.best = -math.inf
         self.pending = None
-
-    def _save(self, wrapper):
-        weight, mask, _ = wrapper.pruning_vars[0]
-        tied = wrapper._per_unit_variables() if hasattr(wrapper, "_per_unit_variables") else []
-        return {"mask": mask.numpy(), "kernel": weight.numpy(), "tied": [v.numpy() for v in tied]}
-
-    def _rollback(self, wrapper, saved):
-        weight, mask, _ = wrapper.pruning_vars[0]
-        revived = (saved["mask"] > 0) & (mask.numpy() == 0)
-        weight.assign(np.where(revived, saved["kernel"], weight.numpy()))
-        units = np.isin(np.arange(revived.shape[-1]), kept_units(revived))
-        tied = wrapper._per_unit_variables() if hasattr(wrapper, "_per_unit_variables") else []
-        for variable, old in zip(tied, saved["tied"]):
-            variable.assign(np.where(units, old, variable.numpy()))
-        mask.assign(saved["mask"])
 
     def on_epoch_end(self, epoch, logs=None):
         config = self.config
@@ -188,25 +227,25 @@ class MeanColumnNormPruner(_MaskPruner):
         val = float(logs["val_accuracy"])
         if self.pending:
             before_accuracy = self.pending["val_accuracy"]
-            for wrapper, saved in self.pending["layers"]:
-                now = self.sparsity(wrapper)
+            for slot, saved in self.pending["layers"]:
+                now = self.sparsity(slot)
                 if val < before_accuracy - config.accuracy_tolerance:
-                    self._rollback(wrapper, saved)
-                    self.frozen[self.layer_name(wrapper)] = "rolled back"
-                    self.record(epoch, wrapper, "rollback",
+                    slot.rollback(saved)
+                    self.frozen[self.layer_name(slot)] = "rolled back"
+                    self.record(epoch, slot, "rollback",
                                 f"validation accuracy fell from {before_accuracy:.4f} to {val:.4f}, "
                                 f"more than {config.accuracy_tolerance:g}; previous mask restored, "
-                                "layer no longer pruned", now, self.sparsity(wrapper), val)
+                                "layer no longer pruned", now, self.sparsity(slot), val)
                 else:
-                    self.record(epoch, wrapper, "confirm",
+                    self.record(epoch, slot, "confirm",
                                 f"validation accuracy {val:.4f} held within "
                                 f"{config.accuracy_tolerance:g} of {before_accuracy:.4f}", now, now, val)
             self.pending = None
         self.best = max(self.best, val)
         events = []
-        for wrapper in self.wrappers:
-            name = self.layer_name(wrapper)
-            kernel, mask = self.kernel_and_mask(wrapper)
+        for slot in self.slots:
+            name = self.layer_name(slot)
+            kernel, mask = self.kernel_and_mask(slot)
             mcn = mean_column_norm(kernel, mask)
             history = self.norms[name]
             history.append(mcn)
@@ -217,22 +256,22 @@ class MeanColumnNormPruner(_MaskPruner):
                 continue
             if before >= config.max_sparsity - 1e-9:
                 self.frozen[name] = "at max_sparsity"
-                self.record(epoch, wrapper, "stop", f"reached max_sparsity {config.max_sparsity:g}",
+                self.record(epoch, slot, "stop", f"reached max_sparsity {config.max_sparsity:g}",
                             before, before, val, **extra)
                 continue
             if not is_stable(history, config.norm_tolerance, config.patience):
-                self.record(epoch, wrapper, "wait", f"mean column norm not yet stable (relative "
+                self.record(epoch, slot, "wait", f"mean column norm not yet stable (relative "
                             f"change {change if change is not None else float('nan'):.4f}, need < "
                             f"{config.norm_tolerance:g} for {config.patience} checks)",
                             before, before, val, **extra)
                 continue
             if val < self.best - config.accuracy_tolerance:
-                self.record(epoch, wrapper, "wait", f"validation accuracy {val:.4f} more than "
+                self.record(epoch, slot, "wait", f"validation accuracy {val:.4f} more than "
                             f"{config.accuracy_tolerance:g} below the best {self.best:.4f}",
                             before, before, val, **extra)
                 continue
             if self.last_check(epoch, config.interval):
-                self.record(epoch, wrapper, "wait", "no check left to verify a pruning event",
+                self.record(epoch, slot, "wait", "no check left to verify a pruning event",
                             before, before, val, **extra)
                 continue
             new_mask, candidates = low_norm_prune(kernel, mask, config.granularity,
@@ -240,13 +279,13 @@ class MeanColumnNormPruner(_MaskPruner):
                                                   config.max_sparsity)
             after = layer_sparsity(new_mask, config.granularity)
             if after <= before:
-                self.record(epoch, wrapper, "wait", f"no {config.granularity}s below "
+                self.record(epoch, slot, "wait", f"no {config.granularity}s below "
                             f"{config.norm_fraction:g} x the mean column norm {mcn:.4f}",
                             before, before, val, candidates=candidates, **extra)
                 continue
-            events.append((wrapper, self._save(wrapper)))
-            self.set_mask(wrapper, new_mask)
-            self.record(epoch, wrapper, "prune",
+            events.append((slot, slot.save()))
+            self.set_mask(slot, new_mask)
+            self.record(epoch, slot, "prune",
                         f"mean column norm stable (relative change {change:.4f} < "
                         f"{config.norm_tolerance:g} for {config.patience} checks) and validation "
                         f"accuracy {val:.4f} within {config.accuracy_tolerance:g} of the best "
@@ -267,9 +306,9 @@ class TaylorPruner(_MaskPruner):
 
     name = "incremental"
 
-    def __init__(self, wrappers, config, target_sparsity, dataset, decisions_path=None, log=None,
-                 max_batches=None):
-        super().__init__(wrappers, config, decisions_path, log)
+    def __init__(self, slots, config, target_sparsity, dataset, decisions_path=None, log=None,
+                 group_masks=None, max_batches=None):
+        super().__init__(slots, config, decisions_path, log, group_masks)
         self.target = target_sparsity
         self.dataset = dataset
         self.max_batches = max_batches
@@ -284,27 +323,29 @@ class TaylorPruner(_MaskPruner):
     def scores(self):
         batches = itertools.islice(self.dataset, self.max_batches) if self.max_batches \
             else self.dataset
-        return taylor_contributions(self.model, batches,
-                                    [w.pruning_vars[0][0] for w in self.wrappers])
+        variables = list({v.ref(): v for slot in self.slots for v in slot.variables()}.values())
+        arrays = dict(zip((v.ref() for v in variables),
+                          taylor_contributions(self.model, batches, variables)))
+        return [slot.matrix(arrays) for slot in self.slots]
 
     def on_epoch_end(self, epoch, logs=None):
         if (epoch + 1) % self.config.every:
             return
         val = float((logs or {}).get("val_accuracy", float("nan")))
         scores = self.scores()
-        for wrapper, score in zip(self.wrappers, scores):
-            kernel, mask = self.kernel_and_mask(wrapper)
+        for slot, score in zip(self.slots, scores):
+            kernel, mask = self.kernel_and_mask(slot)
             before = layer_sparsity(mask, self.config.granularity)
             kept, total = kept_and_total(mask, self.config.granularity)
             allowed = int(math.floor(self.target * total + 1e-9)) - (total - kept)
             count = min(int(math.ceil(self.fraction * kept)), allowed)
             if count <= 0:
-                self.record(epoch, wrapper, "stop", f"reached the target {self.target:g}",
+                self.record(epoch, slot, "stop", f"reached the target {self.target:g}",
                             before, before, val)
                 continue
             new_mask = lowest_scores_mask(score, mask, self.config.granularity, count)
-            self.set_mask(wrapper, new_mask)
-            self.record(epoch, wrapper, "prune",
+            self.set_mask(slot, new_mask)
+            self.record(epoch, slot, "prune",
                         f"round every {self.config.every} epochs: {count} of {kept} remaining "
                         f"{self.config.granularity}s ({self.fraction:.3f}) with the lowest "
                         f"|w * dL/dw|", before, layer_sparsity(new_mask, self.config.granularity),
@@ -319,8 +360,8 @@ class PQIndexPruner(_MaskPruner):
 
     name = "adaptive"
 
-    def __init__(self, wrappers, config, decisions_path=None, log=None):
-        super().__init__(wrappers, config, decisions_path, log)
+    def __init__(self, slots, config, decisions_path=None, log=None, group_masks=None):
+        super().__init__(slots, config, decisions_path, log, group_masks)
         self.pqi = []  # [{"epoch": e, layer: I}]
 
     def _vector(self, kernel, mask):
@@ -330,35 +371,35 @@ class PQIndexPruner(_MaskPruner):
         config = self.config
         val = float((logs or {}).get("val_accuracy", float("nan")))
         indices = {}
-        for wrapper in self.wrappers:
-            kernel, mask = self.kernel_and_mask(wrapper)
-            indices[self.layer_name(wrapper)] = adaptive.pq_index(self._vector(kernel, mask),
+        for slot in self.slots:
+            kernel, mask = self.kernel_and_mask(slot)
+            indices[self.layer_name(slot)] = adaptive.pq_index(self._vector(kernel, mask),
                                                                   config.p, config.q)
         self.pqi.append({"epoch": epoch + 1, **indices})
         if (epoch + 1) % config.every or self.last_check(epoch, 1):
             return
-        for wrapper in self.wrappers:
-            kernel, mask = self.kernel_and_mask(wrapper)
+        for slot in self.slots:
+            kernel, mask = self.kernel_and_mask(slot)
             before = layer_sparsity(mask, config.granularity)
             vector = self._vector(kernel, mask)
             d = vector.size
-            index = indices[self.layer_name(wrapper)]
+            index = indices[self.layer_name(slot)]
             total = kept_and_total(mask, config.granularity)[1]
             count = adaptive.prune_amount(d, index, config.p, config.q, config.eta, config.gamma,
                                           config.beta)
             count = min(count, int(math.floor(config.max_sparsity * total + 1e-9)) - (total - d))
             r = adaptive.keep_bound(d, index, config.p, config.q, config.eta)
             if count <= 0:
-                self.record(epoch, wrapper, "wait", f"PQ index {index:.4f}: keep bound r={r:.1f} "
+                self.record(epoch, slot, "wait", f"PQ index {index:.4f}: keep bound r={r:.1f} "
                             f"of d={d} leaves nothing to prune (or max_sparsity reached)",
                             before, before, val, pq_index=index)
                 continue
-            # Smallest magnitudes first: |w| per weight, squared L2 norm per unit.
+            # Smallest magnitudes first: |w| per weight, squared L2 norm per unit or channel.
             kept_weights = kernel * mask
             scores = np.abs(kept_weights) if config.granularity == "weight" else kept_weights ** 2
             new_mask = lowest_scores_mask(scores, mask, config.granularity, count)
-            self.set_mask(wrapper, new_mask)
-            self.record(epoch, wrapper, "prune",
+            self.set_mask(slot, new_mask)
+            self.record(epoch, slot, "prune",
                         f"PQ index {index:.4f} (p={config.p:g}, q={config.q:g}): keep at least "
                         f"r={r:.1f} of d={d}; prune floor(d*min(gamma*(1-r/d), beta))={count}",
                         before, layer_sparsity(new_mask, config.granularity), val, pq_index=index)

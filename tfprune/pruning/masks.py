@@ -1,7 +1,8 @@
 """Mask and norm math as plain functions over arrays: the one home of it.
 
 A "unit" is an output neuron of a Dense layer or an output filter of a Conv2D layer: the last
-axis of its kernel. ``unit_norms`` / ``unit_mask`` run inside the training graph (TensorFlow
+axis of its kernel. A "channel" is a column of a channel group's matrix (channels.GroupSlot):
+the same column math, so every ``granularity`` below is "weight" or a column granularity. ``unit_norms`` / ``unit_mask`` run inside the training graph (TensorFlow
 ops); the NumPy functions below serve the deciding callbacks (pruning/dynamic.py), statistics and
 tests. Free of Keras layers, so tests can use tiny hand-computed arrays.
 """
@@ -53,6 +54,14 @@ def units_of_mask(mask):
     return tf.reduce_max(mask, axis=axes)
 
 
+COLUMN_GRANULARITIES = ("unit", "channel")
+
+
+def by_column(granularity):
+    """True when ``granularity`` prunes whole columns (units, channels), False for weights."""
+    return granularity in COLUMN_GRANULARITIES
+
+
 # --- on NumPy arrays ------------------------------------------------------------------------------
 
 def _columns(array):
@@ -88,14 +97,14 @@ def units_kept(kernel):
 def kept_and_total(mask, granularity):
     """(kept, total) units or weights of a kernel-shaped mask."""
     mask = np.asarray(mask)
-    if granularity == "unit":
+    if by_column(granularity):
         return int(kept_units(mask).size), int(mask.shape[-1])
     return int(np.count_nonzero(mask)), int(mask.size)
 
 
 def kept_magnitudes(kernel, mask, granularity):
     """The kept entries' magnitudes: unit L2 norms, or the weights themselves."""
-    if granularity == "unit":
+    if by_column(granularity):
         norms = column_norms(kernel, mask)
         return norms[norms > 0]
     return (np.asarray(kernel) * mask)[np.asarray(mask) > 0]
@@ -104,7 +113,7 @@ def kept_magnitudes(kernel, mask, granularity):
 def layer_sparsity(mask, granularity):
     """Fraction of units (``granularity='unit'``) or weights pruned by ``mask``."""
     mask = np.asarray(mask)
-    if granularity == "unit":
+    if by_column(granularity):
         return 1.0 - kept_units(mask).size / mask.shape[-1]
     return 1.0 - float(mask.mean())
 
@@ -120,7 +129,7 @@ def low_norm_prune(kernel, mask, granularity, norm_fraction, max_step, max_spars
     kernel = np.asarray(kernel, np.float64)
     mask = np.asarray(mask, np.float64).copy()
     mean = mean_column_norm(kernel, mask)
-    if granularity == "unit":
+    if by_column(granularity):
         norms = column_norms(kernel, mask)
         kept = kept_units(mask)
         scores, total = norms[kept], mask.shape[-1]
@@ -138,7 +147,7 @@ def low_norm_prune(kernel, mask, granularity, norm_fraction, max_step, max_spars
     budget = min(int(math.floor(max_step * total)),
                  int(math.floor(max_sparsity * total)) - pruned_now)
     chosen = order[:max(budget, 0)]
-    if granularity == "unit":
+    if by_column(granularity):
         mask[..., chosen] = 0
     else:
         flat = mask.ravel()
@@ -151,7 +160,7 @@ def lowest_scores_mask(scores, mask, granularity, count):
     """Zero the ``count`` kept entries (units or weights) with the lowest ``scores``."""
     mask = np.asarray(mask, np.float64).copy()
     scores = np.asarray(scores, np.float64)
-    if granularity == "unit":
+    if by_column(granularity):
         unit_scores = _columns(scores).sum(axis=0)
         kept = kept_units(mask)
         chosen = kept[np.argsort(unit_scores[kept], kind="stable")[:count]]

@@ -6,6 +6,9 @@ and how it is applied. Every place that used to ask "is this a dynamic method?" 
 - channel: groups of coupled channels (pruning/groups.py) by a criterion, under a schedule.
 - dynamic, adaptive: a callback decides when, where and how much; they choose their sparsity.
 - incremental: a callback prunes in rounds up to a target; no schedule.
+  The deciding methods prune channel groups by default (dynamic, incremental: the structure that
+  shrink removes, through residual Adds), or per-layer units or single weights on request; the
+  paper's adaptive pruning is over weights.
 
 ``check_options`` is the one check of the combinations (schedule, target, initial sparsity,
 m:n blocks) that configs run before any training and ``core.prune`` runs again.
@@ -18,7 +21,7 @@ from tfprune.errors import TfpruneError
 from tfprune.pruning.schedules import SCHEDULES
 from tfprune.registry import Registry
 
-GRANULARITIES = ("unit", "weight")
+GRANULARITIES = ("channel", "unit", "weight")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -27,7 +30,8 @@ class Method:
     description: str
     takes_schedule: bool          # False: a callback decides when to prune
     takes_target: bool            # False: the method chooses its own sparsity
-    granularity: str = None       # "weight" or "unit"; None: chosen per run (DynamicConfig)
+    granularity: str = None       # "weight", "unit" or "channel"; None: chosen per run
+                                  # (DynamicConfig.granularity)
     default_granularity: str = None
     supports_m_by_n: bool = False
     pruner: str = None            # name of the deciding callback in pruning/dynamic.py
@@ -54,10 +58,10 @@ for _method in (
            "Concatenate) by group importance; removed from every layer they touch",
            takes_schedule=True, takes_target=True, granularity="channel"),
     Method("dynamic", "mean-column-norm pruner: decides when, where and how much",
-           takes_schedule=False, takes_target=False, default_granularity="unit",
+           takes_schedule=False, takes_target=False, default_granularity="channel",
            pruner="MeanColumnNormPruner"),
     Method("incremental", "Taylor-contribution rounds up to the target", takes_schedule=False,
-           takes_target=True, default_granularity="unit", pruner="TaylorPruner"),
+           takes_target=True, default_granularity="channel", pruner="TaylorPruner"),
     # The paper's PQ index is over weights.
     Method("adaptive", "PQ-index adaptive pruning (Diao et al. 2023)", takes_schedule=False,
            takes_target=False, default_granularity="weight", pruner="PQIndexPruner"),

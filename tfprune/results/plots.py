@@ -39,15 +39,23 @@ def plot_history(history, path, title="training"):
     return save_figure(fig, path)
 
 
-def plot_layer_sparsity(rows, path, target=None, title="sparsity per layer"):
-    """Bar chart of each layer's achieved weight sparsity (and units kept), target marked."""
+def plot_layer_sparsity(rows, path, target=None, title="sparsity per layer", structured=False):
+    """Bar chart per layer, target marked: the fraction of weights pruned, or for a structured
+    method (``structured``) the fraction of units / channels removed by shrink, which is what
+    its target counts (a layer that also loses input channels is sparser than that in weights).
+    Labels: units kept / units."""
     fig, ax = plt.subplots(figsize=(max(6, 0.6 * len(rows) + 2), 4))
     names = [r["layer"] for r in rows]
-    values = [r["sparsity"] for r in rows]
+    if structured:
+        kept = [r["units_after_shrink"] for r in rows]
+        values = [1.0 - k / r["units"] if r["units"] else 0.0 for k, r in zip(kept, rows)]
+    else:
+        kept = [r["units_kept"] for r in rows]
+        values = [r["sparsity"] for r in rows]
     bars = ax.bar(range(len(rows)), values, color=["tab:blue" if r.get("pruned", True) else
                                                    "tab:gray" for r in rows])
-    for bar, row in zip(bars, rows):
-        ax.annotate(f"{row['units_kept']}/{row['units']}", (bar.get_x() + bar.get_width() / 2,
+    for bar, row, k in zip(bars, rows, kept):
+        ax.annotate(f"{k}/{row['units']}", (bar.get_x() + bar.get_width() / 2,
                     bar.get_height()), ha="center", va="bottom", fontsize=7)
     if target is not None:
         ax.axhline(target, color="tab:red", linestyle="--", label=f"target {target:g}")
@@ -56,7 +64,7 @@ def plot_layer_sparsity(rows, path, target=None, title="sparsity per layer"):
     ax.set_xticklabels(names, rotation=45, ha="right", fontsize=8)
     ax.set_ylim(0, 1.05)
     ax.set_xlabel("layer (grey: left dense; label: units kept / units)")
-    ax.set_ylabel("weight sparsity")
+    ax.set_ylabel("units / channels removed (fraction)" if structured else "weight sparsity")
     ax.set_title(title)
     ax.grid(axis="y", alpha=0.3)
     return save_figure(fig, path)

@@ -101,11 +101,13 @@ _KIND_FORMATS = {"percent": (".2f", 100), "kb": (".1f", 1 / 1024), "us": (".1f",
 
 
 def markdown_results(entries):
-    header = "| " + " | ".join(title for _, title, _ in rows_lib.TABLE) + " |"
-    lines = [header, "|" + "---|" * len(rows_lib.TABLE)]
+    table = [(column, title, kind) for column, title, kind in rows_lib.TABLE
+             if column not in rows_lib.OPTIONAL or any(e.get(column) is not None for e in entries)]
+    header = "| " + " | ".join(title for _, title, _ in table) + " |"
+    lines = [header, "|" + "---|" * len(table)]
     for e in entries:
         cells = []
-        for column, _, kind in rows_lib.TABLE:
+        for column, _, kind in table:
             if kind == "text":
                 cells.append(str(e[column]))
             elif kind == "sparsity":

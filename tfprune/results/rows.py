@@ -21,12 +21,15 @@ NO_SCHEDULE = "-"
 KEY = ("method", "schedule", "target_sparsity", "quantization")
 
 
-def _column(aggregate=False, title=None, kind="ratio", timed=False, carry=False):
+def _column(aggregate=False, title=None, kind="ratio", timed=False, carry=False,
+            optional=False):
     """aggregate: averaged over seeds; title/kind: shown in report.md's table (kind: text,
     sparsity, percent, kb, us, count, ratio); timed: filled by the sweep's joint timing of all
-    .tflite files; carry: copied as it is into the aggregated entry."""
+    .tflite files; carry: copied as it is into the aggregated entry; optional: the table shows
+    it only when some entry has a value (an opt-in measurement)."""
     return dataclasses.field(default=None, metadata={
-        "aggregate": aggregate, "title": title, "kind": kind, "timed": timed, "carry": carry})
+        "aggregate": aggregate, "title": title, "kind": kind, "timed": timed, "carry": carry,
+        "optional": optional})
 
 
 @dataclasses.dataclass
@@ -39,6 +42,8 @@ class Row:
     achieved_sparsity: float = _column(True, "achieved")
     keras_accuracy: float = _column(True, "Keras acc %", "percent")
     tflite_accuracy: float = _column(True, "TFLite acc %", "percent")
+    # The shrunk architecture trained from scratch for the same total epochs (--from_scratch).
+    scratch_accuracy: float = _column(True, "scratch acc %", "percent", optional=True)
     tflite_loss: float = _column()
     params: int = _column(True, "params", "count")
     nonzero_params: int = _column(True, "non-zeros", "count")
@@ -69,6 +74,7 @@ FIELDS = dataclasses.fields(Row)
 COLUMNS = [f.name for f in FIELDS]
 AGGREGATED = [f.name for f in FIELDS if f.metadata["aggregate"]]
 TABLE = [(f.name, f.metadata["title"], f.metadata["kind"]) for f in FIELDS if f.metadata["title"]]
+OPTIONAL = [f.name for f in FIELDS if f.metadata["optional"]]
 TIMED = [f.name for f in FIELDS if f.metadata["timed"]]
 CARRIED = [f.name for f in FIELDS if f.metadata["carry"]]
 
