@@ -1,6 +1,7 @@
 """Training primitives: seeds, optimizers, distribution strategy, mixed precision, fit with
 progress, evaluation and saving. No configs and no run directories (those are jobs/)."""
 
+import os
 import time
 
 from tfprune import checks, io
@@ -101,11 +102,77 @@ class ProgressLogger(keras.callbacks.Callback):
                  f"[{elapsed:.1f}s elapsed, ~{left:.1f}s left]")
 
 
-def fit(model, data, epochs, callbacks=(), log=print, prefix="", initial_epoch=0):
-    """model.fit on data.train with validation, printing one progress line per epoch."""
+class _Progress(keras.callbacks.Callback):
+    """Writes the history so far to ``path`` at every epoch end, before the checkpoint is saved
+    (so it always covers at least the checkpoint's epochs)."""
+
+    def __init__(self, path, history):
+        super().__init__()
+        self.path, self.history = path, history
+
+    def on_epoch_end(self, epoch, logs=None):
+        for key, value in (logs or {}).items():
+            self.history.setdefault(key, [])[epoch:] = [float(value)]
+        io.write_json(self.path, {"epochs_done": epoch + 1, "history": self.history})
+
+
+def checkpointed_epochs(backup_dir):
+    """Epochs finished in the BackupAndRestore checkpoint under ``backup_dir`` (0 when none)."""
+    latest = tf.train.latest_checkpoint(os.path.join(backup_dir, "chief"))
+    if latest is None:
+        return 0
+    reader = tf.train.load_checkpoint(latest)
+    return int(reader.get_tensor("ckpt_saved_epoch/.ATTRIBUTES/VARIABLE_VALUE")) + 1
+
+
+def _resume_state(backup_dir):
+    """(epochs done, history of those epochs) of an interrupted run in ``backup_dir``."""
+    done = checkpointed_epochs(backup_dir)
+    if not done:
+        return 0, {}
+    try:
+        history = io.read_json(os.path.join(backup_dir, "progress.json"))["history"]
+    except (OSError, ValueError, KeyError, TypeError):
+        history = {}
+    if any(len(values) < done for values in history.values()) or not history:
+        # The history is written before each checkpoint, so this means a damaged backup.
+        raise TfpruneError(f"the checkpoint in {backup_dir!r} has {done} epochs but its history "
+                           "(progress.json) does not; delete that directory to start over")
+    return done, {key: values[:done] for key, values in history.items()}
+
+
+class _History:
+    def __init__(self, history, run_this_time):
+        self.history = history
+        self.epochs_run_this_time = run_this_time
+
+
+def fit(model, data, epochs, callbacks=(), log=print, prefix="", backup_dir=None):
+    """model.fit on data.train with validation, printing one progress line per epoch.
+
+    With ``backup_dir`` the run checkpoints model, optimizer (and with it the step of the
+    learning-rate schedule) and the history at every epoch end, and a rerun resumes exactly:
+    the shuffled order of each remaining epoch is the one the uninterrupted run would have
+    drawn (data.train's shuffle draws a new order per pass, so the finished passes are replayed
+    first), and the returned history covers the whole run. Callbacks that hold state of their
+    own outside the model's variables must not be passed with ``backup_dir``.
+    """
     callbacks = list(callbacks) + [ProgressLogger(epochs, log=log, prefix=prefix)]
-    return model.fit(data.train, validation_data=data.validation, epochs=epochs, verbose=0,
-                     callbacks=callbacks, initial_epoch=initial_epoch)
+    if backup_dir is None:
+        result = model.fit(data.train, validation_data=data.validation, epochs=epochs, verbose=0,
+                           callbacks=callbacks)
+        return _History(result.history, len(result.epoch))
+    done, history = _resume_state(backup_dir)
+    if done:
+        log(f"{prefix}resuming after epoch {done}/{epochs} from {backup_dir}")
+        for _ in range(done):  # one pass per finished epoch: the next order is the same
+            for _ in data.train.take(1):
+                pass
+    callbacks = ([_Progress(os.path.join(backup_dir, "progress.json"), history)] + callbacks
+                 + [keras.callbacks.BackupAndRestore(backup_dir)])
+    result = model.fit(data.train, validation_data=data.validation, epochs=epochs, verbose=0,
+                       callbacks=callbacks)
+    return _History(history, len(result.epoch))
 
 
 def evaluate(model, dataset):

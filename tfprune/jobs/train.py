@@ -92,9 +92,8 @@ def train_baseline(config, output_dir, overwrite=False, log=print):
         f"{model.count_params():,} parameters, seed {config.seed}, "
         f"{strategy.num_replicas_in_sync} replica(s)")
     start = time.perf_counter()
-    # BackupAndRestore checkpoints every epoch, so an interrupted run resumes where it stopped.
-    history = training.fit(model, data, config.epochs,
-                           callbacks=[keras.callbacks.BackupAndRestore(backup_dir)], log=log)
+    # Checkpointed every epoch: an interrupted run resumes exactly where it stopped.
+    history = training.fit(model, data, config.epochs, log=log, backup_dir=backup_dir)
     train_time = time.perf_counter() - start
     test_loss, test_accuracy = training.evaluate(model, data.test)
     training.save_model(model, model_path)
@@ -109,7 +108,7 @@ def train_baseline(config, output_dir, overwrite=False, log=print):
         "trainable_params": int(sum(int(tf.size(w)) for w in model.trainable_weights)),
         "train_time_s": train_time,
         "epochs": config.epochs,
-        "epochs_run_this_time": len(history.history.get("loss", [])),
+        "epochs_run_this_time": history.epochs_run_this_time,
         "model_path": model_path,
         "dataset_sizes": data.sizes,
         "versions": {"tensorflow": tf.__version__, "tf_keras": keras.__version__},
