@@ -17,7 +17,7 @@ from absl import flags
 from experiments import common
 from tfprune import io
 from tfprune.jobs.prune import PruneConfig, run_prune
-from tfprune.jobs.train import TrainConfig, train_baseline
+from tfprune.jobs.train import TrainConfig, model_path, train_baseline
 from tfprune.models import load_model
 from tfprune.pruning import channels, stats
 from tfprune.pruning.groups import channel_groups
@@ -95,6 +95,7 @@ def main(argv):
     out = FLAGS.output_dir
     base = train_baseline(TrainConfig(dataset=FLAGS.dataset, model=FLAGS.model),
                           os.path.join(out, "baseline"), log=common.log)
+    base["model_path"] = model_path(os.path.join(out, "baseline"), base)
     common.log(f"baseline {FLAGS.model} on {FLAGS.dataset}: {base['test_accuracy']:.4f}")
     model = load_model(base["model_path"], "baseline")
     uniform_flops = one_shot_flops(model, FLAGS.sparsity, "uniform")

@@ -23,7 +23,7 @@ def prepare_models(baseline_path, work_dir, fine_tune_epochs=15, log=print):
                                         fine_tune_epochs=fine_tune_epochs,
                                         baseline=baseline_path), out, overwrite=True,
                             log=lambda _: None).metrics
-        models[label] = metrics["models"][kind]
+        models[label] = os.path.join(out, metrics["models"][kind])
         log(f"  prepared {label}: {models[label]}")
     return models
 

@@ -45,11 +45,11 @@ def section_training(out, log):
 
 
 def _baseline(out, log):
-    from tfprune.jobs.train import TrainConfig, train_baseline
+    from tfprune.jobs.train import TrainConfig, model_path, train_baseline
 
     metrics = train_baseline(TrainConfig(model="cnn"), os.path.join(out, "baseline"),
                              overwrite=True, log=lambda _: None)
-    return metrics["model_path"]
+    return model_path(os.path.join(out, "baseline"), metrics)
 
 
 def section_deployment(out, log):

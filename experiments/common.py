@@ -4,6 +4,7 @@ one-line message and exit status 2."""
 
 import dataclasses
 import os
+import re
 import sys
 
 from absl import app, flags, logging
@@ -141,8 +142,32 @@ def define_run_flags(default_output_dir_help):
                       "Replace an output directory that holds a run with a different configuration.")
 
 
+def os_error_message(err):
+    """One line for an OSError: the path and the reason (the one wording of file faults)."""
+    paths = " -> ".join(repr(p) for p in (err.filename, err.filename2) if p is not None)
+    reason = err.strerror or str(err)
+    return f"{paths}: {reason}" if paths else reason
+
+
+def _parse_flags(argv):
+    """absl's flag parsing, its errors in the same style and with the same exit status as
+    every other bad input (absl would print 'FATAL Flags parsing error' and exit 1)."""
+    try:
+        return FLAGS(argv)
+    except flags.Error as err:
+        message = str(err).splitlines()[0]
+        named = re.match(r"flag --(\w+)=", message)
+        if named and named.group(1) in FLAGS:
+            allowed = FLAGS[named.group(1)].parser.syntactic_help
+            if allowed and allowed not in message:
+                message += f" (allowed: {allowed})"
+        print(f"error: {message}", file=sys.stderr)
+        sys.exit(EXIT_BAD_INPUT)
+
+
 def run(main):
-    """app.run(main), printing TfpruneError messages without a traceback (exit code 2)."""
+    """app.run(main): bad flags, TfpruneError and file-system faults (OSError) end with one
+    line "error: ..." on stderr and exit code 2, without a traceback."""
 
     def guarded(argv):
         if len(argv) > 1:
@@ -155,12 +180,15 @@ def run(main):
         except TfpruneError as err:
             print(f"error: {err}", file=sys.stderr)
             sys.exit(EXIT_BAD_INPUT)
+        except OSError as err:
+            print(f"error: {os_error_message(err)}", file=sys.stderr)
+            sys.exit(EXIT_BAD_INPUT)
         except KeyboardInterrupt:
             print("interrupted; finished results are kept, rerun the same command to resume",
                   file=sys.stderr)
             sys.exit(130)
 
-    app.run(guarded)
+    app.run(guarded, flags_parser=_parse_flags)
 
 
 def parse_numbers(flag, values, kind=float):

@@ -31,7 +31,13 @@ def on_epoch_end(self, epoch, logs=None):
 
 training.ProgressLogger.on_epoch_end = on_epoch_end
 job = sys.argv[3]
-if job == "train":
+if job == "sweep_b":  # another configuration, replacing the directory's run
+    from tfprune.jobs.sweep import SweepConfig, run_sweep
+    run_sweep(SweepConfig(model="cnn", methods=("weight",), schedules=("constant",),
+                          sparsities=(0.5,), quantizations=("float32",), baseline_epochs=4,
+                          fine_tune_epochs=1, latency_runs=2, representative_count=10),
+              sys.argv[1], overwrite=True, log=lambda _: None)
+elif job == "train":
     from tfprune.jobs.train import TrainConfig, train_baseline
     train_baseline(TrainConfig(model="cnn", epochs=6), sys.argv[1], log=lambda _: None)
 else:
@@ -86,3 +92,136 @@ def test_sweep_killed_during_its_baseline_ends_as_uninterrupted(tmp_path):
                 for r in rows}
 
     assert results(killed) == results(full)
+
+
+def test_overwrite_killed_after_its_baseline_leaves_no_mix(tmp_path):
+    out = tmp_path / "sweep"
+    assert _run(out, "none", "sweep").returncode == 0
+    assert (out / "results.csv").exists()
+    assert _run(out, 3, "sweep_b").returncode == -9  # during the new run's baseline
+    left = {p.name for p in out.iterdir()}
+    assert not left & {"results.csv", "results.json", "report.md", "variants", "latency.json",
+                       "plots"}, left  # nothing of the old run is passed off as the new one's
+    assert json.loads((out / "config.json").read_text())["methods"] == ["weight"]
+
+
+def _tiny_sweep_config():
+    from tfprune.jobs.sweep import SweepConfig
+
+    return SweepConfig(model="mlp", methods=("unit",), schedules=("constant",), sparsities=(0.5,),
+                       quantizations=("float32",), baseline_epochs=2, fine_tune_epochs=1,
+                       batch_size=128, latency_runs=5, representative_count=20)
+
+
+@pytest.fixture(scope="module")
+def finished_sweep(tmp_path_factory):
+    from tfprune.jobs.sweep import run_sweep
+
+    out = tmp_path_factory.mktemp("finished") / "sweep"
+    run_sweep(_tiny_sweep_config(), str(out), log=lambda _: None)
+    return out
+
+
+def test_a_copied_run_directory_is_reused_where_it_lies(tmp_path, finished_sweep):
+    import shutil
+
+    from tfprune.jobs.sweep import run_sweep
+
+    copy = tmp_path / "moved"
+    shutil.copytree(finished_sweep, copy)
+    original = tmp_path / "original"
+    shutil.move(str(finished_sweep), original)  # the original is gone from where it was made
+    try:
+        lines = []
+        rows = run_sweep(_tiny_sweep_config(), str(copy), log=lines.append)
+    finally:
+        shutil.move(str(original), finished_sweep)
+    assert any("resuming: 2 of 2 variants already done" in line for line in lines), lines
+    assert not any(line.startswith("timing") for line in lines)  # latency.json still valid
+    for row in rows:
+        assert not os.path.isabs(row["tflite_file"]) and (copy / row["tflite_file"]).exists()
+    metrics = json.loads((copy / "baselines" / "seed0" / "metrics.json").read_text())
+    assert metrics["model_path"] == "model.keras"
+
+
+def test_damaged_markers_are_reported_and_redone(tmp_path, finished_sweep):
+    import shutil
+
+    from tfprune.jobs.sweep import run_sweep
+
+    out = tmp_path / "sweep"
+    shutil.copytree(finished_sweep, out)
+    variant = out / "variants" / "seed0" / "unit-constant-0.5" / "variant.json"
+    variant.write_text('{"rows": [')  # truncated
+    lines = []
+    rows = run_sweep(_tiny_sweep_config(), str(out), log=lines.append)
+    assert any(str(variant) in line and "damaged" in line for line in lines), lines
+    assert any("resuming: 1 of 2 variants already done" in line for line in lines)
+    assert json.loads(variant.read_text())["rows"] and {r["method"] for r in rows} == {"dense", "unit"}
+    # A marker that parses but is another variant's does not count either.
+    other = json.loads(variant.read_text())
+    variant.write_text(json.dumps(dict(other, target_sparsity=0.9)))
+    lines = []
+    run_sweep(_tiny_sweep_config(), str(out), log=lines.append)
+    assert any(str(variant) in line and "does not match" in line for line in lines), lines
+
+
+def test_files_get_the_users_umask(tmp_path, finished_sweep):
+    from tfprune import io
+
+    old = os.umask(0o022)
+    try:
+        io.write_text(tmp_path / "a.txt", "x")
+        assert (tmp_path / "a.txt").stat().st_mode & 0o777 == 0o644
+        os.umask(0o027)
+        io.write_json(tmp_path / "b.json", {})
+        assert (tmp_path / "b.json").stat().st_mode & 0o777 == 0o640
+    finally:
+        os.umask(old)
+    for path in finished_sweep.rglob("*"):  # written under the default umask 022
+        if path.is_file() and path.suffix in (".json", ".csv", ".md", ".keras", ".tflite", ".png"):
+            assert path.stat().st_mode & 0o044 == 0o044, path
+
+
+@pytest.mark.parametrize("args, fragments", [
+    (["-m", "experiments.train", "--epochs=abc"], ["--epochs=abc", "allowed: a positive integer"]),
+    (["-m", "experiments.train", "--epochs=0"], ["--epochs=0", "positive integer"]),
+    (["-m", "experiments.sweep", "--sparsities=abc"], ["--sparsities", "numbers"]),
+    (["-m", "experiments.train", "--output_dir=/etc/hostname"], ["'/etc/hostname' is a file"]),
+    (["-m", "experiments.train", "--output_dir=/etc/hostname/run"],
+     ["lies under '/etc/hostname', which is a file"]),
+])
+def test_bad_flags_and_paths_exit_2_with_one_line(python, args, fragments):
+    result = python(args)
+    assert result.returncode == 2, result.stderr[-2000:]
+    errors = [l for l in result.stderr.splitlines() if l.startswith("error:")]
+    assert len(errors) == 1 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    for fragment in fragments:
+        assert fragment in errors[0], errors[0]
+
+
+def test_damaged_config_and_empty_baseline_exit_2(python, tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text("{not json")
+    (run / "metrics.json").write_text("{}")
+    result = python(["-m", "experiments.train", "--model=mlp", "--epochs=1", f"--output_dir={run}"])
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    assert f"{run / 'config.json'} is damaged" in result.stderr and "--overwrite" in result.stderr
+    assert (run / "metrics.json").exists()  # nothing lost
+    empty = tmp_path / "empty.keras"
+    empty.write_bytes(b"")
+    result = python(["-m", "experiments.tune", f"--baseline={empty}", "--model=mlp",
+                     "--max_trials=2", f"--output_dir={tmp_path / 'tune'}"])
+    assert result.returncode == 2, result.stderr[-2000:]
+    errors = [l for l in result.stderr.splitlines() if l.startswith("error:")]
+    assert len(errors) == 1 and "cannot load Keras model" in errors[0], result.stderr[-2000:]
+
+
+def test_an_unwritable_output_directory_is_named_before_any_work(tmp_path, monkeypatch):
+    from tfprune.errors import RunDirectoryError
+    from tfprune.jobs import rundir
+
+    monkeypatch.setattr(rundir.os, "access", lambda path, mode: False)  # root may write anywhere
+    with pytest.raises(RunDirectoryError, match="is not writable"):
+        rundir.check_output_dir(tmp_path / "new" / "run")

@@ -65,7 +65,7 @@ def test_tiny_sweep_writes_report_and_resumes(tmp_path, monkeypatch):
                for line in lines)
     unit = [r for r in rows if r["method"] == "unit"]
     assert unit[0]["deployed"] == "shrunk" and unit[0]["params"] < rows[0]["params"]
-    assert os.path.exists(unit[0]["tflite_file"])
+    assert os.path.exists(os.path.join(out, unit[0]["tflite_file"]))  # relative: relocatable
     # The report's numbers are the variant files' numbers.
     results = json.loads(open(os.path.join(out, "results.json")).read())
     assert results["rows"] == collect_rows(out, config) and results["variants_done"] == 3

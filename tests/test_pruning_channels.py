@@ -22,7 +22,7 @@ def user_net(shape=(12, 12, 1), classes=4):
     r = L.BatchNormalization()(L.Conv2D(16, 3, padding="same", name="res_b")(r))
     y = L.ReLU()(L.Add(name="res_add")([y, r]))
     d = L.ReLU()(L.BatchNormalization()(L.DepthwiseConv2D(3, padding="same", name="dw")(y)))
-    d = L.ReLU()(L.BatchNormalization()(L.Conv2D(24, 1, name="pw")(d)))
+    d = L.ReLU()(L.BatchNormalization(name="pw_bn")(L.Conv2D(24, 1, name="pw")(d)))
     b = L.Conv2D(8, 3, padding="same", name="branch")(y)
     y = L.Conv2D(32, 3, strides=2, padding="same", name="post")(L.Concatenate(name="cat")([d, b]))
     y = L.Dense(32, activation="relu", name="fc")(L.Flatten()(L.MaxPooling2D()(L.ReLU()(y))))

@@ -154,3 +154,37 @@ def test_incremental_needs_target_and_data():
         prune(model, "incremental", target_sparsity=0.0, steps_per_epoch=1, epochs=1)
     with pytest.raises(TfpruneError, match="needs `train_data`"):
         prune(model, "incremental", target_sparsity=0.5, steps_per_epoch=1, epochs=1)
+
+
+def test_a_rollback_of_groups_sharing_a_layer_restores_everything():
+    """Two groups pruned in one event share a layer (the stem group's consumer rows and the
+    pointwise group's own columns meet in `pw`'s kernel): the pruner rolls back newest first,
+    and BatchNorm moving statistics, which decay while a channel is pruned, come back too."""
+    from test_pruning_channels import _trained_looking, user_net
+
+    result = prune(_trained_looking(user_net()), "dynamic", steps_per_epoch=1, epochs=1)
+    model, pruner = result.model, result.pruner
+    model.compile("adam", "sparse_categorical_crossentropy", ["accuracy"])
+    pruner.set_model(model)
+    pruner.params = {"epochs": 10}
+    before = {v.name: v.numpy() for v in model.variables}
+    pending = []
+    for name in ("stem+res_b", "pw"):
+        slot = next(s for s in pruner.slots if s.name == name)
+        pending.append((slot, slot.save()))
+        mask = slot.kernel_and_mask()[1]
+        mask[:, [0, 2]] = 0
+        slot.set_mask(mask)
+    for layer in model.layers:  # what training does to pruned channels' statistics meanwhile
+        if hasattr(layer, "moving_variance"):
+            layer.moving_variance.assign(layer.moving_variance * 0.5)
+    pruner.pending = {"val_accuracy": 0.9, "layers": pending}
+    pruner.on_epoch_end(0, {"val_accuracy": 0.1})
+    assert [d["action"] for d in pruner.decisions[:2]] == ["rollback", "rollback"]
+    stem_bn, pw_bn = (model.get_layer(n) for n in ("stem_bn", "pw_bn"))
+    for v in model.variables:
+        if "moving_variance" not in v.name:  # halved above; only revived channels come back
+            np.testing.assert_array_equal(v.numpy(), before[v.name], err_msg=v.name)
+    for bn in (stem_bn, pw_bn):
+        revived = bn.moving_variance.numpy()[[0, 2]]
+        np.testing.assert_array_equal(revived, before[bn.moving_variance.name][[0, 2]])

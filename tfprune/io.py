@@ -24,11 +24,19 @@ def _json_default(obj):
     raise TypeError(f"cannot write {type(obj).__name__} to JSON")
 
 
+def file_mode():
+    """The mode a plain open() would give a new file: 0666 less the process's umask."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 @contextlib.contextmanager
 def atomic_path(path, suffix=""):
     """Yield a temporary path next to ``path``; rename it to ``path`` if the block succeeds.
 
-    ``suffix`` keeps an extension some writers insist on (Keras wants ``.keras``).
+    ``suffix`` keeps an extension some writers insist on (Keras wants ``.keras``). The file gets
+    the user's umask (mkstemp's own 0600 would hide results from colleagues).
     """
     path = os.fspath(path)
     directory = os.path.dirname(path) or "."
@@ -38,6 +46,7 @@ def atomic_path(path, suffix=""):
     os.close(fd)
     try:
         yield tmp
+        os.chmod(tmp, file_mode())
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

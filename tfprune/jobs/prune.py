@@ -19,9 +19,9 @@ import time
 from tfprune import checks, io, training
 from tfprune.data import apply_dataset_defaults, check_dataset, load_data
 from tfprune.errors import TfpruneError
-from tfprune.jobs.rundir import prepare_run_dir
+from tfprune.jobs.rundir import inside, prepare_run_dir, read_marker
 from tfprune.keras import keras
-from tfprune.jobs.train import TrainConfig, train_baseline
+from tfprune.jobs.train import TrainConfig, model_path, train_baseline
 from tfprune.models import MODELS, build_model, check_fits, load_model
 from tfprune.pruning import channels, core, dynamic, schedules, stats, surgery
 from tfprune.pruning.methods import METHODS, check_options
@@ -128,10 +128,13 @@ class PruneConfig:
                                f"method leaves (unit, channel, or a deciding method at unit or "
                                f"channel granularity); {self.method!r} at "
                                f"{self.granularity()!r} granularity keeps the architecture")
-        if self.granularity() == "channel" and (self.layers or self.sparsity_m_by_n):
-            raise TfpruneError(f"`layers` and `sparsity_m_by_n` do not apply to channel pruning "
-                               f"(method {self.method!r}): it prunes every prunable channel "
-                               "group")
+        if self.granularity() == "channel" and (self.layers or self.sparsity_m_by_n
+                                                or self.prune_first_conv or self.prune_classifier):
+            raise TfpruneError(f"`layers`, `sparsity_m_by_n`, `prune_first_conv` and "
+                               f"`prune_classifier` do not apply to channel pruning (method "
+                               f"{self.method!r}): it prunes every prunable channel group, the "
+                               "first convolution's too; the classifier's outputs are the "
+                               "model's and never pruned")
         if method.granularity == "channel":
             channels.check_options(self.channel_options())
         else:
@@ -227,7 +230,7 @@ def load_baseline(config, output_dir, data, log=print):
     if config.baseline == "train":
         metrics = train_baseline(config.baseline_config(), os.path.join(output_dir, "baseline"),
                                  log=log)
-        path = metrics["model_path"]
+        path = model_path(os.path.join(output_dir, "baseline"), metrics)
     else:
         path = config.baseline
     model = load_model(path, "baseline")
@@ -268,8 +271,9 @@ def run_prune(config, output_dir, overwrite=False, log=print, data=None, baselin
     same_run = prepare_run_dir(output_dir, config.to_dict(), overwrite=overwrite,
                                marker="metrics.json")
     metrics_path = os.path.join(output_dir, "metrics.json")
-    if same_run and os.path.exists(metrics_path):
-        finished = PruneRun(io.read_json(metrics_path), output_dir)
+    metrics = read_marker(metrics_path, log) if same_run else None
+    if metrics is not None:
+        finished = PruneRun(metrics, output_dir)
         if finished.complete():
             log(f"{output_dir} already holds this finished run; reusing it")
             return finished
@@ -368,10 +372,10 @@ def run_prune(config, output_dir, overwrite=False, log=print, data=None, baselin
             title=f"{config.method} pruner: sparsity per layer ({pruner.config.granularity}s)")
         dynamic_metrics = dict(dynamic.summarize_decisions(pruner),
                                dynamic_config=dataclasses.asdict(pruner.config),
-                               decisions_path=os.path.join(output_dir, "decisions.jsonl"))
+                               decisions_path="decisions.jsonl")
         if getattr(pruner, "pqi", None):
             io.write_json(os.path.join(output_dir, "pq_index.json"), pruner.pqi)
-            dynamic_metrics["pq_index_path"] = os.path.join(output_dir, "pq_index.json")
+            dynamic_metrics["pq_index_path"] = "pq_index.json"
     plots.plot_layer_sparsity(rows, os.path.join(output_dir, "plots", "layer_sparsity.png"),
                               target=result.target_sparsity,
                               title=f"{config.model}: {config.method} pruning, "
@@ -381,7 +385,7 @@ def run_prune(config, output_dir, overwrite=False, log=print, data=None, baselin
         channel_metrics["from_scratch"] = _from_scratch(config, shrunk.model, data, log)
     metrics = dict(
         summary, **channel_metrics,
-        baseline_path=baseline_path, baseline_accuracy=baseline_accuracy,
+        baseline_path=inside(output_dir, baseline_path), baseline_accuracy=baseline_accuracy,
         baseline_loss=baseline_loss, accuracy=accuracy, loss=loss,
         accuracy_drop=baseline_accuracy - accuracy,
         layer_sparsity={r["layer"]: r["sparsity"] for r in rows if r["pruned"]},
@@ -389,8 +393,8 @@ def run_prune(config, output_dir, overwrite=False, log=print, data=None, baselin
         schedule_steps=dataclasses.asdict(result.steps) if result.pruner is None else None,
         fine_tune_time_s=fine_tune_time, shrink=shrink_metrics, **dynamic_metrics,
         deployed={"kind": kind, **deployed},  # the deployed model's own statistics
-        models={"pruned": os.path.join(output_dir, "pruned.keras"),
-                "shrunk": os.path.join(output_dir, "shrunk.keras") if shrunk.removed else None},
+        # Paths relative to the run directory, so it can be copied or moved.
+        models={"pruned": "pruned.keras", "shrunk": "shrunk.keras" if shrunk.removed else None},
     )
     metrics = io.to_jsonable(metrics)  # what a rerun reads back
     io.write_json(metrics_path, metrics)

@@ -1,12 +1,73 @@
 """Run directories: config.json first, a marker file last, resume or refuse.
 
-Only the jobs layer knows about run directories; the library below it is handed paths.
+Only the jobs layer knows about run directories; the library below it is handed paths. Files
+inside a run refer to each other by relative path (``inside`` / ``resolve``), so a run directory
+can be copied or moved and still be resumed or reused.
 """
 
 import os
+import shutil
 
 from tfprune.errors import RunDirectoryError
 from tfprune.io import read_json, to_jsonable, write_json
+
+
+def inside(directory, path):
+    """``path`` as written into ``directory``'s own files: relative to it when it lies inside,
+    so the run directory can be copied or moved (absolute otherwise: an input from elsewhere)."""
+    relative = os.path.relpath(os.path.abspath(path), os.path.abspath(directory))
+    return path if relative.startswith(os.pardir) else relative
+
+
+def resolve(directory, path):
+    """A path read from ``directory``'s files, made usable: relative ones are under it."""
+    return os.path.join(directory, path) if path is not None else None
+
+
+def read_marker(path, log=None, matches=None):
+    """The JSON of a finished marker (metrics.json, variant.json), or None when the run is not
+    finished: missing, or damaged (does not parse, or ``matches`` rejects it), which is
+    reported by path through ``log`` and means the work is done again."""
+    if not os.path.exists(path):
+        return None
+    try:
+        value = read_json(path)
+        if not isinstance(value, dict) or (matches is not None and not matches(value)):
+            raise ValueError("it does not match this run's configuration")
+        return value
+    except (OSError, ValueError) as e:
+        if log:
+            log(f"{path} is damaged ({str(e).splitlines()[0]}); doing that work again")
+        return None
+
+
+def check_output_dir(directory):
+    """A RunDirectoryError, before any work, when ``directory`` cannot be a run directory."""
+    directory = os.fspath(directory)
+    if os.path.exists(directory) and not os.path.isdir(directory):
+        raise RunDirectoryError(f"output directory {directory!r} is a file; choose a directory")
+    parent = directory
+    while parent and not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    parent = parent or "."
+    if not os.path.isdir(parent):
+        raise RunDirectoryError(f"output directory {directory!r} lies under {parent!r}, which is "
+                                "a file; choose a directory")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise RunDirectoryError(f"output directory {directory!r}: {parent!r} is not writable "
+                                "(permission denied); choose a writable directory")
+
+
+def _clear(directory, config_path):
+    """Empty a tfprune run directory: config.json first, so an interrupted clearing leaves a
+    directory that claims no configuration (an unfinished run), never a mix of two."""
+    os.remove(config_path)
+    for name in os.listdir(directory):
+        path = os.path.join(directory, name)
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path)
+        else:
+            os.remove(path)
 
 
 def prepare_run_dir(directory, config, overwrite=False, marker=None):
@@ -14,18 +75,29 @@ def prepare_run_dir(directory, config, overwrite=False, marker=None):
 
     Returns True when the directory already holds this same configuration (a rerun that may
     resume or skip finished work). A directory holding a different configuration is refused
-    unless ``overwrite``; then its ``marker`` file (the one whose presence means "finished") is
-    removed before the new config.json is written, so an interrupted overwrite can never pass
-    the old run's results off as the new one's. Other results are overwritten as the run proceeds.
+    unless ``overwrite``; then everything in it is removed (config.json first) before the new
+    config.json is written, so an interrupted overwrite can never pass the old run's results
+    off as the new one's. A non-empty directory without config.json is not a tfprune run: it
+    is refused unless ``overwrite``, and then written into but not emptied. ``marker`` (the
+    file whose presence means "finished") is removed in that case.
     """
     directory = os.fspath(directory)
+    check_output_dir(directory)
     config = to_jsonable(config)
     config_path = os.path.join(directory, "config.json")
     if os.path.exists(config_path):
-        previous = read_json(config_path)
+        try:
+            previous = read_json(config_path)
+        except ValueError as e:
+            previous = e
         if previous == config:
             return True
         if not overwrite:
+            if isinstance(previous, Exception):
+                raise RunDirectoryError(
+                    f"{config_path} is damaged ({str(previous).splitlines()[0]}): the directory's "
+                    "configuration is unknown; choose another --output_dir or pass --overwrite "
+                    "to replace it")
             changed = sorted(k for k in set(previous) | set(config)
                              if previous.get(k) != config.get(k))
             raise RunDirectoryError(
@@ -33,6 +105,7 @@ def prepare_run_dir(directory, config, overwrite=False, marker=None):
                 f"(differs in: {', '.join(changed)}); choose another --output_dir or pass "
                 "--overwrite to replace it"
             )
+        _clear(directory, config_path)
     elif os.path.isdir(directory) and os.listdir(directory) and not overwrite:
         raise RunDirectoryError(
             f"output directory {directory!r} is not empty and holds no tfprune config.json; "

@@ -15,7 +15,6 @@ import json
 import math
 import os
 import platform
-import shutil
 import time
 
 from tfprune import checks, io, training
@@ -23,8 +22,8 @@ from tfprune.data import apply_dataset_defaults, check_dataset, load_data
 from tfprune.errors import TfpruneError
 from tfprune.jobs import variant as variant_lib
 from tfprune.jobs.prune import check_dynamic_options, preflight
-from tfprune.jobs.rundir import prepare_run_dir
-from tfprune.jobs.train import TrainConfig, train_baseline
+from tfprune.jobs.rundir import inside, prepare_run_dir, read_marker, resolve
+from tfprune.jobs.train import TrainConfig, model_path, train_baseline
 from tfprune.keras import keras, tf
 from tfprune.models import MODELS, build_model, load_model
 from tfprune.pruning import METHODS, SCHEDULES, stats
@@ -130,14 +129,17 @@ def variant_dir(output_dir, key):
     return os.path.join(output_dir, "variants", f"seed{key.seed}", key.slug())
 
 
-def _read_variant(output_dir, key):
-    """The rows of a finished variant, or None when it has not finished (or its file is
-    damaged: then it runs again)."""
-    path = os.path.join(variant_dir(output_dir, key), "variant.json")
-    try:
-        return io.read_json(path)["rows"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
+def _read_variant(output_dir, key, log=None):
+    """The rows of a finished variant, or None when it has not finished, or its variant.json
+    is damaged (does not parse, is not this variant's, has no rows): then it is reported
+    through ``log`` and runs again."""
+    def matches(value):
+        rows = value.get("rows")
+        return ({k: value.get(k) for k in key.identity()} == key.identity()
+                and isinstance(rows, list) and rows and all(isinstance(r, dict) for r in rows))
+
+    found = read_marker(os.path.join(variant_dir(output_dir, key), "variant.json"), log, matches)
+    return found["rows"] if found else None
 
 
 def collect_rows(output_dir, config):
@@ -210,16 +212,22 @@ def _baseline(config, seed, output_dir, log):
     log(f"baseline seed {seed}: {base_dir}")
     metrics = train_baseline(config.train_config(seed), base_dir, overwrite=True,
                              log=lambda _: None)
-    model = load_model(metrics["model_path"], "baseline")
+    model = load_model(model_path(base_dir, metrics), "baseline")
     # The dense reference for every variant of this seed: loaded and counted once.
     base_stats = stats.summarize(model)
     base_stats.pop("layers")
     log(f"baseline seed {seed}: test accuracy {metrics['test_accuracy']:.4f} "
         f"({metrics['train_time_s']:.1f}s)")
-    return model, metrics, base_stats
+    return model, dict(metrics, model_path=model_path(base_dir, metrics)), base_stats
 
 
 def _run_variant(config, output_dir, key, data, baseline, log):
+    """The variant's rows, their .tflite files named relative to ``output_dir``."""
+    rows = _deploy_variant(config, output_dir, key, data, baseline, log)
+    return [dict(r, tflite_file=inside(output_dir, r["tflite_file"])) for r in rows]
+
+
+def _deploy_variant(config, output_dir, key, data, baseline, log):
     model, base_metrics, base_stats = baseline
     out = variant_dir(output_dir, key)
     common = dict(quantizations=config.quantizations,
@@ -257,8 +265,10 @@ def time_deployed(config, output_dir, rows, log):
     log(f"timing {len(files)} .tflite files together: {rounds} shuffled rounds x "
         f"{runs_per_round} invocations each, {config.num_threads} thread(s)")
     start = time.perf_counter()
-    timings = measure.time_together(files, example, rounds=rounds, runs_per_round=runs_per_round,
+    timings = measure.time_together([resolve(output_dir, f) for f in files], example,
+                                    rounds=rounds, runs_per_round=runs_per_round,
                                     num_threads=config.num_threads, seed=0)
+    timings = dict(zip(files, (timings[resolve(output_dir, f)] for f in files)))
     io.write_json(path, {"rounds": rounds, "runs_per_round": runs_per_round,
                          "num_threads": config.num_threads,
                          "seconds": time.perf_counter() - start, "files": timings})
@@ -340,18 +350,11 @@ def run_sweep(config, output_dir, overwrite=False, log=print):
     for key in config.variants():
         if key.method != rows_lib.DENSE:
             preflight(config.prune_config(key), data, architecture)
-    same = prepare_run_dir(output_dir, config.to_dict(), overwrite=overwrite)
-    if not same:
-        for stale in ("variants", "plots", "latency.json"):
-            path = os.path.join(output_dir, stale)
-            if os.path.isdir(path):
-                shutil.rmtree(path)
-            elif os.path.exists(path):
-                os.remove(path)
+    prepare_run_dir(output_dir, config.to_dict(), overwrite=overwrite)  # a new config: emptied
     start = time.perf_counter()
     baselines = {seed: _baseline(config, seed, output_dir, log) for seed in config.seeds}
     variants = config.variants()
-    todo = [key for key in variants if _read_variant(output_dir, key) is None]
+    todo = [key for key in variants if _read_variant(output_dir, key, log) is None]
     if len(todo) < len(variants):
         log(f"resuming: {len(variants) - len(todo)} of {len(variants)} variants already done")
     if todo and os.path.exists(os.path.join(output_dir, "latency.json")):

@@ -12,7 +12,7 @@ import time
 
 from tfprune import checks, io, training
 from tfprune.data import apply_dataset_defaults, check_dataset, load_data
-from tfprune.jobs.rundir import prepare_run_dir
+from tfprune.jobs.rundir import prepare_run_dir, read_marker, resolve
 from tfprune.keras import keras, tf
 from tfprune.models import MODELS, build_model
 from tfprune.results import plots
@@ -59,6 +59,11 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
 
+def model_path(output_dir, metrics):
+    """The trained model's file of the run in ``output_dir`` (metrics.json holds it relative)."""
+    return resolve(output_dir, metrics["model_path"])
+
+
 def train_baseline(config, output_dir, overwrite=False, log=print):
     """Train ``config`` into ``output_dir``; skip a finished run, resume an interrupted one.
 
@@ -68,9 +73,10 @@ def train_baseline(config, output_dir, overwrite=False, log=print):
                                marker="metrics.json")
     metrics_path = os.path.join(output_dir, "metrics.json")
     model_path = os.path.join(output_dir, "model.keras")
-    if same_run and os.path.exists(metrics_path) and os.path.exists(model_path):
+    metrics = read_marker(metrics_path, log) if same_run else None
+    if metrics is not None and os.path.exists(model_path):
         log(f"{output_dir} already holds this finished run; reusing it")
-        return io.read_json(metrics_path)
+        return metrics
     backup_dir = os.path.join(output_dir, "backup")
     if not same_run and os.path.exists(backup_dir):
         shutil.rmtree(backup_dir)  # a checkpoint of a different configuration
@@ -109,7 +115,7 @@ def train_baseline(config, output_dir, overwrite=False, log=print):
         "train_time_s": train_time,
         "epochs": config.epochs,
         "epochs_run_this_time": history.epochs_run_this_time,
-        "model_path": model_path,
+        "model_path": "model.keras",  # relative to the run directory: it can be moved
         "dataset_sizes": data.sizes,
         "versions": {"tensorflow": tf.__version__, "tf_keras": keras.__version__},
         "devices": [d.name for d in tf.config.list_logical_devices()],

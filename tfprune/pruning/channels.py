@@ -303,11 +303,12 @@ class GroupMasks:
             return
         self.model = model
         self._targets = []
-        for group in self.groups:
+        for group in prunable(self.groups):  # blocked groups are never masked
             for member in group.members:
                 for variable, axis in _variables(model.get_layer(member.layer), member.role):
                     self._targets.append((group, member, variable, axis))
         self._masks = [tf.Variable(tf.ones_like(v), trainable=False) for _, _, v, _ in self._targets]
+        self._apply = tf.function(self._apply_all)  # traced for this model's variables
         if self.keep:
             self._refresh()
             self.apply()
@@ -315,14 +316,16 @@ class GroupMasks:
     def set_keep(self, keep):
         """Replace the kept channels of every group in ``keep`` and zero the rest now."""
         self.keep.update({gid: np.sort(np.asarray(k, np.int64)) for gid, k in keep.items()})
-        self._refresh()
+        self._refresh(set(keep))
         self.apply()
 
     def kept(self, group):
         return self.keep.get(group.id, np.arange(group.width))
 
-    def _refresh(self):
+    def _refresh(self, group_ids=None):
         for (group, member, variable, axis), mask in zip(self._targets, self._masks):
+            if group_ids is not None and group.id not in group_ids:
+                continue
             ones = np.ones(variable.shape, np.float32)
             if group.id in self.keep:
                 moved = np.moveaxis(ones, axis, 0)
@@ -330,8 +333,7 @@ class GroupMasks:
                 ones = np.moveaxis(moved, 0, axis)
             mask.assign(ones)
 
-    @tf.function
-    def _apply(self):
+    def _apply_all(self):
         for (_, _, variable, _), mask in zip(self._targets, self._masks):
             variable.assign(variable * tf.cast(mask, variable.dtype))
 
@@ -378,14 +380,24 @@ class GroupSlot:
     def set_mask(self, mask):
         self.masks.set_keep({self.group.id: kept_units(mask)})
 
+    def _restorable(self):
+        """Every (member, variable, axis) a rollback restores: the parameters, and the moving
+        statistics of the group's BatchNorms (they decay while a channel is pruned)."""
+        yield from self._parts()
+        for member in self.group.members:
+            layer = self.masks.model.get_layer(member.layer)
+            if member.role == "channel" and isinstance(layer, L.BatchNormalization):
+                yield member, layer.moving_mean, 0
+                yield member, layer.moving_variance, 0
+
     def save(self):
         return {"keep": self.masks.kept(self.group).copy(),
-                "values": {v.ref(): v.numpy() for v in self.variables()}}
+                "values": {v.ref(): v.numpy() for _, v, _ in self._restorable()}}
 
     def rollback(self, saved):
         """Restore the channels pruned since ``saved`` with the values they had then."""
         revived = np.setdiff1d(saved["keep"], self.masks.kept(self.group))
-        for member, variable, axis in self._parts():
+        for member, variable, axis in self._restorable():
             value = np.moveaxis(variable.numpy(), axis, 0)
             old = np.moveaxis(saved["values"][variable.ref()], axis, 0)
             index = member.indices(revived)

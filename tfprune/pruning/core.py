@@ -161,6 +161,9 @@ def _wrap_model(model, granularity, pruning_schedule, selected, m_by_n):
             for bn in _following_batchnorm(copy, name):
                 wrapper.tie([v for v in (bn.gamma, bn.beta) if v is not None])
                 wrapper.tied_layers.append(bn.name)
+                # Not masked, but restored with a unit on a rollback (they decay meanwhile).
+                wrapper.tied_statistics = getattr(wrapper, "tied_statistics", []) + [
+                    bn.moving_mean, bn.moving_variance]
     return wrapped
 
 
@@ -205,10 +208,12 @@ def prune(model, method="weight", schedule="polynomial", target_sparsity=0.5, *,
         raise TfpruneError(f"channel options (criterion, mode, max_per_group, round_to) apply "
                            f"to method 'channel', not {method.name!r}")
     if granularity == "channel":
-        if layers or m_by_n:
-            raise TfpruneError(f"`layers` and `sparsity_m_by_n` do not apply to channel pruning "
-                               f"(method {method.name!r}): it prunes every prunable channel "
-                               "group, each in every layer it touches")
+        if layers or m_by_n or prune_first_conv or prune_classifier:
+            raise TfpruneError(f"`layers`, `sparsity_m_by_n`, `prune_first_conv` and "
+                               f"`prune_classifier` do not apply to channel pruning (method "
+                               f"{method.name!r}): it prunes every prunable channel group, the "
+                               "first convolution's too; the classifier's outputs are the "
+                               "model's and never pruned")
         if method.decides:
             return _decide_channels(model, method, target_sparsity, steps, config, train_data,
                                     decisions_path, log)

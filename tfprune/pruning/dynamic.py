@@ -87,8 +87,11 @@ class LayerSlot:
         self.name = wrapper.layer.name
 
     def _tied(self):
+        """Per-unit variables restored with a unit: bias, tied BatchNorm parameters and its
+        moving statistics."""
         wrapper = self.wrapper
-        return wrapper._per_unit_variables() if hasattr(wrapper, "_per_unit_variables") else []
+        tied = wrapper._per_unit_variables() if hasattr(wrapper, "_per_unit_variables") else []
+        return tied + list(getattr(wrapper, "tied_statistics", []))
 
     def variables(self):
         return [self.wrapper.pruning_vars[0][0]]
@@ -227,7 +230,9 @@ class MeanColumnNormPruner(_MaskPruner):
         val = float(logs["val_accuracy"])
         if self.pending:
             before_accuracy = self.pending["val_accuracy"]
-            for slot, saved in self.pending["layers"]:
+            # Newest first: a slot saved after an earlier one was pruned holds that one's zeros
+            # where the two share a layer (a consumer's input rows and its own columns).
+            for slot, saved in reversed(self.pending["layers"]):
                 now = self.sparsity(slot)
                 if val < before_accuracy - config.accuracy_tolerance:
                     slot.rollback(saved)
