@@ -21,12 +21,14 @@ KILLABLE = r'''
 import os, signal, sys
 from tfprune import training
 
-kill_at = sys.argv[2]
+kill_at = sys.argv[2]  # "none", "<epoch>" (the baseline's) or "<phase>:<epoch>"
+phase, _, epoch_text = kill_at.rpartition(":")
 original = training.ProgressLogger.on_epoch_end
 
 def on_epoch_end(self, epoch, logs=None):
     original(self, epoch, logs)
-    if kill_at != "none" and not self.prefix and epoch + 1 == int(kill_at):
+    if kill_at != "none" and self.prefix == (f"[{phase}] " if phase else "") \
+            and epoch + 1 == int(epoch_text):
         os.kill(os.getpid(), signal.SIGKILL)
 
 training.ProgressLogger.on_epoch_end = on_epoch_end
@@ -37,6 +39,11 @@ if job == "sweep_b":  # another configuration, replacing the directory's run
                           sparsities=(0.5,), quantizations=("float32",), baseline_epochs=4,
                           fine_tune_epochs=1, latency_runs=2, representative_count=10),
               sys.argv[1], overwrite=True, log=lambda _: None)
+elif job == "prune":
+    from tfprune.jobs.prune import PruneConfig, run_prune
+    run_prune(PruneConfig(model="cnn", method="unit", schedule="polynomial", target_sparsity=0.5,
+                          baseline_epochs=3, fine_tune_epochs=4, from_scratch=True),
+              sys.argv[1], log=lambda _: None)
 elif job == "train":
     from tfprune.jobs.train import TrainConfig, train_baseline
     train_baseline(TrainConfig(model="cnn", epochs=6), sys.argv[1], log=lambda _: None)
@@ -76,6 +83,24 @@ def test_killed_training_resumes_exactly(tmp_path):
     metrics = json.loads((killed / "metrics.json").read_text())
     assert metrics["epochs_run_this_time"] == 3  # killed after epoch 4's history, before its checkpoint
     assert metrics["test_accuracy"] == json.loads((full / "metrics.json").read_text())["test_accuracy"]
+
+
+@pytest.mark.parametrize("kill_at", ["fine-tune:2", "from scratch:3"])
+def test_killed_fine_tuning_and_scratch_training_resume_exactly(tmp_path, kill_at):
+    full, killed = tmp_path / "full", tmp_path / "killed"
+    assert _run(full, "none", "prune").returncode == 0
+    assert _run(killed, kill_at, "prune").returncode == -9
+    if kill_at.startswith("fine-tune"):
+        assert (killed / "backup" / "progress.json").exists()
+    rerun = _run(killed, "none", "prune")
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    for name in ("pruned.keras", "shrunk.keras"):
+        for a, b in zip(_weights(full / name), _weights(killed / name)):
+            np.testing.assert_array_equal(a, b)
+    got, want = (json.loads((d / "metrics.json").read_text()) for d in (killed, full))
+    assert got["accuracy"] == want["accuracy"]
+    assert got["from_scratch"]["accuracy"] == want["from_scratch"]["accuracy"]
+    assert not (killed / "backup").exists() and not (killed / "scratch_backup").exists()
 
 
 def test_sweep_killed_during_its_baseline_ends_as_uninterrupted(tmp_path):

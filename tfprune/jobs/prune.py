@@ -14,6 +14,7 @@ construction, ``preflight`` against the data and the model's layers), before a b
 
 import dataclasses
 import os
+import shutil
 import time
 
 from tfprune import checks, io, training
@@ -238,11 +239,13 @@ def load_baseline(config, output_dir, data, log=print):
     return model, path
 
 
-def _from_scratch(config, architecture, data, log):
+def _from_scratch(config, architecture, output_dir, log):
     """The pruned architecture trained from scratch for the baseline's and the fine-tuning's
     epochs together (Liu et al., "Rethinking the value of network pruning"), its optimizer the
-    baseline's: the honest comparison for a structured result."""
+    baseline's: the honest comparison for a structured result. Fresh pipelines, checkpointed
+    every epoch (an interrupted run resumes exactly)."""
     training.set_seed(config.seed, config.deterministic)
+    data = config.load_data()
     model = keras.models.clone_model(architecture)  # fresh initial weights
     epochs = config.baseline_epochs + config.fine_tune_epochs
     baseline = config.baseline_config()
@@ -250,8 +253,10 @@ def _from_scratch(config, architecture, data, log):
         baseline.optimizer, baseline.learning_rate, baseline.momentum, baseline.weight_decay,
         baseline.lr_schedule, decay_steps=epochs * data.steps_per_epoch))
     start = time.perf_counter()
-    training.fit(model, data, epochs, log=log, prefix="[from scratch] ")
+    backup_dir = os.path.join(output_dir, "scratch_backup")
+    training.fit(model, data, epochs, log=log, prefix="[from scratch] ", backup_dir=backup_dir)
     loss, accuracy = training.evaluate(model, data.test)
+    shutil.rmtree(backup_dir, ignore_errors=True)
     return {"accuracy": accuracy, "loss": loss, "epochs": epochs,
             "params": int(model.count_params()), "train_time_s": time.perf_counter() - start}
 
@@ -312,10 +317,20 @@ def run_prune(config, output_dir, overwrite=False, log=print, data=None, baselin
         log(f"pruning {config.model} with the {config.method} pruner "
             f"({result.pruner.config.granularity}s) on layers {', '.join(result.pruned_layers)}; "
             f"baseline test accuracy {baseline_accuracy:.4f}")
+    # Checkpointed every epoch where all the pruning state lives in the model's variables
+    # (tfmot wrappers: masks, thresholds, pruning step); the callbacks of the channel method
+    # and of the deciding methods hold state of their own, so an interrupted run of theirs
+    # fine-tunes again from the start (the same result: seeds and data order are fixed).
+    backup_dir = os.path.join(output_dir, "backup")
+    resumable = result.pruner is None and result.channel_pruner is None
+    if not resumable and os.path.exists(backup_dir):
+        shutil.rmtree(backup_dir)
     start = time.perf_counter()
     history = training.fit(result.model, data, config.fine_tune_epochs,
-                           callbacks=result.callbacks, log=log, prefix="[fine-tune] ")
+                           callbacks=result.callbacks, log=log, prefix="[fine-tune] ",
+                           backup_dir=backup_dir if resumable else None)
     fine_tune_time = time.perf_counter() - start
+    shutil.rmtree(backup_dir, ignore_errors=True)
 
     # Channel granularity wraps nothing: its model is already plain.
     pruned = result.model if result.channel_masks is not None else core.strip(result.model)
@@ -382,7 +397,7 @@ def run_prune(config, output_dir, overwrite=False, log=print, data=None, baselin
                                     f"{config.schedule or 'no'} schedule",
                               structured=config.structured())
     if config.from_scratch:
-        channel_metrics["from_scratch"] = _from_scratch(config, shrunk.model, data, log)
+        channel_metrics["from_scratch"] = _from_scratch(config, shrunk.model, output_dir, log)
     metrics = dict(
         summary, **channel_metrics,
         baseline_path=inside(output_dir, baseline_path), baseline_accuracy=baseline_accuracy,
