@@ -39,11 +39,16 @@ if job == "sweep_b":  # another configuration, replacing the directory's run
                           sparsities=(0.5,), quantizations=("float32",), baseline_epochs=4,
                           fine_tune_epochs=1, latency_runs=2, representative_count=10),
               sys.argv[1], overwrite=True, log=lambda _: None)
-elif job == "prune":
+elif job.startswith("prune"):
     from tfprune.jobs.prune import PruneConfig, run_prune
-    run_prune(PruneConfig(model="cnn", method="unit", schedule="polynomial", target_sparsity=0.5,
-                          baseline_epochs=3, fine_tune_epochs=4, from_scratch=True),
-              sys.argv[1], log=lambda _: None)
+    method = job.partition(":")[2] or "unit"
+    options = dict(method=method, schedule="polynomial", target_sparsity=0.5)
+    if method in ("dynamic", "incremental"):  # loose enough to prune within 4 epochs
+        options.update(schedule="-", target_sparsity=0.0 if method == "dynamic" else 0.5,
+                       dynamic=dict(norm_tolerance=0.5, patience=1, every=1, norm_fraction=0.95,
+                                    accuracy_tolerance=0.5))
+    run_prune(PruneConfig(model="cnn", baseline_epochs=3, fine_tune_epochs=4,
+                          from_scratch=True, **options), sys.argv[1], log=lambda _: None)
 elif job == "train":
     from tfprune.jobs.train import TrainConfig, train_baseline
     train_baseline(TrainConfig(model="cnn", epochs=6), sys.argv[1], log=lambda _: None)
@@ -85,14 +90,16 @@ def test_killed_training_resumes_exactly(tmp_path):
     assert metrics["test_accuracy"] == json.loads((full / "metrics.json").read_text())["test_accuracy"]
 
 
-@pytest.mark.parametrize("kill_at", ["fine-tune:2", "from scratch:3"])
-def test_killed_fine_tuning_and_scratch_training_resume_exactly(tmp_path, kill_at):
+@pytest.mark.parametrize("job, kill_at", [
+    ("prune", "fine-tune:2"), ("prune", "from scratch:3"), ("prune:channel", "fine-tune:3"),
+    ("prune:dynamic", "fine-tune:3"), ("prune:incremental", "fine-tune:2")])
+def test_killed_fine_tuning_and_scratch_training_resume_exactly(tmp_path, job, kill_at):
     full, killed = tmp_path / "full", tmp_path / "killed"
-    assert _run(full, "none", "prune").returncode == 0
-    assert _run(killed, kill_at, "prune").returncode == -9
+    assert _run(full, "none", job).returncode == 0
+    assert _run(killed, kill_at, job).returncode == -9
     if kill_at.startswith("fine-tune"):
         assert (killed / "backup" / "progress.json").exists()
-    rerun = _run(killed, "none", "prune")
+    rerun = _run(killed, "none", job)
     assert rerun.returncode == 0, rerun.stderr[-2000:]
     for name in ("pruned.keras", "shrunk.keras"):
         for a, b in zip(_weights(full / name), _weights(killed / name)):
@@ -100,6 +107,14 @@ def test_killed_fine_tuning_and_scratch_training_resume_exactly(tmp_path, kill_a
     got, want = (json.loads((d / "metrics.json").read_text()) for d in (killed, full))
     assert got["accuracy"] == want["accuracy"]
     assert got["from_scratch"]["accuracy"] == want["from_scratch"]["accuracy"]
+    for key in ("pruning_events", "rollbacks", "chosen_sparsity", "channel"):
+        assert got.get(key) == want.get(key), key
+    if job != "prune":
+        assert (killed / "decisions.jsonl").exists() == (job != "prune:channel")
+        if job == "prune:dynamic":
+            assert got["pruning_events"] >= 1
+        if (killed / "decisions.jsonl").exists():
+            assert (killed / "decisions.jsonl").read_text() == (full / "decisions.jsonl").read_text()
     assert not (killed / "backup").exists() and not (killed / "scratch_backup").exists()
 
 

@@ -91,7 +91,9 @@ def test_interrupted_training_resumes_from_last_epoch(tmp_path, monkeypatch):
     assert os.path.isdir(os.path.join(out, "backup"))
     monkeypatch.setattr(train_lib.ProgressLogger, "on_epoch_end", original)
     metrics = train_baseline(TrainConfig(**dict(TINY, epochs=4)), out, log=lambda _: None)
-    assert metrics["epochs"] == 4 and metrics["epochs_run_this_time"] == 2
+    # Interrupted in epoch 2's progress line, before its checkpoint: epochs 2-4 run again.
+    assert metrics["epochs"] == 4 and metrics["epochs_run_this_time"] == 3
+    assert len(io.read_json(os.path.join(out, "history.json"))["loss"]) == 4
 
 
 def test_defaults_follow_the_dataset():

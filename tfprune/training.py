@@ -2,6 +2,7 @@
 progress, evaluation and saving. No configs and no run directories (those are jobs/)."""
 
 import os
+import pickle
 import time
 
 from tfprune import checks, io
@@ -103,17 +104,27 @@ class ProgressLogger(keras.callbacks.Callback):
 
 
 class _Progress(keras.callbacks.Callback):
-    """Writes the history so far to ``path`` at every epoch end, before the checkpoint is saved
-    (so it always covers at least the checkpoint's epochs)."""
+    """At every epoch end, after the other callbacks and before the checkpoint is saved (so it
+    always covers at least the checkpoint's epochs): the history so far to progress.json and
+    the state of the stateful callbacks (``get_state``) at this epoch and the one before to
+    callbacks.pkl, so a resume from either checkpoint finds its own."""
 
-    def __init__(self, path, history):
+    def __init__(self, backup_dir, history, stateful, states):
         super().__init__()
-        self.path, self.history = path, history
+        self.backup_dir, self.history, self.stateful, self.states = (backup_dir, history,
+                                                                      stateful, states)
 
     def on_epoch_end(self, epoch, logs=None):
         for key, value in (logs or {}).items():
             self.history.setdefault(key, [])[epoch:] = [float(value)]
-        io.write_json(self.path, {"epochs_done": epoch + 1, "history": self.history})
+        if self.stateful:
+            self.states[epoch + 1] = [c.get_state() for c in self.stateful]
+            for old in [e for e in self.states if e < epoch]:
+                del self.states[old]
+            io.write_bytes(os.path.join(self.backup_dir, "callbacks.pkl"),
+                           pickle.dumps(self.states))
+        io.write_json(os.path.join(self.backup_dir, "progress.json"),
+                      {"epochs_done": epoch + 1, "history": self.history})
 
 
 def checkpointed_epochs(backup_dir):
@@ -123,6 +134,25 @@ def checkpointed_epochs(backup_dir):
         return 0
     reader = tf.train.load_checkpoint(latest)
     return int(reader.get_tensor("ckpt_saved_epoch/.ATTRIBUTES/VARIABLE_VALUE")) + 1
+
+
+def _damaged(backup_dir, what):
+    return TfpruneError(f"the checkpoint in {backup_dir!r} is ahead of its {what}; delete that "
+                        "directory to start over")
+
+
+def _callback_states(backup_dir, done, stateful):
+    """{epochs done: [state per stateful callback]} of an interrupted run (empty when none)."""
+    if not stateful or not done:
+        return {}
+    try:
+        with open(os.path.join(backup_dir, "callbacks.pkl"), "rb") as f:
+            states = pickle.load(f)
+    except (OSError, pickle.UnpicklingError, EOFError) as e:
+        raise _damaged(backup_dir, f"callback states ({e})") from None
+    if len(states.get(done, ())) != len(stateful):
+        raise _damaged(backup_dir, "callback states (callbacks.pkl)")
+    return {done: states[done]}
 
 
 def _resume_state(backup_dir):
@@ -136,8 +166,7 @@ def _resume_state(backup_dir):
         history = {}
     if any(len(values) < done for values in history.values()) or not history:
         # The history is written before each checkpoint, so this means a damaged backup.
-        raise TfpruneError(f"the checkpoint in {backup_dir!r} has {done} epochs but its history "
-                           "(progress.json) does not; delete that directory to start over")
+        raise _damaged(backup_dir, "history (progress.json)")
     return done, {key: values[:done] for key, values in history.items()}
 
 
@@ -155,21 +184,26 @@ def fit(model, data, epochs, callbacks=(), log=print, prefix="", backup_dir=None
     the shuffled order of each remaining epoch is the one the uninterrupted run would have
     drawn (data.train's shuffle draws a new order per pass, so the finished passes are replayed
     first), and the returned history covers the whole run. Callbacks that hold state of their
-    own outside the model's variables must not be passed with ``backup_dir``.
+    own outside the model's variables provide ``get_state()`` (picklable) and
+    ``set_state(state)``; it is saved with every checkpoint and restored before a resume.
     """
     callbacks = list(callbacks) + [ProgressLogger(epochs, log=log, prefix=prefix)]
     if backup_dir is None:
         result = model.fit(data.train, validation_data=data.validation, epochs=epochs, verbose=0,
                            callbacks=callbacks)
         return _History(result.history, len(result.epoch))
+    stateful = [c for c in callbacks if hasattr(c, "get_state")]
     done, history = _resume_state(backup_dir)
+    states = _callback_states(backup_dir, done, stateful)
     if done:
         log(f"{prefix}resuming after epoch {done}/{epochs} from {backup_dir}")
+        for callback, state in zip(stateful, states.get(done, ())):
+            callback.set_state(state)
         for _ in range(done):  # one pass per finished epoch: the next order is the same
             for _ in data.train.take(1):
                 pass
-    callbacks = ([_Progress(os.path.join(backup_dir, "progress.json"), history)] + callbacks
-                 + [keras.callbacks.BackupAndRestore(backup_dir)])
+    callbacks = callbacks + [_Progress(backup_dir, history, stateful, states),
+                             keras.callbacks.BackupAndRestore(backup_dir)]
     result = model.fit(data.train, validation_data=data.validation, epochs=epochs, verbose=0,
                        callbacks=callbacks)
     return _History(history, len(result.epoch))

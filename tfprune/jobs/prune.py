@@ -317,18 +317,14 @@ def run_prune(config, output_dir, overwrite=False, log=print, data=None, baselin
         log(f"pruning {config.model} with the {config.method} pruner "
             f"({result.pruner.config.granularity}s) on layers {', '.join(result.pruned_layers)}; "
             f"baseline test accuracy {baseline_accuracy:.4f}")
-    # Checkpointed every epoch where all the pruning state lives in the model's variables
-    # (tfmot wrappers: masks, thresholds, pruning step); the callbacks of the channel method
-    # and of the deciding methods hold state of their own, so an interrupted run of theirs
-    # fine-tunes again from the start (the same result: seeds and data order are fixed).
+    # Checkpointed every epoch: the model's variables (with tfmot's masks, thresholds and
+    # pruning step), the optimizer, and the state of the channel and deciding pruners'
+    # callbacks (kept channels, decisions, norm histories); a killed run resumes exactly.
     backup_dir = os.path.join(output_dir, "backup")
-    resumable = result.pruner is None and result.channel_pruner is None
-    if not resumable and os.path.exists(backup_dir):
-        shutil.rmtree(backup_dir)
     start = time.perf_counter()
     history = training.fit(result.model, data, config.fine_tune_epochs,
                            callbacks=result.callbacks, log=log, prefix="[fine-tune] ",
-                           backup_dir=backup_dir if resumable else None)
+                           backup_dir=backup_dir)
     fine_tune_time = time.perf_counter() - start
     shutil.rmtree(backup_dir, ignore_errors=True)
 

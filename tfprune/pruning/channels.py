@@ -319,6 +319,13 @@ class GroupMasks:
         self._refresh(set(keep))
         self.apply()
 
+    def restore(self, keep):
+        """Set every group's kept channels to ``keep`` (a saved state) and apply when bound."""
+        self.keep = {gid: np.sort(np.asarray(k, np.int64)) for gid, k in keep.items()}
+        if self.model is not None:
+            self._refresh()
+            self.apply()
+
     def kept(self, group):
         return self.keep.get(group.id, np.arange(group.width))
 
@@ -391,15 +398,16 @@ class GroupSlot:
                 yield member, layer.moving_variance, 0
 
     def save(self):
+        """The group's kept channels and values (picklable: values in ``_restorable`` order)."""
         return {"keep": self.masks.kept(self.group).copy(),
-                "values": {v.ref(): v.numpy() for _, v, _ in self._restorable()}}
+                "values": [v.numpy() for _, v, _ in self._restorable()]}
 
     def rollback(self, saved):
         """Restore the channels pruned since ``saved`` with the values they had then."""
         revived = np.setdiff1d(saved["keep"], self.masks.kept(self.group))
-        for member, variable, axis in self._restorable():
+        for (member, variable, axis), saved_value in zip(self._restorable(), saved["values"]):
             value = np.moveaxis(variable.numpy(), axis, 0)
-            old = np.moveaxis(saved["values"][variable.ref()], axis, 0)
+            old = np.moveaxis(saved_value, axis, 0)
             index = member.indices(revived)
             value[index] = old[index]
             variable.assign(np.moveaxis(value, 0, axis))
@@ -427,6 +435,14 @@ class GroupPruner(keras.callbacks.Callback):
     @property
     def keep(self):
         return self.masks.keep
+
+    def get_state(self):
+        """What training.fit saves with each checkpoint: kept channels and pruning events."""
+        return {"keep": dict(self.masks.keep), "history": list(self.history)}
+
+    def set_state(self, state):
+        self.masks.restore(state["keep"])
+        self.history = list(state["history"])
 
     def set_model(self, model):
         super().set_model(model)

@@ -162,6 +162,19 @@ class _MaskPruner(keras.callbacks.Callback):
         if self.group_masks is not None:
             self.group_masks.apply()
 
+    # Saved by training.fit with every checkpoint, restored before a resume (LayerSlot masks
+    # are model variables and come back with the checkpoint; channel masks do not).
+    def get_state(self):
+        state = {"decisions": list(self.decisions), "history": list(self.history)}
+        if self.group_masks is not None:
+            state["keep"] = dict(self.group_masks.keep)
+        return state
+
+    def set_state(self, state):
+        self.decisions, self.history = list(state["decisions"]), list(state["history"])
+        if "keep" in state:
+            self.group_masks.restore(state["keep"])
+
     def sparsity(self, slot):
         return layer_sparsity(self.kernel_and_mask(slot)[1], self.config.granularity)
 
@@ -188,7 +201,8 @@ class _MaskPruner(keras.callbacks.Callback):
                           "".join(json.dumps(d, sort_keys=True) + "\n" for d in self.decisions))
 
     def on_train_begin(self, logs=None):
-        self.snapshot(-1)
+        if not self.history:  # a resumed run has its history back (set_state)
+            self.snapshot(-1)
 
     def on_train_end(self, logs=None):
         self.write()
@@ -218,6 +232,23 @@ class MeanColumnNormPruner(_MaskPruner):
         self.frozen = {}
         self.best = -math.inf
         self.pending = None
+
+    def get_state(self):
+        pending = None
+        if self.pending:
+            pending = {"val_accuracy": self.pending["val_accuracy"],
+                       "layers": [(self.slots.index(s), saved)
+                                  for s, saved in self.pending["layers"]]}
+        return dict(super().get_state(), norms=self.norms, frozen=self.frozen, best=self.best,
+                    pending=pending)
+
+    def set_state(self, state):
+        super().set_state(state)
+        self.norms, self.frozen, self.best = state["norms"], state["frozen"], state["best"]
+        pending = state["pending"]
+        self.pending = pending and {"val_accuracy": pending["val_accuracy"],
+                                    "layers": [(self.slots[i], saved)
+                                               for i, saved in pending["layers"]]}
 
     def on_epoch_end(self, epoch, logs=None):
         config = self.config
@@ -319,6 +350,13 @@ class TaylorPruner(_MaskPruner):
         self.max_batches = max_batches
         self.fraction = config.prune_fraction
 
+    def get_state(self):
+        return dict(super().get_state(), fraction=self.fraction)
+
+    def set_state(self, state):
+        super().set_state(state)
+        self.fraction = state["fraction"]
+
     def on_train_begin(self, logs=None):
         super().on_train_begin(logs)
         if self.fraction is None:
@@ -368,6 +406,13 @@ class PQIndexPruner(_MaskPruner):
     def __init__(self, slots, config, decisions_path=None, log=None, group_masks=None):
         super().__init__(slots, config, decisions_path, log, group_masks)
         self.pqi = []  # [{"epoch": e, layer: I}]
+
+    def get_state(self):
+        return dict(super().get_state(), pqi=list(self.pqi))
+
+    def set_state(self, state):
+        super().set_state(state)
+        self.pqi = list(state["pqi"])
 
     def _vector(self, kernel, mask):
         return kept_magnitudes(kernel, mask, self.config.granularity)
