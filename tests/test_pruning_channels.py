@@ -109,3 +109,19 @@ def test_masks_make_the_masked_model_compute_what_the_shrunk_one_does():
     kernel = model.get_layer("stem").kernel.numpy()
     dropped = np.setdiff1d(np.arange(16), keep[stem.id])
     assert not kernel[..., dropped].any() and not model.get_layer("res_b").kernel.numpy()[..., dropped].any()
+
+
+def test_shrink_of_a_model_whose_masks_did_not_hold_is_refused():
+    """After fine-tuning, shrink compares with the trained model itself: had the masks not
+    held, the trained model still uses the dropped channels and the shrunk one is wrong."""
+    from tfprune.errors import InternalError
+
+    keras.utils.set_random_seed(2)
+    model = _trained_looking(user_net())
+    groups = channel_groups(model)
+    keep = channels.select(groups, channels.importance(model, groups, "l2"), 0.5)
+    x = np.random.default_rng(2).random((3, 12, 12, 1)).astype(np.float32)
+    with pytest.raises(InternalError, match="differs from the trained model"):
+        channels.shrink(model, groups, keep, check_inputs=x, masked=True)
+    channels.apply_masks(model, groups, keep)
+    assert channels.shrink(model, groups, keep, check_inputs=x, masked=True).max_abs_diff <= 1e-5

@@ -337,7 +337,8 @@ def run_prune(config, output_dir, overwrite=False, log=print, data=None, baselin
     channel_metrics = {}
     if result.channel_masks is not None:
         masks = result.channel_masks
-        shrunk = channels.shrink(pruned, masks.groups, masks.keep, check_inputs, atol=1e-4)
+        shrunk = channels.shrink(pruned, masks.groups, masks.keep, check_inputs, atol=1e-4,
+                                 masked=True)  # the fine-tuned model itself: masks held?
         summary["pruned_sparsity"] = channels.channel_sparsity(masks.groups, masks.keep)
         channel_metrics = {"channel": dict(
             config.channel_options() if result.channel_pruner is not None else {},

@@ -211,10 +211,12 @@ def _kept_along(layer_members, keep, groups_by_id, role, full):
     return np.setdiff1d(np.arange(full), drop)
 
 
-def shrink(model, groups, keep, check_inputs=None, atol=1e-5):
+def shrink(model, groups, keep, check_inputs=None, atol=1e-5, masked=False):
     """A thinner copy of ``model`` (a surgery.ShrinkResult) without the channels ``keep`` leaves
     out, every group removed from every layer it touches. With ``check_inputs``, the outputs are
-    compared with the model masked the same way (the caller's model is not changed)."""
+    compared with the model masked the same way (the caller's model is not changed), or with
+    ``model`` itself when it claims to be ``masked`` already (after fine-tuning under masks:
+    then a mask that did not hold during training is caught here)."""
     from tfprune.keras import check_model
 
     check_model(model)
@@ -266,15 +268,17 @@ def shrink(model, groups, keep, check_inputs=None, atol=1e-5):
     result = ShrinkResult(thin, removed, notes, int(model.count_params()),
                           int(thin.count_params()))
     if check_inputs is not None:
-        masked = keras.models.clone_model(model)
-        masked.set_weights(model.get_weights())
-        apply_masks(masked, groups, keep)
-        expected = np.asarray(masked(check_inputs, training=False))
+        reference = model
+        if not masked:
+            reference = keras.models.clone_model(model)
+            reference.set_weights(model.get_weights())
+            apply_masks(reference, groups, keep)
+        expected = np.asarray(reference(check_inputs, training=False))
         got = np.asarray(thin(check_inputs, training=False))
         result.max_abs_diff = float(np.max(np.abs(expected - got)))
         if not result.max_abs_diff <= atol:
-            raise InternalError(f"group shrink differs from the masked model by "
-                                f"{result.max_abs_diff:.3g} (> {atol})")
+            raise InternalError(f"group shrink differs from the {'trained' if masked else 'masked'} "
+                                f"model by {result.max_abs_diff:.3g} (> {atol})")
     return result
 
 
