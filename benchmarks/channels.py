@@ -7,7 +7,9 @@ deciding methods at channel vs unit granularity, all from one baseline.
 Trains (or reuses) the baseline, then runs each configuration with experiments.prune's job into
 <output_dir>/<name>/ (a finished run is reused on a rerun) and writes results.json and
 results.md. The global ratio is chosen so that its one-shot FLOPs on the baseline match the
-uniform ratio's (bisection over the ratio), so the two are compared at the same cost.
+uniform ratio's (bisection over the ratio); since the global selection moves during fine-tuning,
+a second uniform run is then made at the uniform ratio whose FLOPs come closest to what the
+global run ended with, so the two are also compared at the FLOPs actually reached.
 """
 
 import os
@@ -49,11 +51,18 @@ def matching_global_ratio(model, target_flops, low=0.05, high=0.95, steps=14):
     return round((low + high) / 2, 4)
 
 
+def matching_uniform_ratio(model, target_flops):
+    """The uniform ratio (grid of 0.005) whose FLOPs come closest to ``target_flops``."""
+    grid = [round(0.3 + 0.005 * i, 3) for i in range(101)]
+    return min(grid, key=lambda r: abs(one_shot_flops(model, r, "uniform") - target_flops))
+
+
 def runs(sparsity, global_ratio):
     channel = dict(method="channel", schedule="polynomial", target_sparsity=sparsity)
     # In the order they are worth waiting for.
     return {
         "l2-global-same-flops": dict(channel, selection="global", target_sparsity=global_ratio),
+        "l2-uniform-same-flops": None,  # made right after the global run, at its final FLOPs
         "taylor-uniform": dict(channel, criterion="taylor"),
         "incremental-channel": dict(method="incremental", schedule="-", target_sparsity=sparsity,
                                     dynamic={"granularity": "channel"}),
@@ -90,6 +99,14 @@ def markdown(rows):
     return "\n".join(lines) + "\n"
 
 
+def save(out, global_ratio, uniform_flops, results):
+    io.write_json(os.path.join(out, "results.json"),
+                  {"global_ratio": global_ratio, "uniform_one_shot_flops": uniform_flops,
+                   "rows": results})
+    io.write_text(os.path.join(out, "results.md"), markdown(results))
+    common.log(markdown(results[-1:]))
+
+
 def main(argv):
     del argv
     out = FLAGS.output_dir
@@ -103,7 +120,11 @@ def main(argv):
     common.log(f"uniform {FLAGS.sparsity:g}: one-shot FLOPs {uniform_flops:.3f}x; global ratio "
                f"{global_ratio:g} gives {one_shot_flops(model, global_ratio, 'global'):.3f}x")
     results = []
-    for name, fields in runs(FLAGS.sparsity, global_ratio).items():
+    planned = runs(FLAGS.sparsity, global_ratio)
+    for name in list(planned):
+        if name == "l2-uniform-same-flops":
+            continue
+        fields = planned[name]
         if FLAGS.runs and name not in FLAGS.runs:
             continue
         common.log(f"run {name}")
@@ -111,11 +132,18 @@ def main(argv):
                              baseline=base["model_path"], **fields)
         metrics = run_prune(config, os.path.join(out, name), log=common.log).metrics
         results.append(row(name, metrics))
-        io.write_json(os.path.join(out, "results.json"),
-                      {"global_ratio": global_ratio, "uniform_one_shot_flops": uniform_flops,
-                       "rows": results})
-        io.write_text(os.path.join(out, "results.md"), markdown(results))
-        common.log(markdown(results[-1:]))
+        save(out, global_ratio, uniform_flops, results)
+        if name == "l2-global-same-flops" and (not FLAGS.runs or "l2-uniform-same-flops" in FLAGS.runs):
+            ratio = matching_uniform_ratio(model, results[-1]["flops"])
+            common.log(f"global run ended at {results[-1]['flops']:.3f}x FLOPs; uniform ratio "
+                       f"{ratio:g} gives {one_shot_flops(model, ratio, 'uniform'):.3f}x")
+            config = PruneConfig(dataset=FLAGS.dataset, model=FLAGS.model,
+                                 baseline=base["model_path"], method="channel",
+                                 schedule="polynomial", target_sparsity=ratio)
+            metrics = run_prune(config, os.path.join(out, "l2-uniform-same-flops"),
+                                log=common.log).metrics
+            results.append(row("l2-uniform-same-flops", metrics))
+            save(out, global_ratio, uniform_flops, results)
 
 
 if __name__ == "__main__":
