@@ -48,7 +48,8 @@ elif job.startswith("prune"):
                        dynamic=dict(norm_tolerance=0.5, patience=1, every=1, norm_fraction=0.95,
                                     accuracy_tolerance=0.5))
     run_prune(PruneConfig(model="cnn", baseline_epochs=3, fine_tune_epochs=4,
-                          from_scratch=True, **options), sys.argv[1], log=lambda _: None)
+                          from_scratch=method == "unit", **options), sys.argv[1],
+              log=lambda _: None)
 elif job == "train":
     from tfprune.jobs.train import TrainConfig, train_baseline
     train_baseline(TrainConfig(model="cnn", epochs=6), sys.argv[1], log=lambda _: None)
@@ -106,7 +107,8 @@ def test_killed_fine_tuning_and_scratch_training_resume_exactly(tmp_path, job, k
             np.testing.assert_array_equal(a, b)
     got, want = (json.loads((d / "metrics.json").read_text()) for d in (killed, full))
     assert got["accuracy"] == want["accuracy"]
-    assert got["from_scratch"]["accuracy"] == want["from_scratch"]["accuracy"]
+    assert got.get("from_scratch") == want.get("from_scratch") or \
+        got["from_scratch"]["accuracy"] == want["from_scratch"]["accuracy"]  # times differ
     for key in ("pruning_events", "rollbacks", "chosen_sparsity", "channel"):
         assert got.get(key) == want.get(key), key
     if job != "prune":
