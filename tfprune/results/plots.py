@@ -70,21 +70,32 @@ def plot_layer_sparsity(rows, path, target=None, title="sparsity per layer", str
     return save_figure(fig, path)
 
 
+def _short_label(name, limit=32):
+    """A legend label: a channel group named by its producers ('a+b+c') is shown as its first
+    producer and how many more share it."""
+    parts = name.split("+")
+    if len(name) <= limit or len(parts) == 1:
+        return name
+    return f"{parts[0]} +{len(parts) - 1} (group)"
+
+
 def plot_sparsity_history(history, path, title="sparsity per layer over training"):
-    """Lines of each layer's sparsity at every check of a dynamic pruner."""
-    fig, ax = plt.subplots(figsize=(7, 4))
+    """Lines of each layer's (or channel group's) sparsity at every check of a deciding pruner;
+    the legend beside the axes, so it never hides a line."""
     layers = list(history[0]["sparsity"]) if history else []
+    fig, ax = plt.subplots(figsize=(9 if len(layers) > 6 else 7, 4))
     epochs = [h["epoch"] for h in history]
     for layer in layers:
         ax.plot(epochs, [h["sparsity"][layer] for h in history], marker="o", markersize=3,
-                label=layer, drawstyle="steps-post")
+                label=_short_label(layer), drawstyle="steps-post")
     ax.set_xlabel("epoch (0: before fine-tuning)")
-    ax.set_ylabel("sparsity (fraction of units / weights pruned)")
+    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+    ax.set_ylabel("fraction pruned (channels / units / weights)")
     ax.set_ylim(-0.02, 1.0)
     ax.set_title(title)
     ax.grid(alpha=0.3)
     if layers:
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     return save_figure(fig, path)
 
 
