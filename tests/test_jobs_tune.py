@@ -1,3 +1,4 @@
+import os
 
 import pytest
 
@@ -44,6 +45,7 @@ def test_search_records_trials_over_budget_and_resumes(baseline, tmp_path):
     assert len(summary["trials"]) == 2 and not summary["budget_met"]
     for row in summary["trials"]:
         assert not row["within_budget"] and row["score"] == pytest.approx(row["tflite_accuracy"] - 1)
+        assert not os.path.isabs(row["tflite_file"]) and (tmp_path / row["tflite_file"]).exists()
     for name in ("trials.csv", "trials.json", "trials.png", "best.tflite"):
         assert (tmp_path / name).exists(), name
     best = tuner.oracle.get_best_trials(1)[0]

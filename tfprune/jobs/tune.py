@@ -28,6 +28,7 @@ from tfprune.data import check_dataset, load_data
 from tfprune.errors import TfpruneError
 from tfprune.jobs import variant as variant_lib
 from tfprune.jobs.prune import PruneRun
+from tfprune.jobs.rundir import inside, resolve
 from tfprune.models import MODELS, check_fits, load_model
 from tfprune.pruning import METHODS, SCHEDULES, check_options, stats
 from tfprune.registry import Registry
@@ -257,7 +258,8 @@ class PruningTuner(keras_tuner.engine.base_tuner.BaseTuner):
             "keras_accuracy": row["keras_accuracy"], "tflite_accuracy": accuracy,
             "size_bytes": row["size_bytes"], "gzip_bytes": row["gzip_bytes"], "size_kb": size / 1024,
             "latency_ms_median": row["latency_ms_median"], "within_budget": within, "score": score,
-            "tflite_file": row["tflite_file"]}
+            # Relative to the tuning directory, so it can be copied or moved.
+            "tflite_file": inside(self.directory, row["tflite_file"])}
         io.write_json(os.path.join(trial_dir, "tfprune_trial.json"), result)
         target = "auto" if key.target_sparsity is None else f"{key.target_sparsity:.2f}"
         self.log(f"trial {trial.trial_id} ({self.tuner_id}): {method} {row['schedule']} "
@@ -328,6 +330,6 @@ def write_results(config, directory, project_name="tune"):
                           size_measure=config.size_measure, max_size_kb=config.max_size_kb,
                           tuner=config.tuner)
     if best:
-        with open(best["tflite_file"], "rb") as f:
+        with open(resolve(directory, best["tflite_file"]), "rb") as f:
             io.write_bytes(os.path.join(directory, "best.tflite"), f.read())
     return summary
