@@ -188,25 +188,24 @@ def fit(model, data, epochs, callbacks=(), log=print, prefix="", backup_dir=None
     ``set_state(state)``; it is saved with every checkpoint and restored before a resume.
     """
     callbacks = list(callbacks) + [ProgressLogger(epochs, log=log, prefix=prefix)]
-    if backup_dir is None:
-        result = model.fit(data.train, validation_data=data.validation, epochs=epochs, verbose=0,
-                           callbacks=callbacks)
-        return _History(result.history, len(result.epoch))
-    stateful = [c for c in callbacks if hasattr(c, "get_state")]
-    done, history = _resume_state(backup_dir)
-    states = _callback_states(backup_dir, done, stateful)
-    if done:
-        log(f"{prefix}resuming after epoch {done}/{epochs} from {backup_dir}")
-        for callback, state in zip(stateful, states.get(done, ())):
-            callback.set_state(state)
-        for _ in range(done):  # one pass per finished epoch: the next order is the same
-            for _ in data.train.take(1):
-                pass
-    callbacks = callbacks + [_Progress(backup_dir, history, stateful, states),
-                             keras.callbacks.BackupAndRestore(backup_dir)]
+    history = None
+    if backup_dir is not None:
+        stateful = [c for c in callbacks if hasattr(c, "get_state")]
+        done, history = _resume_state(backup_dir)
+        states = _callback_states(backup_dir, done, stateful)
+        if done:
+            log(f"{prefix}resuming after epoch {done}/{epochs} from {backup_dir}")
+            for callback, state in zip(stateful, states.get(done, ())):
+                callback.set_state(state)
+            for _ in range(done):  # one pass per finished epoch: the next order is the same
+                for _ in data.train.take(1):
+                    pass
+        callbacks += [_Progress(backup_dir, history, stateful, states),
+                      keras.callbacks.BackupAndRestore(backup_dir)]
     result = model.fit(data.train, validation_data=data.validation, epochs=epochs, verbose=0,
                        callbacks=callbacks)
-    return _History(history, len(result.epoch))
+    # With a backup, the history of the whole run (earlier runs' epochs included).
+    return _History(result.history if history is None else history, len(result.epoch))
 
 
 def evaluate(model, dataset):

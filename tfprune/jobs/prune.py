@@ -21,8 +21,8 @@ from tfprune import checks, io, training
 from tfprune.data import apply_dataset_defaults, check_dataset, load_data
 from tfprune.errors import TfpruneError
 from tfprune.jobs.rundir import inside, prepare_run_dir, read_marker
-from tfprune.keras import keras
 from tfprune.jobs.train import TrainConfig, model_path, train_baseline
+from tfprune.keras import keras
 from tfprune.models import MODELS, build_model, check_fits, load_model
 from tfprune.pruning import channels, core, dynamic, schedules, stats, surgery
 from tfprune.pruning.methods import METHODS, check_options
@@ -129,13 +129,9 @@ class PruneConfig:
                                f"method leaves (unit, channel, or a deciding method at unit or "
                                f"channel granularity); {self.method!r} at "
                                f"{self.granularity()!r} granularity keeps the architecture")
-        if self.granularity() == "channel" and (self.layers or self.sparsity_m_by_n
-                                                or self.prune_first_conv or self.prune_classifier):
-            raise TfpruneError(f"`layers`, `sparsity_m_by_n`, `prune_first_conv` and "
-                               f"`prune_classifier` do not apply to channel pruning (method "
-                               f"{self.method!r}): it prunes every prunable channel group, the "
-                               "first convolution's too; the classifier's outputs are the "
-                               "model's and never pruned")
+        if self.granularity() == "channel":
+            core.check_channel_granularity(self.method, self.layers, self.sparsity_m_by_n,
+                                           self.prune_first_conv, self.prune_classifier)
         if method.granularity == "channel":
             channels.check_options(self.channel_options())
         else:

@@ -153,10 +153,8 @@ def collect_rows(output_dir, config):
 def _read_latency(output_dir, field="files", default=None):
     """A field of latency.json (the timings of every file by default); ``default`` when the
     file is missing or damaged (then the timing runs again)."""
-    try:
-        return io.read_json(os.path.join(output_dir, "latency.json"))[field]
-    except (OSError, ValueError, KeyError, TypeError):
-        return {} if default is None else default
+    found = read_marker(os.path.join(output_dir, "latency.json")) or {}
+    return found.get(field, {} if default is None else default)
 
 
 def merge_latency(rows, timings):

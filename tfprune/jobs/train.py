@@ -59,6 +59,9 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
 
+MODEL_FILE = "model.keras"
+
+
 def model_path(output_dir, metrics):
     """The trained model's file of the run in ``output_dir`` (metrics.json holds it relative)."""
     return resolve(output_dir, metrics["model_path"])
@@ -72,9 +75,9 @@ def train_baseline(config, output_dir, overwrite=False, log=print):
     same_run = prepare_run_dir(output_dir, config.to_dict(), overwrite=overwrite,
                                marker="metrics.json")
     metrics_path = os.path.join(output_dir, "metrics.json")
-    model_path = os.path.join(output_dir, "model.keras")
+    model_file = os.path.join(output_dir, MODEL_FILE)
     metrics = read_marker(metrics_path, log) if same_run else None
-    if metrics is not None and os.path.exists(model_path):
+    if metrics is not None and os.path.exists(model_file):
         log(f"{output_dir} already holds this finished run; reusing it")
         return metrics
     backup_dir = os.path.join(output_dir, "backup")
@@ -102,7 +105,7 @@ def train_baseline(config, output_dir, overwrite=False, log=print):
     history = training.fit(model, data, config.epochs, log=log, backup_dir=backup_dir)
     train_time = time.perf_counter() - start
     test_loss, test_accuracy = training.evaluate(model, data.test)
-    training.save_model(model, model_path)
+    training.save_model(model, model_file)
     io.write_json(os.path.join(output_dir, "history.json"), history.history)
     plots.plot_history(history.history, os.path.join(output_dir, "plots", "training.png"),
                        title=f"{config.model} on {config.dataset} (seed {config.seed})")
@@ -115,7 +118,7 @@ def train_baseline(config, output_dir, overwrite=False, log=print):
         "train_time_s": train_time,
         "epochs": config.epochs,
         "epochs_run_this_time": history.epochs_run_this_time,
-        "model_path": "model.keras",  # relative to the run directory: it can be moved
+        "model_path": MODEL_FILE,  # relative to the run directory: it can be moved
         "dataset_sizes": data.sizes,
         "versions": {"tensorflow": tf.__version__, "tf_keras": keras.__version__},
         "devices": [d.name for d in tf.config.list_logical_devices()],

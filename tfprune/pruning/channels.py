@@ -41,6 +41,18 @@ def _variables(layer, role):
     return []
 
 
+def _dropped(group, kept):
+    """The channels of ``group`` not in ``kept``."""
+    return np.setdiff1d(np.arange(group.width), kept)
+
+
+def _set_along(array, axis, index, values):
+    """A copy of ``array`` with ``values`` at ``index`` along ``axis``."""
+    moved = np.moveaxis(np.array(array), axis, 0)
+    moved[index] = values
+    return np.moveaxis(moved, 0, axis)
+
+
 def _per_channel(model, group, reduce, arrays=None):
     """Sum over every member of ``reduce`` applied to each channel's slice of its parameters
     (or of ``arrays``: {variable ref: array of the variable's shape}, e.g. Taylor scores)."""
@@ -185,16 +197,13 @@ def apply_masks(model, groups, keep):
     for group in groups:
         if group.id not in keep:
             continue
-        dropped = np.setdiff1d(np.arange(group.width), keep[group.id])
+        dropped = _dropped(group, keep[group.id])
         if not dropped.size:
             continue
         for member in group.members:
             layer = model.get_layer(member.layer)
             for variable, axis in _variables(layer, member.role):
-                value = variable.numpy()
-                moved = np.moveaxis(value, axis, 0)
-                moved[member.indices(dropped)] = 0
-                variable.assign(np.moveaxis(moved, 0, axis))
+                variable.assign(_set_along(variable.numpy(), axis, member.indices(dropped), 0))
 
 
 def _kept_along(layer_members, keep, groups_by_id, role, full):
@@ -206,7 +215,7 @@ def _kept_along(layer_members, keep, groups_by_id, role, full):
     for gid, member in members:
         group = groups_by_id[gid]
         if gid in keep:
-            dropped.append(member.indices(np.setdiff1d(np.arange(group.width), keep[gid])))
+            dropped.append(member.indices(_dropped(group, keep[gid])))
     drop = np.concatenate(dropped) if dropped else np.array([], np.int64)
     return np.setdiff1d(np.arange(full), drop)
 
@@ -296,7 +305,6 @@ class GroupMasks:
 
     def __init__(self, groups, model=None):
         self.groups = list(groups)
-        self.by_id = {g.id: g for g in self.groups}
         self.keep = {}
         self.model = None
         if model is not None:
@@ -339,9 +347,8 @@ class GroupMasks:
                 continue
             ones = np.ones(variable.shape, np.float32)
             if group.id in self.keep:
-                moved = np.moveaxis(ones, axis, 0)
-                moved[member.indices(np.setdiff1d(np.arange(group.width), self.keep[group.id]))] = 0
-                ones = np.moveaxis(moved, 0, axis)
+                ones = _set_along(ones, axis, member.indices(_dropped(group, self.keep[group.id])),
+                                  0)
             mask.assign(ones)
 
     def _apply_all(self):
@@ -410,11 +417,9 @@ class GroupSlot:
         """Restore the channels pruned since ``saved`` with the values they had then."""
         revived = np.setdiff1d(saved["keep"], self.masks.kept(self.group))
         for (member, variable, axis), saved_value in zip(self._restorable(), saved["values"]):
-            value = np.moveaxis(variable.numpy(), axis, 0)
-            old = np.moveaxis(saved_value, axis, 0)
             index = member.indices(revived)
-            value[index] = old[index]
-            variable.assign(np.moveaxis(value, 0, axis))
+            variable.assign(_set_along(variable.numpy(), axis, index,
+                                       np.moveaxis(saved_value, axis, 0)[index]))
         self.masks.set_keep({self.group.id: saved["keep"]})
 
 

@@ -208,12 +208,8 @@ def prune(model, method="weight", schedule="polynomial", target_sparsity=0.5, *,
         raise TfpruneError(f"channel options (criterion, mode, max_per_group, round_to) apply "
                            f"to method 'channel', not {method.name!r}")
     if granularity == "channel":
-        if layers or m_by_n or prune_first_conv or prune_classifier:
-            raise TfpruneError(f"`layers`, `sparsity_m_by_n`, `prune_first_conv` and "
-                               f"`prune_classifier` do not apply to channel pruning (method "
-                               f"{method.name!r}): it prunes every prunable channel group, the "
-                               "first convolution's too; the classifier's outputs are the "
-                               "model's and never pruned")
+        check_channel_granularity(method.name, layers, m_by_n, prune_first_conv,
+                                  prune_classifier)
         if method.decides:
             return _decide_channels(model, method, target_sparsity, steps, config, train_data,
                                     decisions_path, log)
@@ -233,6 +229,18 @@ def prune(model, method="weight", schedule="polynomial", target_sparsity=0.5, *,
                                      decisions_path, log)
         result.callbacks.append(result.pruner)
     return result
+
+
+def check_channel_granularity(method, layers=None, m_by_n=None, prune_first_conv=False,
+                              prune_classifier=False):
+    """The layer options that channel granularity refuses (it prunes every prunable group);
+    configs run it before any training, ``prune`` again."""
+    if layers or m_by_n or prune_first_conv or prune_classifier:
+        raise TfpruneError(f"`layers`, `sparsity_m_by_n`, `prune_first_conv` and "
+                           f"`prune_classifier` do not apply to channel pruning (method "
+                           f"{method!r}): it prunes every prunable channel group, the first "
+                           "convolution's too; the classifier's outputs are the model's and "
+                           "never pruned")
 
 
 def _make_pruner(method, slots, config, target_sparsity, train_data, decisions_path, log,

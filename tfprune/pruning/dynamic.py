@@ -142,17 +142,6 @@ class _MaskPruner(keras.callbacks.Callback):
         self.decisions = []
         self.history = []  # [{"epoch": e, "step": s, "sparsity": {slot: x}}]
 
-    @staticmethod
-    def layer_name(slot):
-        return slot.name
-
-    @staticmethod
-    def kernel_and_mask(slot):
-        return slot.kernel_and_mask()
-
-    def set_mask(self, slot, new_mask):
-        slot.set_mask(new_mask)
-
     def set_model(self, model):
         super().set_model(model)
         if self.group_masks is not None:
@@ -176,14 +165,14 @@ class _MaskPruner(keras.callbacks.Callback):
             self.group_masks.restore(state["keep"])
 
     def sparsity(self, slot):
-        return layer_sparsity(self.kernel_and_mask(slot)[1], self.config.granularity)
+        return layer_sparsity(slot.kernel_and_mask()[1], self.config.granularity)
 
     def step(self):
         return int(keras.backend.get_value(self.model.optimizer.iterations))
 
     def record(self, epoch, slot, action, reason, before, after, val_accuracy, **extra):
         entry = {"method": self.name, "epoch": epoch + 1, "step": self.step(),
-                 "layer": self.layer_name(slot), "action": action, "reason": reason,
+                 "layer": slot.name, "action": action, "reason": reason,
                  "sparsity_before": before, "sparsity_after": after,
                  "val_accuracy": val_accuracy, **extra}
         self.decisions.append(io.to_jsonable(entry))
@@ -193,7 +182,7 @@ class _MaskPruner(keras.callbacks.Callback):
 
     def snapshot(self, epoch):
         self.history.append({"epoch": epoch + 1, "step": self.step(),
-                             "sparsity": {self.layer_name(w): self.sparsity(w) for w in self.slots}})
+                             "sparsity": {s.name: self.sparsity(s) for s in self.slots}})
 
     def write(self):
         if self.decisions_path:
@@ -228,7 +217,7 @@ class MeanColumnNormPruner(_MaskPruner):
 
     def __init__(self, slots, config, decisions_path=None, log=None, group_masks=None):
         super().__init__(slots, config, decisions_path, log, group_masks)
-        self.norms = {self.layer_name(w): [] for w in self.slots}
+        self.norms = {slot.name: [] for slot in self.slots}
         self.frozen = {}
         self.best = -math.inf
         self.pending = None
@@ -267,7 +256,7 @@ class MeanColumnNormPruner(_MaskPruner):
                 now = self.sparsity(slot)
                 if val < before_accuracy - config.accuracy_tolerance:
                     slot.rollback(saved)
-                    self.frozen[self.layer_name(slot)] = "rolled back"
+                    self.frozen[slot.name] = "rolled back"
                     self.record(epoch, slot, "rollback",
                                 f"validation accuracy fell from {before_accuracy:.4f} to {val:.4f}, "
                                 f"more than {config.accuracy_tolerance:g}; previous mask restored, "
@@ -280,8 +269,8 @@ class MeanColumnNormPruner(_MaskPruner):
         self.best = max(self.best, val)
         events = []
         for slot in self.slots:
-            name = self.layer_name(slot)
-            kernel, mask = self.kernel_and_mask(slot)
+            name = slot.name
+            kernel, mask = slot.kernel_and_mask()
             mcn = mean_column_norm(kernel, mask)
             history = self.norms[name]
             history.append(mcn)
@@ -320,7 +309,7 @@ class MeanColumnNormPruner(_MaskPruner):
                             before, before, val, candidates=candidates, **extra)
                 continue
             events.append((slot, slot.save()))
-            self.set_mask(slot, new_mask)
+            slot.set_mask(new_mask)
             self.record(epoch, slot, "prune",
                         f"mean column norm stable (relative change {change:.4f} < "
                         f"{config.norm_tolerance:g} for {config.patience} checks) and validation "
@@ -377,7 +366,7 @@ class TaylorPruner(_MaskPruner):
         val = float((logs or {}).get("val_accuracy", float("nan")))
         scores = self.scores()
         for slot, score in zip(self.slots, scores):
-            kernel, mask = self.kernel_and_mask(slot)
+            kernel, mask = slot.kernel_and_mask()
             before = layer_sparsity(mask, self.config.granularity)
             kept, total = kept_and_total(mask, self.config.granularity)
             allowed = int(math.floor(self.target * total + 1e-9)) - (total - kept)
@@ -387,7 +376,7 @@ class TaylorPruner(_MaskPruner):
                             before, before, val)
                 continue
             new_mask = lowest_scores_mask(score, mask, self.config.granularity, count)
-            self.set_mask(slot, new_mask)
+            slot.set_mask(new_mask)
             self.record(epoch, slot, "prune",
                         f"round every {self.config.every} epochs: {count} of {kept} remaining "
                         f"{self.config.granularity}s ({self.fraction:.3f}) with the lowest "
@@ -422,18 +411,18 @@ class PQIndexPruner(_MaskPruner):
         val = float((logs or {}).get("val_accuracy", float("nan")))
         indices = {}
         for slot in self.slots:
-            kernel, mask = self.kernel_and_mask(slot)
-            indices[self.layer_name(slot)] = adaptive.pq_index(self._vector(kernel, mask),
-                                                                  config.p, config.q)
+            kernel, mask = slot.kernel_and_mask()
+            indices[slot.name] = adaptive.pq_index(self._vector(kernel, mask), config.p,
+                                                   config.q)
         self.pqi.append({"epoch": epoch + 1, **indices})
         if (epoch + 1) % config.every or self.last_check(epoch, 1):
             return
         for slot in self.slots:
-            kernel, mask = self.kernel_and_mask(slot)
+            kernel, mask = slot.kernel_and_mask()
             before = layer_sparsity(mask, config.granularity)
             vector = self._vector(kernel, mask)
             d = vector.size
-            index = indices[self.layer_name(slot)]
+            index = indices[slot.name]
             total = kept_and_total(mask, config.granularity)[1]
             count = adaptive.prune_amount(d, index, config.p, config.q, config.eta, config.gamma,
                                           config.beta)
@@ -448,7 +437,7 @@ class PQIndexPruner(_MaskPruner):
             kept_weights = kernel * mask
             scores = np.abs(kept_weights) if config.granularity == "weight" else kept_weights ** 2
             new_mask = lowest_scores_mask(scores, mask, config.granularity, count)
-            self.set_mask(slot, new_mask)
+            slot.set_mask(new_mask)
             self.record(epoch, slot, "prune",
                         f"PQ index {index:.4f} (p={config.p:g}, q={config.q:g}): keep at least "
                         f"r={r:.1f} of d={d}; prune floor(d*min(gamma*(1-r/d), beta))={count}",
