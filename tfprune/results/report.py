@@ -133,8 +133,9 @@ def render(title, status, setup, entries, rows, plot_files, stage_times, seeds):
     ]
     if decisions:
         text += ["## Decisions of the methods that prune by themselves", "",
-                 "Per-layer sparsity as each method left it (channel groups, named by their producers, units or weights, as it prunes); "
-                 "every decision is in the variant's decisions.jsonl.", "", *decisions, ""]
+                 "Per-layer sparsity as each method left it (channel groups, named by their "
+                 "producers, units or weights, as it prunes); every decision is in the variant's "
+                 "decisions.jsonl.", "", *decisions, ""]
     text += [
         "## Plots", "", *[f"![{name}](plots/{name})" for name in plot_files], "",
         "## Results", "",
