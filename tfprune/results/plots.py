@@ -134,7 +134,7 @@ def plot_accuracy_vs_sparsity(entries, path, quantization):
             ax.axhline(100 * dense[0]["tflite_accuracy"], color="black", linestyle=":",
                        label="dense baseline")
         ax.set_title(f"{schedule} schedule" if schedule != rows_lib.NO_SCHEDULE else "methods without a schedule")
-        ax.set_xlabel("achieved sparsity of the pruned layers (weights or units)")
+        ax.set_xlabel("achieved sparsity of the pruned layers (weights, units or channels)")
         ax.grid(alpha=0.3)
         ax.legend(loc="lower left", fontsize=8)
     axes[0][0].set_ylabel(f"test accuracy on the TFLite interpreter, {quantization} (%)")
