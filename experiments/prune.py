@@ -4,9 +4,11 @@
         --dataset=digits --model=cnn --baseline=train --output_dir=DIR
 
 --baseline=train trains the baseline into DIR/baseline (reused when already there);
---baseline=PATH loads a saved Keras model (e.g. from experiments.train). Writes DIR/config.json,
-DIR/metrics.json, DIR/layers.csv, DIR/pruned.keras, DIR/shrunk.keras (when units were removed)
-and DIR/plots/*.png. Every option is checked before anything trains.
+--baseline=PATH loads a saved Keras model (e.g. from experiments.train); a .keras file saved by
+Keras 3 is translated to tf_keras (its outputs checked on test images) and the results are saved
+for Keras 3 too. Writes DIR/config.json, DIR/metrics.json, DIR/layers.csv, DIR/pruned.keras,
+DIR/shrunk.keras (when units were removed), DIR/keras3/*.keras (Keras 3 input or
+--keras3_output) and DIR/plots/*.png. Every option is checked before anything trains.
 """
 
 from absl import flags
@@ -28,7 +30,8 @@ flags.DEFINE_enum("schedule", D["schedule"], SCHEDULES.names(),
 flags.DEFINE_float("target_sparsity", D["target_sparsity"],
                    "Fraction of weights (weight) or units (unit) to prune in each pruned layer, "
                    "in [0, 1); ignored by dynamic and adaptive, which choose their own.")
-flags.DEFINE_string("baseline", D["baseline"], "'train' or the path of a saved Keras baseline model.")
+flags.DEFINE_string("baseline", D["baseline"], "'train' or the path of a saved Keras baseline model "
+                    "(tf_keras, or a Keras 3 .keras file: translated).")
 flags.DEFINE_integer("baseline_epochs", D["baseline_epochs"], "Epochs when --baseline=train.",
                      lower_bound=1)
 flags.DEFINE_integer("fine_tune_epochs", D["fine_tune_epochs"], "Fine-tuning epochs under pruning.",
@@ -62,6 +65,9 @@ flags.DEFINE_integer("round_to", D["round_to"], "channel: keep a multiple of N c
 flags.DEFINE_bool("from_scratch", D["from_scratch"],
                   "Also train the shrunk architecture from scratch for the baseline's plus the "
                   "fine-tuning's epochs, and report it beside the pruned model.")
+flags.DEFINE_bool("keras3_output", D["keras3_output"],
+                  "Also save the pruned and shrunk models as Keras 3 .keras files in DIR/keras3/ "
+                  "(always when --baseline is a Keras 3 file).")
 common.define_dynamic_flags()
 common.define_run_flags("saved_models/prune/<dataset>-<model>-<method>-<schedule>-<sparsity>-seed<seed>")
 
@@ -87,6 +93,9 @@ def main(argv):
                    f"{metrics['from_scratch']['accuracy']:.4f}")
     common.log(f"results: {output_dir}/metrics.json, {output_dir}/layers.csv, models: "
                f"{', '.join(p for p in metrics['models'].values() if p)}")
+    if metrics.get("keras3"):
+        common.log("Keras 3 models: " + ", ".join(
+            v["path"] for k, v in metrics["keras3"].items() if k != "baseline" and v))
 
 
 if __name__ == "__main__":

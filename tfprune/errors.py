@@ -31,6 +31,10 @@ class ModelTypeError(TfpruneError, TypeError):
     """A model of a kind tfprune cannot take (a Keras 3 model where tf_keras is needed)."""
 
 
+class TranslationError(TfpruneError):
+    """A model that cannot be translated between Keras 3 and tf_keras (the layer is named)."""
+
+
 class InternalError(RuntimeError):
     """An invariant of tfprune's own code failed: a bug to report, not bad input."""
 

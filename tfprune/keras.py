@@ -47,21 +47,34 @@ if TF_KERAS_IS_KERAS3:
     )
 
 
-def check_model(model, argument="model"):
+def subclassed_message(what, model, library="tf_keras"):
+    """The one wording for a subclassed model where tfprune needs the layer graph."""
+    return (f"{what} is a subclassed {library} model ({type(model).__module__}."
+            f"{type(model).__name__}, with its own call()): tfprune reads the layer graph, which "
+            "a subclassed model does not have. Build it as a functional or Sequential model (the "
+            "same layers, called on keras.Input), or prune the functional / Sequential models it "
+            "is made of one by one")
+
+
+def check_model(model, argument="model", graph=True):
     """Raise a clear ModelTypeError (a TfpruneError and a TypeError) unless ``model`` is a
-    Keras 2 (tf_keras) model."""
+    Keras 2 (tf_keras) model; with ``graph``, a functional or Sequential one (pruning reads the
+    layer graph, which a subclassed model does not have)."""
     from tfprune.errors import ModelTypeError
 
     if isinstance(model, keras.Model):
+        if graph and not getattr(model, "_is_graph_network", False) \
+                and not isinstance(model, keras.Sequential):
+            raise ModelTypeError(subclassed_message(f"`{argument}`", model))
         return model
     kind = f"{type(model).__module__}.{type(model).__name__}"
     if type(model).__module__.startswith("keras"):
         raise ModelTypeError(
             f"`{argument}` is a Keras 3 model ({kind}); tfprune and tensorflow-model-optimization "
-            "need Keras 2 models. Build it with `from tfprune.keras import keras` (tf_keras), or "
-            "import tfprune before tensorflow / set TF_USE_LEGACY_KERAS=1 so tf.keras is Keras 2."
-        )
+            "work on tf_keras models: translate it with tfprune.keras3.from_keras3(model, "
+            "inputs) (or save it as .keras and give the scripts its path)")
     raise ModelTypeError(f"`{argument}` must be a tf_keras Model, got {kind}")
 
 
-__all__ = ["tf", "keras", "KERAS_VERSION", "TF_KERAS_IS_KERAS3", "check_model"]
+__all__ = ["tf", "keras", "KERAS_VERSION", "TF_KERAS_IS_KERAS3", "check_model",
+           "subclassed_message"]

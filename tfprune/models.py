@@ -4,6 +4,8 @@ Every model ends in a Dense classifier followed by a float32 softmax Activation,
 precision keeps a float32 output and pruning can find "the last classifier layer" by type.
 """
 
+import dataclasses
+
 from tfprune.errors import TfpruneError
 from tfprune.keras import keras
 from tfprune.registry import Registry
@@ -11,6 +13,7 @@ from tfprune.registry import Registry
 layers = keras.layers
 
 MODELS = Registry("model")
+CHECK_INPUTS = 256  # test images an imported (translated) model is checked on
 # Models with no spatial structure: shift/crop augmentation only blurs what they see.
 FULLY_CONNECTED_MODELS = frozenset({"mlp"})
 
@@ -147,9 +150,7 @@ def load_model(path, argument="model_path", custom_objects=None):
 
     from tfprune.keras import check_model
 
-    if not isinstance(path, (str, os.PathLike)) or not os.path.isfile(path):
-        raise TfpruneError(f"`{argument}` must be a saved Keras model file (.keras or .h5), got "
-                           f"{path!r}, which is not a file")
+    _check_model_file(path, argument)
     try:
         model = keras.models.load_model(path, custom_objects=custom_objects, compile=False)
     except Exception as err:  # noqa: BLE001  (Keras raises many kinds for a bad file)
@@ -157,6 +158,62 @@ def load_model(path, argument="model_path", custom_objects=None):
         raise TfpruneError(f"cannot load Keras model {os.fspath(path)!r} (`{argument}`): "
                            f"{type(err).__name__}: {first}") from None
     return check_model(model, argument)
+
+
+def _check_model_file(path, argument):
+    import os
+
+    if not isinstance(path, (str, os.PathLike)) or not os.path.isfile(path):
+        raise TfpruneError(f"`{argument}` must be a saved Keras model file (.keras or .h5), got "
+                           f"{path!r}, which is not a file")
+
+
+@dataclasses.dataclass
+class Imported:
+    """A user's model file, loaded as a tf_keras model; ``translation`` when it was saved by
+    Keras 3 (then ``keras3`` says what its translation was checked on)."""
+
+    model: object
+    path: str
+    translation: object = None  # keras3.Translation
+
+    @property
+    def keras3(self):
+        return self.translation is not None
+
+    def describe(self):
+        """One line on how the file became a tf_keras model."""
+        if self.translation is None:
+            return f"{self.path}: a tf_keras model"
+        t = self.translation
+        kind = "random" if t.synthetic_inputs else "real"
+        return (f"{self.path}: a Keras 3 model, translated to tf_keras ({t.layers} layers; "
+                f"outputs differ by at most {t.max_abs_diff:.2g} on {t.check_inputs} {kind} "
+                "inputs)")
+
+
+def import_model(path, argument="model_path", inputs=None):
+    """A user's saved model as tf_keras: a tf_keras file loaded, a Keras 3 ``.keras`` file
+    translated (``keras3.from_keras3``) with its outputs checked on ``inputs``."""
+    from tfprune import keras3
+
+    _check_model_file(path, argument)
+    if not keras3.is_keras3_file(path):
+        return Imported(load_model(path, argument), path)
+    translation = keras3.from_keras3(keras3.load(path, argument), inputs,
+                                     name=f"`{argument}` {path!r}")
+    return Imported(translation.model, path, translation)
+
+
+def import_checked(path, argument, data, log=None):
+    """``import_model`` for a job: the translation checked on ``CHECK_INPUTS`` test images of
+    ``data``, said in ``log``, and the model checked to fit the data set."""
+    imported = import_model(path, argument, inputs=data.numpy("test", limit=CHECK_INPUTS)[0])
+    if imported.keras3 and log is not None:
+        log(f"{argument} {imported.describe()}")
+    check_fits(imported.model, data.input_shape, data.num_classes, f"{argument} {path!r}",
+               data.name)
+    return imported
 
 
 def check_fits(model, input_shape, num_classes, name, dataset):

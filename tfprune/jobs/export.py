@@ -8,7 +8,7 @@ import os
 from tfprune import checks, io, training
 from tfprune.data import check_dataset, load_data
 from tfprune.jobs.rundir import prepare_run_dir
-from tfprune.models import check_fits, load_model
+from tfprune.models import import_checked
 from tfprune.results.tables import markdown_table, write_csv
 from tfprune.tflite import export, measure
 
@@ -41,13 +41,12 @@ class ExportConfig:
 
 def run_export(config, output_dir, overwrite=False, log=print):
     """Export ``config.model_path`` to every variant and write the comparison tables."""
-    model = load_model(config.model_path)
     data = load_data(config.dataset, data_dir=config.data_dir, split_seed=config.split_seed,
                      image_size=config.image_size)
     x_test, y_test = data.numpy("test")
+    imported = import_checked(config.model_path, "model_path", data, log)
+    model = imported.model
     representative = data.representative_sample(config.representative_count)
-    check_fits(model, data.input_shape, data.num_classes, f"model {config.model_path!r}",
-               config.dataset)
     export.check_representative(model, representative)
     same_run = prepare_run_dir(output_dir, config.to_dict(), overwrite=overwrite,
                                marker="comparison.json")
@@ -66,6 +65,8 @@ def run_export(config, output_dir, overwrite=False, log=print):
     columns = measure.COMPARISON_COLUMNS
     write_csv(os.path.join(output_dir, "comparison.csv"), rows, columns)
     io.write_json(results_path, {"model_path": config.model_path, "keras_accuracy": keras_accuracy,
+                                 "keras3": imported.translation.summary() if imported.keras3
+                                 else None,
                                  "test_examples": int(len(y_test)), "rows": rows})
     table = markdown_table(rows, [c for c in columns if c != "file"], {
         "keras_accuracy": ".4f", "tflite_accuracy": ".4f", "accuracy_delta": "+.4f",

@@ -17,13 +17,14 @@ import os
 import shutil
 import time
 
-from tfprune import checks, io, training
+from tfprune import checks, io, keras3, training
 from tfprune.data import apply_dataset_defaults, check_dataset, load_data
 from tfprune.errors import TfpruneError
 from tfprune.jobs.rundir import inside, prepare_run_dir, read_marker
 from tfprune.jobs.train import TrainConfig, model_path, train_baseline
 from tfprune.keras import keras
-from tfprune.models import MODELS, build_model, check_fits, load_model
+from tfprune.models import (CHECK_INPUTS, MODELS, Imported, build_model, check_fits,
+                            import_checked, load_model)
 from tfprune.pruning import channels, core, dynamic, schedules, stats, surgery
 from tfprune.pruning.methods import METHODS, check_options
 from tfprune.results import plots
@@ -92,6 +93,8 @@ class PruneConfig:
     max_per_group: float = 0.9  # channel method, global selection: most of a group pruned
     round_to: int = 1           # channel method: kept channels a multiple of this
     from_scratch: bool = False  # also train the shrunk architecture from scratch (Liu et al.)
+    keras3_output: bool = False  # also save the models as Keras 3 .keras files (automatic when
+    #                              the baseline is a Keras 3 file)
 
     def __post_init__(self):
         self.image_size = check_dataset(self.dataset, self.image_size)
@@ -223,16 +226,34 @@ class PruneRun:
 
 
 def load_baseline(config, output_dir, data, log=print):
-    """The baseline Keras model: trained into output_dir/baseline, or loaded from a path."""
+    """The baseline as an ``Imported``: trained into output_dir/baseline, or loaded from a path
+    (a Keras 3 file translated to tf_keras, its outputs checked on 256 test images)."""
     if config.baseline == "train":
         metrics = train_baseline(config.baseline_config(), os.path.join(output_dir, "baseline"),
                                  log=log)
         path = model_path(os.path.join(output_dir, "baseline"), metrics)
-    else:
-        path = config.baseline
-    model = load_model(path, "baseline")
-    check_fits(model, data.input_shape, data.num_classes, f"baseline {path!r}", data.name)
-    return model, path
+        baseline = Imported(load_model(path, "baseline"), path)
+        check_fits(baseline.model, data.input_shape, data.num_classes,
+                   f"baseline {path!r}", data.name)
+        return baseline
+    return import_checked(config.baseline, "baseline", data, log)
+
+
+def _keras3_exports(models, output_dir, data, check_inputs, log):
+    """Each model saved as a Keras 3 .keras file in output_dir/keras3/, its outputs checked
+    against the tf_keras model and its test accuracy measured with Keras 3."""
+    x_test, y_test = data.numpy("test")
+    exports = {}
+    for kind, model in models.items():
+        path = os.path.join(output_dir, "keras3", f"{kind}.keras")
+        translation = keras3.save_as_keras3(model, path, inputs=check_inputs,
+                                            name=f"the {kind} model")
+        accuracy = keras3.accuracy(translation.model, x_test, y_test)
+        exports[kind] = dict(translation.summary(), path=inside(output_dir, path),
+                             accuracy=accuracy)
+        log(f"{kind} model saved for Keras 3: {path} (outputs differ from tf_keras's by at most "
+            f"{translation.max_abs_diff:.2g}; Keras 3 test accuracy {accuracy:.4f})")
+    return exports
 
 
 def _from_scratch(config, architecture, output_dir, log):
@@ -266,9 +287,11 @@ def run_prune(config, output_dir, overwrite=False, log=print, data=None, baselin
     if data is None:
         training.set_seed(config.seed, config.deterministic)  # the pipelines' seeds depend on it
         data = config.load_data()
+    if baseline is not None and not isinstance(baseline, Imported):
+        baseline = Imported(*baseline)
     if baseline is None and config.baseline != "train":
         baseline = load_baseline(config, output_dir, data, log=log)
-    preflight(config, data, baseline[0] if baseline else None)
+    preflight(config, data, baseline.model if baseline else None)
     same_run = prepare_run_dir(output_dir, config.to_dict(), overwrite=overwrite,
                                marker="metrics.json")
     metrics_path = os.path.join(output_dir, "metrics.json")
@@ -283,7 +306,7 @@ def run_prune(config, output_dir, overwrite=False, log=print, data=None, baselin
     training.set_seed(config.seed, config.deterministic)
     if baseline is None:
         baseline = load_baseline(config, output_dir, data, log=log)
-    baseline_model, baseline_path = baseline
+    baseline_model, baseline_path = baseline.model, baseline.path
     baseline_loss, baseline_accuracy = training.evaluate(baseline_model, data.test)
     training.set_seed(config.seed, config.deterministic)
 
@@ -304,13 +327,14 @@ def run_prune(config, output_dir, overwrite=False, log=print, data=None, baselin
             "adam", config.learning_rate, lr_schedule="cosine",
             decay_steps=config.fine_tune_epochs * data.steps_per_epoch)
         training.compile_model(result.model, optimizer)
+    subject = config.model if config.baseline == "train" else os.path.basename(baseline_path)
     if result.pruner is None:
-        log(f"pruning {config.model} ({config.method}, {config.schedule}, target "
+        log(f"pruning {subject} ({config.method}, {config.schedule}, target "
             f"{config.target_sparsity:g}) layers {', '.join(result.pruned_layers)}; schedule "
             f"steps begin {result.steps.begin_step}, end {result.steps.end_step}, every "
             f"{result.steps.frequency}; baseline test accuracy {baseline_accuracy:.4f}")
     else:
-        log(f"pruning {config.model} with the {config.method} pruner "
+        log(f"pruning {subject} with the {config.method} pruner "
             f"({result.pruner.config.granularity}s) on layers {', '.join(result.pruned_layers)}; "
             f"baseline test accuracy {baseline_accuracy:.4f}")
     # Checkpointed every epoch: the model's variables (with tfmot's masks, thresholds and
@@ -329,7 +353,7 @@ def run_prune(config, output_dir, overwrite=False, log=print, data=None, baselin
     loss, accuracy = training.evaluate(pruned, data.test)
     summary = stats.summarize(pruned, result.pruned_layers)
     rows = summary.pop("layers")
-    check_inputs = data.numpy("test", limit=256)[0]
+    check_inputs = data.numpy("test", limit=CHECK_INPUTS)[0]
     channel_metrics = {}
     if result.channel_masks is not None:
         masks = result.channel_masks
@@ -389,10 +413,15 @@ def run_prune(config, output_dir, overwrite=False, log=print, data=None, baselin
                               title=f"{config.model}: {config.method} pruning, "
                                     f"{config.schedule or 'no'} schedule",
                               structured=config.structured())
+    keras3_metrics = {}
+    if config.keras3_output or baseline.keras3:
+        keras3_metrics["keras3"] = dict(
+            _keras3_exports(models, output_dir, data, check_inputs, log),
+            baseline=baseline.translation.summary() if baseline.keras3 else None)
     if config.from_scratch:
         channel_metrics["from_scratch"] = _from_scratch(config, shrunk.model, output_dir, log)
     metrics = dict(
-        summary, **channel_metrics,
+        summary, **channel_metrics, **keras3_metrics,
         baseline_path=inside(output_dir, baseline_path), baseline_accuracy=baseline_accuracy,
         baseline_loss=baseline_loss, accuracy=accuracy, loss=loss,
         accuracy_drop=baseline_accuracy - accuracy,

@@ -29,7 +29,7 @@ from tfprune.errors import TfpruneError
 from tfprune.jobs import variant as variant_lib
 from tfprune.jobs.prune import PruneRun
 from tfprune.jobs.rundir import inside, resolve
-from tfprune.models import MODELS, check_fits, load_model
+from tfprune.models import MODELS, import_checked
 from tfprune.pruning import METHODS, SCHEDULES, check_options, stats
 from tfprune.registry import Registry
 from tfprune.results import plots
@@ -159,13 +159,12 @@ class UserErrorInTrial(keras_tuner.errors.FatalError):
         self.error = error
 
 
-def load_baseline(config):
-    """The baseline model, loaded and checked against the dataset, once, before any trial."""
+def load_baseline(config, log=None):
+    """The baseline model, loaded and checked against the dataset, once, before any trial (a
+    Keras 3 file translated, its outputs checked on test images)."""
     data = load_data(config.dataset, data_dir=config.data_dir, split_seed=config.split_seed,
                      image_size=config.image_size)
-    model = load_model(config.baseline, "baseline")
-    return check_fits(model, data.input_shape, data.num_classes,
-                      f"baseline {config.baseline!r}", config.dataset)
+    return import_checked(config.baseline, "baseline", data, log).model
 
 
 class PruningTuner(keras_tuner.engine.base_tuner.BaseTuner):
@@ -303,7 +302,7 @@ def is_worker():
 def run_tune(config, directory, overwrite=False, log=print):
     """Check the baseline, search, and (except on a worker) write the results; return the
     summary (None on a worker)."""
-    load_baseline(config)  # a damaged baseline is one clear error, not one per trial
+    load_baseline(config, log)  # a damaged baseline is one clear error, not one per trial
     search(make_tuner(config, directory, overwrite=overwrite, log=log))
     if is_worker():
         return None

@@ -79,7 +79,7 @@ def to_tflite(model, quantization="float32", representative_data=None, sparse=Fa
     ``representative_data``: inputs (N, *input_shape) for int8 calibration.
     ``sparse``: add the converter's EXPERIMENTAL_SPARSITY encoding (helps pruned weights).
     """
-    check_model(model)
+    check_model(model, graph=False)
     configure = QUANTIZATIONS.get(quantization)
     if is_wrapped(model):
         raise TfpruneError("`model` still has pruning wrappers; strip them first "
