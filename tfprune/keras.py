@@ -47,6 +47,14 @@ if TF_KERAS_IS_KERAS3:
     )
 
 
+def is_keras3_model(model):
+    """True for a Keras 3 model (Keras 3 is not imported to find out: such a model means it is)."""
+    keras3 = sys.modules.get("keras")
+    model_class = getattr(keras3, "Model", None)
+    return isinstance(model_class, type) and isinstance(model, model_class) \
+        and not isinstance(model, keras.Model)
+
+
 def subclassed_message(what, model, library="tf_keras"):
     """The one wording for a subclassed model where tfprune needs the layer graph."""
     return (f"{what} is a subclassed {library} model ({type(model).__module__}."
@@ -68,7 +76,7 @@ def check_model(model, argument="model", graph=True):
             raise ModelTypeError(subclassed_message(f"`{argument}`", model))
         return model
     kind = f"{type(model).__module__}.{type(model).__name__}"
-    if type(model).__module__.startswith("keras"):
+    if is_keras3_model(model):
         raise ModelTypeError(
             f"`{argument}` is a Keras 3 model ({kind}); tfprune and tensorflow-model-optimization "
             "work on tf_keras models: translate it with tfprune.keras3.from_keras3(model, "
@@ -77,4 +85,4 @@ def check_model(model, argument="model", graph=True):
 
 
 __all__ = ["tf", "keras", "KERAS_VERSION", "TF_KERAS_IS_KERAS3", "check_model",
-           "subclassed_message"]
+           "is_keras3_model", "subclassed_message"]

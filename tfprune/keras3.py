@@ -25,7 +25,7 @@ import numpy as np
 
 from tfprune import io
 from tfprune.errors import InternalError, TfpruneError, TranslationError
-from tfprune.keras import keras as tf_keras, subclassed_message
+from tfprune.keras import is_keras3_model, keras as tf_keras, subclassed_message
 
 # Layer classes translated, by their class name (the same in both libraries).
 LAYERS = (
@@ -50,6 +50,8 @@ DROPPABLE = {
     "query_shape": "any", "key_shape": "any", "value_shape": "any",  # tf_keras MHA: rebuilt
     "batch_input_shape": "any", "batch_shape": "any",  # a first layer's input: the Input's
     "sparse": (False,), "ragged": (False,), "optional": (False,), "seed": "any",
+    "trainable": "any",  # only where the target layer has no weights to freeze
+    "noise_shape": (None,),
     "input_axes": (None,), "output_axes": (None,), "virtual_batch_size": (None,),
     "adjustment": (None,), "moving_mean_constraint": (None,), "groups": (1,),
     "moving_variance_constraint": (None,),
@@ -77,17 +79,10 @@ def keras3():
 
 
 def library(model):
-    """'keras3', 'tf_keras', or None for an object that is neither a Keras 3 nor a tf_keras
-    model (Keras 3 is not imported to find out: a Keras 3 model means it is loaded)."""
-    import sys
-
+    """'keras3', 'tf_keras', or None for an object that is neither model."""
     if isinstance(model, tf_keras.Model):
         return "tf_keras"
-    keras = sys.modules.get("keras")
-    model_class = getattr(keras, "Model", None)
-    if isinstance(model_class, type) and isinstance(model, model_class):
-        return "keras3"
-    return None
+    return "keras3" if is_keras3_model(model) else None
 
 
 def saved_version(path):
@@ -309,11 +304,32 @@ def _translate(model, src, dst, inputs, tolerance, name):
                for a, b in zip(want, got))
     scale = max([1.0] + [float(np.max(np.abs(a))) for a in want if a.size])
     if not np.isfinite(diff) or diff > tolerance * scale:
+        culprit = _first_difference(model, translated, builder, src, dst, sample, tolerance)
         raise TranslationError(
             f"{name}: the {dst.name} translation's outputs differ from the {src.name} model's by "
             f"up to {diff:.3g} on {len(sample[0])} inputs (allowed {tolerance * scale:.3g}); "
-            "a layer computes differently in the two libraries, so it is not translated")
+            f"{culprit or 'a layer computes differently in the two libraries'}, so it is not "
+            "translated")
     return Translation(translated, src.key, builder.count, diff, int(len(sample[0])), synthetic)
+
+
+def _first_difference(model, translated, builder, src, dst, sample, tolerance):
+    """'layer NAME (CLASS) computes differently' for the first layer of the outer graph whose
+    output differs beyond the tolerance; None when it cannot be told."""
+    pairs = [(layer, old, new) for layer, old, new in builder.trace
+             if not src.is_model(layer)]
+    try:
+        want = src.run(src.make_model(src.graph(model)[0], [o for _, o, _ in pairs],
+                                      "trace"), sample)
+        got = dst.run(dst.make_model(translated.inputs, [n for _, _, n in pairs], "trace"), sample)
+    except Exception:  # noqa: BLE001  (a diagnosis only; the error is raised anyway)
+        return None
+    for (layer, _, _), a, b in zip(pairs, want, got):
+        if a.shape == b.shape and a.size:
+            scale = max(1.0, float(np.max(np.abs(a))))
+            if float(np.max(np.abs(a.astype(np.float64) - b))) > tolerance * scale:
+                return f"layer {layer.name!r} ({type(layer).__name__}) computes differently"
+    return None
 
 
 class _Builder:
@@ -325,6 +341,7 @@ class _Builder:
         self.pairs = []    # (source layer, target layer) with weights to copy
         self.names = set()
         self.count = 0
+        self.trace = []    # (source layer, source tensor, target tensor) of the outer graph
 
     def unique(self, name, prefix):
         if name in self.names:
@@ -370,6 +387,8 @@ class _Builder:
                                        f"{len(results)} tensors in {self.dst.name}, "
                                        f"{len(outs)} in {self.src.name}")
             tensors.update({id(t): v for t, v in zip(outs, results)})
+            if not prefix:
+                self.trace.extend((layer, t, v) for t, v in zip(outs, results))
         missing = [t for t in outputs if id(t) not in tensors]
         if missing:
             raise InternalError(f"{model.name}: outputs not reached by the walk")
@@ -436,6 +455,11 @@ def _translate_config(layer, cls, src, dst, where):
             config[key] = _object(key.rsplit("_", 1)[1] + "s", value, src, dst, where, key)
         elif key == "activation":
             config[key] = _activation(value, dst, where)
+        if signature is not None and key not in signature and (
+                key.endswith("_initializer") or (
+                    key.endswith(("_regularizer", "_constraint")) and value is None)):
+            del config[key]  # weights are copied: an initializer the target lacks is unused
+            continue
         if signature is not None and key not in signature and key in DROPPABLE:
             allowed = DROPPABLE[key]
             if allowed != "any" and not any(_same(value, a) for a in allowed):
@@ -528,6 +552,8 @@ def _copy_weights(src, dst, old, new):
             f"{list(zip(names, shapes))} do not match {dst.name}'s "
             f"{list(zip(new_names, new_shapes))}")
     new.set_weights(values)
+    if hasattr(new, "finalize_state"):  # Normalization: derive what call() uses from weights
+        new.finalize_state()
 
 
 def _check_inputs(model, src, inputs):

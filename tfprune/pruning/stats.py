@@ -8,7 +8,7 @@ that hold nearly all of the compute; the non-zero FLOPs count only non-zero kern
 
 import numpy as np
 
-from tfprune.keras import keras
+from tfprune.keras import check_model, keras
 from tfprune.pruning import masks
 from tfprune.pruning.unit import PruneLowMagnitude
 
@@ -70,6 +70,7 @@ def summarize(model, pruned_layers=None):
     ``pruned_layers`` names the layers that were pruned; their sparsity is reported as
     "pruned_sparsity" (the figure a target sparsity refers to).
     """
+    check_model(model)
     rows = layer_table(model)
     weights = _all_weights(model)
     params = int(sum(w.size for w in weights))
