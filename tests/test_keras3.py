@@ -325,3 +325,40 @@ def test_scripts_take_keras3_files_and_refuse_bad_ones(tmp_path, digits_keras3, 
         assert len(errors) == 1 and match in errors[0], done.stderr[-2000:]
         assert "Traceback" not in done.stderr
         assert not run.exists()  # nothing written
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name, methods", [
+    ("cnn", (("weight", 0.8), ("unit", 0.5))), ("resnet", (("weight", 0.8), ("unit", 0.5))),
+    ("mobilenetv2", (("unit", 0.5),))])  # its weight pruning: benchmarks.keras3 (slow here)
+def test_keras3_architectures_prune_shrink_and_go_back(name, methods, tmp_path):
+    """The benchmark's three Keras 3 models (a CNN, a ResNet-style net, keras.applications'
+    MobileNetV2 nested in a functional model): translated, pruned, shrunk, saved as Keras 3 and
+    converted to int8, every step checked."""
+    from benchmarks.keras3 import build
+    from tfprune.pruning import prune, stats, strip
+    from tfprune.pruning.surgery import shrink
+    from tfprune.tflite import export
+
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 1, (64, 28, 28, 1)).astype("float32")
+    y = rng.integers(0, 10, 64)
+    translation = keras3.from_keras3(build(name, (28, 28, 1), 10, alpha=0.35), x[:32])
+    assert translation.max_abs_diff < 1e-5
+    for method, target in methods:
+        result = prune(translation.model, method, "constant", target, steps_per_epoch=2, epochs=1)
+        result.model.compile("adam", "sparse_categorical_crossentropy")
+        result.model.fit(x, y, batch_size=32, epochs=1, callbacks=result.callbacks, verbose=0)
+        pruned = strip(result.model)
+        assert stats.summarize(pruned, result.pruned_layers)["pruned_sparsity"] == \
+            pytest.approx(target, abs=0.02)
+        shrunk = shrink(pruned, check_inputs=x[:32])
+        assert shrunk.max_abs_diff <= 1e-4
+        if method == "unit":
+            assert shrunk.params_after < 0.8 * shrunk.params_before
+        for kind, model in (("pruned", pruned), ("shrunk", shrunk.model)):
+            back = keras3.save_as_keras3(model, str(tmp_path / f"{method}-{kind}.keras"), x[:32])
+            assert back.max_abs_diff < 1e-5
+            assert keras3.is_keras3_file(str(tmp_path / f"{method}-{kind}.keras"))
+        content = export.to_tflite(shrunk.model, "int8", representative_data=x[:16])
+        assert len(content) > 1000
