@@ -61,7 +61,8 @@ def subclassed_message(what, model, library="tf_keras"):
             f"{type(model).__name__}, with its own call()): tfprune reads the layer graph, which "
             "a subclassed model does not have. Build it as a functional or Sequential model (the "
             "same layers, called on keras.Input), or prune the functional / Sequential models it "
-            "is made of one by one")
+            "is made of one by one; the Dense / Conv sublayers of a tf_keras one can be weight-"
+            "pruned in place with tfprune.pruning.subclassed.prune_sublayers")
 
 
 def check_model(model, argument="model", graph=True):

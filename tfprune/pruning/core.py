@@ -38,12 +38,12 @@ class PruneResult:
                                    # its groups and kept channels are what shrink removes
 
 
-def _is_weight_prunable(layer):
+def is_weight_prunable(layer):
     return isinstance(layer, (keras.layers.Dense, keras.layers.Conv1D, keras.layers.Conv2D)) \
         and not isinstance(layer, (keras.layers.Conv2DTranspose, keras.layers.DepthwiseConv2D))
 
 
-_PRUNABLE = {"weight": _is_weight_prunable, "unit": is_unit_prunable}
+_PRUNABLE = {"weight": is_weight_prunable, "unit": is_unit_prunable}
 # tfmot registers no prunable weight for a DepthwiseConv2D: wrapped, it would stay dense while
 # listed as pruned. Left out, with the reason.
 _NOT_PRUNED = {"weight": ((keras.layers.DepthwiseConv2D,),
