@@ -304,6 +304,15 @@ def tfprune_test_arrays(tmp_path):
     return path
 
 
+def test_tuning_takes_a_keras3_baseline(digits_keras3):
+    from tfprune.jobs.tune import TuneConfig, load_baseline
+
+    lines = []
+    model = load_baseline(TuneConfig(baseline=digits_keras3), lines.append)
+    assert isinstance(model, tf_keras.Model)
+    assert len(lines) == 1 and "a Keras 3 model, translated to tf_keras" in lines[0]
+
+
 def test_scripts_take_keras3_files_and_refuse_bad_ones(tmp_path, digits_keras3, python):
     out = tmp_path / "export"
     done = python(["-m", "experiments.export_tflite", f"--model_path={digits_keras3}",
