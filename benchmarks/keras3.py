@@ -72,6 +72,12 @@ def build(name, input_shape, classes, alpha):
         size = (input_shape[0] + 4, input_shape[1] + 4, input_shape[2])
         net = keras.applications.MobileNetV2(weights=None, input_shape=size, alpha=alpha,
                                              include_top=False, pooling="avg")
+        # keras.applications builds its BatchNorms with momentum 0.999: after 3 epochs (1,266
+        # steps) the moving statistics are still mostly their initial values and inference is
+        # at chance (10.0% measured: training accuracy 84%, validation 10%). 0.9 fits a short run.
+        for layer in net.layers:
+            if isinstance(layer, layers.BatchNormalization):
+                layer.momentum = 0.9
         x = layers.Dropout(0.2)(net(padded))
     else:
         raise ValueError(f"unknown model {name!r}")
