@@ -125,6 +125,11 @@ def test_an_untranslatable_layer_is_named():
     with pytest.raises(TranslationError, match=r"layer 'scale' \(.*Scale\)"):
         keras3.from_keras3(model)
 
+    j = keras.Input((4,))
+    model = keras.Model(j, L.Dense(2)(keras.ops.add(j, 1.0)))  # an op outside layers
+    with pytest.raises(TranslationError, match=r"operation 'add\w*' .* outside any layer"):
+        keras3.from_keras3(model)
+
 
 @pytest.mark.parametrize("layer, match", [
     (lambda: L.Dense(4, lora_rank=2, name="lora"),

@@ -409,6 +409,12 @@ class _Builder:
     def make_layer(self, layer, prefix):
         cls = type(layer).__name__
         where = f"layer {layer.name!r} ({_class_path(layer)})"
+        if not isinstance(layer, self.src.keras.layers.Layer):
+            raise TranslationError(
+                f"cannot translate operation {layer.name!r} ({_class_path(layer)}): an op called "
+                f"on symbolic tensors outside any layer (keras.ops.*); tfprune translates "
+                "layers only: use the layer that does the same (e.g. keras.layers.Add, "
+                "Activation, Rescaling)")
         target_class = self.dst.layer_class(cls) if cls in LAYERS else None
         if target_class is None or type(layer).__module__.split(".")[0] not in ("keras",
                                                                                  "tf_keras"):
