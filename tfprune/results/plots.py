@@ -192,3 +192,76 @@ def plot_trials(rows, best, path, size_measure="gzip", max_size_kb=None, tuner="
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     return save_figure(fig, path)
+
+
+def _show_image(ax, image, cmap="gray"):
+    """An image at a readable size: small inputs shown without smoothing."""
+    image = image[..., 0] if image.ndim == 3 and image.shape[-1] == 1 else image
+    ax.imshow(image, cmap=cmap if image.ndim == 2 else None, interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def plot_attribution_grid(images, labels, columns, path, title, class_names=None):
+    """Rows: the same images; columns: the image, then each model's map over it.
+
+    ``columns`` maps a model's name to (maps (N, H, W), predicted classes (N,), confidences
+    (N,)); under each map its prediction and confidence, red when it is not the label."""
+    import numpy as np
+
+    names = list(columns)
+    n = len(images)
+    fig, axes = plt.subplots(n, len(names) + 1, figsize=(1.6 * (len(names) + 1), 1.75 * n),
+                             squeeze=False)
+    name_of = (lambda c: class_names[c]) if class_names else str
+    for row, image in enumerate(images):
+        ax = axes[row, 0]
+        _show_image(ax, np.asarray(image))
+        ax.set_xlabel(f"label {name_of(int(labels[row]))}", fontsize=7)
+        for col, name in enumerate(names, 1):
+            maps, predicted, confidence = columns[name]
+            ax = axes[row, col]
+            _show_image(ax, np.asarray(image), cmap="gray")
+            ax.imshow(maps[row], cmap="inferno", alpha=0.65, interpolation="nearest",
+                      vmin=0.0, vmax=max(float(np.max(maps[row])), 1e-12))
+            wrong = int(predicted[row]) != int(labels[row])
+            ax.set_xlabel(f"{name_of(int(predicted[row]))} {confidence[row]:.0%}", fontsize=7,
+                          color="tab:red" if wrong else "black")
+    axes[0, 0].set_title("image", fontsize=8)
+    for col, name in enumerate(names, 1):
+        axes[0, col].set_title(_short_label(name, 18), fontsize=8)
+    _grid_title(fig, title, len(names) + 1)
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    return save_figure(fig, path)
+
+
+def _grid_title(fig, title, columns):
+    """A title wrapped to the grid's width, kept clear of the column titles."""
+    import textwrap
+
+    lines = textwrap.wrap(title, max(24, 16 * columns))
+    height = fig.get_size_inches()[1]
+    fig.suptitle("\n".join(lines), fontsize=10)
+    fig.tight_layout(rect=(0, 0, 1, 1 - (0.25 + 0.18 * len(lines)) / height))
+
+
+def plot_class_models(models, path, title, class_names=None):
+    """One row per model, one column per class: its class-model image (each scaled to its own
+    range). ``models`` maps a model's name to a list of (H, W, C) images, one per class."""
+    import numpy as np
+
+    names = list(models)
+    classes = len(next(iter(models.values())))
+    fig, axes = plt.subplots(len(names), classes, figsize=(1.2 * classes, 1.35 * len(names)),
+                             squeeze=False)
+    for row, name in enumerate(names):
+        for c, image in enumerate(models[name]):
+            image = np.asarray(image, dtype=float)
+            low, high = image.min(), image.max()
+            _show_image(axes[row, c], (image - low) / (high - low) if high > low else image * 0)
+            if row == 0:
+                axes[row, c].set_title(class_names[c] if class_names else str(c), fontsize=7)
+        axes[row, 0].set_ylabel(_short_label(name, 18), fontsize=7)
+    _grid_title(fig, title, classes)
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    return save_figure(fig, path)
