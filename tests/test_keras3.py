@@ -159,6 +159,36 @@ def test_outputs_that_differ_are_refused(monkeypatch, many_layers):
         keras3.from_keras3(many_layers, _inputs((12, 12, 3)))
 
 
+def test_training_arguments_and_bad_inputs():
+    i = keras.Input((4,))
+    frozen = keras.Model(i, L.BatchNormalization()(L.Dense(3)(i), training=False))
+    assert keras3.from_keras3(frozen).max_abs_diff < 1e-6  # dropped, as Keras 3 itself does
+    with pytest.raises(TranslationError, match=r"cannot run it on the check inputs of shape "
+                                               r"\(2, 5\)"):
+        keras3.from_keras3(frozen, np.zeros((2, 5), "float32"))
+    j = tf_keras.Input((4,))
+    tf_model = tf_keras.Model(j, tf_keras.layers.BatchNormalization(name="bn_frozen")(
+        j, training=False))
+    with pytest.raises(TranslationError, match=r"layer 'bn_frozen' .* training=False"):
+        keras3.to_keras3(tf_model)
+
+
+def test_keras3_output_is_checked_before_training(tmp_path):
+    from tfprune.jobs.prune import PruneConfig, run_prune
+
+    i = tf_keras.Input((8, 8, 1))
+    x = tf_keras.layers.GRU(4, name="recurrent")(tf_keras.layers.Reshape((8, 8))(i))
+    x = tf_keras.layers.Dense(16, activation="relu")(x)
+    model = tf_keras.Model(i, tf_keras.layers.Dense(10, activation="softmax")(x))
+    path = str(tmp_path / "gru.keras")
+    model.save(path)
+    out = tmp_path / "run"
+    with pytest.raises(TranslationError, match="layer 'recurrent'"):
+        run_prune(PruneConfig(model="mlp", baseline=path, keras3_output=True,
+                              fine_tune_epochs=1), str(out))
+    assert not out.exists()
+
+
 class _Subclassed(tf_keras.Model):
     def __init__(self):
         super().__init__()

@@ -77,3 +77,24 @@ def test_what_prune_sublayers_refuses():
     with pytest.raises(TfpruneError, match="no Dense / Conv1D / Conv2D sublayer"):
         prune_sublayers(net, 0.5, steps_per_epoch=4, epochs=1,
                         exclude=list(subclassed.sublayer_sparsity(net)))
+
+
+class Hidden(keras.Model):
+    """A Dense in a private attribute and one inside a Sequential: unreachable for wrappers."""
+
+    def __init__(self):
+        super().__init__()
+        self._private = keras.layers.Dense(8, name="private_dense")
+        self.features = keras.Sequential([keras.layers.Dense(8, name="inner_dense")])
+        self.head = keras.layers.Dense(3, name="open_head")
+
+    def call(self, x):
+        return self.head(self.features(self._private(x)))
+
+
+def test_sublayers_it_cannot_reach_are_named_not_silently_left_dense():
+    net = Hidden()
+    net(np.zeros((1, 4), "float32"))
+    with pytest.raises(TfpruneError, match=r"sublayers private_dense\w*, inner_dense\w* of .* "
+                                           r"are held where tfprune cannot swap them"):
+        prune_sublayers(net, 0.5, steps_per_epoch=4, epochs=1)

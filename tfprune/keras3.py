@@ -299,7 +299,14 @@ def _translate(model, src, dst, inputs, tolerance, name):
     for old, new in builder.pairs:
         _copy_weights(src, dst, old, new)
     sample, synthetic = _check_inputs(model, src, inputs)
-    want, got = src.run(model, sample), dst.run(translated, sample)
+    try:
+        want, got = src.run(model, sample), dst.run(translated, sample)
+    except Exception as err:  # noqa: BLE001  (Keras raises many kinds for a bad input)
+        first = " ".join(str(err).split())[:300]
+        raise TranslationError(
+            f"{name}: cannot run it on the check inputs of shape "
+            f"{', '.join(str(tuple(x.shape)) for x in sample)} ({type(err).__name__}: {first}); "
+            f"it takes {getattr(model, 'input_shape', '?')}") from None
     diff = max(float(np.max(np.abs(a.astype(np.float64) - b))) if a.size else 0.0
                for a, b in zip(want, got))
     scale = max([1.0] + [float(np.max(np.abs(a))) for a in want if a.size])
@@ -361,15 +368,25 @@ class _Builder:
         """Call ``model``'s graph on target tensors ``values``; its outputs as target tensors."""
         inputs, nodes, outputs = self.src.graph(model)
         if len(inputs) != len(values):
-            raise InternalError(f"{model.name}: {len(inputs)} inputs, {len(values)} values")
+            raise TranslationError(f"nested model {model.name!r} takes {len(inputs)} inputs but "
+                                   f"is called on {len(values)} tensors (inputs in a dict?); "
+                                   "tfprune inlines nested models called on a tensor or a list")
         tensors = {id(t): v for t, v in zip(inputs, values)}
         for node in nodes:
             layer, args, kwargs, outs = self.src.node(node)
             if self.src.is_input_layer(layer):
                 continue
             new_args = self.map(args, tensors, layer)
+            if kwargs.get("training") is not None and self.src.key == "tf_keras":
+                # tf_keras honours a recorded training=; Keras 3 overrides it with the outer
+                # call's, so the two would differ while training (the check runs in inference).
+                raise TranslationError(
+                    f"cannot translate layer {layer.name!r} ({_class_path(layer)}): it is called "
+                    f"with training={kwargs['training']!r}, which Keras 3 overrides with the "
+                    "model's own training flag; freeze it with trainable=False instead")
+            # Keras 3 replaces a recorded training= by the outer call's: dropped, as it does.
             new_kwargs = {k: self.map(v, tensors, layer) for k, v in kwargs.items()
-                          if v is not None and k != "mask"}
+                          if v is not None and k not in ("mask", "training")}
             if self.src.is_model(layer):
                 if self.src.graph(layer) is None:
                     raise subclassed_error(layer, f"layer {layer.name!r} of {model.name!r}",

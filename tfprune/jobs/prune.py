@@ -192,6 +192,8 @@ def preflight(config, data, model=None):
                                config.ramp_fraction)
     if model is None:
         model = build_model(config.model, data.input_shape, data.num_classes)
+    if config.keras3_output:  # the Keras 3 export must not fail after the fine-tuning
+        keras3.to_keras3(model, data.numpy("test", limit=8)[0], name=f"model {config.model!r}")
     if config.granularity() == "channel":
         core.prunable_groups(model)
         return

@@ -121,6 +121,17 @@ def prune_sublayers(model, target_sparsity, schedule="polynomial", *, steps_per_
     if not slots:
         raise TfpruneError(f"no Dense / Conv1D / Conv2D sublayer of {model.name!r} found in its "
                            "attributes (or lists of them) to prune")
+    found = {id(slot[3]) for slot in slots}
+    unreachable = [layer.name for layer in model._flatten_layers(include_self=False)
+                   if is_weight_prunable(layer) and layer.name not in exclude
+                   and id(layer) not in found]
+    if unreachable:
+        raise TfpruneError(
+            f"sublayers {', '.join(unreachable)} of {model.name!r} are held where tfprune cannot "
+            "swap them for pruning wrappers (a private attribute, a dict or tuple, or inside a "
+            "functional / Sequential model, which calls its own graph): hold them in public "
+            "attributes or lists, prune the inner functional model with tfprune.pruning.prune, "
+            "or name them in `exclude`")
     for owner, attribute, index, layer in slots:
         _put(owner, attribute, index,
              tfmot.sparsity.keras.prune_low_magnitude(layer, pruning_schedule=pruning_schedule))
