@@ -48,6 +48,10 @@ flags.DEFINE_bool("from_scratch", D["from_scratch"],
                   "Structured variants (unit, channel, deciding methods at unit or channel "
                   "granularity): also train their thinner architecture from scratch for the "
                   "same total epochs; reported as 'scratch acc %' beside the pruned model.")
+flags.DEFINE_bool("visualize", False,
+                  "Then look at what the models attend to (experiments.visualize on the sweep): "
+                  "saliency and Grad-CAM grids, class models and their drift from the dense "
+                  "model, into DIR/visualize and report.md.")
 common.define_dynamic_flags()
 common.define_run_flags("saved_models/sweep/<dataset>-<model>")
 
@@ -70,7 +74,8 @@ def main(argv):
         "sweep", f"{config.dataset}-{config.model}")
     common.log(f"sweep of {len(config.variants())} variants x {len(config.quantizations)} "
                f"quantizations into {output_dir}")
-    run_sweep(config, output_dir, overwrite=FLAGS.overwrite, log=common.log)
+    run_sweep(config, output_dir, overwrite=FLAGS.overwrite, log=common.log,
+              visualize=FLAGS.visualize)
     common.log(f"report: {output_dir}/report.md")
 
 

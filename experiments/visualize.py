@@ -1,25 +1,33 @@
 """What the dense model and its pruned variants look at: saliency and Grad-CAM grids, class-model
 images, and how far each variant's maps drift from the reference's.
 
+    python -m experiments.visualize --run_dir=SWEEP          # into SWEEP/visualize
     python -m experiments.visualize --models=dense=B/model.keras,w90=P/pruned.keras \\
         --dataset=digits --output_dir=DIR
 
-The first model is the reference (normally the dense baseline). Writes DIR/plots/saliency.png,
-DIR/plots/grad_cam.png (models with convolutions), DIR/plots/class_models.png, DIR/drift.csv and
-DIR/drift.json: accuracy, the rate at which the predicted class changes against the reference,
-and the Spearman rank correlation and top-k pixel overlap of each model's saliency and Grad-CAM
-maps with the reference's (asked about the reference's predicted class).
+With --run_dir (a sweep's output) every seed's baseline is the reference of that seed's
+finished variants, and the sweep's data set is used; with --models the first model is the
+reference. Writes DIR/plots/saliency.png, DIR/plots/grad_cam.png (models with convolutions),
+DIR/plots/class_models.png, DIR/plots/drift_vs_sparsity.png, DIR/tensorboard/ (the plots as
+images), DIR/drift.csv and DIR/drift.json: accuracy, the rate at which the predicted class
+changes against the reference, and the Spearman rank correlation and top-k pixel overlap of each
+model's saliency and Grad-CAM maps with the reference's (asked about the reference's predicted
+class).
 """
+
+import os
 
 from absl import flags
 
 from experiments import common
-from tfprune.jobs.visualize import VisualizeConfig, run_visualize
+from tfprune.jobs.visualize import SWEEP_SUBDIR, VisualizeConfig, run_visualize
 
 FLAGS = flags.FLAGS
 D = common.defaults(VisualizeConfig)
 
 flags.DEFINE_list("models", None, "Saved models, the reference first: name=path or path.")
+flags.DEFINE_string("run_dir", None, "Or a sweep's output directory: its baselines and finished "
+                    "variants (the sweep's data set is used, whatever --dataset says).")
 common.define_dataset_flags(D)
 flags.DEFINE_integer("per_class", D["per_class"], "Test images per class in the grids.",
                      lower_bound=1)
@@ -34,14 +42,14 @@ flags.DEFINE_integer("smoothgrad_samples", D["smoothgrad_samples"], "SmoothGrad 
 flags.DEFINE_integer("class_model_steps", D["class_model_steps"],
                      "Gradient-ascent steps of each class-model image.", lower_bound=1)
 flags.DEFINE_integer("seed", D["seed"], "Seed of SmoothGrad's noise and the class models.")
-common.define_run_flags("saved_models/visualize/<dataset>")
-flags.mark_flag_as_required("models")
+common.define_run_flags("<run_dir>/visualize, or saved_models/visualize/<dataset>")
 
 
 def main(argv):
     del argv
     config = VisualizeConfig(**{name: FLAGS[name].value for name in D})
-    output_dir = FLAGS.output_dir or common.default_output_dir("visualize", config.dataset)
+    output_dir = FLAGS.output_dir or (os.path.join(config.run_dir, SWEEP_SUBDIR) if config.run_dir
+                                      else common.default_output_dir("visualize", config.dataset))
     result = run_visualize(config, output_dir, overwrite=FLAGS.overwrite, log=common.log)
     common.log(f"drift table: {output_dir}/drift.csv ({result['time_s']:.1f}s); grids: "
                f"{output_dir}/plots/")

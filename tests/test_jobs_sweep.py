@@ -3,7 +3,7 @@ import os
 
 import pytest
 
-from tfprune import io
+from tfprune import io, summaries
 from tfprune.errors import RunDirectoryError, TfpruneError, UnknownNameError
 from tfprune.jobs import sweep as sweep_module
 from tfprune.jobs.sweep import SweepConfig, collect_rows, estimate_left, run_sweep, variant_dir
@@ -82,10 +82,39 @@ def test_tiny_sweep_writes_report_and_resumes(tmp_path, monkeypatch):
     monkeypatch.setattr(sweep_module, "_run_variant",
                         lambda *a, **k: calls.append(a[2].method) or original(*a, **k))
     lines.clear()
-    again = run_sweep(config, out, log=lines.append)
+    again = run_sweep(config, out, log=lines.append, visualize=True)
     assert calls == ["unit"]
     assert any("resuming: 2 of 3 variants already done" in line for line in lines)
     assert len(again) == len(rows)
+
+    # --visualize: the visualize job on the sweep, its table and pictures in report.md.
+    drift = io.read_json(os.path.join(out, "visualize", "drift.json"))
+    assert [r["model"] for r in drift["rows"]] == ["dense", "unit-constant-0.5",
+                                                    "weight-constant-0.5"]
+    assert drift["kinds"] == ["saliency"]  # an mlp: no convolution for Grad-CAM
+    report = open(os.path.join(out, "report.md")).read()
+    assert "## What the models look at" in report and "Made before" not in report
+    for r in drift["rows"]:
+        assert f"| {r['model']} | {100 * r['params_removed']:.1f} |" in report
+    for image in ("saliency.png", "class_models.png", "drift_vs_sparsity.png"):
+        assert f"](visualize/plots/{image})" in report
+        assert os.path.getsize(os.path.join(out, "visualize", "plots", image)) > 5000
+
+    # TensorBoard: `tensorboard --logdir` on the sweep finds every run, read back here.
+    events = summaries.read_events(out)
+    runs = {run: set(tags) for run, tags in events.items()}
+    assert {"baselines/seed0/tensorboard/train", "baselines/seed0/tensorboard/validation",
+            "visualize/tensorboard/images"} <= set(runs)
+    for variant in ("weight-constant-0.5", "unit-constant-0.5"):
+        base = f"variants/seed0/{variant}/tensorboard"
+        assert {"epoch_loss", "epoch_accuracy"} <= runs[f"{base}/train"]
+        assert {"epoch_loss", "epoch_accuracy"} <= runs[f"{base}/validation"]
+        assert {"sparsity/fc1/kernel", "sparsity/all_kernels"} <= runs[f"{base}/sparsity"]
+    assert {"saliency", "class_models", "drift_vs_sparsity"} <= runs[
+        "visualize/tensorboard/images"]
+    sparsity = events["variants/seed0/weight-constant-0.5/tensorboard/sparsity"]
+    assert [step for step, _ in sparsity["sparsity/fc1/kernel"]] == [1]  # one per epoch
+    assert sparsity["sparsity/fc1/kernel"][-1][1] == pytest.approx(0.5, abs=0.01)
 
     with pytest.raises(RunDirectoryError, match="differs in: sparsities"):
         run_sweep(SweepConfig(**dict(TINY, sparsities=(0.6,))), out)
@@ -125,6 +154,16 @@ def test_dynamic_options_reach_the_pruner(tmp_path):
     assert "dynamic pruning holds accuracy" not in report or "achieved sparsity" in report
     csv_header = (tmp_path / "sweep" / "results.csv").read_text().splitlines()[0]
     assert "pruning_events,rollbacks,chosen_sparsity" in csv_header
+    # The pruner's decisions in TensorBoard: a table per epoch, each layer's sparsity after.
+    events = summaries.read_events(str(tmp_path / "sweep" / "variants" / "seed0" / "dynamic" /
+                                       "tensorboard" / "decisions"))["."]
+    decisions = [json.loads(line) for line in open(tmp_path / "sweep" / "variants" / "seed0" /
+                                                   "dynamic" / "decisions.jsonl")]
+    assert [step for step, _ in events["decisions"]] == sorted({d["epoch"] for d in decisions})
+    assert b"| fc1 | " in events["decisions"][-1][1]
+    last_fc1 = [d for d in decisions if d["layer"] == "fc1"][-1]
+    assert events["decisions/fc1/sparsity_after"][-1] == (
+        last_fc1["epoch"], pytest.approx(last_fc1["sparsity_after"]))
 
 
 def test_preflight_runs_before_any_baseline_trains(tmp_path, monkeypatch):

@@ -2,14 +2,15 @@
 
 import json
 import os
+import shutil
 
 import numpy as np
 import pytest
 
-from tfprune import training
+from tfprune import io, summaries, training
 from tfprune.errors import TfpruneError
 from tfprune.jobs.visualize import VisualizeConfig, pick_images, run_visualize
-from tfprune.models import build_model
+from tfprune.models import build_model, load_model
 
 FAST = dict(per_class=1, misclassified=1, drift_sample=40, smoothgrad_samples=2,
             class_model_steps=3)
@@ -42,7 +43,80 @@ def test_visualize_writes_grids_and_drift(tmp_path, two_models):
     assert rows["pruned"]["saliency_spearman"] < 1.0
     assert 0 <= rows["pruned"]["grad_cam_top_k_overlap"] <= 1
     assert result["drift_sample"] == 40
-    assert open(tmp_path / "drift.csv").readline().startswith("model,accuracy,prediction_change")
+    assert open(tmp_path / "drift.csv").readline().startswith(
+        "model,seed,method,schedule,target_sparsity,params_removed,accuracy,prediction_change")
+    model = load_model(pruned, "pruned")  # zeros over all of the dense model's parameters
+    zeros = sum(int(np.sum(w == 0)) for w in model.get_weights())
+    assert rows["pruned"]["params_removed"] == pytest.approx(zeros / model.count_params())
+    assert rows["dense"]["params_removed"] < rows["pruned"]["params_removed"] / 10
+
+
+def _fake_sweep(root, dense, pruned, seeds=(0,)):
+    """A sweep's layout around two saved models: baselines and one finished variant per seed
+    (the sweep itself is tested in test_jobs_sweep.py; here only what visualize reads)."""
+    io.write_json(os.path.join(root, "config.json"), {"dataset": "digits", "split_seed": 0,
+                                                      "data_dir": None, "image_size": None})
+    for seed in seeds:
+        base = os.path.join(root, "baselines", f"seed{seed}")
+        os.makedirs(base)
+        shutil.copy(dense, os.path.join(base, "model.keras"))
+        io.write_json(os.path.join(base, "metrics.json"), {"model_path": "model.keras"})
+        variant = os.path.join(root, "variants", f"seed{seed}", "weight-constant-0.9")
+        os.makedirs(variant)
+        shutil.copy(pruned, os.path.join(variant, "pruned.keras"))
+        io.write_json(os.path.join(variant, "variant.json"), {
+            "seed": seed, "method": "weight", "schedule": "constant", "target_sparsity": 0.9,
+            "rows": [{"deployed": "pruned"}]})
+        dense_dir = os.path.join(root, "variants", f"seed{seed}", "dense")  # no model: skipped
+        os.makedirs(dense_dir)
+        io.write_json(os.path.join(dense_dir, "variant.json"), {
+            "seed": seed, "method": "dense", "rows": [{"deployed": "baseline"}]})
+
+
+def test_visualize_a_sweep_directory(tmp_path, two_models):
+    root = str(tmp_path / "sweep")
+    _fake_sweep(root, *two_models, seeds=(0, 1))
+    config = VisualizeConfig(run_dir=root, dataset="fashion_mnist", **FAST)
+    assert config.dataset == "digits"  # the sweep's data, whatever was given
+    assert [(e.name, e.seed, e.method) for e in config.entries()] == [
+        ("dense", 0, "dense"), ("weight-constant-0.9", 0, "weight"),
+        ("seed1/dense", 1, "dense"), ("seed1/weight-constant-0.9", 1, "weight")]
+    result = run_visualize(config, os.path.join(root, "visualize"), log=lambda _: None)
+    rows = {r["model"]: r for r in result["rows"]}
+    # Each seed's variant against its own seed's baseline (the same files here: same drift).
+    assert rows["seed1/dense"]["saliency_spearman"] == pytest.approx(1.0)
+    for key in ("saliency_spearman", "grad_cam_top_k_overlap", "prediction_change"):
+        assert rows["seed1/weight-constant-0.9"][key] == pytest.approx(
+            rows["weight-constant-0.9"][key])
+    assert rows["weight-constant-0.9"]["target_sparsity"] == 0.9
+    assert 0.1 < rows["weight-constant-0.9"]["params_removed"] < 0.9
+    assert result["images"] == ["plots/saliency.png", "plots/grad_cam.png",
+                                "plots/class_models.png", "plots/drift_vs_sparsity.png"]
+    events = summaries.read_events(os.path.join(root, "visualize", "tensorboard"))
+    assert set(events["images"]) == {"saliency", "grad_cam", "class_models",
+                                     "drift_vs_sparsity"}
+
+
+def test_a_run_dir_without_models_says_what_it_expected(tmp_path, two_models):
+    with pytest.raises(TfpruneError, match=r"either `models` .* or `run_dir` .*not neither"):
+        VisualizeConfig()
+    with pytest.raises(TfpruneError, match="not both"):
+        VisualizeConfig(models=(two_models[0],), run_dir=str(tmp_path))
+    with pytest.raises(TfpruneError, match=r"`run_dir` .* is not a sweep's output directory "
+                                           r"\(config.json, baselines.*no such directory"):
+        VisualizeConfig(run_dir=str(tmp_path / "missing"))
+    with pytest.raises(TfpruneError, match="no config.json in it"):
+        VisualizeConfig(run_dir=str(tmp_path))
+    root = str(tmp_path / "sweep")
+    _fake_sweep(root, *two_models)
+    shutil.rmtree(os.path.join(root, "variants", "seed0", "weight-constant-0.9"))
+    with pytest.raises(TfpruneError, match=r"no models to compare: expected a sweep's output "
+                                           r"directory .*found a baseline but no finished "
+                                           r"variant"):
+        VisualizeConfig(run_dir=root)
+    shutil.rmtree(os.path.join(root, "baselines"))
+    with pytest.raises(TfpruneError, match="found no trained baseline"):
+        VisualizeConfig(run_dir=root)
 
 
 def test_pick_images_takes_each_class_then_mistakes():
@@ -53,8 +127,6 @@ def test_pick_images_takes_each_class_then_mistakes():
 
 
 def test_bad_input(tmp_path, two_models, python):
-    with pytest.raises(TfpruneError, match="at least one saved model"):
-        VisualizeConfig(models=())
     with pytest.raises(TfpruneError, match="names must differ"):
         VisualizeConfig(models=(f"a={two_models[0]}", f"a={two_models[1]}"))
     with pytest.raises(TfpruneError, match="`models`"):

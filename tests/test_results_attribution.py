@@ -74,6 +74,36 @@ def test_grad_cam_layer_choice_and_errors():
         attribution.check_cam_layer(build_model("mlp", (8, 8, 1), 10))
 
 
+def test_grad_cam_through_a_nested_model():
+    """A backbone model inside a functional model: its convolutions are listed as
+    "backbone/conv", found by path or by their own name, and Grad-CAM through the outer model
+    equals Grad-CAM of the backbone's own head; a wrong name lists the nested paths."""
+    keras.utils.set_random_seed(0)
+    inner_in = keras.Input((6, 6, 1))
+    h = L.Conv2D(3, 3, padding="same", activation="relu", name="conv_a")(inner_in)
+    h = L.Conv2D(4, 3, padding="same", activation="relu", name="conv_b")(h)
+    backbone = keras.Model(inner_in, h, name="backbone")
+    i = keras.Input((6, 6, 1))
+    out = L.Dense(3, activation="softmax", name="head")(L.GlobalAveragePooling2D()(backbone(i)))
+    outer = keras.Model(i, out, name="outer")
+    flat_in = keras.Input((6, 6, 1))
+    flat = keras.Model(flat_in, outer.get_layer("head")(
+        L.GlobalAveragePooling2D()(backbone.get_layer("conv_b")(
+            backbone.get_layer("conv_a")(flat_in)))))
+    assert attribution.conv_layers(outer) == ["backbone/conv_a", "backbone/conv_b"]
+    assert attribution.check_cam_layer(outer) == "backbone/conv_b"
+    assert attribution.check_cam_layer(outer, "conv_a") == "backbone/conv_a"
+    x = np.random.default_rng(1).uniform(0, 1, (4, 6, 6, 1)).astype("float32")
+    for layer, flat_layer in (("backbone/conv_b", "conv_b"), ("conv_a", "conv_a")):
+        np.testing.assert_allclose(attribution.grad_cam(outer, x, 1, layer=layer),
+                                   attribution.grad_cam(flat, x, 1, layer=flat_layer),
+                                   atol=1e-6)
+    assert "call" not in vars(backbone.get_layer("conv_b"))  # the recording hook is gone
+    with pytest.raises(TfpruneError, match=r"'head' .* is not a convolution .*valid layers: "
+                                           r"backbone/conv_a, backbone/conv_b"):
+        attribution.grad_cam(outer, x, layer="head")
+
+
 def test_class_model_of_a_one_layer_net_follows_its_weights():
     model, w = _linear()
     image = attribution.class_model(model, 1, steps=100, learning_rate=0.05, l2=0.05,
@@ -81,6 +111,13 @@ def test_class_model_of_a_one_layer_net_follows_its_weights():
     direction = image.reshape(-1)
     cosine = direction @ w[:, 1] / (np.linalg.norm(direction) * np.linalg.norm(w[:, 1]))
     assert cosine > 0.99
+    # Several classes at once (one batch): each image follows its own class's weights.
+    images = attribution.class_model(model, [0, 1, 3], steps=100, learning_rate=0.05, l2=0.05,
+                                     blur_every=0, jitter=0)
+    assert images.shape == (3, 2, 3, 1)
+    for image, c in zip(images, [0, 1, 3]):
+        direction = image.reshape(-1)
+        assert direction @ w[:, c] / (np.linalg.norm(direction) * np.linalg.norm(w[:, c])) > 0.99
     blurred = attribution.class_model(build_model("cnn", (8, 8, 1), 10, seed=0), 3, steps=8)
     assert blurred.shape == (8, 8, 1) and np.isfinite(blurred).all()
 

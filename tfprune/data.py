@@ -108,6 +108,7 @@ class Data:
     validation: tf.data.Dataset
     test: tf.data.Dataset
     _raw: Splits = dataclasses.field(repr=False, default=None)
+    class_names: tuple = None  # the data set's names of its classes, where it has them
 
     @property
     def steps_per_epoch(self):
@@ -244,7 +245,8 @@ def load_data(name="digits", batch_size=32, seed=0, data_dir=None, augment="none
     return Data(
         name=name, input_shape=tuple(spec.input_shape), num_classes=spec.num_classes,
         batch_size=batch_size, sizes=dict(raw.sizes), train=_batch(train, batch_size),
-        validation=_batch(raw.validation, batch_size), test=_batch(raw.test, batch_size), _raw=raw)
+        validation=_batch(raw.validation, batch_size), test=_batch(raw.test, batch_size), _raw=raw,
+        class_names=spec.class_names)
 
 
 def apply_dataset_defaults(config, **defaults):

@@ -5,7 +5,7 @@ import os
 import pickle
 import time
 
-from tfprune import checks, io
+from tfprune import checks, io, summaries
 from tfprune.data import AUGMENTATIONS, dataset_spec
 from tfprune.errors import TfpruneError
 from tfprune.keras import keras, tf
@@ -176,7 +176,8 @@ class _History:
         self.epochs_run_this_time = run_this_time
 
 
-def fit(model, data, epochs, callbacks=(), log=print, prefix="", backup_dir=None):
+def fit(model, data, epochs, callbacks=(), log=print, prefix="", backup_dir=None,
+        tensorboard_dir=None, sparsity_summaries=False):
     """model.fit on data.train with validation, printing one progress line per epoch.
 
     With ``backup_dir`` the run checkpoints model, optimizer (and with it the step of the
@@ -186,8 +187,12 @@ def fit(model, data, epochs, callbacks=(), log=print, prefix="", backup_dir=None
     first), and the returned history covers the whole run. Callbacks that hold state of their
     own outside the model's variables provide ``get_state()`` (picklable) and
     ``set_state(state)``; it is saved with every checkpoint and restored before a resume.
+    With ``tensorboard_dir``, losses and metrics per epoch (and with ``sparsity_summaries``
+    each kernel's sparsity) go to TensorBoard event files there (summaries.py).
     """
     callbacks = list(callbacks) + [ProgressLogger(epochs, log=log, prefix=prefix)]
+    if tensorboard_dir is not None:
+        callbacks += summaries.callbacks(tensorboard_dir, sparsity=sparsity_summaries)
     history = None
     if backup_dir is not None:
         stateful = [c for c in callbacks if hasattr(c, "get_state")]

@@ -17,7 +17,7 @@ import os
 import shutil
 import time
 
-from tfprune import checks, io, keras3, training
+from tfprune import checks, io, keras3, summaries, training
 from tfprune.data import apply_dataset_defaults, check_dataset, load_data
 from tfprune.errors import TfpruneError
 from tfprune.jobs.rundir import inside, prepare_run_dir, read_marker
@@ -273,7 +273,8 @@ def _from_scratch(config, architecture, output_dir, log):
         baseline.lr_schedule, decay_steps=epochs * data.steps_per_epoch))
     start = time.perf_counter()
     backup_dir = os.path.join(output_dir, "scratch_backup")
-    training.fit(model, data, epochs, log=log, prefix="[from scratch] ", backup_dir=backup_dir)
+    training.fit(model, data, epochs, log=log, prefix="[from scratch] ", backup_dir=backup_dir,
+                 tensorboard_dir=os.path.join(output_dir, "tensorboard", "from_scratch"))
     loss, accuracy = training.evaluate(model, data.test)
     shutil.rmtree(backup_dir, ignore_errors=True)
     return {"accuracy": accuracy, "loss": loss, "epochs": epochs,
@@ -343,10 +344,12 @@ def run_prune(config, output_dir, overwrite=False, log=print, data=None, baselin
     # pruning step), the optimizer, and the state of the channel and deciding pruners'
     # callbacks (kept channels, decisions, norm histories); a killed run resumes exactly.
     backup_dir = os.path.join(output_dir, "backup")
+    tensorboard_dir = os.path.join(output_dir, "tensorboard")
     start = time.perf_counter()
     history = training.fit(result.model, data, config.fine_tune_epochs,
                            callbacks=result.callbacks, log=log, prefix="[fine-tune] ",
-                           backup_dir=backup_dir)
+                           backup_dir=backup_dir, tensorboard_dir=tensorboard_dir,
+                           sparsity_summaries=True)
     fine_tune_time = time.perf_counter() - start
     shutil.rmtree(backup_dir, ignore_errors=True)
 
@@ -404,6 +407,7 @@ def run_prune(config, output_dir, overwrite=False, log=print, data=None, baselin
         plots.plot_sparsity_history(
             pruner.history, os.path.join(output_dir, "plots", "sparsity_over_training.png"),
             title=f"{config.method} pruner: sparsity per layer ({pruner.config.granularity}s)")
+        summaries.write_decisions(tensorboard_dir, pruner.decisions)
         dynamic_metrics = dict(dynamic.summarize_decisions(pruner),
                                dynamic_config=dataclasses.asdict(pruner.config),
                                decisions_path="decisions.jsonl")

@@ -24,6 +24,8 @@ from tfprune.jobs import variant as variant_lib
 from tfprune.jobs.prune import check_dynamic_options, preflight
 from tfprune.jobs.rundir import inside, prepare_run_dir, read_marker, resolve
 from tfprune.jobs.train import TrainConfig, model_path, train_baseline
+from tfprune.jobs.visualize import SWEEP_SUBDIR as VISUALIZE_DIR
+from tfprune.jobs.visualize import VisualizeConfig, run_visualize
 from tfprune.keras import keras, tf
 from tfprune.models import MODELS, build_model, load_model
 from tfprune.pruning import METHODS, SCHEDULES, stats
@@ -335,13 +337,17 @@ def write_results(output_dir, config, rows, wall_time_s=None):
     status = ("complete." if done == total else f"in progress: {done} of {total} variants.")
     if wall_time_s:
         status += f" Wall time {wall_time_s:.0f} s."
+    drift = read_marker(os.path.join(output_dir, VISUALIZE_DIR, "drift.json"))
     io.write_text(os.path.join(output_dir, "report.md"), report.render(
         f"tfprune sweep: {config.model} on {config.dataset}", status, _setup_lines(config),
-        entries, rows, [os.path.basename(p) for p in made], stage_times, len(config.seeds)))
+        entries, rows, [os.path.basename(p) for p in made], stage_times, len(config.seeds),
+        drift=drift))
 
 
-def run_sweep(config, output_dir, overwrite=False, log=print):
-    """Run (or resume) the sweep into ``output_dir``; return the result rows."""
+def run_sweep(config, output_dir, overwrite=False, log=print, visualize=False):
+    """Run (or resume) the sweep into ``output_dir``; return the result rows. With
+    ``visualize``, then the visualize job on it (``output_dir``/visualize: saliency and
+    Grad-CAM grids, class models, drift), which report.md shows."""
     # Cheap checks first: the steps of every schedule and the layers, before any baseline trains.
     data = config.load_data(config.seeds[0])
     architecture = build_model(config.model, data.input_shape, data.num_classes)
@@ -375,6 +381,12 @@ def run_sweep(config, output_dir, overwrite=False, log=print):
             f"{_format_duration(time.perf_counter() - start)}, "
             f"{_left_text(durations, todo[index:])}")
     time_deployed(config, output_dir, collect_rows(output_dir, config), log)
+    if visualize:
+        result = run_visualize(VisualizeConfig(run_dir=output_dir),
+                               os.path.join(output_dir, VISUALIZE_DIR), overwrite=True,
+                               log=lambda _: None)
+        log(f"visualize: {len(result['rows'])} models, grids, class models and drift in "
+            f"{result['time_s']:.1f}s ({os.path.join(output_dir, VISUALIZE_DIR)})")
     rows = collect_rows(output_dir, config)
     write_results(output_dir, config, rows, wall_time_s=time.perf_counter() - start)
     return rows

@@ -102,7 +102,8 @@ def train_baseline(config, output_dir, overwrite=False, log=print):
         f"{strategy.num_replicas_in_sync} replica(s)")
     start = time.perf_counter()
     # Checkpointed every epoch: an interrupted run resumes exactly where it stopped.
-    history = training.fit(model, data, config.epochs, log=log, backup_dir=backup_dir)
+    history = training.fit(model, data, config.epochs, log=log, backup_dir=backup_dir,
+                           tensorboard_dir=os.path.join(output_dir, "tensorboard"))
     train_time = time.perf_counter() - start
     test_loss, test_accuracy = training.evaluate(model, data.test)
     training.save_model(model, model_file)

@@ -20,12 +20,14 @@ def _is_softmax(layer):
     return getattr(getattr(layer, "activation", None), "__name__", "") == "softmax"
 
 
-def _score_model(model, extra=()):
-    """(a model x -> [*extra tensors, scores], the function from its last output to class
+def _score_model(model):
+    """(a model x -> its last output or the softmax's input, the function from that to class
     scores): the logits where the softmax can be peeled off."""
-    last = model.layers[-1]
+    last, node_index, _ = model.outputs[0]._keras_history
     if isinstance(last, (keras.layers.Activation, keras.layers.Dense)) and _is_softmax(last):
-        head = keras.Model(model.inputs, list(extra) + [last.input])
+        # The input of this model's call of the layer (a layer may be shared by other models).
+        last_input = last.inbound_nodes[node_index].input_tensors
+        head = keras.Model(model.inputs, last_input)
         if isinstance(last, keras.layers.Activation):
             return head, lambda z: z
 
@@ -33,7 +35,7 @@ def _score_model(model, extra=()):
             z = tf.matmul(z, last.kernel)
             return z + last.bias if last.use_bias else z
         return head, dense_logits
-    return keras.Model(model.inputs, list(extra) + [model.outputs[0]]), lambda z: z
+    return model, lambda z: z
 
 
 def _score_fn(model):
@@ -45,7 +47,7 @@ def _score_fn(model):
 def _classes(model, x, class_index):
     """Per-image class indices: given (int or array) or the model's predictions."""
     if class_index is None:
-        return np.argmax(np.asarray(model.predict(x, verbose=0)), axis=-1)
+        return np.argmax(np.asarray(model(x, training=False)), axis=-1)  # eager: no retracing
     return np.broadcast_to(np.asarray(class_index, dtype=np.int64), (len(x),)).copy()
 
 
@@ -82,40 +84,81 @@ def smoothgrad(model, x, class_index=None, samples=25, noise=0.15, seed=0):
     return total / samples
 
 
+def _walk(model, prefix=""):
+    """(path, layer) of every layer, nested models' layers as "outer/inner", depth first."""
+    for layer in model.layers:
+        path = prefix + layer.name
+        yield path, layer
+        if isinstance(layer, keras.Model):
+            yield from _walk(layer, path + "/")
+
+
+def _is_cam_layer(layer):
+    return isinstance(layer, CONV_TYPES) and len(layer.output.shape) == 4
+
+
 def conv_layers(model):
-    """Names of the layers Grad-CAM can use (convolutions with spatial outputs), in order."""
-    return [layer.name for layer in model.layers if isinstance(layer, CONV_TYPES)
-            and len(layer.output.shape) == 4]
+    """Paths of the layers Grad-CAM can use (convolutions with spatial outputs), in order; a
+    layer inside a nested model (a ``keras.applications`` backbone) is "backbone/layer"."""
+    return [path for path, layer in _walk(model) if _is_cam_layer(layer)]
+
+
+def _find(model, name):
+    """The layer at path ``name``, or the one layer of that name at any depth; None if none."""
+    paths = dict(_walk(model))
+    if name in paths:
+        return paths[name]
+    found = [layer for path, layer in paths.items() if path.rsplit("/", 1)[-1] == name]
+    return found[0] if len(found) == 1 else None
 
 
 def check_cam_layer(model, layer=None):
-    """The Grad-CAM layer: ``layer`` if it is a convolution of ``model``, else the last one; a
-    TfpruneError listing the valid layers otherwise."""
+    """The Grad-CAM layer's path: ``layer`` if it names a convolution of ``model`` (at any
+    depth), else the last one; a TfpruneError listing the valid layers otherwise."""
     valid = conv_layers(model)
     if layer is None:
         if not valid:
             raise TfpruneError(f"{model.name!r} has no convolution with a spatial output for "
                                "Grad-CAM")
         return valid[-1]
-    if layer not in valid:
-        what = "does not exist" if layer not in [l.name for l in model.layers] else \
-            "is not a convolution with a spatial output"
+    found = _find(model, layer)
+    if found is None or not _is_cam_layer(found):
+        what = "does not exist" if found is None else "is not a convolution with a spatial output"
         raise TfpruneError(f"Grad-CAM layer {layer!r} of {model.name!r} {what}; valid layers: "
                            f"{', '.join(valid) or 'none'}")
-    return layer
+    return next(path for path, l in _walk(model) if l is found)
+
+
+def _recording(layer, outputs):
+    """Make ``layer`` append what it returns to ``outputs`` until the returned undo is called:
+    the feature maps of a layer at any depth, on the tape, without rebuilding the model."""
+    original = layer.call
+
+    def call(*args, **kwargs):
+        result = original(*args, **kwargs)
+        outputs.append(result)
+        return result
+
+    object.__setattr__(layer, "call", call)
+    return lambda: object.__delattr__(layer, "call")
 
 
 def grad_cam(model, x, class_index=None, layer=None):
-    """Grad-CAM (Selvaraju et al. 2017) on ``layer`` (default: the last convolution): ReLU of the
-    feature maps weighted by their mean gradient, resized to the input, each map scaled to
-    [0, 1]: (N, H, W)."""
+    """Grad-CAM (Selvaraju et al. 2017) on ``layer`` (default: the last convolution, nested
+    models included): ReLU of the feature maps weighted by their mean gradient, resized to the
+    input, each map scaled to [0, 1]: (N, H, W)."""
     x = np.asarray(x, np.float32)
-    layer = check_cam_layer(model, layer)
+    target = _find(model, check_cam_layer(model, layer))
     classes = _classes(model, x, class_index)
-    head, finish = _score_model(model, [model.get_layer(layer).output])
-    with tf.GradientTape() as tape:
-        features, last = head(tf.convert_to_tensor(x), training=False)
-        picked = tf.gather(finish(last), classes, axis=1, batch_dims=1)
+    score = _score_fn(model)
+    recorded = []
+    undo = _recording(target, recorded)
+    try:
+        with tf.GradientTape() as tape:
+            picked = tf.gather(score(tf.convert_to_tensor(x)), classes, axis=1, batch_dims=1)
+    finally:
+        undo()
+    features = recorded[-1]  # a layer called more than once: its last call
     grads = tape.gradient(picked, features).numpy()
     features = features.numpy()
     weights = grads.mean(axis=(1, 2), keepdims=True)
@@ -129,27 +172,38 @@ def class_model(model, class_index, steps=200, learning_rate=0.1, l2=1e-3, blur_
                 blur_sigma=0.5, jitter=1, seed=0):
     """A class-model image (Simonyan et al. 2014): an input optimised by gradient ascent on the
     class score minus ``l2`` x ||x||^2, jittered by up to ``jitter`` pixels and blurred every
-    ``blur_every`` steps (0: never), from seeded small noise; (H, W, C)."""
+    ``blur_every`` steps (0: never), from seeded small noise; (H, W, C). ``class_index`` a
+    list: one image per class, optimised together in one batch, (N, H, W, C)."""
+    batched = np.ndim(class_index) > 0
+    classes = np.atleast_1d(np.asarray(class_index, np.int64))
     shape = tuple(int(d) for d in model.input_shape[1:])
     rng = np.random.default_rng(seed)
-    image = tf.Variable(rng.normal(0.0, 0.01, (1,) + shape).astype(np.float32))
+    image = tf.Variable(rng.normal(0.0, 0.01, (len(classes),) + shape).astype(np.float32))
     score = _score_fn(model)
-    for step in range(steps):
-        dy, dx = (rng.integers(-jitter, jitter + 1, 2) if jitter and len(shape) == 3
-                  else (0, 0))
+    spatial = len(shape) == 3
+
+    @tf.function
+    def step(shift, blur):
         with tf.GradientTape() as tape:
-            shifted = tf.roll(image, (int(dy), int(dx)), (1, 2)) if len(shape) == 3 else image
-            objective = score(shifted)[0, class_index] - l2 * tf.reduce_sum(tf.square(image))
+            shifted = tf.roll(image, shift, (1, 2)) if spatial else image
+            picked = tf.gather(score(shifted), classes, axis=1, batch_dims=1)
+            objective = tf.reduce_sum(picked) - l2 * tf.reduce_sum(tf.square(image))
         grad = tape.gradient(objective, image)
-        grad = grad / (tf.sqrt(tf.reduce_mean(tf.square(grad))) + 1e-8)
+        axes = list(range(1, len(shape) + 1))  # each image's step normalised on its own
+        grad = grad / (tf.sqrt(tf.reduce_mean(tf.square(grad), axes, keepdims=True)) + 1e-8)
         image.assign_add(learning_rate * grad)
-        if blur_every and len(shape) == 3 and (step + 1) % blur_every == 0:
+        if spatial and blur:
             image.assign(_blur(image, blur_sigma))
-    return image.numpy()[0]
+
+    for i in range(steps):
+        shift = rng.integers(-jitter, jitter + 1, 2) if jitter and spatial else np.zeros(2)
+        step(tf.constant(shift, tf.int32),
+             tf.constant(bool(blur_every) and (i + 1) % blur_every == 0))
+    return image.numpy() if batched else image.numpy()[0]
 
 
 def _blur(image, sigma):
-    """A 3x3 Gaussian blur of (1, H, W, C), channel by channel."""
+    """A 3x3 Gaussian blur of (N, H, W, C), channel by channel."""
     k = np.exp(-np.arange(-1, 2) ** 2 / (2 * sigma ** 2))
     kernel = np.outer(k, k) / np.outer(k, k).sum()
     channels = int(image.shape[-1])

@@ -265,3 +265,47 @@ def plot_class_models(models, path, title, class_names=None):
     _grid_title(fig, title, classes)
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     return save_figure(fig, path)
+
+
+def plot_drift_vs_sparsity(rows, path, title):
+    """How far each variant's maps moved from its dense model's, against the fraction of the
+    dense model's parameters it no longer has: one panel per measure (saliency and Grad-CAM
+    Spearman correlation, prediction change), one line per method and schedule (means over
+    seeds; colour: method, dashed: polynomial schedule); a method that chooses its sparsity is
+    a star. ``rows``: the visualize job's drift
+    rows (references included: they are the point at 0 removed)."""
+    import numpy as np
+
+    panels = [("saliency_spearman", "saliency: Spearman with dense"),
+              ("grad_cam_spearman", "Grad-CAM: Spearman with dense"),
+              ("prediction_change", "predicted class changed (%)")]
+    panels = [(k, t) for k, t in panels if any(r.get(k) is not None for r in rows)]
+    groups = {}
+    for r in rows:
+        if r["method"] == rows_lib.DENSE:
+            continue
+        series = r["method"] if not r.get("schedule") else f"{r['method']} {r['schedule']}"
+        groups.setdefault(series, {}).setdefault(r.get("target_sparsity"), []).append(r)
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 4), squeeze=False)
+    for ax, (key, label) in zip(axes[0], panels):
+        scale = 100 if key == "prediction_change" else 1
+        for series, by_target in sorted(groups.items()):
+            points = sorted((np.mean([r["params_removed"] for r in rs]),
+                             np.mean([r[key] for r in rs]) * scale, target is None)
+                            for target, rs in by_target.items())
+            auto = all(p[2] for p in points)
+            method, _, schedule = series.partition(" ")
+            ax.plot([100 * p[0] for p in points], [p[1] for p in points],
+                    marker="*" if auto else "o", markersize=11 if auto else 6,
+                    linestyle="none" if auto else ("--" if schedule == "polynomial" else "-"),
+                    label=series, color=_color(method))
+        ax.plot([0], [scale if key != "prediction_change" else 0], marker="s", color="black",
+                linestyle="none", label="dense (reference)")
+        ax.set_xlabel("parameters removed vs dense (%)")
+        ax.set_title(label, fontsize=10)
+        ax.grid(alpha=0.3)
+    axes[0][-1].legend(fontsize=7, loc="best")
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    return save_figure(fig, path)

@@ -122,8 +122,43 @@ def markdown_results(entries):
     return "\n".join(lines) + "\n"
 
 
-def render(title, status, setup, entries, rows, plot_files, stage_times, seeds):
-    """report.md's text. ``setup``: lines describing the run; ``plot_files``: names under plots/."""
+def visualize_lines(drift, rows, directory="visualize"):
+    """The report's section on what the models look at, from the visualize job's drift.json
+    (``drift``), its PNGs under ``directory``/plots; says so when variants finished after it."""
+    def key(r):
+        schedule = None if r["schedule"] in (None, rows_lib.NO_SCHEDULE) else r["schedule"]
+        return r["seed"], r["method"], schedule, r["target_sparsity"]
+
+    done = {key(r) for r in rows if r["method"] != rows_lib.DENSE}
+    seen = {key(r) for r in drift["rows"]}
+    lines = [f"Each variant's maps against its seed's dense model's on {drift['drift_sample']} "
+             "test images, asked about the dense model's predicted class: Spearman rank "
+             f"correlation and top-{drift['top_k']:.0%} pixel overlap of vanilla-gradient "
+             "saliency and Grad-CAM (last convolution), and how often the predicted class "
+             "changed. 'removed': the dense model's parameters the variant no longer has. "
+             "Drift includes what fine-tuning alone changes.", ""]
+    if done - seen:
+        lines += [f"**Made before {len(done - seen)} variant(s) finished**: run "
+                  "`python -m experiments.visualize --run_dir=<this directory> --overwrite` "
+                  "again.", ""]
+    grad_cam = "grad_cam" in drift.get("kinds", ())
+    header = ["model", "removed %", "acc %", "pred. changed %", "saliency rho",
+              "saliency top-k"] + (["Grad-CAM rho", "Grad-CAM top-k"] if grad_cam else [])
+    lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for r in drift["rows"]:
+        cells = [r["model"], f"{100 * r['params_removed']:.1f}", f"{100 * r['accuracy']:.2f}",
+                 f"{100 * r['prediction_change']:.1f}", f"{r['saliency_spearman']:.3f}",
+                 f"{r['saliency_top_k_overlap']:.3f}"]
+        if grad_cam:
+            cells += [f"{r['grad_cam_spearman']:.3f}", f"{r['grad_cam_top_k_overlap']:.3f}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += [""] + [f"![{image}]({directory}/{image})" for image in drift.get("images", ())]
+    return lines + ["", f"Visualize step: {drift['time_s']:.1f} s."]
+
+
+def render(title, status, setup, entries, rows, plot_files, stage_times, seeds, drift=None):
+    """report.md's text. ``setup``: lines describing the run; ``plot_files``: names under plots/;
+    ``drift``: the visualize job's result, when there is one."""
     decisions = decision_lines(rows)
     text = [
         f"# {title}", "",
@@ -136,8 +171,11 @@ def render(title, status, setup, entries, rows, plot_files, stage_times, seeds):
                  "Per-layer sparsity as each method left it (channel groups, named by their "
                  "producers, units or weights, as it prunes); every decision is in the variant's "
                  "decisions.jsonl.", "", *decisions, ""]
+    text += ["## Plots", "", *[f"![{name}](plots/{name})" for name in plot_files], ""]
+    if drift:
+        text += ["## What the models look at (saliency, Grad-CAM, class models)", "",
+                 *visualize_lines(drift, rows), ""]
     text += [
-        "## Plots", "", *[f"![{name}](plots/{name})" for name in plot_files], "",
         "## Results", "",
         ("Mean ± standard deviation over seeds. " if seeds > 1 else "")
         + "'vs dense': latency over the dense model's of the same quantization and seed, from "
