@@ -2,7 +2,7 @@ import os
 
 import pytest
 
-from tfprune import io
+from tfprune import io, summaries
 from tfprune import training as train_lib
 from tfprune.errors import RunDirectoryError, TfpruneError, UnknownNameError
 from tfprune.jobs.train import TrainConfig, train_baseline
@@ -56,7 +56,11 @@ def test_train_writes_run_directory_and_reuses_it(tmp_path, python):
         assert (out / name).exists(), name
     assert not (out / "backup").exists()
     assert set(os.listdir(out)) == {"config.json", "metrics.json", "history.json", "model.keras",
-                                    "plots"}
+                                    "plots", "tensorboard"}
+    events = summaries.read_events(str(out / "tensorboard"))  # TensorBoard: one point per epoch
+    assert [step for step, _ in events["train"]["epoch_loss"]] == [0, 1, 2]
+    assert [v for _, v in events["validation"]["epoch_accuracy"]] == pytest.approx(
+        io.read_json(out / "history.json")["val_accuracy"])
     assert metrics["epochs"] == 3 and metrics["params"] == 50610
     assert 0.5 < metrics["test_accuracy"] <= 1.0 and metrics["train_time_s"] > 0
     assert sum("epoch " in line and "left]" in line for line in lines) == 3  # progress per epoch
