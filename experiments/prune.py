@@ -9,6 +9,9 @@ Keras 3 is translated to tf_keras (its outputs checked on test images) and the r
 for Keras 3 too. Writes DIR/config.json, DIR/metrics.json, DIR/layers.csv, DIR/pruned.keras,
 DIR/shrunk.keras (when units were removed), DIR/keras3/*.keras (Keras 3 input or
 --keras3_output) and DIR/plots/*.png. Every option is checked before anything trains.
+
+--fine_tune_epochs=0 prunes once (one-shot) and evaluates without retraining;
+--layer_sparsity=auto|global|FILE gives every layer its own target (DIR/layer_sparsity.json).
 """
 
 from absl import flags
@@ -34,8 +37,9 @@ flags.DEFINE_string("baseline", D["baseline"], "'train' or the path of a saved K
                     "(tf_keras, or a Keras 3 .keras file: translated).")
 flags.DEFINE_integer("baseline_epochs", D["baseline_epochs"], "Epochs when --baseline=train.",
                      lower_bound=1)
-flags.DEFINE_integer("fine_tune_epochs", D["fine_tune_epochs"], "Fine-tuning epochs under pruning.",
-                     lower_bound=1)
+flags.DEFINE_integer("fine_tune_epochs", D["fine_tune_epochs"],
+                     "Fine-tuning epochs under pruning; 0 prunes once to the target with no "
+                     "fine-tuning (one-shot: weight, unit, channel).", lower_bound=0)
 common.define_positive_float("learning_rate", D["learning_rate"],
                              "Fine-tuning learning rate (Adam, cosine).")
 flags.DEFINE_integer("begin_step", D["begin_step"], "First pruning step (default 0).")
@@ -68,6 +72,16 @@ flags.DEFINE_bool("from_scratch", D["from_scratch"],
 flags.DEFINE_bool("keras3_output", D["keras3_output"],
                   "Also save the pruned and shrunk models as Keras 3 .keras files in DIR/keras3/ "
                   "(always when --baseline is a Keras 3 file).")
+flags.DEFINE_string("layer_sparsity", D["layer_sparsity"],
+                    "weight, unit: per-layer targets meeting --target_sparsity over the pruned "
+                    "layers. uniform: every layer at the target; auto: from one-shot "
+                    "sensitivity curves on the validation split (each layer pruned as far as "
+                    "one common accuracy loss allows); global: one magnitude threshold over "
+                    "all pruned layers; or a JSON ({\"layer\": sparsity}) / CSV (layer, "
+                    "sparsity) file, e.g. a sensitivity run's layer_sparsity_*.json.")
+flags.DEFINE_integer("sensitivity_samples", D["sensitivity_samples"],
+                     "--layer_sparsity=auto: validation images for the sensitivity curves.",
+                     lower_bound=1)
 common.define_dynamic_flags()
 common.define_run_flags("saved_models/prune/<dataset>-<model>-<method>-<schedule>-<sparsity>-seed<seed>")
 

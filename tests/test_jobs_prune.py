@@ -12,7 +12,17 @@ TINY = dict(model="mlp", method="unit", schedule="polynomial", target_sparsity=0
 
 @pytest.mark.parametrize("kwargs, message", [
     (dict(target_sparsity=1.0), r"`target_sparsity` must be in \[0, 1\), got 1.0"),
-    (dict(fine_tune_epochs=0), r"`fine_tune_epochs` must be an integer >= 1, got 0"),
+    (dict(fine_tune_epochs=-1), r"`fine_tune_epochs` must be an integer >= 0, got -1"),
+    (dict(fine_tune_epochs=0, method="dynamic"),
+     r"one-shot pruning \(`fine_tune_epochs=0`\) applies to the methods weight, unit, channel, "
+     r"not 'dynamic'"),
+    (dict(fine_tune_epochs=0, frequency=5),
+     r"`frequency` applies to fine-tuning under a schedule, not to one-shot pruning"),
+    (dict(layer_sparsity="auto", method="channel", schedule="constant"),
+     r"`layer_sparsity` applies to the methods weight and unit, not 'channel'"),
+    (dict(layer_sparsity="auto", layers="fc1"), r"give `layers` or `layer_sparsity`, not both"),
+    (dict(layer_sparsity="/no/such/targets.json"),
+     r"`layer_sparsity` must be one of uniform, auto, global or a JSON / CSV file"),
     (dict(learning_rate=0), r"`learning_rate` must be > 0, got 0"),
     (dict(begin_step=100, end_step=50), r"`begin_step` must be before `end_step`"),
     (dict(baseline="/no/such/model.keras"), r"`baseline` must be 'train' or the path of a saved Keras model"),

@@ -6,7 +6,8 @@ from tfprune.results.rows import VariantKey
 
 
 def test_columns_come_from_the_one_schema():
-    assert rows.COLUMNS[:5] == ["seed", "method", "schedule", "target_sparsity", "quantization"]
+    assert rows.COLUMNS[:6] == ["seed", "method", "schedule", "target_sparsity", "layer_sparsity",
+                                "quantization"]
     assert {"tflite_accuracy", "latency_vs_dense", "pruning_events"} <= set(rows.COLUMNS)
     assert "tflite_accuracy" in rows.AGGREGATED and "seed" not in rows.AGGREGATED
     assert ("tflite_accuracy", "TFLite acc %", "percent") in rows.TABLE
@@ -31,9 +32,14 @@ def test_variant_keys_name_themselves_once():
     dynamic = VariantKey.of(0, "dynamic", "polynomial", 0.9)  # takes neither: both dropped
     assert dynamic == VariantKey(0, "dynamic") and dynamic.slug() == "dynamic"
     assert dynamic.title() == "seed 0 dynamic (chooses its sparsity)"
-    assert dynamic.identity() == {"seed": 0, "method": "dynamic", "schedule": "-", "target_sparsity": None}
-    incremental = VariantKey.of(0, "incremental", "constant", 0.5)
+    assert dynamic.identity() == {"seed": 0, "method": "dynamic", "schedule": "-",
+                                  "target_sparsity": None, "layer_sparsity": "uniform"}
+    incremental = VariantKey.of(0, "incremental", "constant", 0.5, "auto")  # no per-layer targets
     assert incremental.slug() == "incremental-0.5" and incremental.title() == "seed 0 incremental 0.5"
+    auto = VariantKey.of(0, "unit", "polynomial", 0.9, "auto")
+    assert auto.slug() == "unit-polynomial-0.9-auto"
+    assert auto.title() == "seed 0 unit polynomial 0.9 layer-wise auto"
+    assert rows.label(dict(auto.identity(), quantization="mixed")) == "unit polynomial 0.9 auto mixed"
 
 
 def test_labels_and_sparsity_of_entries():

@@ -25,7 +25,8 @@ from tfprune.jobs.train import TrainConfig, model_path, train_baseline
 from tfprune.keras import keras
 from tfprune.models import (CHECK_INPUTS, MODELS, Imported, build_model, check_fits,
                             import_checked, load_model)
-from tfprune.pruning import channels, core, dynamic, schedules, stats, surgery
+from tfprune.pruning import (allocation, channels, core, dynamic, oneshot, schedules,
+                             sensitivity, stats, surgery)
 from tfprune.pruning.methods import METHODS, check_options
 from tfprune.results import plots
 from tfprune.results.tables import write_csv
@@ -95,6 +96,9 @@ class PruneConfig:
     from_scratch: bool = False  # also train the shrunk architecture from scratch (Liu et al.)
     keras3_output: bool = False  # also save the models as Keras 3 .keras files (automatic when
     #                              the baseline is a Keras 3 file)
+    layer_sparsity: str = "uniform"  # weight, unit: uniform, auto (sensitivity curves), global
+    #                                  (one magnitude threshold) or a file of per-layer targets
+    sensitivity_samples: int = 1000  # layer_sparsity=auto: validation images for the curves
 
     def __post_init__(self):
         self.image_size = check_dataset(self.dataset, self.image_size)
@@ -102,7 +106,8 @@ class PruneConfig:
                                baseline_epochs=("epochs", 60), batch_size=("batch_size", 32))
         MODELS.validate(self.model)
         method = METHODS.get(self.method)
-        for name in ("fine_tune_epochs", "batch_size", "baseline_epochs"):
+        checks.check_int("fine_tune_epochs", self.fine_tune_epochs, 0)
+        for name in ("batch_size", "baseline_epochs", "sensitivity_samples"):
             checks.check_int(name, getattr(self, name), 1)
         for name in ("seed", "split_seed"):
             checks.check_int(name, getattr(self, name), 0)
@@ -120,9 +125,20 @@ class PruneConfig:
                 if getattr(self, name) != default:
                     raise TfpruneError(f"`{name}` applies to the polynomial schedule, not "
                                        "'constant' (which prunes to the target at once)")
-        self.schedule, self.target_sparsity, _ = check_options(
+        if self.one_shot:
+            oneshot.check_method(method)
+            for name, default in SCHEDULE_OPTIONS:
+                if getattr(self, name) != default:
+                    raise TfpruneError(f"`{name}` applies to fine-tuning under a schedule, not "
+                                       "to one-shot pruning (`fine_tune_epochs=0`)")
+            self.schedule = "constant"  # one-shot prunes to the target at once
+        self.schedule, self.target_sparsity, m_by_n = check_options(
             method, self.schedule, self.target_sparsity, self.initial_sparsity,
             self.sparsity_m_by_n)
+        if self.layer_sparsity != "uniform":
+            core.check_layer_sparsity(method, self.layers, m_by_n, {})
+            if not allocation.is_named(self.layer_sparsity):
+                allocation.read_file(self.layer_sparsity)  # values checked now, names in preflight
         if self.baseline != "train":
             checks.check_file("baseline", self.baseline,
                               "'train' or the path of a saved Keras model (.keras or .h5)")
@@ -150,6 +166,11 @@ class PruneConfig:
 
     def to_dict(self):
         return dataclasses.asdict(self)
+
+    @property
+    def one_shot(self):
+        """No fine-tuning: pruned once, to the target, and evaluated as it is."""
+        return self.fine_tune_epochs == 0
 
     @property
     def method_spec(self):
@@ -186,7 +207,7 @@ def preflight(config, data, model=None):
     steps against the fine-tuning steps, and ``layers`` against the model (the untrained zoo
     architecture when the baseline is still to be trained)."""
     spec = config.method_spec
-    if spec.takes_schedule:
+    if spec.takes_schedule and not config.one_shot:
         schedules.derive_steps(config.schedule, data.steps_per_epoch, config.fine_tune_epochs,
                                config.begin_step, config.end_step, config.frequency,
                                config.ramp_fraction)
@@ -199,6 +220,51 @@ def preflight(config, data, model=None):
         return
     core.select_layers(model, config.granularity(), config.layers, config.prune_classifier,
                        config.prune_first_conv, checks.parse_m_by_n(config.sparsity_m_by_n))
+    if not allocation.is_named(config.layer_sparsity):
+        allocation.check_layers(allocation.read_file(config.layer_sparsity),
+                                core.prunable_layers(model, config.granularity()), model.name,
+                                f"`layer_sparsity` file {config.layer_sparsity!r}")
+
+
+def resolve_layer_sparsity(config, model, data, output_dir, log, curves_cache=None):
+    """{layer: target} for ``config.layer_sparsity`` (None for uniform), written to
+    layer_sparsity.json (and, for auto, the curves to sensitivity.csv). ``curves_cache`` (a dict
+    a sweep keeps across its variants) saves measuring one baseline's curves again."""
+    if config.layer_sparsity == "uniform":
+        return None
+    granularity = config.granularity()
+    if not allocation.is_named(config.layer_sparsity):
+        targets = allocation.read_file(config.layer_sparsity)
+    else:
+        layers, _ = core.select_layers(model, granularity, config.layers,
+                                       config.prune_classifier, config.prune_first_conv)
+        weights = oneshot.layer_weights(model, layers)
+        if config.layer_sparsity == "global":
+            targets = allocation.global_magnitude(model, layers, config.target_sparsity,
+                                                  granularity)
+        else:
+            key = (id(model), granularity, tuple(layers), config.sensitivity_samples)
+            curves = (curves_cache or {}).get(key)
+            if curves is None:
+                x, y = data.numpy("validation", limit=config.sensitivity_samples)
+                curves = sensitivity.layer_curves(model, granularity, layers, sensitivity.GRID,
+                                                  x, y, log=log)
+                if curves_cache is not None:
+                    curves_cache[key] = curves
+            write_csv(os.path.join(output_dir, "sensitivity.csv"),
+                      [{"layer": name, "sparsity": s, "accuracy": a}
+                       for name, values in curves.items()
+                       for s, a in zip(sensitivity.GRID, values)],
+                      ["layer", "sparsity", "accuracy"])
+            targets = allocation.equalize(curves, sensitivity.GRID, weights,
+                                          config.target_sparsity)
+        log(f"layer sparsity ({config.layer_sparsity}, global {config.target_sparsity:g}): "
+            + ", ".join(f"{name} {s:.3f}" for name, s in targets.items()))
+    targets = {name: float(s) for name, s in targets.items()}
+    io.write_json(os.path.join(output_dir, "layer_sparsity.json"),
+                  {"layer_sparsity": targets, "source": config.layer_sparsity,
+                   "target_sparsity": config.target_sparsity})
+    return targets
 
 
 @dataclasses.dataclass
@@ -281,7 +347,8 @@ def _from_scratch(config, architecture, output_dir, log):
             "params": int(model.count_params()), "train_time_s": time.perf_counter() - start}
 
 
-def run_prune(config, output_dir, overwrite=False, log=print, data=None, baseline=None):
+def run_prune(config, output_dir, overwrite=False, log=print, data=None, baseline=None,
+              curves_cache=None):
     """Run one pruning configuration into ``output_dir``; return a PruneRun.
 
     ``data`` and ``baseline`` (a (model, path) pair) may be passed in by a caller that already
@@ -313,23 +380,36 @@ def run_prune(config, output_dir, overwrite=False, log=print, data=None, baselin
     baseline_loss, baseline_accuracy = training.evaluate(baseline_model, data.test)
     training.set_seed(config.seed, config.deterministic)
 
+    layer_targets = resolve_layer_sparsity(config, baseline_model, data, output_dir, log,
+                                           curves_cache)
     strategy = training.get_strategy()
     with strategy.scope():
-        result = core.prune(
-            baseline_model, config.method, config.schedule, config.target_sparsity,
-            steps_per_epoch=data.steps_per_epoch, epochs=config.fine_tune_epochs,
-            begin_step=config.begin_step, end_step=config.end_step, frequency=config.frequency,
-            initial_sparsity=config.initial_sparsity, layers=config.layers,
-            prune_classifier=config.prune_classifier, prune_first_conv=config.prune_first_conv,
-            sparsity_m_by_n=config.sparsity_m_by_n, ramp_fraction=config.ramp_fraction,
-            dynamic=config.dynamic, decisions_path=os.path.join(output_dir, "decisions.jsonl"),
-            train_data=data.split("train"), log=log,
-            channel=config.channel_options() if config.method_spec.granularity == "channel"
-            else None)
-        optimizer = training.make_optimizer(
-            "adam", config.learning_rate, lr_schedule="cosine",
-            decay_steps=config.fine_tune_epochs * data.steps_per_epoch)
-        training.compile_model(result.model, optimizer)
+        channel_options = config.channel_options() \
+            if config.method_spec.granularity == "channel" else None
+        if config.one_shot:
+            result = oneshot.prune_once(
+                baseline_model, config.method, config.target_sparsity, layers=config.layers,
+                prune_classifier=config.prune_classifier,
+                prune_first_conv=config.prune_first_conv, train_data=data.split("train"),
+                layer_sparsity=layer_targets, channel=channel_options)
+        else:
+            result = core.prune(
+                baseline_model, config.method, config.schedule, config.target_sparsity,
+                steps_per_epoch=data.steps_per_epoch, epochs=config.fine_tune_epochs,
+                begin_step=config.begin_step, end_step=config.end_step,
+                frequency=config.frequency, initial_sparsity=config.initial_sparsity,
+                layers=config.layers, prune_classifier=config.prune_classifier,
+                prune_first_conv=config.prune_first_conv,
+                sparsity_m_by_n=config.sparsity_m_by_n, ramp_fraction=config.ramp_fraction,
+                dynamic=config.dynamic,
+                decisions_path=os.path.join(output_dir, "decisions.jsonl"),
+                train_data=data.split("train"), log=log, layer_sparsity=layer_targets,
+                channel=channel_options)
+        if not config.one_shot:
+            optimizer = training.make_optimizer(
+                "adam", config.learning_rate, lr_schedule="cosine",
+                decay_steps=config.fine_tune_epochs * data.steps_per_epoch)
+            training.compile_model(result.model, optimizer)
     subject = config.model if config.baseline == "train" else os.path.basename(baseline_path)
     if result.pruner is None:
         log(f"pruning {subject} ({config.method}, {config.schedule}, target "
@@ -346,10 +426,10 @@ def run_prune(config, output_dir, overwrite=False, log=print, data=None, baselin
     backup_dir = os.path.join(output_dir, "backup")
     tensorboard_dir = os.path.join(output_dir, "tensorboard")
     start = time.perf_counter()
-    history = training.fit(result.model, data, config.fine_tune_epochs,
-                           callbacks=result.callbacks, log=log, prefix="[fine-tune] ",
-                           backup_dir=backup_dir, tensorboard_dir=tensorboard_dir,
-                           sparsity_summaries=True)
+    history = None if config.one_shot else training.fit(
+        result.model, data, config.fine_tune_epochs, callbacks=result.callbacks, log=log,
+        prefix="[fine-tune] ", backup_dir=backup_dir, tensorboard_dir=tensorboard_dir,
+        sparsity_summaries=True)
     fine_tune_time = time.perf_counter() - start
     shutil.rmtree(backup_dir, ignore_errors=True)
 
@@ -385,7 +465,8 @@ def run_prune(config, output_dir, overwrite=False, log=print, data=None, baselin
     for row in rows:
         row["pruned"] = row["layer"] in result.pruned_layers
         # Empty for a method that chooses its sparsity: it had no target.
-        row["target_sparsity"] = result.target_sparsity if row["pruned"] else 0.0
+        row["target_sparsity"] = (layer_targets or {}).get(row["layer"], result.target_sparsity) \
+            if row["pruned"] else 0.0
         row["units_after_shrink"] = after.get(row["layer"], row["units"])
 
     models = {"pruned": pruned}
@@ -398,9 +479,10 @@ def run_prune(config, output_dir, overwrite=False, log=print, data=None, baselin
     write_csv(os.path.join(output_dir, "layers.csv"), rows, LAYER_COLUMNS)
     target_text = "chosen by the method" if result.target_sparsity is None else \
         f"target {result.target_sparsity:g}"
-    plots.plot_history(history.history, os.path.join(output_dir, "plots", "fine_tune.png"),
-                       title=f"fine-tuning under {config.method} pruning "
-                             f"({config.schedule or 'no schedule'}, {target_text})")
+    if history is not None:
+        plots.plot_history(history.history, os.path.join(output_dir, "plots", "fine_tune.png"),
+                           title=f"fine-tuning under {config.method} pruning "
+                                 f"({config.schedule or 'no schedule'}, {target_text})")
     dynamic_metrics = {}
     if result.pruner is not None:
         pruner = result.pruner
@@ -435,6 +517,7 @@ def run_prune(config, output_dir, overwrite=False, log=print, data=None, baselin
         pruned_layers=result.pruned_layers, skipped_layers=result.skipped_layers,
         schedule_steps=dataclasses.asdict(result.steps) if result.pruner is None else None,
         fine_tune_time_s=fine_tune_time, shrink=shrink_metrics, **dynamic_metrics,
+        one_shot=config.one_shot, layer_targets=layer_targets,
         deployed={"kind": kind, **deployed},  # the deployed model's own statistics
         # Paths relative to the run directory, so it can be copied or moved.
         models={"pruned": "pruned.keras", "shrunk": "shrunk.keras" if shrunk.removed else None},

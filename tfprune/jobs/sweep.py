@@ -28,12 +28,16 @@ from tfprune.jobs.visualize import SWEEP_SUBDIR as VISUALIZE_DIR
 from tfprune.jobs.visualize import VisualizeConfig, run_visualize
 from tfprune.keras import keras, tf
 from tfprune.models import MODELS, build_model, load_model
-from tfprune.pruning import METHODS, SCHEDULES, stats
+from tfprune.pruning import METHODS, SCHEDULES, allocation, stats
 from tfprune.results import plots, report, tables
 from tfprune.results import rows as rows_lib
 from tfprune.tflite import measure
 
 VariantKey = rows_lib.VariantKey
+# The hybrid recipe's additions: layer-wise pruning from sensitivity curves, and the quantizations
+# it is compared at (all-int8 dynamic range, all-int4, mixed int4/int8 by importance).
+HYBRID_LAYER_SPARSITY = (rows_lib.UNIFORM, "auto")
+HYBRID_QUANTIZATIONS = ("dynamic", "int4", "mixed")
 
 
 @dataclasses.dataclass
@@ -58,6 +62,11 @@ class SweepConfig:
     image_size: tuple = None  # folder: data sets only
     from_scratch: bool = False  # structured variants: also train their thinner architecture
                                 # from scratch for the same total epochs (scratch_accuracy)
+    layer_sparsity: tuple = (rows_lib.UNIFORM,)  # weight, unit: uniform, auto, global
+    hybrid: bool = False  # the hybrid recipe: layer-wise (auto) pruning + fine-tuning + mixed
+    #                       int4/int8, next to uniform pruning at int8 and int4
+    mixed_budget_kb: float = None     # mixed quantization: a size budget (KB), or
+    mixed_int4_fraction: float = None  # the share of weights at int4 (default 0.5)
 
     def __post_init__(self):
         self.image_size = check_dataset(self.dataset, self.image_size)
@@ -69,12 +78,28 @@ class SweepConfig:
         checks.check_not_empty("sparsities", self.sparsities, "give values in [0, 1)")
         self.sparsities = tuple(sorted(set(checks.check_sparsity("sparsities", s)
                                            for s in self.sparsities)))
+        self.layer_sparsity, self.quantizations = tuple(self.layer_sparsity), \
+            tuple(self.quantizations)
+        checks.check_not_empty("layer_sparsity", self.layer_sparsity,
+                               f"give one or more of {', '.join(allocation.LAYER_SPARSITY)}")
+        for value in self.layer_sparsity:
+            checks.check_choice("layer_sparsity", value, allocation.LAYER_SPARSITY)
+        if self.hybrid:
+            self.layer_sparsity += HYBRID_LAYER_SPARSITY
+            self.quantizations += HYBRID_QUANTIZATIONS
+        self.layer_sparsity = tuple(dict.fromkeys(self.layer_sparsity))
+        self.quantizations = tuple(dict.fromkeys(self.quantizations))
         self.quantizations = tuple(measure.validate_quantizations(self.quantizations))
+        if self.layer_sparsity != (rows_lib.UNIFORM,) and not any(
+                VariantKey.of(0, m, "constant", 0.5, "auto").layer_sparsity != rows_lib.UNIFORM
+                for m in self.methods):
+            raise TfpruneError(f"`layer_sparsity` applies to the methods weight and unit; none "
+                               f"of {', '.join(self.methods)} is one")
         checks.check_not_empty("seeds", self.seeds, "give one or more integers >= 0")
         for seed in self.seeds:
             checks.check_int("seeds", seed, 0)
         self.seeds = tuple(dict.fromkeys(self.seeds))
-        for name, minimum in (("baseline_epochs", 1), ("fine_tune_epochs", 1), ("batch_size", 1),
+        for name, minimum in (("baseline_epochs", 1), ("fine_tune_epochs", 0), ("batch_size", 1),
                               ("split_seed", 0), ("representative_count", 1),
                               ("num_threads", 1), ("latency_runs", 1)):
             checks.check_int(name, getattr(self, name), minimum)
@@ -100,10 +125,13 @@ class SweepConfig:
         for seed, name in itertools.product(self.seeds, self.methods):
             method = METHODS.get(name)
             schedules = self.schedules if method.takes_schedule else (None,)
+            if self.fine_tune_epochs == 0 and method.takes_schedule:
+                schedules = ("constant",)  # one-shot: pruned to the target at once
             targets = [None] if not method.takes_target else [
                 s for s in self.sparsities if s > 0 or not method.decides]
-            result.extend(VariantKey.of(seed, name, schedule, target)
-                          for schedule, target in itertools.product(schedules, targets))
+            keys = (VariantKey.of(seed, name, schedule, target, layers) for schedule, target, layers
+                    in itertools.product(schedules, targets, self.layer_sparsity))
+            result.extend(dict.fromkeys(keys))  # layer_sparsity dropped: one variant
         return result
 
     def train_config(self, seed):
@@ -221,13 +249,13 @@ def _baseline(config, seed, output_dir, log):
     return model, dict(metrics, model_path=model_path(base_dir, metrics)), base_stats
 
 
-def _run_variant(config, output_dir, key, data, baseline, log):
+def _run_variant(config, output_dir, key, data, baseline, log, curves_cache=None):
     """The variant's rows, their .tflite files named relative to ``output_dir``."""
-    rows = _deploy_variant(config, output_dir, key, data, baseline, log)
+    rows = _deploy_variant(config, output_dir, key, data, baseline, log, curves_cache)
     return [dict(r, tflite_file=inside(output_dir, r["tflite_file"])) for r in rows]
 
 
-def _deploy_variant(config, output_dir, key, data, baseline, log):
+def _deploy_variant(config, output_dir, key, data, baseline, log, curves_cache=None):
     model, base_metrics, base_stats = baseline
     out = variant_dir(output_dir, key)
     common = dict(quantizations=config.quantizations,
@@ -243,7 +271,8 @@ def _deploy_variant(config, output_dir, key, data, baseline, log):
             **common)
     _, rows = variant_lib.prune_and_deploy(
         config.prune_config(key, base_metrics["model_path"]), key, out, data,
-        (model, base_metrics["model_path"]), base_stats, extra=extra, **common)
+        (model, base_metrics["model_path"]), base_stats, extra=extra,
+        curves_cache=curves_cache, **common)
     return rows
 
 
@@ -320,9 +349,11 @@ def write_results(output_dir, config, rows, wall_time_s=None):
             f"median latency per image, {config.num_threads} thread(s) (us, log scale)",
             "Accuracy vs measured LiteRT latency (timed together)", 1e3))
     total = len(config.variants())
-    done = len({(r["seed"], r["method"], r["schedule"], r["target_sparsity"]) for r in rows})
-    per_variant = {(r["seed"], r["method"], r["schedule"], r["target_sparsity"]):
-                   r["fine_tune_time_s"] for r in rows}
+    def variant(row):
+        return tuple(row[k] for k in ("seed",) + rows_lib.KEY[:-1])
+
+    done = len({variant(r) for r in rows})
+    per_variant = {variant(r): r["fine_tune_time_s"] for r in rows}
     stage_times = {
         "train_s": sum({r["seed"]: r["train_time_s"] for r in rows}.values()),
         "prune_fine_tune_s": sum(per_variant.values()),
@@ -364,13 +395,15 @@ def run_sweep(config, output_dir, overwrite=False, log=print, visualize=False):
     if todo and os.path.exists(os.path.join(output_dir, "latency.json")):
         os.remove(os.path.join(output_dir, "latency.json"))  # new files: time them all again
     durations = {}
+    curves_cache = {}  # layer_sparsity=auto: each baseline's sensitivity curves measured once
     for index, key in enumerate(todo, 1):
         variant_start = time.perf_counter()
         # Fresh pipelines per variant: a seeded shuffle's order depends on how many epochs its
         # dataset object has served, so sharing one would make results depend on grid order.
         training.set_seed(key.seed)
         data = config.load_data(key.seed)
-        rows = _run_variant(config, output_dir, key, data, baselines[key.seed], log)
+        rows = _run_variant(config, output_dir, key, data, baselines[key.seed], log,
+                            curves_cache)
         io.write_json(os.path.join(variant_dir(output_dir, key), "variant.json"),
                       {**key.identity(), "rows": rows})
         write_results(output_dir, config, collect_rows(output_dir, config))

@@ -20,6 +20,7 @@ def prune_config(key, dynamic=None, from_scratch=False, **fields):
     decides = METHODS.get(key.method).decides
     config = PruneConfig(method=key.method, schedule=key.schedule,
                          target_sparsity=key.target_sparsity, seed=key.seed,
+                         layer_sparsity=key.layer_sparsity,
                          dynamic=dynamic if decides else None, **fields)
     if from_scratch and config.structured():
         config.from_scratch = True
@@ -54,11 +55,11 @@ def deploy(model, kind, data, out_dir, *, key, quantizations, representative_cou
 
 def prune_and_deploy(prune_config, key, out_dir, data, baseline, dense_stats, *, quantizations,
                      representative_count, num_threads=1, latency_runs=200, extra=None,
-                     log=None):
+                     log=None, curves_cache=None):
     """Prune ``baseline`` (a (model, path) pair) by ``prune_config`` into ``out_dir`` and deploy
     the result; return (PruneRun, rows)."""
     run = run_prune(prune_config, out_dir, overwrite=True, log=log or (lambda _: None),
-                    data=data, baseline=baseline)
+                    data=data, baseline=baseline, curves_cache=curves_cache)
     metrics = run.metrics
     scratch = metrics.get("from_scratch")
     rows = deploy(run.model(), run.deployed_kind, data, out_dir, key=key,

@@ -71,6 +71,11 @@ def _m_by_n_compatible(layer, m_by_n):
     return isinstance(layer, (keras.layers.Dense, keras.layers.Conv2D)) and in_channels % m_by_n[1] == 0
 
 
+def prunable_layers(model, granularity):
+    """Names of the layers ``granularity`` (weight or unit) pruning can wrap."""
+    return [layer.name for layer in model.layers if _PRUNABLE[granularity](layer)]
+
+
 def select_layers(model, granularity, layers=None, prune_classifier=False,
                   prune_first_conv=False, m_by_n=None):
     """(selected layer names, {skipped name: why}) for pruning ``model`` at ``granularity``.
@@ -78,8 +83,7 @@ def select_layers(model, granularity, layers=None, prune_classifier=False,
     ``layers`` names the layers to prune; by default every prunable layer but the classifier
     and the first convolution. A name that is not a prunable layer is a TfpruneError.
     """
-    prunable = _PRUNABLE[granularity]
-    candidates = [layer.name for layer in model.layers if prunable(layer)]
+    candidates = prunable_layers(model, granularity)
     skipped = {}
     kinds, why = _NOT_PRUNED.get(granularity, ((), None))
     for layer in model.layers:
@@ -143,14 +147,17 @@ def check_policy():
             "mask multiply under mixed precision; fine-tune pruned models in float32")
 
 
-def _wrap_model(model, granularity, pruning_schedule, selected, m_by_n):
-    """A clone of ``model`` with ``selected`` layers wrapped (weights copied, never shared)."""
+def _wrap_model(model, granularity, pruning_schedules, selected, m_by_n):
+    """A clone of ``model`` with ``selected`` layers wrapped (weights copied, never shared);
+    ``pruning_schedules``: one schedule for every layer, or {layer: its own schedule}."""
     copy = _copy(model)
     selected_set = set(selected)
 
     def clone_function(layer):
         if layer.name in selected_set:
-            return _wrap(granularity, layer, pruning_schedule, m_by_n)
+            schedule = pruning_schedules.get(layer.name) if isinstance(pruning_schedules, dict) \
+                else pruning_schedules
+            return _wrap(granularity, layer, schedule, m_by_n)
         return layer
 
     wrapped = keras.models.clone_model(copy, clone_function=clone_function)
@@ -171,7 +178,7 @@ def prune(model, method="weight", schedule="polynomial", target_sparsity=0.5, *,
           steps_per_epoch, epochs, begin_step=None, end_step=None, frequency=None,
           initial_sparsity=0.0, power=3, layers=None, prune_classifier=False,
           prune_first_conv=False, sparsity_m_by_n=None, ramp_fraction=0.6, dynamic=None,
-          decisions_path=None, train_data=None, log=None, channel=None):
+          decisions_path=None, train_data=None, log=None, channel=None, layer_sparsity=None):
     """Wrap a copy of ``model`` for ``method`` pruning under ``schedule``.
 
     Call it inside a distribution strategy's scope when training under one. Methods that decide
@@ -180,7 +187,9 @@ def prune(model, method="weight", schedule="polynomial", target_sparsity=0.5, *,
     ``decisions_path``, and "incremental" scores on ``train_data`` (batched, unshuffled).
     The channel method, and deciding methods at granularity "channel", prune every prunable
     channel group (``layers`` and m:n do not apply); ``channel`` holds the channel method's
-    options (criterion, mode, max_per_group, round_to).
+    options (criterion, mode, max_per_group, round_to). ``layer_sparsity`` ({layer: target},
+    weight and unit pruning under a schedule) gives each layer its own target and names the
+    layers pruned (pruning/allocation.py makes one); a layer at 0 stays unwrapped.
     """
     check_model(model)
     method = METHODS.get(method) if isinstance(method, str) else method
@@ -215,8 +224,17 @@ def prune(model, method="weight", schedule="polynomial", target_sparsity=0.5, *,
                                     decisions_path, log)
         return _prune_channels(model, method, schedule, target_sparsity, steps, pruning_schedule,
                                channel, train_data, log)
+    if layer_sparsity:
+        layers = check_layer_sparsity(method, layers, m_by_n, layer_sparsity)
     selected, skipped = select_layers(model, granularity, layers, prune_classifier,
                                       prune_first_conv, m_by_n)
+    if layer_sparsity:
+        for name in [n for n in selected if layer_sparsity[n] == 0]:
+            selected.remove(name)
+            skipped[name] = "layer sparsity 0"
+        pruning_schedule = {name: schedules_lib.make_schedule(
+            schedule, layer_sparsity[name], steps, min(initial_sparsity, layer_sparsity[name]),
+            power) for name in selected}
     wrapped = _wrap_model(model, granularity, pruning_schedule, selected, m_by_n)
     result = PruneResult(
         model=wrapped, callbacks=[tfmot.sparsity.keras.UpdatePruningStep()],
@@ -229,6 +247,22 @@ def prune(model, method="weight", schedule="polynomial", target_sparsity=0.5, *,
                                      decisions_path, log)
         result.callbacks.append(result.pruner)
     return result
+
+
+def check_layer_sparsity(method, layers=None, m_by_n=None, layer_sparsity=None):
+    """Per-layer targets apply to weight and unit pruning under a schedule, without `layers`
+    (they name the layers) or m:n blocks; returns the layers they name."""
+    method = METHODS.get(method) if isinstance(method, str) else method
+    if method.decides or method.granularity not in ("weight", "unit"):
+        raise TfpruneError(f"`layer_sparsity` applies to the methods weight and unit, not "
+                           f"{method.name!r}")
+    if layers:
+        raise TfpruneError("give `layers` or `layer_sparsity`, not both: the per-layer "
+                           "sparsities name the layers they prune")
+    if m_by_n:
+        raise TfpruneError("`layer_sparsity` does not combine with `sparsity_m_by_n` (m:n "
+                           "blocks fix every layer's sparsity at m/n)")
+    return list(layer_sparsity) if isinstance(layer_sparsity, dict) else None
 
 
 def check_channel_granularity(method, layers=None, m_by_n=None, prune_first_conv=False,

@@ -309,3 +309,46 @@ def plot_drift_vs_sparsity(rows, path, title):
     fig.tight_layout()
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     return save_figure(fig, path)
+
+
+def plot_curves(curves, sparsities, path, title, ylabel="accuracy", reference=None):
+    """One line per curve over sparsity (sensitivity: one per layer or channel group; one-shot:
+    one per method); ``reference`` (the unpruned accuracy) as a dashed line."""
+    fig, ax = plt.subplots(figsize=(8, 5))
+    cmap = plt.get_cmap("viridis" if len(curves) > 10 else "tab10")
+    for i, (name, values) in enumerate(curves.items()):
+        color = cmap(i / max(len(curves) - 1, 1)) if len(curves) > 10 else cmap(i)
+        ax.plot([100 * s for s in sparsities], values, marker="o", markersize=3,
+                color=color, label=_short_label(name, 28))
+    if reference is not None:
+        ax.axhline(reference, color="gray", linestyle="--", linewidth=1, label="unpruned")
+    ax.set_xlabel("sparsity (%)")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, ncol=2 if len(curves) > 8 else 1, loc="lower left")
+    return save_figure(fig, path)
+
+
+def plot_layer_costs(costs, path, title, int4_layers=()):
+    """Per layer, the cost of its weights alone at int4: accuracy drop (bars) and mean output
+    error (line); layers a mixed model put at int4 hatched."""
+    names = list(costs)
+    fig, ax = plt.subplots(figsize=(max(6, 0.5 * len(names) + 2), 4.5))
+    drops = [100 * costs[n]["accuracy_drop"] for n in names]
+    bars = ax.bar(range(len(names)), drops, color="tab:orange", label="accuracy drop (points)")
+    for bar, name in zip(bars, names):
+        if name in int4_layers:
+            bar.set_hatch("//")
+    ax.set_ylabel("accuracy drop with this layer at int4 (points)")
+    ax.set_xticks(range(len(names)))
+    ax.set_xticklabels([_short_label(n, 20) for n in names], rotation=60, ha="right", fontsize=7)
+    other = ax.twinx()
+    other.plot(range(len(names)), [costs[n]["output_error"] for n in names], color="tab:blue",
+               marker="o", label="mean |softmax difference|")
+    other.set_ylabel("mean |softmax difference| vs float")
+    handles = [bars] + other.get_lines()
+    ax.legend(handles, [h.get_label() for h in handles], fontsize=8, loc="upper left")
+    ax.set_title(title)
+    ax.grid(alpha=0.3, axis="y")
+    return save_figure(fig, path)

@@ -18,7 +18,8 @@ from tfprune.pruning.methods import METHODS
 
 DENSE = "dense"
 NO_SCHEDULE = "-"
-KEY = ("method", "schedule", "target_sparsity", "quantization")
+UNIFORM = "uniform"
+KEY = ("method", "schedule", "target_sparsity", "layer_sparsity", "quantization")
 
 
 def _column(aggregate=False, title=None, kind="ratio", timed=False, carry=False,
@@ -38,6 +39,8 @@ class Row:
     method: str = _column(title="method", kind="text")
     schedule: str = _column(title="schedule", kind="text")           # "-": the method has none
     target_sparsity: float = _column(title="sparsity", kind="sparsity")  # None: chosen by it
+    # How the target is spread over the layers: uniform, auto, global (pruning/allocation.py).
+    layer_sparsity: str = _column(title="layers", kind="text")
     quantization: str = _column(title="quant", kind="text")
     achieved_sparsity: float = _column(True, "achieved")
     keras_accuracy: float = _column(True, "Keras acc %", "percent")
@@ -68,6 +71,9 @@ class Row:
     pruning_events: int = _column()
     rollbacks: int = _column()
     chosen_sparsity: dict = _column()  # layer -> sparsity a deciding method left it at
+    # Mixed int4/int8 quantization (tflite/mixed.py): its int4 share of the weights and layers.
+    int4_fraction: float = _column(True, "int4 %", "percent", optional=True)
+    int4_layers: list = _column(carry=True)
 
 
 FIELDS = dataclasses.fields(Row)
@@ -101,15 +107,18 @@ class VariantKey:
     method: str
     schedule: str = None          # None: the method takes no schedule
     target_sparsity: float = None  # None: the method chooses its sparsity
+    layer_sparsity: str = UNIFORM  # auto, global: per-layer targets (weight and unit only)
 
     @classmethod
-    def of(cls, seed, method, schedule=None, target_sparsity=None):
+    def of(cls, seed, method, schedule=None, target_sparsity=None, layer_sparsity=UNIFORM):
         """The key with what the method does not take dropped."""
         if method == DENSE:
             return cls(seed, DENSE)
         spec = METHODS.get(method)
+        per_layer = spec.takes_schedule and spec.granularity in ("weight", "unit")
         return cls(seed, method, schedule if spec.takes_schedule else None,
-                   float(target_sparsity) if spec.takes_target else None)
+                   float(target_sparsity) if spec.takes_target else None,
+                   layer_sparsity if per_layer else UNIFORM)
 
     @property
     def kind(self):
@@ -123,6 +132,8 @@ class VariantKey:
             parts.append(self.schedule)
         if self.target_sparsity is not None:
             parts.append(f"{self.target_sparsity:g}")
+        if self.layer_sparsity != UNIFORM:
+            parts.append(self.layer_sparsity)
         return "-".join(parts)
 
     def title(self):
@@ -132,12 +143,15 @@ class VariantKey:
         if self.target_sparsity is None:
             return f"seed {self.seed} {self.method} (chooses its sparsity)"
         return " ".join([f"seed {self.seed}", self.method] + ([self.schedule] if self.schedule
-                        else []) + [f"{self.target_sparsity:g}"])
+                        else []) + [f"{self.target_sparsity:g}"] + (
+                            [f"layer-wise {self.layer_sparsity}"]
+                            if self.layer_sparsity != UNIFORM else []))
 
     def identity(self):
         """The key columns of this variant's rows."""
         return {"seed": self.seed, "method": self.method,
-                "schedule": self.schedule or NO_SCHEDULE, "target_sparsity": self.target_sparsity}
+                "schedule": self.schedule or NO_SCHEDULE, "target_sparsity": self.target_sparsity,
+                "layer_sparsity": self.layer_sparsity}
 
 
 def chooses_sparsity(entry):
@@ -158,4 +172,7 @@ def label(entry):
     if chooses_sparsity(entry):
         return f"{entry['method']} auto->{entry['achieved_sparsity']:.2f} {entry['quantization']}"
     schedule = "" if entry["schedule"] == NO_SCHEDULE else f" {entry['schedule']}"
-    return f"{entry['method']}{schedule} {entry['target_sparsity']:g} {entry['quantization']}"
+    layers = "" if entry.get("layer_sparsity", UNIFORM) == UNIFORM else \
+        f" {entry['layer_sparsity']}"
+    return (f"{entry['method']}{schedule} {entry['target_sparsity']:g}{layers} "
+            f"{entry['quantization']}")

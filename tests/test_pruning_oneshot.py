@@ -1,0 +1,83 @@
+import numpy as np
+import pytest
+
+from tfprune.errors import TfpruneError
+from tfprune.models import build_model
+from tfprune.pruning import core, oneshot, sensitivity
+from tfprune.pruning.unit import PruneLowMagnitude
+
+
+@pytest.fixture(scope="module")
+def cnn():
+    return build_model("cnn", (8, 8, 1), 10, seed=0)
+
+
+@pytest.fixture(scope="module")
+def sample():
+    rng = np.random.default_rng(0)
+    return rng.random((64, 8, 8, 1)).astype(np.float32), rng.integers(0, 10, 64)
+
+
+def test_magnitude_mask_keeps_the_largest_exactly():
+    kernel = np.array([[0.1, -3.0], [2.0, 0.1]], np.float32)
+    assert np.array_equal(oneshot.magnitude_mask(kernel, 0.5), [[0, 1], [1, 0]])
+    assert oneshot.magnitude_mask(kernel, 0.99).sum() == 1  # at least one survives
+
+
+def test_weight_one_shot_matches_tfmot_and_leaves_the_model_alone(cnn):
+    before = [w.copy() for w in cnn.get_weights()]
+    result = oneshot.prune_once(cnn, "weight", 0.75)
+    assert result.pruned_layers == ["conv2", "fc1"] and not result.callbacks
+    for name in result.pruned_layers:
+        kernel = result.model.get_layer(name).kernel.numpy()
+        assert np.mean(kernel == 0) == pytest.approx(0.75, abs=1e-3)
+    assert all(np.array_equal(a, b) for a, b in zip(before, cnn.get_weights()))
+    # tfmot's own wrapper, one mask update at step 0, zeroes the same weights.
+    wrapped = core.prune(cnn, "weight", "constant", 0.75, steps_per_epoch=1, epochs=1).model
+    for layer in wrapped.layers:
+        if isinstance(layer, PruneLowMagnitude):
+            layer.pruning_step.assign(0)
+            layer.pruning_obj.conditional_mask_update()
+            layer.pruning_obj.weight_mask_op()
+            ours = result.model.get_layer(layer.layer.name).kernel.numpy()
+            assert np.array_equal(layer.layer.kernel.numpy() == 0, ours == 0)
+
+
+def test_unit_and_channel_one_shot_zero_whole_units(cnn):
+    unit = oneshot.prune_once(cnn, "unit", 0.5).model
+    fc1 = unit.get_layer("fc1")
+    dead = np.all(fc1.kernel.numpy() == 0, axis=0)
+    assert dead.sum() == 64 and np.all(fc1.bias.numpy()[dead] == 0)
+    channel = oneshot.prune_once(cnn, "channel", 0.5)
+    assert channel.channel_masks is not None
+    conv1 = channel.model.get_layer("conv1").kernel.numpy()
+    assert np.all(conv1 == 0, axis=(0, 1, 2)).sum() == 16
+
+
+def test_per_layer_targets_and_bad_methods(cnn):
+    result = oneshot.prune_once(cnn, "weight", 0.5, layer_sparsity={"conv2": 0.9, "fc1": 0.2})
+    assert np.mean(result.model.get_layer("conv2").kernel.numpy() == 0) == pytest.approx(0.9, abs=1e-3)
+    assert np.mean(result.model.get_layer("fc1").kernel.numpy() == 0) == pytest.approx(0.2, abs=1e-3)
+    with pytest.raises(TfpruneError, match=r"one-shot pruning \(`fine_tune_epochs=0`\) applies "
+                                           r"to the methods weight, unit, channel, not 'adaptive'"):
+        oneshot.prune_once(cnn, "adaptive", 0.5)
+    with pytest.raises(TfpruneError, match=r"`layers` names layers that cannot be pruned by "
+                                           r"weight pruning: nope"):
+        oneshot.prune_once(cnn, "weight", 0.5, layer_sparsity={"nope": 0.5})
+
+
+def test_sensitivity_curves_restore_the_model_and_fall_with_sparsity(cnn, sample):
+    x, _ = sample
+    y = np.argmax(cnn.predict(x, verbose=0), axis=1)  # the model's own answers: accuracy 1 at 0
+    before = [w.copy() for w in cnn.get_weights()]
+    curves = sensitivity.layer_curves(cnn, "weight", ["conv2", "fc1"], (0, 0.5, 0.99), x, y)
+    assert set(curves) == {"conv2", "fc1"}
+    for values in curves.values():
+        assert values[0] == 1.0 and values[-1] < 1.0
+    assert all(np.array_equal(a, b) for a, b in zip(before, cnn.get_weights()))
+    whole = sensitivity.model_curve(cnn, "unit", (0, 0.5, 0.99), x, y)
+    assert whole[0] == 1.0 and whole[-1] < whole[0]
+    groups = sensitivity.group_curves(cnn, (0, 0.9), x, y)
+    assert "g1 conv1" in groups and all(v[0] == 1.0 for v in groups.values())
+    with pytest.raises(TfpruneError, match=r"`sparsities` must hold a value above 0"):
+        sensitivity.layer_curves(cnn, "weight", ["fc1"], (0,), x, y)

@@ -1,0 +1,177 @@
+"""Layer-wise sparsity: per-layer targets that together meet one global sparsity.
+
+``LAYER_SPARSITY`` names the ways (the value of ``--layer_sparsity``; anything else is the path of
+a file of per-layer targets):
+
+- uniform: every pruned layer at the target (what tfmot does).
+- auto: from one-shot sensitivity curves (pruning/sensitivity.py): every layer is pruned as far
+  as it can go at one common accuracy loss, the loss chosen so that the layers' sparsities,
+  weighted by their kernel sizes (or FLOPs), meet the global target (``equalize``); or each
+  layer as far as an allowed loss (``within_loss``).
+- global: one magnitude threshold over all pruned layers (weights by |w|; units by their RMS
+  norm, so wide and narrow layers compare), read off as per-layer targets.
+
+The per-layer targets are then applied by the existing methods and schedules (weight and unit
+pruning; core.prune's ``layer_sparsity``). Pure functions of arrays and dicts, except
+``global_magnitude`` (reads kernels) and ``read_file``.
+"""
+
+import csv
+import json
+import os
+
+import numpy as np
+
+from tfprune import checks
+from tfprune.errors import TfpruneError
+
+LAYER_SPARSITY = ("uniform", "auto", "global")
+ALLOCATE_BY = ("params", "flops")
+
+
+def is_named(value):
+    return value in LAYER_SPARSITY
+
+
+def monotone_losses(accuracies, base=None):
+    """Accuracy loss at each grid point, made non-decreasing (a sparser layer never counts as
+    better: noise of a few images must not make 0.9 look safer than 0.8)."""
+    accuracies = np.asarray(accuracies, np.float64)
+    base = accuracies[0] if base is None else base
+    return np.maximum.accumulate(np.maximum(base - accuracies, 0.0))
+
+
+def sparsity_at_loss(sparsities, losses, level):
+    """The largest sparsity whose (interpolated) loss is at most ``level``."""
+    sparsities = np.asarray(sparsities, np.float64)
+    losses = np.asarray(losses, np.float64)
+    within = np.nonzero(losses <= level + 1e-12)[0]
+    if not within.size:
+        return float(sparsities[0])
+    i = int(within[-1])
+    if i == len(sparsities) - 1:
+        return float(sparsities[-1])
+    step = losses[i + 1] - losses[i]
+    fraction = 0.0 if step <= 0 else min(1.0, (level - losses[i]) / step)
+    return float(sparsities[i] + fraction * (sparsities[i + 1] - sparsities[i]))
+
+
+def _weighted(allocation, weights):
+    total = sum(weights[name] for name in allocation)
+    return sum(s * weights[name] for name, s in allocation.items()) / total
+
+
+def within_loss(curves, sparsities, max_loss):
+    """{layer: sparsity}: each layer as sparse as it can be within ``max_loss`` accuracy."""
+    checks.check_non_negative("max_loss", max_loss)
+    return {name: sparsity_at_loss(sparsities, monotone_losses(acc), max_loss)
+            for name, acc in curves.items()}
+
+
+def equalize(curves, sparsities, weights, target):
+    """{layer: sparsity} meeting ``target`` (weighted by ``weights``: each layer's kernel size or
+    FLOPs) at one common accuracy loss, found by bisection. Where the layers take more than
+    the target at no measured loss at all, that free room is shared in proportion."""
+    target = checks.check_sparsity("target_sparsity", target)
+    missing = sorted(set(curves) - set(weights))
+    if missing:
+        raise TfpruneError(f"no weight count for the layers {', '.join(missing)}")
+    losses = {name: monotone_losses(acc) for name, acc in curves.items()}
+
+    def at(level):
+        return {name: sparsity_at_loss(sparsities, loss, level) for name, loss in losses.items()}
+
+    top = max(float(loss[-1]) for loss in losses.values())
+    if _weighted(at(top), weights) < target - 1e-9:
+        raise TfpruneError(
+            f"`target_sparsity` {target:g} cannot be met layer-wise: every layer at the grid's "
+            f"largest sparsity ({max(sparsities):g}) gives {_weighted(at(top), weights):.4f}")
+    free = at(0.0)
+    achieved = _weighted(free, weights)
+    if achieved >= target:
+        return {name: s * target / achieved if achieved else 0.0 for name, s in free.items()}
+    low, high = 0.0, top
+    for _ in range(60):
+        middle = (low + high) / 2
+        if _weighted(at(middle), weights) < target:
+            low = middle
+        else:
+            high = middle
+    allocation = at(high)
+    # Bisection overshoots by a hair; trim every layer alike to the exact target.
+    scale = target / _weighted(allocation, weights)
+    return {name: min(s * scale, max(sparsities)) for name, s in allocation.items()}
+
+
+def global_magnitude(model, layers, target, granularity):
+    """{layer: sparsity} of one threshold over ``layers``: the lowest-magnitude weights (or
+    lowest-RMS-norm units, each counting its kernel weights) of all layers together, up to
+    ``target`` of their weights; every layer keeps at least one weight (unit)."""
+    target = checks.check_sparsity("target_sparsity", target)
+    scores, counts, owners, sizes = [], [], [], {}
+    for index, name in enumerate(layers):
+        kernel = np.asarray(model.get_layer(name).kernel.numpy(), np.float64)
+        sizes[name] = kernel.size
+        if granularity == "weight":
+            values = np.abs(kernel).ravel()
+            per_item = np.ones(values.size)
+        else:
+            columns = kernel.reshape(-1, kernel.shape[-1])
+            values = np.sqrt(np.mean(columns ** 2, axis=0))
+            per_item = np.full(values.size, columns.shape[0], np.float64)
+        scores.append(values)
+        counts.append(per_item)
+        owners.append(np.full(values.size, index))
+    scores, counts, owners = map(np.concatenate, (scores, counts, owners))
+    order = np.argsort(scores, kind="stable")
+    budget = target * counts.sum()
+    removed = {name: 0.0 for name in layers}
+    limit = {name: sizes[name] - (1 if granularity == "weight" else
+                                   sizes[name] / model.get_layer(name).kernel.shape[-1])
+             for name in layers}
+    spent = 0.0
+    for item in order:
+        if spent + counts[item] / 2 > budget:
+            break
+        name = layers[owners[item]]
+        if removed[name] + counts[item] <= limit[name]:
+            removed[name] += counts[item]
+            spent += counts[item]
+    return {name: removed[name] / sizes[name] for name in layers}
+
+
+def read_file(path):
+    """{layer: sparsity} from a JSON object ({"conv2": 0.8, ...}; a sensitivity job's
+    layer_sparsity_*.json holds one under "layer_sparsity") or a CSV with columns layer,
+    sparsity. Values are checked; layer names are checked against the model by the caller."""
+    checks.check_file("layer_sparsity", path, f"one of {', '.join(LAYER_SPARSITY)} or a JSON / "
+                      "CSV file of per-layer sparsities")
+    try:
+        if path.endswith(".csv"):
+            with open(path, newline="") as handle:
+                rows = list(csv.DictReader(handle))
+            if rows and not {"layer", "sparsity"} <= set(rows[0]):
+                raise ValueError(f"columns {', '.join(rows[0])}; expected layer, sparsity")
+            values = {row["layer"]: float(row["sparsity"]) for row in rows}
+        else:
+            with open(path) as handle:
+                values = json.load(handle)
+            if isinstance(values, dict) and isinstance(values.get("layer_sparsity"), dict):
+                values = values["layer_sparsity"]
+            if not isinstance(values, dict):
+                raise ValueError("expected a JSON object of layer: sparsity")
+    except (ValueError, OSError, KeyError) as error:
+        raise TfpruneError(f"`layer_sparsity` file {path!r} cannot be read: {error}") from None
+    if not values:
+        raise TfpruneError(f"`layer_sparsity` file {path!r} names no layer")
+    return {str(name): checks.check_sparsity(f"layer_sparsity[{name!r}] in {os.path.basename(path)}",
+                                             value) for name, value in values.items()}
+
+
+def check_layers(layer_sparsity, prunable, model_name, source):
+    """Every layer named in ``layer_sparsity`` is one of ``prunable``, or a clear error."""
+    unknown = [name for name in layer_sparsity if name not in prunable]
+    if unknown:
+        raise TfpruneError(f"{source} names layers that model {model_name!r} does not have or "
+                           f"cannot prune: {', '.join(unknown)}; prunable layers: "
+                           f"{', '.join(prunable)}")
