@@ -5,7 +5,12 @@
 
 Writes one .tflite per quantization (and per sparse encoding with --sparse) plus
 comparison.csv, comparison.json and comparison.md: quantization, Keras vs TFLite accuracy,
-raw/gzip size, compression vs float32, latency.
+raw/gzip size, compression vs float32, latency. "int4" and "mixed" (int4 weights for the least
+important layers, int8 for the rest; ranked on the validation split) are made from the float32
+.tflite by ai-edge-quantizer:
+
+    python -m experiments.export_tflite --model_path=DIR/model.keras \
+        --quantizations=float32,dynamic,int4,mixed --mixed_budget_kb=40
 """
 
 import os
@@ -23,7 +28,14 @@ flags.DEFINE_string("model_path", D["model_path"], "Saved Keras model (.keras or
 common.define_dataset_flags(D)  # evaluate and calibrate on the model's data (same split_seed)
 flags.DEFINE_list("quantizations", list(D["quantizations"]),
                   f"Quantizations, any of: {', '.join(QUANTIZATIONS.names())}.")
-flags.DEFINE_bool("sparse", D["sparse"], "Also write EXPERIMENTAL_SPARSITY-encoded variants.")
+flags.DEFINE_bool("sparse", D["sparse"], "Also write EXPERIMENTAL_SPARSITY-encoded variants "
+                  "(not of int4 and mixed: ai-edge-quantizer has no sparse encoding).")
+flags.DEFINE_float("mixed_budget_kb", D["mixed_budget_kb"],
+                   "mixed: the largest .tflite allowed, in KB (1024 B); the least important "
+                   "layers get int4 until it fits. Not with --mixed_int4_fraction.")
+flags.DEFINE_float("mixed_int4_fraction", D["mixed_int4_fraction"],
+                   "mixed: the share of the weights to make int4, least important layers first "
+                   "(default 0.5 when no budget is given).")
 flags.DEFINE_integer("representative_count", D["representative_count"],
                      "Training images for int8 calibration.", lower_bound=1)
 flags.DEFINE_integer("num_threads", D["num_threads"],

@@ -13,12 +13,30 @@ def test_bad_input_is_a_clean_error(python, tmp_path):
     cases = [
         ([f"--model_path={tmp_path}/none.keras"], "`model_path` must be a saved Keras model file"),
         ([f"--model_path={empty}"], "cannot load Keras model"),
-        ([f"--model_path={empty}", "--quantizations=int4"], "unknown quantization 'int4'"),
+        ([f"--model_path={empty}", "--quantizations=int3"], "unknown quantization 'int3'"),
+        ([f"--model_path={empty}", "--quantizations=mixed", "--mixed_budget_kb=40",
+          "--mixed_int4_fraction=0.5"],
+         "`mixed_budget_kb` and `mixed_int4_fraction` must not both be given"),
+        ([f"--model_path={empty}", "--mixed_int4_fraction=0.5"],
+         "`mixed_int4_fraction` must come with the 'mixed' quantization"),
         ([], "--model_path"),
     ]
     for flags, fragment in cases:
         result = python(["-m", "experiments.export_tflite", f"--output_dir={tmp_path}/out"] + flags)
         assert_clean_error(result, fragment)
+    assert not (tmp_path / "out").exists()
+
+
+def test_mixed_budget_below_all_int4_is_a_clean_error(python, tmp_path):
+    from tfprune.models import build_model
+
+    model = tmp_path / "mlp.keras"
+    build_model("mlp", (8, 8, 1), 10, seed=0).save(model)
+    result = python(["-m", "experiments.export_tflite", f"--model_path={model}",
+                     "--quantizations=int4,mixed", "--mixed_budget_kb=10",
+                     f"--output_dir={tmp_path}/out"])
+    assert_clean_error(result, "`mixed_budget_kb` must be at least the all-int4 model's size, "
+                               "31.2 KB, got 10.0 KB (the all-int8 model is 55.7 KB)")
     assert not (tmp_path / "out").exists()
 
 

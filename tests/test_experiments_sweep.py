@@ -23,7 +23,7 @@ def test_bad_input_is_a_clean_error(python, tmp_path):
         (["--sparsities=0.5,-0.1"], "`sparsities` must be in [0, 1), got -0.1"),
         (["--sparsities=half"], "`--sparsities` must be a comma-separated list of numbers"),
         (["--methods=weight,magic"], "unknown pruning method 'magic'; registered: adaptive, channel, dynamic, incremental, unit, weight"),
-        (["--quantizations=int4"], "unknown quantization 'int4'"),
+        (["--quantizations=int3"], "unknown quantization 'int3'"),
     ]:
         result = python(["-m", "experiments.sweep", f"--output_dir={out}"] + flags)
         assert_clean_error(result, fragment)

@@ -57,7 +57,8 @@ def test_sparse_encoding_shrinks_a_sparse_model(mlp):
 
 
 @pytest.mark.parametrize("kwargs, error, message", [
-    (dict(quantization="int4"), UnknownNameError, "unknown quantization 'int4'; registered: dynamic, float16, float32, int8"),
+    (dict(quantization="int3"), UnknownNameError,
+     "unknown quantization 'int3'; registered: dynamic, float16, float32, int4, int8, mixed"),
     (dict(quantization="int8"), TfpruneError, "`representative_data` is required for int8"),
     (dict(quantization="int8", representative_data=rep(4, (28, 28, 1))), TfpruneError,
      r"must have shape \(N,\) \+ \(8, 8, 1\) to match the model input, got \(4, 28, 28, 1\)"),

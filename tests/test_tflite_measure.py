@@ -82,3 +82,49 @@ def test_time_together_on_real_files(tmp_path):
     assert all(t["latency_ms_median"] > 0 and t["latency_runs"] == 15 for t in timings.values())
     with pytest.raises(TfpruneError, match="`rounds` must be an integer >= 1, got 0"):
         time_together(paths, x[0], rounds=0)
+
+
+def test_int4_and_mixed_rows_come_from_the_one_float32_conversion(tmp_path, monkeypatch):
+    from tfprune.tflite.mixed import MixedSpec
+
+    calls = []
+    original = export.to_tflite
+
+    def counting(model, quantization="float32", representative_data=None, sparse=False):
+        calls.append((quantization, sparse))
+        return original(model, quantization, representative_data, sparse)
+
+    monkeypatch.setattr(export, "to_tflite", counting)
+    model = build_model("mlp", (8, 8, 1), 10, seed=0)
+    rng = np.random.default_rng(0)
+    x, y = rng.random((16, 8, 8, 1)).astype(np.float32), np.arange(16) % 10
+    validation = (rng.random((40, 8, 8, 1)).astype(np.float32), np.arange(40) % 10)
+    with pytest.raises(TfpruneError, match="quantization 'mixed' needs `validation`"):
+        convert_and_measure(model, x, y, None, ["dynamic", "mixed"], [False], str(tmp_path),
+                            log=lambda _: None)
+    with pytest.raises(TfpruneError, match=r"`budget_kb` must be at least the all-int4"):
+        convert_and_measure(model, x, y, None, ["dynamic", "mixed"], [False], str(tmp_path),
+                            mixed=MixedSpec(budget_kb=1), validation=validation,
+                            log=lambda _: None)
+    assert os.listdir(tmp_path) == [] and calls == [("float32", False)]
+    calls.clear()
+    rows = convert_and_measure(model, x, y, None, ["dynamic", "int4", "mixed"], [False, True],
+                               str(tmp_path), latency_runs=2, warmup=0, log=lambda _: None,
+                               sparse_sizes=True, mixed=MixedSpec(int4_fraction=0.5),
+                               validation=validation)
+    # int4 and mixed are rewrites of the float32 bytes and have no sparse variant.
+    assert sorted(calls) == [("dynamic", False), ("dynamic", True), ("float32", False)]
+    assert [r["variant"] for r in rows] == ["dynamic", "dynamic_sparse", "int4", "mixed"]
+    by_name = {r["variant"]: r for r in rows}
+    assert "int4_layers" not in by_name["dynamic"] and by_name["dynamic"]["sparse_bytes"] > 0
+    layers = ["fc1", "fc2", "classifier"]
+    assert by_name["int4"]["int4_layers"] == layers and by_name["int4"]["int8_layers"] == []
+    assert by_name["int4"]["int4_fraction"] == 1 and by_name["int4"]["sparse_bytes"] is None
+    mixed_row = by_name["mixed"]
+    assert mixed_row["int4_layers"] and 0.5 <= mixed_row["int4_fraction"] < 1
+    assert sorted(mixed_row["int4_layers"] + mixed_row["int8_layers"]) == sorted(layers)
+    assert mixed_row["mixed_budget_kb"] is None and set(mixed_row["layer_costs"]) == set(layers)
+    sizes = {name: by_name[name]["size_bytes"] for name in ("dynamic", "int4", "mixed")}
+    assert sizes["int4"] < sizes["mixed"] < sizes["dynamic"]
+    assert sorted(os.listdir(tmp_path)) == ["model_dynamic.tflite", "model_dynamic_sparse.tflite",
+                                            "model_int4.tflite", "model_mixed.tflite"]

@@ -1,16 +1,26 @@
 """The export job: ``ExportConfig`` and ``run_export`` convert a saved Keras model to every
 requested TFLite variant, measure each on the interpreter, and write comparison.csv / .json / .md
-(comparison.json last: it marks the run finished; a rerun reuses measured variants)."""
+(comparison.json last: it marks the run finished; a rerun reuses measured variants).
+
+"int4" and "mixed" are made from the float32 .tflite by ai-edge-quantizer (tflite/mixed.py);
+"mixed" ranks the layers on the validation split and aims at ``mixed_budget_kb`` or
+``mixed_int4_fraction``. A budget below the all-int4 size is refused before anything is
+written."""
 
 import dataclasses
 import os
+import time
 
 from tfprune import checks, io, training
 from tfprune.data import check_dataset, load_data
+from tfprune.errors import TfpruneError
 from tfprune.jobs.rundir import prepare_run_dir
 from tfprune.models import import_checked
 from tfprune.results.tables import markdown_table, write_csv
 from tfprune.tflite import export, measure
+from tfprune.tflite.mixed import MixedSpec, check_options
+
+MIXED_NAMES = ("mixed_budget_kb", "mixed_int4_fraction")  # its options, as errors name them
 
 
 @dataclasses.dataclass
@@ -26,10 +36,19 @@ class ExportConfig:
     latency_runs: int = 200
     warmup: int = 20
     image_size: tuple = None      # folder: data sets only
+    # "mixed": the largest .tflite in KB (1024 B), or the int4 share of the weights (default
+    # 0.5 when neither is given); not both.
+    mixed_budget_kb: float = None
+    mixed_int4_fraction: float = None
 
     def __post_init__(self):
         self.image_size = check_dataset(self.dataset, self.image_size)
         self.quantizations = tuple(measure.validate_quantizations(self.quantizations))
+        check_options(self.mixed_budget_kb, self.mixed_int4_fraction, MIXED_NAMES)
+        given = [n for n in MIXED_NAMES if getattr(self, n) is not None]
+        if given and "mixed" not in self.quantizations:
+            raise TfpruneError(f"`{given[0]}` must come with the 'mixed' quantization, got "
+                               f"quantizations {', '.join(self.quantizations)}")
         for name, minimum in (("representative_count", 1), ("num_threads", 1),
                               ("latency_runs", 1), ("warmup", 0), ("split_seed", 0)):
             checks.check_int(name, getattr(self, name), minimum)
@@ -37,6 +56,9 @@ class ExportConfig:
 
     def to_dict(self):
         return dataclasses.asdict(self)
+
+    def mixed_spec(self):
+        return MixedSpec(self.mixed_budget_kb, self.mixed_int4_fraction, names=MIXED_NAMES)
 
 
 def run_export(config, output_dir, overwrite=False, log=print):
@@ -48,6 +70,14 @@ def run_export(config, output_dir, overwrite=False, log=print):
     model = imported.model
     representative = data.representative_sample(config.representative_count)
     export.check_representative(model, representative)
+    mixed = config.mixed_spec() if "mixed" in config.quantizations else None
+    validation = data.numpy("validation") if mixed is not None else None
+    float32 = None
+    if mixed is not None:  # the budget against the all-int4 size, before anything is written
+        start = time.perf_counter()
+        content = export.to_tflite(model, "float32")
+        float32 = (content, time.perf_counter() - start)
+        export.check_float32("mixed", content, model, mixed)
     same_run = prepare_run_dir(output_dir, config.to_dict(), overwrite=overwrite,
                                marker="comparison.json")
     results_path = os.path.join(output_dir, "comparison.json")
@@ -60,7 +90,8 @@ def run_export(config, output_dir, overwrite=False, log=print):
         model, x_test, y_test, representative, config.quantizations,
         [False, True] if config.sparse else [False], output_dir, stem=stem,
         num_threads=config.num_threads, latency_runs=config.latency_runs, warmup=config.warmup,
-        keras_accuracy=keras_accuracy, log=log, done=done)
+        keras_accuracy=keras_accuracy, log=log, done=done, mixed=mixed, validation=validation,
+        float32=float32)
     rows = io.to_jsonable(rows)
     columns = measure.COMPARISON_COLUMNS
     write_csv(os.path.join(output_dir, "comparison.csv"), rows, columns)
@@ -68,16 +99,37 @@ def run_export(config, output_dir, overwrite=False, log=print):
                                  "keras3": imported.translation.summary() if imported.keras3
                                  else None,
                                  "test_examples": int(len(y_test)), "rows": rows})
-    table = markdown_table(rows, [c for c in columns if c != "file"], {
+    table = markdown_table(rows, [c for c in columns if c not in ("file", "int4_layers")], {
         "keras_accuracy": ".4f", "tflite_accuracy": ".4f", "accuracy_delta": "+.4f",
         "size_bytes": ",", "gzip_bytes": ",", "compression_vs_float32": ".2f",
         "gzip_compression_vs_float32": ".2f", "latency_ms_median": ".4f",
-        "latency_ms_p90": ".4f", "convert_time_s": ".2f"})
+        "latency_ms_p90": ".4f", "convert_time_s": ".2f", "int4_fraction": ".0%"})
     io.write_text(os.path.join(output_dir, "comparison.md"),
                   f"# TFLite variants of `{config.model_path}`\n\n"
                   f"Keras test accuracy {keras_accuracy:.4f} on {len(y_test)} {config.dataset} "
                   f"test images. Accuracy is measured on the LiteRT interpreter; latency is the "
                   f"median of {config.latency_runs} single-image invocations after "
                   f"{config.warmup} warm-up runs on {config.num_threads} thread(s); compression "
-                  f"is against the float32 .tflite.\n\n" + table)
+                  f"is against the float32 .tflite.\n\n" + table + _int4_lines(rows))
     return rows
+
+
+def _int4_lines(rows):
+    """Which layers the int4 and mixed variants made int4, under the table."""
+    lines = []
+    for row in rows:
+        if row.get("int4_layers") is None:
+            continue
+        aim = (f"budget {row['mixed_budget_kb']:g} KB; " if row.get("mixed_budget_kb")
+               else "")
+        lines.append(f"- `{row['variant']}`: {aim}int4 weights in "
+                     f"{', '.join(row['int4_layers']) or 'no layer'} "
+                     f"({row['int4_fraction']:.0%} of the weights); int8 in "
+                     f"{', '.join(row['int8_layers']) or 'no layer'}"
+                     + (f". {row['mixed_note']}" if row.get("mixed_note") else ""))
+    if not lines:
+        return ""
+    return ("\nint4 and mixed: weights quantized by ai-edge-quantizer from the float32 .tflite "
+            "(dynamic range: per-channel weights, float activations); mixed ranks the layers by "
+            "the accuracy each alone at int4 costs on the validation split.\n\n"
+            + "\n".join(lines) + "\n")

@@ -1,10 +1,12 @@
-"""TFLite conversion: float32, float16, dynamic-range int8, full-integer int8; sparse encoding.
+"""TFLite conversion: float32, float16, dynamic-range int8, full-integer int8; sparse encoding;
+int4 and mixed int4/int8 weights (made by ai-edge-quantizer from the float32 .tflite: mixed.py).
 
 A pruned model's .tflite is as large as the dense one: only gzip, the converter's
 EXPERIMENTAL_SPARSITY encoding, or physically removing units (surgery.shrink) makes it smaller.
 """
 
 import contextlib
+import dataclasses
 import os
 import sys
 import tempfile
@@ -17,8 +19,27 @@ from tfprune.errors import TfpruneError
 from tfprune.keras import check_model, tf
 from tfprune.pruning.unit import is_wrapped
 from tfprune.registry import Registry
+from tfprune.tflite import mixed as mixed_lib
 
 QUANTIZATIONS = Registry("quantization")
+
+
+@dataclasses.dataclass(frozen=True)
+class Quantization:
+    """How a quantization is made. ``configure(converter, representative)`` sets up the TFLite
+    converter; ``rewrite(float32, layer_names, mixed, validation) -> (bytes, info)`` instead
+    quantizes the float32 .tflite (ai-edge-quantizer: the converter has no int4), so callers that
+    already hold the float32 bytes never convert twice. ``check(float32, layer_names, mixed)``:
+    the cheap checks a rewrite can make before any work (a mixed budget below all-int4)."""
+
+    configure: object = None
+    rewrite: object = None
+    check: object = None
+    needs_validation: bool = False  # a validation sample (x, y) ranks the layers
+
+    @property
+    def rewrites(self):
+        return self.rewrite is not None
 
 
 def _float32(converter, representative):
@@ -52,10 +73,68 @@ def _int8(converter, representative):
     converter.inference_output_type = tf.int8
 
 
-QUANTIZATIONS.register("float32", _float32)
-QUANTIZATIONS.register("float16", _float16)
-QUANTIZATIONS.register("dynamic", _dynamic)
-QUANTIZATIONS.register("int8", _int8)
+def _int4(float32, layer_names, mixed, validation):
+    del mixed, validation
+    return mixed_lib.all_int4(float32, layer_names=layer_names)
+
+
+def _mixed(float32, layer_names, mixed, validation):
+    return mixed_lib.mixed(float32, mixed, *validation, layer_names=layer_names)
+
+
+def _check_mixed(float32, layer_names, mixed):
+    mixed_lib.extremes(float32, mixed or mixed_lib.MixedSpec(), layer_names=layer_names)
+
+
+QUANTIZATIONS.register("float32", Quantization(_float32))
+QUANTIZATIONS.register("float16", Quantization(_float16))
+QUANTIZATIONS.register("dynamic", Quantization(_dynamic))
+QUANTIZATIONS.register("int8", Quantization(_int8))
+QUANTIZATIONS.register("int4", Quantization(rewrite=_int4))
+QUANTIZATIONS.register("mixed", Quantization(rewrite=_mixed, check=_check_mixed,
+                                             needs_validation=True))
+
+
+def check_rewrite(quantization, sparse=False, mixed=None, validation=None):
+    """What an ai-edge-quantizer quantization needs, checked before any conversion."""
+    spec = QUANTIZATIONS.get(quantization)
+    if not spec.rewrites:
+        return spec
+    if sparse:
+        raise TfpruneError(
+            f"`sparse` must be False for quantization {quantization!r}, got True: its weights "
+            "are quantized by ai-edge-quantizer after conversion, and EXPERIMENTAL_SPARSITY is an "
+            "encoding of the converter's own quantizations")
+    if mixed is not None and not isinstance(mixed, mixed_lib.MixedSpec):
+        raise TfpruneError(f"`mixed` must be a tfprune.tflite.mixed.MixedSpec, got {mixed!r}")
+    if spec.needs_validation and validation is None:
+        raise TfpruneError(
+            f"quantization {quantization!r} needs `validation`: (x, y), a validation sample "
+            "(not the test split) on which each layer's int4 cost is measured")
+    if validation is not None:
+        if len(validation) != 2:
+            raise TfpruneError(f"`validation` must be a pair (x, y), got {len(validation)} items")
+        mixed_lib.check_sample(*validation)
+    return spec
+
+
+def from_float32(quantization, float32, model, mixed=None, validation=None):
+    """(bytes, info) of ``quantization`` made from ``model``'s float32 .tflite bytes: int4 or
+    mixed (``info``: int4_layers, int8_layers, int4_fraction, ...); converter quantizations are
+    not made this way."""
+    spec = check_rewrite(quantization, mixed=mixed, validation=validation)
+    if not spec.rewrites:
+        raise TfpruneError(f"quantization {quantization!r} is made by the converter "
+                           "(to_tflite), not from the float32 .tflite")
+    return spec.rewrite(float32, mixed_lib.keras_layers(model), mixed, validation)
+
+
+def check_float32(quantization, float32, model, mixed=None):
+    """The cheap checks of ``quantization`` on the float32 bytes (a mixed budget below the
+    all-int4 size), to run before anything is written."""
+    spec = QUANTIZATIONS.get(quantization)
+    if spec.check is not None:
+        spec.check(float32, mixed_lib.keras_layers(model), mixed)
 
 
 def check_representative(model, representative_data):
@@ -73,20 +152,27 @@ def check_representative(model, representative_data):
     return sample
 
 
-def to_tflite(model, quantization="float32", representative_data=None, sparse=False):
+def to_tflite(model, quantization="float32", representative_data=None, sparse=False, mixed=None,
+              validation=None):
     """Convert a Keras model to .tflite bytes.
 
     ``representative_data``: inputs (N, *input_shape) for int8 calibration.
-    ``sparse``: add the converter's EXPERIMENTAL_SPARSITY encoding (helps pruned weights).
+    ``sparse``: add the converter's EXPERIMENTAL_SPARSITY encoding (helps pruned weights; not
+    for int4 and mixed, which are an error with it).
+    ``mixed``: a ``mixed.MixedSpec`` (default: half the weights int4); ``validation``: (x, y),
+    a validation sample, required by "mixed" to rank the layers.
     """
     check_model(model, graph=False)
-    configure = QUANTIZATIONS.get(quantization)
+    spec = check_rewrite(quantization, sparse, mixed, validation)
     if is_wrapped(model):
         raise TfpruneError("`model` still has pruning wrappers; strip them first "
                            "(tfprune.pruning.strip) so the .tflite holds plain layers")
     representative = check_representative(model, representative_data)
+    if spec.rewrites:
+        float32 = to_tflite(model, "float32")
+        return from_float32(quantization, float32, model, mixed, validation)[0]
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
-    configure(converter, representative)
+    spec.configure(converter, representative)
     if sparse:
         converter.optimizations = list(converter.optimizations) + [
             tf.lite.Optimize.EXPERIMENTAL_SPARSITY]
@@ -125,6 +211,8 @@ def save_tflite(content, path):
     return path
 
 
-def export(model, path, quantization="float32", representative_data=None, sparse=False):
+def export(model, path, quantization="float32", representative_data=None, sparse=False,
+           mixed=None, validation=None):
     """Convert and write atomically; nothing is left behind if conversion fails."""
-    return save_tflite(to_tflite(model, quantization, representative_data, sparse), path)
+    return save_tflite(to_tflite(model, quantization, representative_data, sparse, mixed,
+                                 validation), path)
