@@ -32,8 +32,9 @@ flags.DEFINE_integer("baseline_epochs", D["baseline_epochs"],
                      "Baseline training epochs (default: the data set's; digits 60, 28x28 15).",
                      lower_bound=1)
 flags.DEFINE_integer("fine_tune_epochs", D["fine_tune_epochs"],
-                     "Fine-tuning epochs per variant (default: the data set's; digits 15, 28x28 3).",
-                     lower_bound=1)
+                     "Fine-tuning epochs per variant (default: the data set's; digits 15, 28x28 "
+                     "3); 0: one-shot pruning, no fine-tuning (weight, unit, channel).",
+                     lower_bound=0)
 common.define_positive_float("learning_rate", D["learning_rate"], "Fine-tuning learning rate.")
 flags.DEFINE_integer("batch_size", D["batch_size"],
                      "Batch size (default: the data set's; digits 32, 28x28 128).", lower_bound=1)
@@ -52,6 +53,20 @@ flags.DEFINE_bool("visualize", False,
                   "Then look at what the models attend to (experiments.visualize on the sweep): "
                   "saliency and Grad-CAM grids, class models and their drift from the dense "
                   "model, into DIR/visualize and report.md.")
+flags.DEFINE_list("layer_sparsity", list(D["layer_sparsity"]),
+                  "weight, unit: how each target is spread over the layers, compared in one "
+                  "run: uniform, auto (from one-shot sensitivity curves on the validation "
+                  "split), global (one magnitude threshold).")
+flags.DEFINE_bool("hybrid", D["hybrid"],
+                  "The hybrid recipe: layer-wise (auto) pruning + fine-tuning + mixed int4/int8 "
+                  "quantization, beside uniform pruning at int8 (dynamic) and int4; adds "
+                  "layer_sparsity auto and the quantizations dynamic, int4, mixed.")
+flags.DEFINE_float("mixed_budget_kb", D["mixed_budget_kb"],
+                   "quantization 'mixed': the largest .tflite in KB (the least important "
+                   "layers go int4 until it fits).")
+flags.DEFINE_float("mixed_int4_fraction", D["mixed_int4_fraction"],
+                   "quantization 'mixed': the share of the weights at int4, in [0, 1] (default "
+                   "0.5 when no budget is given).")
 common.define_dynamic_flags()
 common.define_run_flags("saved_models/sweep/<dataset>-<model>")
 
@@ -69,7 +84,9 @@ def main(argv):
         split_seed=FLAGS.split_seed, data_dir=FLAGS.data_dir,
         representative_count=FLAGS.representative_count, num_threads=FLAGS.num_threads,
         latency_runs=FLAGS.latency_runs, dynamic=common.dynamic_options(),
-        image_size=FLAGS.image_size, from_scratch=FLAGS.from_scratch)
+        image_size=FLAGS.image_size, from_scratch=FLAGS.from_scratch,
+        layer_sparsity=tuple(FLAGS.layer_sparsity), hybrid=FLAGS.hybrid,
+        mixed_budget_kb=FLAGS.mixed_budget_kb, mixed_int4_fraction=FLAGS.mixed_int4_fraction)
     output_dir = FLAGS.output_dir or common.default_output_dir(
         "sweep", f"{config.dataset}-{config.model}")
     common.log(f"sweep of {len(config.variants())} variants x {len(config.quantizations)} "

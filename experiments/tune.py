@@ -49,6 +49,12 @@ flags.DEFINE_float("latency_weight", D["latency_weight"],
                    "weighted objective: weight of latency / dense latency.")
 flags.DEFINE_integer("latency_runs", D["latency_runs"], "Timed invocations per trial's .tflite.",
                      lower_bound=1)
+flags.DEFINE_float("mixed_budget_kb", D["mixed_budget_kb"],
+                   "quantization 'mixed': the largest .tflite in KB (the least important "
+                   "layers go int4 until it fits).")
+flags.DEFINE_float("mixed_int4_fraction", D["mixed_int4_fraction"],
+                   "quantization 'mixed': the share of the weights at int4, in [0, 1] (default "
+                   "0.5 when no budget is given).")
 common.define_run_flags("saved_models/tune/<dataset>-<model>")
 flags.mark_flag_as_required("baseline")
 
@@ -70,7 +76,8 @@ def main(argv):
         objective=FLAGS.objective, max_size_kb=FLAGS.max_size_kb, size_measure=FLAGS.size_measure,
         max_latency_ms=FLAGS.max_latency_ms, size_weight=FLAGS.size_weight,
         latency_weight=FLAGS.latency_weight, latency_runs=FLAGS.latency_runs,
-        image_size=FLAGS.image_size)
+        image_size=FLAGS.image_size, mixed_budget_kb=FLAGS.mixed_budget_kb,
+        mixed_int4_fraction=FLAGS.mixed_int4_fraction)
     output_dir = FLAGS.output_dir or common.default_output_dir(
         "tune", f"{config.dataset}-{config.model}")
     summary = run_tune(config, output_dir, overwrite=FLAGS.overwrite, log=common.log)

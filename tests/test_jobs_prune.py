@@ -118,6 +118,49 @@ def test_late_errors_fail_before_the_baseline_trains(tmp_path, monkeypatch, kwar
     assert not out.exists()
 
 
+def test_a_sparsity_file_with_unknown_layers_fails_before_the_baseline_trains(tmp_path,
+                                                                             monkeypatch):
+    from tfprune.jobs import prune as prune_job
+
+    monkeypatch.setattr(prune_job, "train_baseline", lambda *a, **k: pytest.fail("trained"))
+    targets = tmp_path / "targets.json"
+    targets.write_text('{"fc1": 0.5, "conv9": 0.9, "flatten": 0.3}')
+    out = tmp_path / "run"
+    with pytest.raises(TfpruneError, match=r"`layer_sparsity` file '.*targets.json' names layers "
+                                           r"that model 'mlp' does not have or cannot prune: "
+                                           r"conv9, flatten; prunable layers: fc1, fc2, classifier"):
+        run_prune(PruneConfig(**dict(TINY, layer_sparsity=str(targets))), str(out))
+    assert not out.exists()
+
+
+def test_one_shot_prunes_without_fine_tuning_and_shrinks(tmp_path):
+    config = PruneConfig(**dict(TINY, fine_tune_epochs=0))
+    assert config.one_shot and config.schedule == "constant"  # pruned to the target at once
+    metrics = run_prune(config, str(tmp_path / "run"), log=lambda _: None).metrics
+    assert metrics["one_shot"] and metrics["fine_tune_time_s"] < 1.0
+    assert metrics["pruned_sparsity"] == pytest.approx(0.5, abs=0.01)
+    assert metrics["deployed"]["kind"] == "shrunk" and metrics["shrink"]["params_after"] < \
+        metrics["shrink"]["params_before"]
+    assert not (tmp_path / "run" / "plots" / "fine_tune.png").exists()
+
+
+@pytest.mark.parametrize("layer_sparsity", ["auto", "global"])
+def test_layer_wise_targets_meet_the_global_sparsity(tmp_path, layer_sparsity):
+    config = PruneConfig(**dict(TINY, method="weight", target_sparsity=0.8,
+                                layer_sparsity=layer_sparsity, sensitivity_samples=64))
+    out = tmp_path / "run"
+    metrics = run_prune(config, str(out), log=lambda _: None).metrics
+    targets = io.read_json(str(out / "layer_sparsity.json"))["layer_sparsity"]
+    assert set(targets) == {"fc1", "fc2"} and metrics["layer_targets"] == targets
+    assert targets["fc1"] != pytest.approx(targets["fc2"], abs=0.01)  # not uniform
+    weights = {"fc1": 64 * 300, "fc2": 300 * 100}
+    overall = sum(targets[n] * w for n, w in weights.items()) / sum(weights.values())
+    assert overall == pytest.approx(0.8, abs=1e-3)
+    for name, target in targets.items():  # each layer reached its own target
+        assert metrics["layer_sparsity"][name] == pytest.approx(target, abs=0.01)
+    assert (out / "sensitivity.csv").exists() == (layer_sparsity == "auto")
+
+
 def test_polynomial_options_refused_for_the_constant_schedule():
     with pytest.raises(TfpruneError, match="`initial_sparsity` applies to the polynomial schedule, not 'constant'"):
         PruneConfig(schedule="constant", initial_sparsity=0.95, target_sparsity=0.9)

@@ -51,6 +51,40 @@ def test_variants_of_dynamic_methods():
         "adaptive"]
 
 
+def test_variants_per_layer_sparsity_and_one_shot():
+    config = SweepConfig(methods=("weight", "channel", "dynamic"), schedules=("constant",),
+                         sparsities=(0.5,), layer_sparsity=("uniform", "auto", "global"))
+    assert [key.slug() for key in config.variants()] == [
+        "dense", "weight-constant-0.5", "weight-constant-0.5-auto", "weight-constant-0.5-global",
+        "channel-constant-0.5", "dynamic"]  # per-layer targets: weight and unit only
+    one_shot = SweepConfig(methods=("weight", "unit"), schedules=("constant", "polynomial"),
+                           sparsities=(0.5,), fine_tune_epochs=0)
+    assert [key.slug() for key in one_shot.variants()] == [
+        "dense", "weight-constant-0.5", "unit-constant-0.5"]  # no schedule to tell apart
+    with pytest.raises(TfpruneError, match=r"one-shot pruning \(`fine_tune_epochs=0`\) applies "
+                                           r"to the methods weight, unit, channel, not 'dynamic'"):
+        SweepConfig(methods=("dynamic",), fine_tune_epochs=0)
+    hybrid = SweepConfig(methods=("weight",), quantizations=("float32",), hybrid=True)
+    assert hybrid.layer_sparsity == ("uniform", "auto")
+    assert hybrid.quantizations == ("float32", "dynamic", "int4", "mixed")
+    with pytest.raises(TfpruneError, match=r"`layer_sparsity` must be one of uniform, auto, "
+                                           r"global, got 'by-hand'"):
+        SweepConfig(layer_sparsity=("by-hand",))
+    with pytest.raises(TfpruneError, match=r"`layer_sparsity` applies to the methods weight and "
+                                           r"unit; none of dynamic is one"):
+        SweepConfig(methods=("dynamic",), layer_sparsity=("auto",))
+
+
+def test_a_mixed_budget_below_all_int4_fails_before_any_baseline_trains(tmp_path, monkeypatch):
+    monkeypatch.setattr(sweep_module, "train_baseline", lambda *a, **k: pytest.fail("trained"))
+    with pytest.raises(TfpruneError, match=r"`mixed_budget_kb` must be at least the all-int4 model.s size, .* got 1.0 KB"):
+        run_sweep(SweepConfig(**dict(TINY, quantizations=("mixed",), mixed_budget_kb=1)),
+                  str(tmp_path / "sweep"))
+    assert not (tmp_path / "sweep").exists()
+    with pytest.raises(TfpruneError, match=r"`mixed_budget_kb` and `mixed_int4_fraction`"):
+        SweepConfig(mixed_budget_kb=10, mixed_int4_fraction=0.5)
+
+
 def test_tiny_sweep_writes_report_and_resumes(tmp_path, monkeypatch):
     out = str(tmp_path / "sweep")
     config = SweepConfig(**TINY)
@@ -218,3 +252,24 @@ def test_from_scratch_is_reported_beside_structured_variants_only(tmp_path):
     assert scratch["epochs"] == config.baseline_epochs + config.fine_tune_epochs
     report = (tmp_path / "sweep" / "report.md").read_text()
     assert "scratch acc %" in report
+
+
+def test_hybrid_recipe_compares_layer_wise_mixed_with_uniform_int8_and_int4(tmp_path):
+    out = str(tmp_path / "sweep")
+    config = SweepConfig(**dict(TINY, methods=("weight",), quantizations=("float32",),
+                                sparsities=(0.8,), hybrid=True))
+    rows = run_sweep(config, out, log=lambda _: None)
+    by = {(r["method"], r["layer_sparsity"], r["quantization"]): r for r in rows}
+    assert len(rows) == 3 * 4  # dense, uniform, auto x float32, dynamic, int4, mixed
+    hybrid = by[("weight", "auto", "mixed")]
+    assert hybrid["int4_layers"] and 0 < hybrid["int4_fraction"] < 1
+    assert by[("weight", "auto", "int4")]["size_bytes"] < hybrid["size_bytes"] < \
+        by[("weight", "auto", "dynamic")]["size_bytes"]
+    assert os.path.exists(os.path.join(variant_dir(out, VariantKey.of(
+        0, "weight", "constant", 0.8, "auto")), "layer_sparsity.json"))
+    report = open(os.path.join(out, "report.md")).read()
+    for section in ("## Layer-wise vs uniform sparsity", "## Mixed int4/int8 quantization",
+                    "## Hybrid recipe: layer-wise pruning + fine-tuning + mixed int4/int8"):
+        assert section in report, section
+    assert f"int4 layers ({hybrid['int4_fraction']:.0%} of the weights): " \
+           f"{', '.join(hybrid['int4_layers'])}" in report

@@ -18,6 +18,7 @@ from tfprune.jobs.rundir import prepare_run_dir
 from tfprune.models import import_checked
 from tfprune.results.tables import markdown_table, write_csv
 from tfprune.tflite import export, measure
+from tfprune.tflite import mixed as mixed_lib
 from tfprune.tflite.mixed import MixedSpec, check_options
 
 MIXED_NAMES = ("mixed_budget_kb", "mixed_int4_fraction")  # its options, as errors name them
@@ -71,7 +72,8 @@ def run_export(config, output_dir, overwrite=False, log=print):
     representative = data.representative_sample(config.representative_count)
     export.check_representative(model, representative)
     mixed = config.mixed_spec() if "mixed" in config.quantizations else None
-    validation = data.numpy("validation") if mixed is not None else None
+    validation = data.numpy("validation", limit=mixed_lib.RANK_SAMPLES) if mixed is not None \
+        else None
     float32 = None
     if mixed is not None:  # the budget against the all-int4 size, before anything is written
         start = time.perf_counter()

@@ -31,7 +31,8 @@ from tfprune.models import MODELS, build_model, load_model
 from tfprune.pruning import METHODS, SCHEDULES, allocation, stats
 from tfprune.results import plots, report, tables
 from tfprune.results import rows as rows_lib
-from tfprune.tflite import measure
+from tfprune.tflite import export, measure
+from tfprune.tflite.mixed import MixedSpec
 
 VariantKey = rows_lib.VariantKey
 # The hybrid recipe's additions: layer-wise pruning from sensitivity curves, and the quantizations
@@ -95,6 +96,8 @@ class SweepConfig:
                 for m in self.methods):
             raise TfpruneError(f"`layer_sparsity` applies to the methods weight and unit; none "
                                f"of {', '.join(self.methods)} is one")
+        self.mixed_spec()  # the budget or fraction checked now; the budget against the
+        #                    all-int4 size in run_sweep's preflight, before any training
         checks.check_not_empty("seeds", self.seeds, "give one or more integers >= 0")
         for seed in self.seeds:
             checks.check_int("seeds", seed, 0)
@@ -116,6 +119,10 @@ class SweepConfig:
 
     def to_dict(self):
         return dataclasses.asdict(self)
+
+    def mixed_spec(self):
+        return MixedSpec(self.mixed_budget_kb, self.mixed_int4_fraction,
+                         names=("mixed_budget_kb", "mixed_int4_fraction"))
 
     def variants(self):
         """Every VariantKey, dense ones first. Methods without a schedule run once per target;
@@ -260,7 +267,7 @@ def _deploy_variant(config, output_dir, key, data, baseline, log, curves_cache=N
     out = variant_dir(output_dir, key)
     common = dict(quantizations=config.quantizations,
                   representative_count=config.representative_count,
-                  num_threads=config.num_threads, latency_runs=0)
+                  num_threads=config.num_threads, latency_runs=0, mixed=config.mixed_spec())
     extra = {"train_time_s": base_metrics["train_time_s"]}
     if key.method == rows_lib.DENSE:
         os.makedirs(out, exist_ok=True)
@@ -385,6 +392,9 @@ def run_sweep(config, output_dir, overwrite=False, log=print, visualize=False):
     for key in config.variants():
         if key.method != rows_lib.DENSE:
             preflight(config.prune_config(key), data, architecture)
+    if "mixed" in config.quantizations:  # a budget below the dense all-int4 size: refused now
+        export.check_float32("mixed", export.to_tflite(architecture, "float32"), architecture,
+                             config.mixed_spec())
     prepare_run_dir(output_dir, config.to_dict(), overwrite=overwrite)  # a new config: emptied
     start = time.perf_counter()
     baselines = {seed: _baseline(config, seed, output_dir, log) for seed in config.seeds}

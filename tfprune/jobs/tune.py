@@ -35,7 +35,8 @@ from tfprune.registry import Registry
 from tfprune.results import plots
 from tfprune.results.rows import VariantKey
 from tfprune.results.tables import write_csv
-from tfprune.tflite import measure
+from tfprune.tflite import export, measure
+from tfprune.tflite.mixed import MixedSpec
 
 ORACLES = Registry("tuner")
 ORACLES.register("random", lambda objective, trials, seed, max_epochs: keras_tuner.oracles.RandomSearchOracle(
@@ -78,6 +79,8 @@ class TuneConfig:
     latency_weight: float = 0.1
     latency_runs: int = 100
     image_size: tuple = None            # folder: data sets only
+    mixed_budget_kb: float = None       # quantization "mixed": a size budget (KB), or
+    mixed_int4_fraction: float = None   # the share of weights at int4 (default 0.5)
 
     def __post_init__(self):
         self.image_size = check_dataset(self.dataset, self.image_size)
@@ -108,6 +111,7 @@ class TuneConfig:
             checks.check_non_negative(name, getattr(self, name))
         checks.check_optional_positive("max_latency_ms", self.max_latency_ms)
         checks.check_file("baseline", self.baseline, "a saved Keras model file")
+        self.mixed_spec()
         # Every corner of the space is a valid pruning configuration.
         for method in self.methods:
             for schedule in self.schedules:
@@ -116,6 +120,10 @@ class TuneConfig:
 
     def to_dict(self):
         return dataclasses.asdict(self)
+
+    def mixed_spec(self):
+        return MixedSpec(self.mixed_budget_kb, self.mixed_int4_fraction,
+                         names=("mixed_budget_kb", "mixed_int4_fraction"))
 
     def load_data(self):
         return load_data(self.dataset, seed=self.seed, data_dir=self.data_dir,
@@ -233,7 +241,7 @@ class PruningTuner(keras_tuner.engine.base_tuner.BaseTuner):
         run, (row,) = variant_lib.prune_and_deploy(
             prune_config, key, os.path.join(trial_dir, "prune"), data, (model, path), dense,
             quantizations=[hp.get("quantization")], representative_count=REPRESENTATIVE_COUNT,
-            latency_runs=config.latency_runs)
+            latency_runs=config.latency_runs, mixed=config.mixed_spec())
         size = row["gzip_bytes"] if config.size_measure == "gzip" else row["size_bytes"]
         within = True
         if config.max_size_kb is not None and size / 1024 > config.max_size_kb:
@@ -302,7 +310,10 @@ def is_worker():
 def run_tune(config, directory, overwrite=False, log=print):
     """Check the baseline, search, and (except on a worker) write the results; return the
     summary (None on a worker)."""
-    load_baseline(config, log)  # a damaged baseline is one clear error, not one per trial
+    model = load_baseline(config, log)  # a damaged baseline is one clear error, not one a trial
+    if "mixed" in config.quantizations:  # a budget below its all-int4 size: refused before trials
+        export.check_float32("mixed", export.to_tflite(model, "float32"), model,
+                             config.mixed_spec())
     search(make_tuner(config, directory, overwrite=overwrite, log=log))
     if is_worker():
         return None

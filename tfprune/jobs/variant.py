@@ -11,6 +11,7 @@ from tfprune.jobs.prune import PruneConfig, run_prune
 from tfprune.pruning.methods import METHODS
 from tfprune.results import rows as rows_lib
 from tfprune.tflite import measure
+from tfprune.tflite.mixed import RANK_SAMPLES, MixedSpec
 
 
 def prune_config(key, dynamic=None, from_scratch=False, **fields):
@@ -29,12 +30,13 @@ def prune_config(key, dynamic=None, from_scratch=False, **fields):
 
 def deploy(model, kind, data, out_dir, *, key, quantizations, representative_count,
            num_threads=1, latency_runs=200, keras_accuracy, dense_stats, deployed_stats,
-           extra=None, sources=(), log=None):
+           extra=None, sources=(), log=None, mixed=None):
     """Convert ``model`` (the ``kind`` of model a variant deploys) to every quantization,
     measure each .tflite, and return one result row per quantization.
 
     ``dense_stats`` (params, flops of the dense baseline) scale the compression ratio and the
-    theoretical speedup; ``deployed_stats`` are the deployed model's own counts;
+    theoretical speedup; ``deployed_stats`` are the deployed model's own counts; ``mixed`` (a
+    MixedSpec) is what a "mixed" quantization aims for, ranked on the validation split;
     ``latency_runs=0`` leaves latency to a later interleaved timing; ``sources`` are further
     dicts a row may take columns from (after all the others).
     """
@@ -43,7 +45,9 @@ def deploy(model, kind, data, out_dir, *, key, quantizations, representative_cou
         model, x_test, y_test, data.representative_sample(representative_count), quantizations,
         [False], os.path.join(out_dir, "tflite"), stem=kind, num_threads=num_threads,
         latency_runs=latency_runs, keras_accuracy=keras_accuracy, log=log or (lambda _: None),
-        sparse_sizes=True)
+        sparse_sizes=True, mixed=mixed or MixedSpec(),
+        validation=data.numpy("validation", limit=RANK_SAMPLES)
+        if "mixed" in quantizations else None)
     derived = {
         "keras_accuracy": keras_accuracy, "deployed": kind,
         "compression_ratio": dense_stats["params"] / max(deployed_stats["nonzero_params"], 1),
@@ -55,7 +59,7 @@ def deploy(model, kind, data, out_dir, *, key, quantizations, representative_cou
 
 def prune_and_deploy(prune_config, key, out_dir, data, baseline, dense_stats, *, quantizations,
                      representative_count, num_threads=1, latency_runs=200, extra=None,
-                     log=None, curves_cache=None):
+                     log=None, curves_cache=None, mixed=None):
     """Prune ``baseline`` (a (model, path) pair) by ``prune_config`` into ``out_dir`` and deploy
     the result; return (PruneRun, rows)."""
     run = run_prune(prune_config, out_dir, overwrite=True, log=log or (lambda _: None),
@@ -69,5 +73,5 @@ def prune_and_deploy(prune_config, key, out_dir, data, baseline, dense_stats, *,
                   deployed_stats=metrics["deployed"],
                   extra=dict(extra or {}, achieved_sparsity=metrics["pruned_sparsity"],
                              scratch_accuracy=scratch["accuracy"] if scratch else None),
-                  sources=(metrics,), log=log)
+                  sources=(metrics,), log=log, mixed=mixed)
     return run, rows

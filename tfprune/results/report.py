@@ -156,6 +156,101 @@ def visualize_lines(drift, rows, directory="visualize"):
     return lines + ["", f"Visualize step: {drift['time_s']:.1f} s."]
 
 
+def _accuracy_quantization(entries):
+    """The quantization layer-wise and uniform pruning are compared at: float32 when measured."""
+    quantizations = [e["quantization"] for e in entries]
+    return "float32" if "float32" in quantizations else (quantizations[0] if quantizations else None)
+
+
+def layer_sparsity_lines(entries):
+    """Per method, schedule and target: the accuracy of each way of spreading the target over
+    the layers (uniform, auto, global), side by side, and which won."""
+    quantization = _accuracy_quantization(entries)
+    groups = {}
+    for e in entries:
+        if e["method"] != rows_lib.DENSE and e["quantization"] == quantization \
+                and e["target_sparsity"] is not None:
+            groups.setdefault((e["method"], e["schedule"], e["target_sparsity"]), {})[
+                e.get("layer_sparsity") or rows_lib.UNIFORM] = e
+    groups = {k: v for k, v in groups.items() if len(v) > 1}
+    if not groups:
+        return []
+    kinds = [k for k in ("uniform", "auto", "global") if any(k in v for v in groups.values())]
+    lines = [f"TFLite accuracy ({quantization}) at the same global sparsity of the pruned layers' "
+             "weights; achieved sparsity in brackets. auto: per-layer targets from one-shot "
+             "sensitivity curves (equal accuracy loss); global: one magnitude threshold.", "",
+             "| method | schedule | sparsity | " + " | ".join(kinds) + " | best |",
+             "|---" * (4 + len(kinds)) + "|"]
+    for (method, schedule, target), by_kind in groups.items():
+        cells = []
+        for kind in kinds:
+            e = by_kind.get(kind)
+            cells.append("n/a" if e is None else f"{_fmt(e, 'tflite_accuracy', '.2f', 100)}% "
+                         f"({_fmt(e, 'achieved_sparsity', '.3f')})")
+        best = max(by_kind, key=lambda k: by_kind[k]["tflite_accuracy"])
+        margin = by_kind[best]["tflite_accuracy"] - by_kind.get(
+            rows_lib.UNIFORM, by_kind[best])["tflite_accuracy"]
+        verdict = best if best == rows_lib.UNIFORM else f"{best} (+{100 * margin:.2f} vs uniform)"
+        lines.append(f"| {method} | {schedule} | {target:g} | " + " | ".join(cells)
+                     + f" | {verdict} |")
+    return lines
+
+
+def mixed_lines(entries):
+    """Mixed int4/int8 next to all-int8 (dynamic range) and all-int4 for every variant that has
+    it: accuracy, raw and gzip size, and which layers got int4; says where mixed is not both
+    smaller than int8 and more accurate than int4."""
+    by_variant = {}
+    for e in entries:
+        key = tuple(e[k] for k in rows_lib.KEY[:-1])
+        by_variant.setdefault(key, {})[e["quantization"]] = e
+    lines = []
+    for key, q in by_variant.items():
+        if "mixed" not in q:
+            continue
+        name = rows_lib.label(dict(q["mixed"], quantization="")).strip()
+        parts = []
+        for kind in ("dynamic", "int8", "int4", "mixed"):
+            if kind in q:
+                e = q[kind]
+                parts.append(f"{kind} {_fmt(e, 'tflite_accuracy', '.2f', 100)}%, "
+                             f"{e['size_bytes'] / 1024:.1f} KB ({e['gzip_bytes'] / 1024:.1f} KB "
+                             "gzip)")
+        mixed = q["mixed"]
+        layers = mixed.get("int4_layers") or []
+        notes = []
+        int8 = q.get("dynamic") or q.get("int8")
+        if int8 and mixed["size_bytes"] >= int8["size_bytes"]:
+            notes.append("NOT smaller than int8")
+        if "int4" in q and mixed["tflite_accuracy"] <= q["int4"]["tflite_accuracy"]:
+            notes.append("NOT more accurate than all-int4")
+        lines.append(f"- {name}: " + "; ".join(parts) + f". int4 layers "
+                     f"({_fmt(mixed, 'int4_fraction', '.0%') if mixed.get('int4_fraction') is not None else 'n/a'} "
+                     f"of the weights): {', '.join(layers) or 'none'}"
+                     + (f". **{'; '.join(notes)}.**" if notes else "."))
+    return lines
+
+
+def hybrid_lines(entries):
+    """The hybrid recipe (layer-wise auto pruning + fine-tuning + mixed int4/int8) against uniform
+    pruning at int8 (dynamic range) and at int4, per method, schedule and target."""
+    index = {(e["method"], e["schedule"], e["target_sparsity"], e.get("layer_sparsity"),
+              e["quantization"]): e for e in entries}
+    lines = []
+    for (method, schedule, target, layers, quantization), hybrid in index.items():
+        if layers != "auto" or quantization != "mixed":
+            continue
+        parts = [f"hybrid {_fmt(hybrid, 'tflite_accuracy', '.2f', 100)}% at "
+                 f"{hybrid['gzip_bytes'] / 1024:.1f} KB gzip"]
+        for kind in ("dynamic", "int4"):
+            other = index.get((method, schedule, target, rows_lib.UNIFORM, kind))
+            if other:
+                parts.append(f"uniform {kind} {_fmt(other, 'tflite_accuracy', '.2f', 100)}% at "
+                             f"{other['gzip_bytes'] / 1024:.1f} KB gzip")
+        lines.append(f"- {method} {schedule} {target:g}: " + "; ".join(parts) + ".")
+    return lines
+
+
 def render(title, status, setup, entries, rows, plot_files, stage_times, seeds, drift=None):
     """report.md's text. ``setup``: lines describing the run; ``plot_files``: names under plots/;
     ``drift``: the visualize job's result, when there is one."""
@@ -171,6 +266,20 @@ def render(title, status, setup, entries, rows, plot_files, stage_times, seeds, 
                  "Per-layer sparsity as each method left it (channel groups, named by their "
                  "producers, units or weights, as it prunes); every decision is in the variant's "
                  "decisions.jsonl.", "", *decisions, ""]
+    layer_wise = layer_sparsity_lines(entries)
+    if layer_wise:
+        text += ["## Layer-wise vs uniform sparsity", "", *layer_wise, ""]
+    mixed = mixed_lines(entries)
+    if mixed:
+        text += ["## Mixed int4/int8 quantization", "",
+                 "dynamic: int8 weights (TFLite converter); int4 and mixed: ai-edge-quantizer "
+                 "dynamic-range weights from the float32 .tflite, mixed keeping the layers whose "
+                 "int4 cost per weight saved is highest at int8. Accuracy on the LiteRT "
+                 "interpreter, whole test split.", "", *mixed, ""]
+    hybrid = hybrid_lines(entries)
+    if hybrid:
+        text += ["## Hybrid recipe: layer-wise pruning + fine-tuning + mixed int4/int8", "",
+                 *hybrid, ""]
     text += ["## Plots", "", *[f"![{name}](plots/{name})" for name in plot_files], ""]
     if drift:
         text += ["## What the models look at (saliency, Grad-CAM, class models)", "",

@@ -36,6 +36,9 @@ KERNEL_LAYERS = (keras.layers.Dense, keras.layers.Conv1D, keras.layers.Conv2D,
                  keras.layers.DepthwiseConv2D)
 KB = 1024  # as tune's max_size_kb and the reports: KB are KiB
 DEFAULT_INT4_FRACTION = 0.5
+# Validation images the layers are ranked on (each alone at int4): enough to tell a costly layer
+# from a cheap one, few enough that ranking a 50-layer model takes seconds.
+RANK_SAMPLES = 1000
 # The TF op a kernel's tensor name ends in ("cnn/fc1/MatMul", ".../block_1_depthwise/depthwise"):
 # how a layer is found in the names when no Keras layer names are given.
 _KERNEL_OP = re.compile(r"^(Conv1D|Conv2D|conv1d|depthwise|MatMul|BiasAdd|convolution)(_?\d+)?$")
