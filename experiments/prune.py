@@ -89,7 +89,8 @@ common.define_run_flags("saved_models/prune/<dataset>-<model>-<method>-<schedule
 def main(argv):
     del argv
     config = PruneConfig(**{name: FLAGS[name].value for name in D if name not in
-                            ("deterministic", "dynamic")}, dynamic=common.dynamic_options())
+                            ("deterministic", "dynamic", "layer_targets")},
+                         dynamic=common.dynamic_options())
     output_dir = FLAGS.output_dir or common.default_output_dir(
         "prune", f"{config.dataset}-{config.model}-{config.method}-{config.schedule or 'none'}-"
                  f"{'auto' if config.target_sparsity is None else f'{config.target_sparsity:g}'}"

@@ -19,8 +19,11 @@ TINY = dict(model="mlp", method="unit", schedule="polynomial", target_sparsity=0
     (dict(fine_tune_epochs=0, frequency=5),
      r"`frequency` applies to fine-tuning under a schedule, not to one-shot pruning"),
     (dict(layer_sparsity="auto", method="channel", schedule="constant"),
-     r"`layer_sparsity` applies to the methods weight and unit, not 'channel'"),
+     r"`layer_sparsity` applies to the methods weight, unit, not 'channel'"),
     (dict(layer_sparsity="auto", layers="fc1"), r"give `layers` or `layer_sparsity`, not both"),
+    (dict(layer_sparsity="auto", target_sparsity=0.995),
+     r"`target_sparsity` must be at most 0.99 with layer_sparsity='auto' \(the sensitivity "
+     r"curves end there\), got 0.995"),
     (dict(layer_sparsity="/no/such/targets.json"),
      r"`layer_sparsity` must be one of uniform, auto, global or a JSON / CSV file"),
     (dict(learning_rate=0), r"`learning_rate` must be > 0, got 0"),

@@ -62,3 +62,23 @@ def test_curves_targets_and_int4_costs_are_written_and_reused(tmp_path):
     run_sensitivity(SensitivityConfig(**TINY), out, log=lines.append)
     assert any(line.startswith("layers_weight: reused") for line in lines)
 
+
+
+def test_layers_are_checked_against_a_baseline_file(tmp_path):
+    from tfprune.keras import keras
+
+    inputs = keras.Input((8, 8, 1))
+    x = keras.layers.Flatten()(inputs)
+    x = keras.layers.Dense(16, activation="relu", name="hidden")(x)
+    outputs = keras.layers.Dense(10, activation="softmax", name="classifier")(x)
+    path = str(tmp_path / "mine.keras")
+    keras.Model(inputs, outputs).save(path)
+    out = tmp_path / "run"
+    with pytest.raises(TfpruneError, match=r"weight pruning: fc1; prunable layers of '.*': "
+                                           r"hidden, classifier"):
+        run_sensitivity(SensitivityConfig(**dict(TINY, baseline=path, layers=("fc1",))), str(out))
+    assert not out.exists()
+    summary = run_sensitivity(SensitivityConfig(**dict(TINY, baseline=path, layers=("hidden",),
+                                                       quantization=False)), str(out),
+                              log=lambda _: None)
+    assert set(summary["layer_curves"]["weight"]) == {"hidden"}

@@ -70,9 +70,13 @@ def test_variants_per_layer_sparsity_and_one_shot():
     with pytest.raises(TfpruneError, match=r"`layer_sparsity` must be one of uniform, auto, "
                                            r"global, got 'by-hand'"):
         SweepConfig(layer_sparsity=("by-hand",))
-    with pytest.raises(TfpruneError, match=r"`layer_sparsity` applies to the methods weight and "
+    with pytest.raises(TfpruneError, match=r"`layer_sparsity` applies to the methods weight, "
                                            r"unit; none of dynamic is one"):
         SweepConfig(methods=("dynamic",), layer_sparsity=("auto",))
+    with pytest.raises(TfpruneError, match=r"`layer_sparsity` \(which `hybrid` sets to uniform, "
+                                           r"auto\) applies to the methods weight, unit; none of "
+                                           r"channel is one"):
+        SweepConfig(methods=("channel",), hybrid=True)
 
 
 def test_a_mixed_budget_below_all_int4_fails_before_any_baseline_trains(tmp_path, monkeypatch):
@@ -82,7 +86,10 @@ def test_a_mixed_budget_below_all_int4_fails_before_any_baseline_trains(tmp_path
                   str(tmp_path / "sweep"))
     assert not (tmp_path / "sweep").exists()
     with pytest.raises(TfpruneError, match=r"`mixed_budget_kb` and `mixed_int4_fraction`"):
-        SweepConfig(mixed_budget_kb=10, mixed_int4_fraction=0.5)
+        SweepConfig(quantizations=("mixed",), mixed_budget_kb=10, mixed_int4_fraction=0.5)
+    with pytest.raises(TfpruneError, match=r"`mixed_int4_fraction` must come with the 'mixed' "
+                                           r"quantization, got quantizations float32, int8"):
+        SweepConfig(**dict(TINY, mixed_int4_fraction=0.3))
 
 
 def test_tiny_sweep_writes_report_and_resumes(tmp_path, monkeypatch):
@@ -269,7 +276,7 @@ def test_hybrid_recipe_compares_layer_wise_mixed_with_uniform_int8_and_int4(tmp_
         0, "weight", "constant", 0.8, "auto")), "layer_sparsity.json"))
     report = open(os.path.join(out, "report.md")).read()
     for section in ("## Layer-wise vs uniform sparsity", "## Mixed int4/int8 quantization",
-                    "## Hybrid recipe: layer-wise pruning + fine-tuning + mixed int4/int8"):
+                    "## Hybrid recipe: layer-wise pruning + mixed int4/int8"):
         assert section in report, section
     assert f"int4 layers ({hybrid['int4_fraction']:.0%} of the weights): " \
            f"{', '.join(hybrid['int4_layers'])}" in report

@@ -9,7 +9,7 @@ import pytest
 
 from tfprune import io, summaries, training
 from tfprune.errors import TfpruneError
-from tfprune.jobs.visualize import VisualizeConfig, pick_images, run_visualize
+from tfprune.jobs.visualize import VisualizeConfig, pick_images, run_visualize, sweep_entries
 from tfprune.models import build_model, load_model
 
 FAST = dict(per_class=1, misclassified=1, drift_sample=40, smoothgrad_samples=2,
@@ -44,7 +44,8 @@ def test_visualize_writes_grids_and_drift(tmp_path, two_models):
     assert 0 <= rows["pruned"]["grad_cam_top_k_overlap"] <= 1
     assert result["drift_sample"] == 40
     assert open(tmp_path / "drift.csv").readline().startswith(
-        "model,seed,method,schedule,target_sparsity,params_removed,accuracy,prediction_change")
+        "model,seed,method,schedule,target_sparsity,layer_sparsity,params_removed,accuracy,"
+        "prediction_change")
     model = load_model(pruned, "pruned")  # zeros over all of the dense model's parameters
     zeros = sum(int(np.sum(w == 0)) for w in model.get_weights())
     assert rows["pruned"]["params_removed"] == pytest.approx(zeros / model.count_params())
@@ -95,6 +96,23 @@ def test_visualize_a_sweep_directory(tmp_path, two_models):
     events = summaries.read_events(os.path.join(root, "visualize", "tensorboard"))
     assert set(events["images"]) == {"saliency", "grad_cam", "class_models",
                                      "drift_vs_sparsity"}
+
+
+def test_layer_wise_variants_of_a_sweep_are_told_apart(tmp_path, two_models):
+    root = str(tmp_path / "sweep")
+    _fake_sweep(root, *two_models)
+    for layers in ("auto", "global"):
+        variant = os.path.join(root, "variants", "seed0", f"weight-constant-0.9-{layers}")
+        os.makedirs(variant)
+        shutil.copy(two_models[1], os.path.join(variant, "pruned.keras"))
+        io.write_json(os.path.join(variant, "variant.json"), {
+            "seed": 0, "method": "weight", "schedule": "constant", "target_sparsity": 0.9,
+            "layer_sparsity": layers, "rows": [{"deployed": "pruned"}]})
+    entries = sweep_entries(root)
+    assert [(e.name, e.layer_sparsity) for e in entries] == [
+        ("dense", None), ("weight-constant-0.9", "uniform"),
+        ("weight-constant-0.9-auto", "auto"), ("weight-constant-0.9-global", "global")]
+    assert entries[2].path.endswith(os.path.join("weight-constant-0.9-auto", "pruned.keras"))
 
 
 def test_a_run_dir_without_models_says_what_it_expected(tmp_path, two_models):

@@ -66,6 +66,21 @@ def test_per_layer_targets_and_bad_methods(cnn):
         oneshot.prune_once(cnn, "weight", 0.5, layer_sparsity={"nope": 0.5})
 
 
+def test_a_layer_at_target_zero_is_counted_as_pruned_in_both_paths(cnn):
+    targets = {"conv2": 0.0, "fc1": 0.9}
+    once = oneshot.prune_once(cnn, "weight", 0.5, layer_sparsity=targets)
+    tuned = core.prune(cnn, "weight", "constant", 0.5, steps_per_epoch=1, epochs=1,
+                       layer_sparsity=targets)
+    assert once.pruned_layers == tuned.pruned_layers == ["conv2", "fc1"]
+    wrapped = [l.layer.name for l in tuned.model.layers if isinstance(l, PruneLowMagnitude)]
+    assert wrapped == ["fc1"]  # nothing to prune in conv2
+    assert np.all(once.model.get_layer("conv2").kernel.numpy() != 0)
+    with pytest.raises(TfpruneError, match=r"`layer_sparsity` must prune some layer, got every "
+                                           r"target 0"):
+        core.prune(cnn, "weight", "constant", 0.5, steps_per_epoch=1, epochs=1,
+                   layer_sparsity={"conv2": 0.0, "fc1": 0.0})
+
+
 def test_sensitivity_curves_restore_the_model_and_fall_with_sparsity(cnn, sample):
     x, _ = sample
     y = np.argmax(cnn.predict(x, verbose=0), axis=1)  # the model's own answers: accuracy 1 at 0

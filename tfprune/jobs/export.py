@@ -13,13 +13,12 @@ import time
 
 from tfprune import checks, io, training
 from tfprune.data import check_dataset, load_data
-from tfprune.errors import TfpruneError
 from tfprune.jobs.rundir import prepare_run_dir
 from tfprune.models import import_checked
 from tfprune.results.tables import markdown_table, write_csv
 from tfprune.tflite import export, measure
 from tfprune.tflite import mixed as mixed_lib
-from tfprune.tflite.mixed import MixedSpec, check_options
+
 
 MIXED_NAMES = ("mixed_budget_kb", "mixed_int4_fraction")  # its options, as errors name them
 
@@ -45,11 +44,7 @@ class ExportConfig:
     def __post_init__(self):
         self.image_size = check_dataset(self.dataset, self.image_size)
         self.quantizations = tuple(measure.validate_quantizations(self.quantizations))
-        check_options(self.mixed_budget_kb, self.mixed_int4_fraction, MIXED_NAMES)
-        given = [n for n in MIXED_NAMES if getattr(self, n) is not None]
-        if given and "mixed" not in self.quantizations:
-            raise TfpruneError(f"`{given[0]}` must come with the 'mixed' quantization, got "
-                               f"quantizations {', '.join(self.quantizations)}")
+        self.mixed_spec()
         for name, minimum in (("representative_count", 1), ("num_threads", 1),
                               ("latency_runs", 1), ("warmup", 0), ("split_seed", 0)):
             checks.check_int(name, getattr(self, name), minimum)
@@ -59,7 +54,8 @@ class ExportConfig:
         return dataclasses.asdict(self)
 
     def mixed_spec(self):
-        return MixedSpec(self.mixed_budget_kb, self.mixed_int4_fraction, names=MIXED_NAMES)
+        return mixed_lib.spec_for(self.quantizations, self.mixed_budget_kb,
+                                  self.mixed_int4_fraction, MIXED_NAMES)
 
 
 def run_export(config, output_dir, overwrite=False, log=print):

@@ -99,6 +99,8 @@ class PruneConfig:
     layer_sparsity: str = "uniform"  # weight, unit: uniform, auto (sensitivity curves), global
     #                                  (one magnitude threshold) or a file of per-layer targets
     sensitivity_samples: int = 1000  # layer_sparsity=auto: validation images for the curves
+    layer_targets: dict = None  # a layer_sparsity file's targets, read on construction (so a
+    #                             changed file is a different run)
 
     def __post_init__(self):
         self.image_size = check_dataset(self.dataset, self.image_size)
@@ -137,8 +139,15 @@ class PruneConfig:
             self.sparsity_m_by_n)
         if self.layer_sparsity != "uniform":
             core.check_layer_sparsity(method, self.layers, m_by_n, {})
-            if not allocation.is_named(self.layer_sparsity):
-                allocation.read_file(self.layer_sparsity)  # values checked now, names in preflight
+        if allocation.is_named(self.layer_sparsity):
+            self.layer_targets = None
+        else:  # values checked now, layer names in preflight
+            self.layer_targets = allocation.read_file(self.layer_sparsity)
+            core.check_layer_sparsity(method, self.layers, m_by_n, self.layer_targets)
+        if self.layer_sparsity == "auto" and self.target_sparsity > sensitivity.GRID[-1]:
+            raise TfpruneError(f"`target_sparsity` must be at most {sensitivity.GRID[-1]} with "
+                               f"layer_sparsity='auto' (the sensitivity curves end there), got "
+                               f"{self.target_sparsity}")
         if self.baseline != "train":
             checks.check_file("baseline", self.baseline,
                               "'train' or the path of a saved Keras model (.keras or .h5)")
@@ -220,8 +229,8 @@ def preflight(config, data, model=None):
         return
     core.select_layers(model, config.granularity(), config.layers, config.prune_classifier,
                        config.prune_first_conv, checks.parse_m_by_n(config.sparsity_m_by_n))
-    if not allocation.is_named(config.layer_sparsity):
-        allocation.check_layers(allocation.read_file(config.layer_sparsity),
+    if config.layer_targets:
+        allocation.check_layers(config.layer_targets,
                                 core.prunable_layers(model, config.granularity()), model.name,
                                 f"`layer_sparsity` file {config.layer_sparsity!r}")
 
@@ -233,8 +242,8 @@ def resolve_layer_sparsity(config, model, data, output_dir, log, curves_cache=No
     if config.layer_sparsity == "uniform":
         return None
     granularity = config.granularity()
-    if not allocation.is_named(config.layer_sparsity):
-        targets = allocation.read_file(config.layer_sparsity)
+    if config.layer_targets:
+        targets = dict(config.layer_targets)
     else:
         layers, _ = core.select_layers(model, granularity, config.layers,
                                        config.prune_classifier, config.prune_first_conv)
@@ -258,12 +267,15 @@ def resolve_layer_sparsity(config, model, data, output_dir, log, curves_cache=No
                       ["layer", "sparsity", "accuracy"])
             targets = allocation.equalize(curves, sensitivity.GRID, weights,
                                           config.target_sparsity)
-        log(f"layer sparsity ({config.layer_sparsity}, global {config.target_sparsity:g}): "
-            + ", ".join(f"{name} {s:.3f}" for name, s in targets.items()))
     targets = {name: float(s) for name, s in targets.items()}
+    overall = allocation.global_sparsity(targets, oneshot.layer_weights(model, list(targets)))
+    log(f"layer sparsity ({config.layer_sparsity}): "
+        + ", ".join(f"{name} {s:.3f}" for name, s in targets.items())
+        + f"; {overall:.4f} of these layers' weights (target_sparsity {config.target_sparsity:g}"
+        + (", not used: the file sets every layer's target)" if config.layer_targets else ")"))
     io.write_json(os.path.join(output_dir, "layer_sparsity.json"),
                   {"layer_sparsity": targets, "source": config.layer_sparsity,
-                   "target_sparsity": config.target_sparsity})
+                   "target_sparsity": config.target_sparsity, "global_sparsity": overall})
     return targets
 
 

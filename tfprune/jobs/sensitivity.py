@@ -126,11 +126,15 @@ def run_sensitivity(config, output_dir, overwrite=False, log=print):
     """Run (or resume) the sensitivity analysis into ``output_dir``; return its summary."""
     training.set_seed(config.seed, config.deterministic)
     data = config.load_data()
-    architecture = build_model(config.model, data.input_shape, data.num_classes)
-    for method in config.layer_methods():  # cheap checks before any training
-        config.selected(architecture, method)
-    if config.baseline != "train":
-        architecture = None
+    # Cheap checks before any training or writing: the layers and channel groups of the model
+    # analysed (a baseline file is loaded now; the zoo architecture stands for one to train).
+    loaded = None if config.baseline == "train" else load_baseline(config, output_dir, data, log)
+    model = loaded.model if loaded else build_model(config.model, data.input_shape,
+                                                    data.num_classes)
+    for method in config.layer_methods():
+        config.selected(model, method)
+    if "channel" in config.methods or config.channel_groups:
+        core.prunable_groups(model)
     same_run = prepare_run_dir(output_dir, config.to_dict(), overwrite=overwrite,
                                marker="sensitivity.json")
     summary_path = os.path.join(output_dir, "sensitivity.json")
@@ -138,8 +142,8 @@ def run_sensitivity(config, output_dir, overwrite=False, log=print):
         log(f"{output_dir} already holds this finished run; reusing it")
         return io.read_json(summary_path)
     start = time.perf_counter()
-    model = load_baseline(config, output_dir, data, log).model
-    for method in config.layer_methods():
+    model = (loaded or load_baseline(config, output_dir, data, log)).model
+    for method in config.layer_methods():  # the trained model has the zoo's layers
         config.selected(model, method)
     x_val, y_val = data.numpy("validation", limit=config.samples)
     x_test, y_test = data.numpy("test")

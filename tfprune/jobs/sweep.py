@@ -21,6 +21,7 @@ from tfprune import checks, io, training
 from tfprune.data import apply_dataset_defaults, check_dataset, load_data
 from tfprune.errors import TfpruneError
 from tfprune.jobs import variant as variant_lib
+from tfprune.jobs.export import MIXED_NAMES
 from tfprune.jobs.prune import check_dynamic_options, preflight
 from tfprune.jobs.rundir import inside, prepare_run_dir, read_marker, resolve
 from tfprune.jobs.train import TrainConfig, model_path, train_baseline
@@ -32,7 +33,7 @@ from tfprune.pruning import METHODS, SCHEDULES, allocation, stats
 from tfprune.results import plots, report, tables
 from tfprune.results import rows as rows_lib
 from tfprune.tflite import export, measure
-from tfprune.tflite.mixed import MixedSpec
+from tfprune.tflite import mixed as mixed_lib
 
 VariantKey = rows_lib.VariantKey
 # The hybrid recipe's additions: layer-wise pruning from sensitivity curves, and the quantizations
@@ -92,10 +93,12 @@ class SweepConfig:
         self.quantizations = tuple(dict.fromkeys(self.quantizations))
         self.quantizations = tuple(measure.validate_quantizations(self.quantizations))
         if self.layer_sparsity != (rows_lib.UNIFORM,) and not any(
-                VariantKey.of(0, m, "constant", 0.5, "auto").layer_sparsity != rows_lib.UNIFORM
-                for m in self.methods):
-            raise TfpruneError(f"`layer_sparsity` applies to the methods weight and unit; none "
-                               f"of {', '.join(self.methods)} is one")
+                METHODS.get(m).takes_layer_sparsity for m in self.methods):
+            per_layer = [m.name for m in METHODS.entries() if m.takes_layer_sparsity]
+            raise TfpruneError(
+                f"`layer_sparsity`{' (which `hybrid` sets to uniform, auto)' if self.hybrid else ''}"
+                f" applies to the methods {', '.join(per_layer)}; none of "
+                f"{', '.join(self.methods)} is one")
         self.mixed_spec()  # the budget or fraction checked now; the budget against the
         #                    all-int4 size in run_sweep's preflight, before any training
         checks.check_not_empty("seeds", self.seeds, "give one or more integers >= 0")
@@ -121,8 +124,8 @@ class SweepConfig:
         return dataclasses.asdict(self)
 
     def mixed_spec(self):
-        return MixedSpec(self.mixed_budget_kb, self.mixed_int4_fraction,
-                         names=("mixed_budget_kb", "mixed_int4_fraction"))
+        return mixed_lib.spec_for(self.quantizations, self.mixed_budget_kb,
+                                  self.mixed_int4_fraction, MIXED_NAMES)
 
     def variants(self):
         """Every VariantKey, dense ones first. Methods without a schedule run once per target;

@@ -27,6 +27,7 @@ from tfprune import checks, io, training
 from tfprune.data import check_dataset, load_data
 from tfprune.errors import TfpruneError
 from tfprune.jobs import variant as variant_lib
+from tfprune.jobs.export import MIXED_NAMES
 from tfprune.jobs.prune import PruneRun
 from tfprune.jobs.rundir import inside, resolve
 from tfprune.models import MODELS, import_checked
@@ -36,7 +37,7 @@ from tfprune.results import plots
 from tfprune.results.rows import VariantKey
 from tfprune.results.tables import write_csv
 from tfprune.tflite import export, measure
-from tfprune.tflite.mixed import MixedSpec
+from tfprune.tflite import mixed as mixed_lib
 
 ORACLES = Registry("tuner")
 ORACLES.register("random", lambda objective, trials, seed, max_epochs: keras_tuner.oracles.RandomSearchOracle(
@@ -122,8 +123,8 @@ class TuneConfig:
         return dataclasses.asdict(self)
 
     def mixed_spec(self):
-        return MixedSpec(self.mixed_budget_kb, self.mixed_int4_fraction,
-                         names=("mixed_budget_kb", "mixed_int4_fraction"))
+        return mixed_lib.spec_for(self.quantizations, self.mixed_budget_kb,
+                                  self.mixed_int4_fraction, MIXED_NAMES)
 
     def load_data(self):
         return load_data(self.dataset, seed=self.seed, data_dir=self.data_dir,

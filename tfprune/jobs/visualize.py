@@ -29,8 +29,8 @@ from tfprune.results import attribution, plots
 from tfprune.results import rows as rows_lib
 from tfprune.results.tables import write_csv
 
-DRIFT_COLUMNS = ["model", "seed", "method", "schedule", "target_sparsity", "params_removed",
-                 "accuracy", "prediction_change", "saliency_spearman", "saliency_top_k_overlap",
+DRIFT_COLUMNS = ["model", "seed", "method", "schedule", "target_sparsity", "layer_sparsity",
+                 "params_removed", "accuracy", "prediction_change", "saliency_spearman", "saliency_top_k_overlap",
                  "grad_cam_spearman", "grad_cam_top_k_overlap"]
 SWEEP_LAYOUT = ("a sweep's output directory (config.json, baselines/seed<k>/metrics.json and "
                 "model.keras, variants/seed<k>/<variant>/variant.json beside its pruned.keras "
@@ -50,6 +50,7 @@ class Entry:
     method: str = None
     schedule: str = None
     target_sparsity: float = None
+    layer_sparsity: str = None  # a sweep's variants: uniform, auto, global
 
 
 @dataclasses.dataclass
@@ -143,11 +144,15 @@ def sweep_entries(run_dir):
             if variant.get("method") in (None, rows_lib.DENSE) or not os.path.isfile(path):
                 continue
             key = rows_lib.VariantKey.of(seed, variant["method"], variant.get("schedule"),
-                                         variant.get("target_sparsity"))
+                                         variant.get("target_sparsity"),
+                                         variant.get("layer_sparsity", rows_lib.UNIFORM))
             found.append(Entry(key.slug() if len(entries) == 1 else f"seed{seed}/{key.slug()}",
-                               path, seed, key.method, key.schedule, key.target_sparsity))
+                               path, seed, key.method, key.schedule, key.target_sparsity,
+                               key.layer_sparsity))
         entries.extend(sorted(found, key=lambda e: (e.method, e.schedule or "",
-                                                    e.target_sparsity or 0.0)))
+                                                    e.target_sparsity or 0.0,
+                                                    e.layer_sparsity != rows_lib.UNIFORM,
+                                                    e.layer_sparsity or "")))
     if not any(e.method != rows_lib.DENSE for e in entries):
         found = ("a baseline but no finished variant" if entries else "no trained baseline")
         raise TfpruneError(f"`run_dir` {run_dir!r} has no models to compare: expected "
@@ -222,6 +227,7 @@ def run_visualize(config, output_dir, overwrite=False, log=print):
             model = models[entry.name]
             row = {"model": entry.name, "seed": entry.seed, "method": entry.method,
                    "schedule": entry.schedule, "target_sparsity": entry.target_sparsity,
+                   "layer_sparsity": entry.layer_sparsity,
                    "params_removed": _params_removed(model, reference),
                    "accuracy": float(np.mean(predictions[entry.name] == y))}
             for kind in kinds:

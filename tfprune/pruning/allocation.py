@@ -6,8 +6,9 @@ a file of per-layer targets):
 - uniform: every pruned layer at the target (what tfmot does).
 - auto: from one-shot sensitivity curves (pruning/sensitivity.py): every layer is pruned as far
   as it can go at one common accuracy loss, the loss chosen so that the layers' sparsities,
-  weighted by their kernel sizes (or FLOPs), meet the global target (``equalize``); or each
-  layer as far as an allowed loss (``within_loss``).
+  weighted by their kernel sizes, meet the global target (``equalize``; the library call takes
+  any weights, FLOPs for a FLOPs target); or each layer as far as an allowed loss
+  (``within_loss``, a library call).
 - global: one magnitude threshold over all pruned layers (weights by |w|; units by their RMS
   norm, so wide and narrow layers compare), read off as per-layer targets.
 
@@ -26,7 +27,6 @@ from tfprune import checks
 from tfprune.errors import TfpruneError
 
 LAYER_SPARSITY = ("uniform", "auto", "global")
-ALLOCATE_BY = ("params", "flops")
 
 
 def is_named(value):
@@ -56,9 +56,11 @@ def sparsity_at_loss(sparsities, losses, level):
     return float(sparsities[i] + fraction * (sparsities[i + 1] - sparsities[i]))
 
 
-def _weighted(allocation, weights):
-    total = sum(weights[name] for name in allocation)
-    return sum(s * weights[name] for name, s in allocation.items()) / total
+def global_sparsity(layer_sparsity, weights):
+    """The sparsity over all the layers' kernels of per-layer ``layer_sparsity`` ({layer:
+    sparsity}), each layer weighted by ``weights`` (kernel sizes, or FLOPs)."""
+    total = sum(weights[name] for name in layer_sparsity)
+    return sum(s * weights[name] for name, s in layer_sparsity.items()) / total if total else 0.0
 
 
 def within_loss(curves, sparsities, max_loss):
@@ -82,62 +84,54 @@ def equalize(curves, sparsities, weights, target):
         return {name: sparsity_at_loss(sparsities, loss, level) for name, loss in losses.items()}
 
     top = max(float(loss[-1]) for loss in losses.values())
-    if _weighted(at(top), weights) < target - 1e-9:
+    if global_sparsity(at(top), weights) < target - 1e-9:
         raise TfpruneError(
             f"`target_sparsity` {target:g} cannot be met layer-wise: every layer at the grid's "
-            f"largest sparsity ({max(sparsities):g}) gives {_weighted(at(top), weights):.4f}")
+            f"largest sparsity ({max(sparsities):g}) gives {global_sparsity(at(top), weights):.4f}")
     free = at(0.0)
-    achieved = _weighted(free, weights)
+    achieved = global_sparsity(free, weights)
     if achieved >= target:
         return {name: s * target / achieved if achieved else 0.0 for name, s in free.items()}
     low, high = 0.0, top
     for _ in range(60):
         middle = (low + high) / 2
-        if _weighted(at(middle), weights) < target:
+        if global_sparsity(at(middle), weights) < target:
             low = middle
         else:
             high = middle
     allocation = at(high)
-    # Bisection overshoots by a hair; trim every layer alike to the exact target.
-    scale = target / _weighted(allocation, weights)
+    # At a flat stretch of a curve the sparsity jumps at one loss level, so the level found can
+    # overshoot the target; trim every layer alike to the exact target.
+    scale = target / global_sparsity(allocation, weights)
     return {name: min(s * scale, max(sparsities)) for name, s in allocation.items()}
 
 
 def global_magnitude(model, layers, target, granularity):
     """{layer: sparsity} of one threshold over ``layers``: the lowest-magnitude weights (or
     lowest-RMS-norm units, each counting its kernel weights) of all layers together, up to
-    ``target`` of their weights; every layer keeps at least one weight (unit)."""
+    ``target`` of their weights; every layer keeps at least one weight (unit), which can leave
+    the total a little under the target when a whole layer falls below the threshold."""
     target = checks.check_sparsity("target_sparsity", target)
-    scores, counts, owners, sizes = [], [], [], {}
+    scores, counts, owners, sizes, limits = [], [], [], [], []
     for index, name in enumerate(layers):
         kernel = np.asarray(model.get_layer(name).kernel.numpy(), np.float64)
-        sizes[name] = kernel.size
         if granularity == "weight":
-            values = np.abs(kernel).ravel()
-            per_item = np.ones(values.size)
+            values, per_item = np.abs(kernel).ravel(), 1.0
         else:
             columns = kernel.reshape(-1, kernel.shape[-1])
-            values = np.sqrt(np.mean(columns ** 2, axis=0))
-            per_item = np.full(values.size, columns.shape[0], np.float64)
+            values, per_item = np.sqrt(np.mean(columns ** 2, axis=0)), float(columns.shape[0])
         scores.append(values)
-        counts.append(per_item)
+        counts.append(np.full(values.size, per_item))
         owners.append(np.full(values.size, index))
+        sizes.append(kernel.size)
+        limits.append(kernel.size - per_item)
     scores, counts, owners = map(np.concatenate, (scores, counts, owners))
     order = np.argsort(scores, kind="stable")
-    budget = target * counts.sum()
-    removed = {name: 0.0 for name in layers}
-    limit = {name: sizes[name] - (1 if granularity == "weight" else
-                                   sizes[name] / model.get_layer(name).kernel.shape[-1])
-             for name in layers}
-    spent = 0.0
-    for item in order:
-        if spent + counts[item] / 2 > budget:
-            break
-        name = layers[owners[item]]
-        if removed[name] + counts[item] <= limit[name]:
-            removed[name] += counts[item]
-            spent += counts[item]
-    return {name: removed[name] / sizes[name] for name in layers}
+    spent = np.cumsum(counts[order])
+    # Items whose cumulative count, half of their own included, is within the budget.
+    taken = order[spent - counts[order] / 2 <= target * counts.sum()]
+    removed = np.bincount(owners[taken], weights=counts[taken], minlength=len(layers))
+    return {name: float(min(removed[i], limits[i]) / sizes[i]) for i, name in enumerate(layers)}
 
 
 def read_file(path):

@@ -191,6 +191,17 @@ def select(groups, scores, ratio, mode="uniform", max_per_group=0.9, round_to=1)
     return keep
 
 
+def choose(model, groups, sparsity, criterion="l2", mode="uniform", max_per_group=0.9,
+           round_to=1, data=None):
+    """{group id: kept channels} for pruning ``sparsity`` of the channels now: scored by
+    ``criterion`` (taylor on 8 batches of ``data``), selected by ``mode``. The channel method's
+    callback and one-shot pruning both choose this way."""
+    if data is not None and hasattr(data, "take"):
+        data = list(data.take(8))
+    scores = importance(model, groups, criterion, data)
+    return select(groups, scores, float(sparsity), mode, max_per_group, round_to)
+
+
 def apply_masks(model, groups, keep):
     """Zero, in place, every parameter of the channels not in ``keep`` (group id -> kept
     indices): producers' output channels, per-channel parameters and consumers' input rows."""
@@ -458,12 +469,8 @@ class GroupPruner(keras.callbacks.Callback):
         self.masks.bind(model)
 
     def prune_now(self, sparsity):
-        data = None
-        if self.data is not None:
-            data = list(self.data.take(8)) if hasattr(self.data, "take") else self.data
-        scores = importance(self.model, self.groups, self.criterion, data)
-        self.masks.set_keep(select(self.groups, scores, float(sparsity), self.mode,
-                                   self.max_per_group, self.round_to))
+        self.masks.set_keep(choose(self.model, self.groups, sparsity, self.criterion, self.mode,
+                                   self.max_per_group, self.round_to, self.data))
 
     def on_train_batch_begin(self, batch, logs=None):
         step = int(keras.backend.get_value(self.model.optimizer.iterations))

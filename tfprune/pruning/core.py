@@ -228,14 +228,15 @@ def prune(model, method="weight", schedule="polynomial", target_sparsity=0.5, *,
         layers = check_layer_sparsity(method, layers, m_by_n, layer_sparsity)
     selected, skipped = select_layers(model, granularity, layers, prune_classifier,
                                       prune_first_conv, m_by_n)
+    wrap = selected
     if layer_sparsity:
-        for name in [n for n in selected if layer_sparsity[n] == 0]:
-            selected.remove(name)
-            skipped[name] = "layer sparsity 0"
+        # A layer at target 0 stays in the pruned layers (its sparsity counts in the global
+        # figure, as in one-shot) but is not wrapped: nothing to prune.
+        wrap = [name for name in selected if layer_sparsity[name] > 0]
         pruning_schedule = {name: schedules_lib.make_schedule(
             schedule, layer_sparsity[name], steps, min(initial_sparsity, layer_sparsity[name]),
-            power) for name in selected}
-    wrapped = _wrap_model(model, granularity, pruning_schedule, selected, m_by_n)
+            power) for name in wrap}
+    wrapped = _wrap_model(model, granularity, pruning_schedule, wrap, m_by_n)
     result = PruneResult(
         model=wrapped, callbacks=[tfmot.sparsity.keras.UpdatePruningStep()],
         pruned_layers=selected, skipped_layers=skipped, steps=steps, method=method,
@@ -253,9 +254,12 @@ def check_layer_sparsity(method, layers=None, m_by_n=None, layer_sparsity=None):
     """Per-layer targets apply to weight and unit pruning under a schedule, without `layers`
     (they name the layers) or m:n blocks; returns the layers they name."""
     method = METHODS.get(method) if isinstance(method, str) else method
-    if method.decides or method.granularity not in ("weight", "unit"):
-        raise TfpruneError(f"`layer_sparsity` applies to the methods weight and unit, not "
-                           f"{method.name!r}")
+    if not method.takes_layer_sparsity:
+        raise TfpruneError(f"`layer_sparsity` applies to the methods "
+                           f"{', '.join(m.name for m in METHODS.entries() if m.takes_layer_sparsity)}"
+                           f", not {method.name!r}")
+    if isinstance(layer_sparsity, dict) and layer_sparsity and not any(layer_sparsity.values()):
+        raise TfpruneError("`layer_sparsity` must prune some layer, got every target 0")
     if layers:
         raise TfpruneError("give `layers` or `layer_sparsity`, not both: the per-layer "
                            "sparsities name the layers they prune")

@@ -41,6 +41,12 @@ class Method:
         """True for methods whose callback writes the masks (no tfmot schedule)."""
         return self.pruner is not None
 
+    @property
+    def takes_layer_sparsity(self):
+        """Per-layer targets (pruning/allocation.py): weight and unit pruning, whose layers
+        each get their own schedule; channel groups span layers, deciding methods decide."""
+        return self.takes_schedule and not self.decides and self.granularity in ("weight", "unit")
+
     def resolve_granularity(self, granularity=None):
         if self.granularity is not None:
             return self.granularity

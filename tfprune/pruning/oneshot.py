@@ -85,12 +85,6 @@ def layer_weights(model, names):
     return {name: int(np.prod(model.get_layer(name).kernel.shape)) for name in names}
 
 
-def global_sparsity(layer_sparsity, weights):
-    """The sparsity over all the layers' kernels of per-layer ``layer_sparsity``."""
-    total = sum(weights[name] for name in layer_sparsity)
-    return sum(s * weights[name] for name, s in layer_sparsity.items()) / total if total else 0.0
-
-
 def prune_once(model, method="weight", target_sparsity=0.5, *, layers=None, layer_sparsity=None,
                prune_classifier=False, prune_first_conv=False, channel=None, train_data=None,
                in_place=False):
@@ -114,10 +108,7 @@ def prune_once(model, method="weight", target_sparsity=0.5, *, layers=None, laye
         if options.get("criterion") == "taylor" and train_data is None:
             raise TfpruneError("criterion 'taylor' needs `train_data` to score channels")
         groups = core.prunable_groups(copy)
-        data = list(train_data.take(8)) if hasattr(train_data, "take") else train_data
-        scores = channels_lib.importance(copy, groups, options.get("criterion", "l2"), data)
-        keep = channels_lib.select(groups, scores, target_sparsity, options.get("mode", "uniform"),
-                                   options.get("max_per_group", 0.9), options.get("round_to", 1))
+        keep = channels_lib.choose(copy, groups, target_sparsity, data=train_data, **options)
         group_masks = channels_lib.GroupMasks(groups, copy)
         group_masks.set_keep(keep)
         pruned, skipped = core._channel_layers(groups)

@@ -278,7 +278,9 @@ def render(title, status, setup, entries, rows, plot_files, stage_times, seeds, 
                  "interpreter, whole test split.", "", *mixed, ""]
     hybrid = hybrid_lines(entries)
     if hybrid:
-        text += ["## Hybrid recipe: layer-wise pruning + fine-tuning + mixed int4/int8", "",
+        text += ["## Hybrid recipe: layer-wise pruning + mixed int4/int8", "",
+                 "Layer-wise (auto) pruning, fine-tuned as every variant is (Setup), then mixed "
+                 "int4/int8; against uniform pruning at int8 (dynamic range) and at int4.", "",
                  *hybrid, ""]
     text += ["## Plots", "", *[f"![{name}](plots/{name})" for name in plot_files], ""]
     if drift:

@@ -115,10 +115,9 @@ class VariantKey:
         if method == DENSE:
             return cls(seed, DENSE)
         spec = METHODS.get(method)
-        per_layer = spec.takes_schedule and spec.granularity in ("weight", "unit")
         return cls(seed, method, schedule if spec.takes_schedule else None,
                    float(target_sparsity) if spec.takes_target else None,
-                   layer_sparsity if per_layer else UNIFORM)
+                   layer_sparsity if spec.takes_layer_sparsity else UNIFORM)
 
     @property
     def kind(self):

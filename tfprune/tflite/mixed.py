@@ -336,6 +336,18 @@ def check_options(budget_kb=None, int4_fraction=None, names=("budget_kb", "int4_
     return None, check_fraction(names[1], int4_fraction)
 
 
+def spec_for(quantizations, budget_kb=None, int4_fraction=None,
+             names=("budget_kb", "int4_fraction")):
+    """The MixedSpec of a job whose quantizations are ``quantizations``: its options checked,
+    and refused when given without the "mixed" quantization (they would be ignored)."""
+    spec = MixedSpec(budget_kb, int4_fraction, names=names)
+    given = [name for name, value in zip(names, (budget_kb, int4_fraction)) if value is not None]
+    if given and "mixed" not in quantizations:
+        raise TfpruneError(f"`{given[0]}` must come with the 'mixed' quantization, got "
+                           f"quantizations {', '.join(quantizations)}")
+    return spec
+
+
 @dataclasses.dataclass
 class MixedSpec:
     """What "mixed" aims for: the largest .tflite (``budget_kb``, KB = 1024 B) or the int4 share
