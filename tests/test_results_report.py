@@ -44,3 +44,25 @@ def test_decision_lines_show_what_each_pruner_chose():
     assert report.decision_lines(rows) == [
         "- seed 0 dynamic (chose its sparsity): 3 pruning events, 1 rollbacks; achieved 0.250; "
         "per layer: fc1 0.25, fc2 0.12."]
+
+
+def test_layer_wise_table_names_the_winner_and_mixed_is_flagged_where_it_loses():
+    def wise(layers, quantization, accuracy, size, **extra):
+        return dict(entry("weight", quantization, accuracy, 0.9, 0.9, "constant", size / 3),
+                    layer_sparsity=layers, size_bytes=size, nonzero_params=1234, **extra)
+
+    entries = [wise("uniform", "float32", 0.90, 4000), wise("auto", "float32", 0.92, 4000),
+               wise("global", "float32", 0.89, 4000)]
+    lines = report.layer_sparsity_lines(entries)
+    assert lines[-1] == ("| weight | constant | 0.9 | 90.00% (0.900; 1,234 nz) | 92.00% (0.900; "
+                         "1,234 nz) | 89.00% (0.900; 1,234 nz) | auto (+2.00 vs uniform) |")
+    quantized = [wise("auto", "dynamic", 0.92, 1000), wise("auto", "int4", 0.91, 500),
+                 wise("auto", "mixed", 0.90, 700, int4_fraction=0.6, int4_layers=["fc1"]),
+                 wise("uniform", "dynamic", 0.91, 1000), wise("uniform", "int4", 0.88, 500)]
+    mixed = report.mixed_lines(quantized)
+    assert len(mixed) == 1 and "int4 layers (60% of the weights): fc1" in mixed[0]
+    assert "**NOT more accurate than all-int4.**" in mixed[0]
+    assert report.hybrid_lines(quantized) == [
+        "- weight constant 0.9: hybrid 90.00% at 0.2 KB gzip; uniform dynamic 91.00% at 0.3 KB "
+        "gzip; uniform int4 88.00% at 0.2 KB gzip."]
+    assert report.layer_sparsity_lines(entries[:1]) == []  # nothing to compare

@@ -326,7 +326,10 @@ def plot_curves(curves, sparsities, path, title, ylabel="accuracy", reference=No
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, ncol=2 if len(curves) > 8 else 1, loc="lower left")
+    if len(curves) > 8:  # many layers: the legend beside the axes, not over the curves
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    else:
+        ax.legend(fontsize=7, loc="lower left")
     return save_figure(fig, path)
 
 

@@ -177,7 +177,9 @@ def layer_sparsity_lines(entries):
         return []
     kinds = [k for k in ("uniform", "auto", "global") if any(k in v for v in groups.values())]
     lines = [f"TFLite accuracy ({quantization}) at the same global sparsity of the pruned layers' "
-             "weights; achieved sparsity in brackets. auto: per-layer targets from one-shot "
+             "weights; in brackets the achieved sparsity and the deployed model's non-zero "
+             "parameters (for unit pruning they differ between the ways: a layer's pruned units "
+             "also remove the next layer's inputs). auto: per-layer targets from one-shot "
              "sensitivity curves (equal accuracy loss); global: one magnitude threshold.", "",
              "| method | schedule | sparsity | " + " | ".join(kinds) + " | best |",
              "|---" * (4 + len(kinds)) + "|"]
@@ -186,7 +188,8 @@ def layer_sparsity_lines(entries):
         for kind in kinds:
             e = by_kind.get(kind)
             cells.append("n/a" if e is None else f"{_fmt(e, 'tflite_accuracy', '.2f', 100)}% "
-                         f"({_fmt(e, 'achieved_sparsity', '.3f')})")
+                         f"({_fmt(e, 'achieved_sparsity', '.3f')}; "
+                         f"{_fmt(e, 'nonzero_params', ',.0f')} nz)")
         best = max(by_kind, key=lambda k: by_kind[k]["tflite_accuracy"])
         margin = by_kind[best]["tflite_accuracy"] - by_kind.get(
             rows_lib.UNIFORM, by_kind[best])["tflite_accuracy"]

@@ -58,7 +58,7 @@ def aggregate(rows, method_order=(), quantization_order=()):
     (e.g. latency not yet measured) is None."""
     groups = {}
     for row in rows:
-        groups.setdefault(tuple(row[k] for k in rows_lib.KEY), []).append(row)
+        groups.setdefault(tuple(row.get(k) for k in rows_lib.KEY), []).append(row)
     result = []
     for key, members in groups.items():
         entry = dict(zip(rows_lib.KEY, key))
