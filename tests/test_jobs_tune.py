@@ -25,10 +25,25 @@ def baseline(tmp_path_factory):
     (dict(max_sparsity=1.0), TfpruneError, r"`max_sparsity` must be in \[0, 1\)"),
     (dict(max_size_kb=0), TfpruneError, "`max_size_kb` must be > 0, got 0"),
     (dict(objective="speed"), TfpruneError, "`objective` must be one of accuracy, weighted"),
+    (dict(mixed_budget_kb=20), TfpruneError,
+     "`mixed_budget_kb` must come with the 'mixed' quantization, got quantizations int8"),
+    (dict(quantizations=("mixed",), mixed_int4_fraction=1.5), TfpruneError,
+     r"`mixed_int4_fraction` must be in \[0, 1\], got 1.5"),
 ])
 def test_config_validation(baseline, kwargs, error, message):
     with pytest.raises(error, match=message):
         TuneConfig(baseline=baseline, **kwargs)
+
+
+def test_a_mixed_budget_below_all_int4_is_refused_before_any_trial(baseline, tmp_path):
+    from tfprune.jobs.tune import run_tune
+
+    config = TuneConfig(baseline=baseline, model="mlp", quantizations=("mixed",),
+                        mixed_budget_kb=5)
+    with pytest.raises(TfpruneError, match=r"`mixed_budget_kb` must be at least the all-int4 "
+                                           r"model's size"):
+        run_tune(config, str(tmp_path / "tune"), log=lambda _: None)
+    assert not (tmp_path / "tune").exists()
 
 
 def test_missing_baseline():
