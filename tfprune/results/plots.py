@@ -99,7 +99,8 @@ def plot_sparsity_history(history, path, title="sparsity per layer over training
     return save_figure(fig, path)
 
 
-QUANT_MARKERS = {"float32": "o", "float16": "s", "dynamic": "^", "int8": "D"}
+QUANT_MARKERS = {"float32": "o", "float16": "s", "dynamic": "^", "int8": "D", "int4": "v",
+                 "mixed": "P"}
 METHOD_COLORS = {"dense": "black", "weight": "tab:blue", "unit": "tab:orange",
                  "dynamic": "tab:green", "incremental": "tab:purple", "adaptive": "tab:brown",
                  "channel": "tab:cyan"}
