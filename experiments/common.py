@@ -111,6 +111,17 @@ _DYNAMIC_HELP = {
 }
 
 
+def define_mixed_flags(d):
+    """--mixed_budget_kb and --mixed_int4_fraction (defaults ``d``): what the 'mixed'
+    quantization aims for; export, sweep and tune share them."""
+    flags.DEFINE_float("mixed_budget_kb", d["mixed_budget_kb"],
+                       "quantization 'mixed': the largest .tflite in KB (1024 B); the least "
+                       "important layers go int4 until it fits. Not with --mixed_int4_fraction.")
+    flags.DEFINE_float("mixed_int4_fraction", d["mixed_int4_fraction"],
+                       "quantization 'mixed': the share of the weights at int4, in [0, 1], least "
+                       "important layers first (default 0.5 when no budget is given).")
+
+
 def define_dynamic_flags():
     """The options of the methods that decide (dynamic, incremental, adaptive)."""
     dynamic_defaults = defaults(DynamicConfig)

@@ -30,12 +30,7 @@ flags.DEFINE_list("quantizations", list(D["quantizations"]),
                   f"Quantizations, any of: {', '.join(QUANTIZATIONS.names())}.")
 flags.DEFINE_bool("sparse", D["sparse"], "Also write EXPERIMENTAL_SPARSITY-encoded variants "
                   "(not of int4 and mixed: ai-edge-quantizer has no sparse encoding).")
-flags.DEFINE_float("mixed_budget_kb", D["mixed_budget_kb"],
-                   "mixed: the largest .tflite allowed, in KB (1024 B); the least important "
-                   "layers get int4 until it fits. Not with --mixed_int4_fraction.")
-flags.DEFINE_float("mixed_int4_fraction", D["mixed_int4_fraction"],
-                   "mixed: the share of the weights to make int4, least important layers first "
-                   "(default 0.5 when no budget is given).")
+common.define_mixed_flags(D)
 flags.DEFINE_integer("representative_count", D["representative_count"],
                      "Training images for int8 calibration.", lower_bound=1)
 flags.DEFINE_integer("num_threads", D["num_threads"],

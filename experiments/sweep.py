@@ -61,12 +61,7 @@ flags.DEFINE_bool("hybrid", D["hybrid"],
                   "The hybrid recipe: layer-wise (auto) pruning + fine-tuning + mixed int4/int8 "
                   "quantization, beside uniform pruning at int8 (dynamic) and int4; adds "
                   "layer_sparsity auto and the quantizations dynamic, int4, mixed.")
-flags.DEFINE_float("mixed_budget_kb", D["mixed_budget_kb"],
-                   "quantization 'mixed': the largest .tflite in KB (the least important "
-                   "layers go int4 until it fits).")
-flags.DEFINE_float("mixed_int4_fraction", D["mixed_int4_fraction"],
-                   "quantization 'mixed': the share of the weights at int4, in [0, 1] (default "
-                   "0.5 when no budget is given).")
+common.define_mixed_flags(D)
 common.define_dynamic_flags()
 common.define_run_flags("saved_models/sweep/<dataset>-<model>")
 

@@ -49,12 +49,7 @@ flags.DEFINE_float("latency_weight", D["latency_weight"],
                    "weighted objective: weight of latency / dense latency.")
 flags.DEFINE_integer("latency_runs", D["latency_runs"], "Timed invocations per trial's .tflite.",
                      lower_bound=1)
-flags.DEFINE_float("mixed_budget_kb", D["mixed_budget_kb"],
-                   "quantization 'mixed': the largest .tflite in KB (the least important "
-                   "layers go int4 until it fits).")
-flags.DEFINE_float("mixed_int4_fraction", D["mixed_int4_fraction"],
-                   "quantization 'mixed': the share of the weights at int4, in [0, 1] (default "
-                   "0.5 when no budget is given).")
+common.define_mixed_flags(D)
 common.define_run_flags("saved_models/tune/<dataset>-<model>")
 flags.mark_flag_as_required("baseline")
 

@@ -18,7 +18,9 @@ def test_representative_of_wrong_shape_writes_nothing(tmp_path):
     assert os.listdir(tmp_path) == []
 
 
-def test_each_conversion_happens_once(tmp_path, monkeypatch):
+@pytest.fixture
+def conversions(monkeypatch):
+    """The (quantization, sparse) of every converter call, in order."""
     calls = []
     original = export.to_tflite
 
@@ -27,6 +29,11 @@ def test_each_conversion_happens_once(tmp_path, monkeypatch):
         return original(model, quantization, representative_data, sparse)
 
     monkeypatch.setattr(export, "to_tflite", counting)
+    return calls
+
+
+def test_each_conversion_happens_once(tmp_path, conversions):
+    calls = conversions
     model = build_model("mlp", (8, 8, 1), 10)
     x = np.random.default_rng(0).random((8, 8, 8, 1)).astype(np.float32)
     rows = convert_and_measure(model, x, np.arange(8), x, ["float32", "int8"], [False],
@@ -84,17 +91,10 @@ def test_time_together_on_real_files(tmp_path):
         time_together(paths, x[0], rounds=0)
 
 
-def test_int4_and_mixed_rows_come_from_the_one_float32_conversion(tmp_path, monkeypatch):
+def test_int4_and_mixed_rows_come_from_the_one_float32_conversion(tmp_path, conversions):
     from tfprune.tflite.mixed import MixedSpec
 
-    calls = []
-    original = export.to_tflite
-
-    def counting(model, quantization="float32", representative_data=None, sparse=False):
-        calls.append((quantization, sparse))
-        return original(model, quantization, representative_data, sparse)
-
-    monkeypatch.setattr(export, "to_tflite", counting)
+    calls = conversions
     model = build_model("mlp", (8, 8, 1), 10, seed=0)
     rng = np.random.default_rng(0)
     x, y = rng.random((16, 8, 8, 1)).astype(np.float32), np.arange(16) % 10

@@ -18,10 +18,10 @@ import shutil
 import time
 
 from tfprune import checks, io, keras3, summaries, training
-from tfprune.data import apply_dataset_defaults, check_dataset, load_data
+from tfprune.data import apply_dataset_defaults, check_dataset
 from tfprune.errors import TfpruneError
 from tfprune.jobs.rundir import inside, prepare_run_dir, read_marker
-from tfprune.jobs.train import TrainConfig, model_path, train_baseline
+from tfprune.jobs.train import BaselineFields, model_path, train_baseline
 from tfprune.keras import keras
 from tfprune.models import (CHECK_INPUTS, MODELS, Imported, build_model, check_fits,
                             import_checked, load_model)
@@ -58,7 +58,7 @@ def check_dynamic_options(methods, options):
 
 
 @dataclasses.dataclass
-class PruneConfig:
+class PruneConfig(BaselineFields):
     """One pruning run; every field and combination is validated on construction. For methods
     without a schedule ``schedule`` becomes None; for methods that choose their own sparsity
     ``target_sparsity`` becomes None."""
@@ -197,18 +197,6 @@ class PruneConfig:
         spec = self.method_spec
         options = dynamic.make_config(self.dynamic) if spec.decides else None
         return spec.resolve_granularity(options.granularity if options else None)
-
-    def baseline_config(self):
-        return TrainConfig(
-            dataset=self.dataset, model=self.model, epochs=self.baseline_epochs,
-            batch_size=self.batch_size, seed=self.seed, split_seed=self.split_seed,
-            augment=self.augment, data_dir=self.data_dir, deterministic=self.deterministic,
-            image_size=self.image_size)
-
-    def load_data(self):
-        return load_data(self.dataset, batch_size=self.batch_size, seed=self.seed,
-                         data_dir=self.data_dir, augment=self.augment,
-                         split_seed=self.split_seed, image_size=self.image_size)
 
 
 def preflight(config, data, model=None):

@@ -22,11 +22,11 @@ import os
 import time
 
 from tfprune import checks, io, training
-from tfprune.data import apply_dataset_defaults, check_dataset, load_data
+from tfprune.data import apply_dataset_defaults, check_dataset
 from tfprune.errors import TfpruneError
 from tfprune.jobs.prune import load_baseline
 from tfprune.jobs.rundir import prepare_run_dir, read_marker
-from tfprune.jobs.train import TrainConfig
+from tfprune.jobs.train import BaselineFields
 from tfprune.models import MODELS, build_model
 from tfprune.pruning import allocation, core, oneshot, sensitivity
 from tfprune.results import plots
@@ -37,7 +37,7 @@ LAYER_METHODS = ("weight", "unit")  # per-layer curves and targets; channel: per
 
 
 @dataclasses.dataclass
-class SensitivityConfig:
+class SensitivityConfig(BaselineFields):
     dataset: str = "digits"
     model: str = "cnn"
     baseline: str = "train"       # "train" or the path of a saved Keras model
@@ -88,18 +88,6 @@ class SensitivityConfig:
 
     def layer_methods(self):
         return [m for m in self.methods if m in LAYER_METHODS]
-
-    def baseline_config(self):
-        return TrainConfig(
-            dataset=self.dataset, model=self.model, epochs=self.baseline_epochs,
-            batch_size=self.batch_size, seed=self.seed, split_seed=self.split_seed,
-            augment=self.augment, data_dir=self.data_dir, deterministic=self.deterministic,
-            image_size=self.image_size)
-
-    def load_data(self):
-        return load_data(self.dataset, batch_size=self.batch_size, seed=self.seed,
-                         data_dir=self.data_dir, augment=self.augment,
-                         split_seed=self.split_seed, image_size=self.image_size)
 
     def selected(self, model, granularity):
         return core.select_layers(model, granularity, self.layers, self.prune_classifier,

@@ -129,3 +129,21 @@ def train_baseline(config, output_dir, overwrite=False, log=print):
     shutil.rmtree(backup_dir, ignore_errors=True)
     log(f"test accuracy {test_accuracy:.4f}, loss {test_loss:.4f}, trained in {train_time:.1f}s")
     return metrics
+
+
+class BaselineFields:
+    """For a job config that trains its baseline (fields dataset, model, baseline_epochs,
+    batch_size, seed, split_seed, augment, data_dir, deterministic, image_size): the
+    baseline's TrainConfig and the job's data, from those fields."""
+
+    def baseline_config(self):
+        return TrainConfig(
+            dataset=self.dataset, model=self.model, epochs=self.baseline_epochs,
+            batch_size=self.batch_size, seed=self.seed, split_seed=self.split_seed,
+            augment=self.augment, data_dir=self.data_dir, deterministic=self.deterministic,
+            image_size=self.image_size)
+
+    def load_data(self):
+        return load_data(self.dataset, batch_size=self.batch_size, seed=self.seed,
+                         data_dir=self.data_dir, augment=self.augment,
+                         split_seed=self.split_seed, image_size=self.image_size)
