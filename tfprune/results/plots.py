@@ -99,6 +99,7 @@ def plot_sparsity_history(history, path, title="sparsity per layer over training
     return save_figure(fig, path)
 
 
+LAYER_MARKERS = {"auto": "^", "global": "s"}  # layer-wise variants in accuracy vs sparsity
 QUANT_MARKERS = {"float32": "o", "float16": "s", "dynamic": "^", "int8": "D", "int4": "v",
                  "mixed": "P"}
 METHOD_COLORS = {"dense": "black", "weight": "tab:blue", "unit": "tab:orange",
@@ -118,26 +119,36 @@ def plot_accuracy_vs_sparsity(entries, path, quantization):
     fig, axes = plt.subplots(1, len(schedules), figsize=(6 * len(schedules), 4.5), sharey=True,
                              squeeze=False)
     for ax, schedule in zip(axes[0], schedules):
-        for method in sorted({e["method"] for e in entries} - {rows_lib.DENSE}):
+        # One line per method and per way of spreading the target over the layers: uniform,
+        # auto and global variants of one method are different curves, not one zigzag.
+        lines = sorted({(e["method"], e.get("layer_sparsity") or rows_lib.UNIFORM)
+                        for e in entries} - {(rows_lib.DENSE, rows_lib.UNIFORM)},
+                       key=lambda line: (line[0], line[1] != rows_lib.UNIFORM, line[1]))
+        for method, layers in lines:
             points = sorted((e for e in entries if e["method"] == method and
+                             (e.get("layer_sparsity") or rows_lib.UNIFORM) == layers and
                              e["schedule"] in (schedule, rows_lib.NO_SCHEDULE) and e["quantization"] == quantization),
                             key=lambda e: e["achieved_sparsity"])
             if points:
                 auto = points[0]["schedule"] == rows_lib.NO_SCHEDULE
+                uniform = layers == rows_lib.UNIFORM
                 ax.errorbar([p["achieved_sparsity"] for p in points],
                             [100 * p["tflite_accuracy"] for p in points],
                             xerr=[p["achieved_sparsity_std"] for p in points],
                             yerr=[100 * p["tflite_accuracy_std"] for p in points],
-                            marker="*" if auto else "o", markersize=10 if auto else 6,
-                            linestyle=":" if auto else "-", capsize=3, color=_color(method),
-                            label=f"{method} pruning" + (" (no schedule)" if auto else ""))
+                            marker="*" if auto else ("o" if uniform else LAYER_MARKERS[layers]),
+                            markersize=10 if auto else 6,
+                            linestyle=":" if auto else ("-" if uniform else "--"), capsize=3,
+                            color=_color(method),
+                            label=f"{method} pruning" + (" (no schedule)" if auto else "")
+                            + ("" if uniform else f", layer-wise {layers}"))
         if dense:
             ax.axhline(100 * dense[0]["tflite_accuracy"], color="black", linestyle=":",
                        label="dense baseline")
         ax.set_title(f"{schedule} schedule" if schedule != rows_lib.NO_SCHEDULE else "methods without a schedule")
         ax.set_xlabel("achieved sparsity of the pruned layers (weights, units or channels)")
         ax.grid(alpha=0.3)
-        ax.legend(loc="lower left", fontsize=8)
+        ax.legend(loc="best", fontsize=8)
     axes[0][0].set_ylabel(f"test accuracy on the TFLite interpreter, {quantization} (%)")
     fig.suptitle(f"Accuracy vs sparsity ({quantization} .tflite; error bars: std over seeds)")
     return save_figure(fig, path)
