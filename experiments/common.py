@@ -11,8 +11,11 @@ from absl import app, flags, logging
 
 import tfprune  # noqa: F401  (sets up Keras 2 before anything imports TensorFlow)
 from tfprune import data as data_lib
+from tfprune import distribute
 from tfprune.data import AUGMENTATIONS
+from tfprune.distribute import STRATEGIES
 from tfprune.errors import TfpruneError
+from tfprune.keras import tf
 from tfprune.models import MODELS
 from tfprune.pruning.dynamic import DynamicConfig
 from tfprune.pruning.methods import GRANULARITIES
@@ -20,6 +23,7 @@ from tfprune.training import LR_SCHEDULES, OPTIMIZERS
 
 FLAGS = flags.FLAGS
 EXIT_BAD_INPUT = 2
+EXIT_WORKER_LOST = 3
 
 
 def defaults(config_class):
@@ -122,6 +126,15 @@ def define_mixed_flags(d):
                        "important layers first (default 0.5 when no budget is given).")
 
 
+def define_strategy_flag(d, names=None):
+    """--strategy (default ``d``): how training spreads over devices and machines."""
+    flags.DEFINE_enum("strategy", d["strategy"], names or STRATEGIES.names(),
+                      "default: one device; mirrored: every local GPU (or every logical CPU "
+                      "device) in sync; multi_worker: several processes or machines, as "
+                      "TF_CONFIG describes (README: Training at scale). --batch_size is per "
+                      "replica.")
+
+
 def define_dynamic_flags():
     """The options of the methods that decide (dynamic, incremental, adaptive)."""
     dynamic_defaults = defaults(DynamicConfig)
@@ -194,6 +207,12 @@ def run(main):
         except OSError as err:
             print(f"error: {os_error_message(err)}", file=sys.stderr)
             sys.exit(EXIT_BAD_INPUT)
+        except tf.errors.UnavailableError as err:  # a peer of a multi-worker run stopped
+            reason = str(err).strip().splitlines()[0][:300]
+            print(f"error: a worker of this multi-worker run stopped ({reason}); start every "
+                  "worker again with the same command: the run resumes from its last "
+                  "checkpoint", file=sys.stderr)
+            sys.exit(EXIT_WORKER_LOST)
         except KeyboardInterrupt:
             print("interrupted; finished results are kept, rerun the same command to resume",
                   file=sys.stderr)
@@ -212,7 +231,7 @@ def parse_numbers(flag, values, kind=float):
 
 
 def log(message):
-    print(message, flush=True)
+    print(distribute.worker_label() + message, flush=True)
 
 
 def default_output_dir(*parts):

@@ -1,11 +1,11 @@
-"""Training primitives: seeds, optimizers, distribution strategy, mixed precision, fit with
-progress, evaluation and saving. No configs and no run directories (those are jobs/)."""
+"""Training primitives: seeds, optimizers, mixed precision, fit with progress (and checkpoints
+every worker of a distributed run shares), evaluation and saving. No configs and no run directories (those are jobs/)."""
 
 import os
 import pickle
 import time
 
-from tfprune import checks, io, summaries
+from tfprune import checks, distribute, io, summaries
 from tfprune.data import AUGMENTATIONS, dataset_spec
 from tfprune.errors import TfpruneError
 from tfprune.keras import keras, tf
@@ -46,19 +46,6 @@ def compile_model(model, optimizer=None):
     model.compile(optimizer=optimizer or keras.optimizers.Adam(1e-3),
                   loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     return model
-
-
-def get_strategy():
-    """MirroredStrategy over all GPUs when there are two or more; the default strategy otherwise."""
-    gpus = tf.config.list_physical_devices("GPU")
-    for gpu in gpus:
-        try:
-            tf.config.experimental.set_memory_growth(gpu, True)
-        except RuntimeError:  # already initialized
-            pass
-    if len(gpus) > 1:
-        return tf.distribute.MirroredStrategy()
-    return tf.distribute.get_strategy()
 
 
 def set_mixed_precision(enabled):
@@ -121,6 +108,9 @@ class _Progress(keras.callbacks.Callback):
             self.states[epoch + 1] = [c.get_state() for c in self.stateful]
             for old in [e for e in self.states if e < epoch]:
                 del self.states[old]
+        if not distribute.is_chief():  # the other workers resume from the chief's files
+            return
+        if self.stateful:
             io.write_bytes(os.path.join(self.backup_dir, "callbacks.pkl"),
                            pickle.dumps(self.states))
         io.write_json(os.path.join(self.backup_dir, "progress.json"),
@@ -191,6 +181,8 @@ def fit(model, data, epochs, callbacks=(), log=print, prefix="", backup_dir=None
     each kernel's sparsity) go to TensorBoard event files there (summaries.py).
     """
     callbacks = list(callbacks) + [ProgressLogger(epochs, log=log, prefix=prefix)]
+    if backup_dir is not None:
+        backup_dir = distribute.shared(backup_dir)  # every worker restores the chief's
     if tensorboard_dir is not None:
         callbacks += summaries.callbacks(tensorboard_dir, sparsity=sparsity_summaries)
     history = None
@@ -209,6 +201,7 @@ def fit(model, data, epochs, callbacks=(), log=print, prefix="", backup_dir=None
                       keras.callbacks.BackupAndRestore(backup_dir)]
     result = model.fit(data.train, validation_data=data.validation, epochs=epochs, verbose=0,
                        callbacks=callbacks)
+    distribute.barrier()  # no worker removes the shared checkpoint while another still reads it
     # With a backup, the history of the whole run (earlier runs' epochs included).
     return _History(result.history if history is None else history, len(result.epoch))
 

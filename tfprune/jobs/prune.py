@@ -17,7 +17,7 @@ import os
 import shutil
 import time
 
-from tfprune import checks, io, keras3, summaries, training
+from tfprune import checks, distribute, io, keras3, summaries, training
 from tfprune.data import apply_dataset_defaults, check_dataset
 from tfprune.errors import TfpruneError
 from tfprune.jobs.rundir import inside, prepare_run_dir, read_marker
@@ -87,6 +87,7 @@ class PruneConfig(BaselineFields):
     prune_classifier: bool = False
     prune_first_conv: bool = False
     deterministic: bool = True
+    strategy: str = "default"   # distribute.STRATEGIES; batch_size is per replica
     dynamic: dict = None        # DynamicConfig fields for the methods that decide
     image_size: tuple = None    # folder: data sets only
     criterion: str = "l2"       # channel method: group importance (pruning.channels.CRITERIA)
@@ -172,6 +173,7 @@ class PruneConfig(BaselineFields):
         if isinstance(self.layers, str):
             self.layers = [name.strip() for name in self.layers.split(",") if name.strip()]
         self.layers = tuple(self.layers) if self.layers else None
+        distribute.check_strategy(self.strategy)
 
     def to_dict(self):
         return dataclasses.asdict(self)
@@ -353,7 +355,18 @@ def run_prune(config, output_dir, overwrite=False, log=print, data=None, baselin
 
     ``data`` and ``baseline`` (a (model, path) pair) may be passed in by a caller that already
     holds them (a sweep); otherwise the data is loaded and the baseline trained or loaded.
+    Under ``config.strategy`` the baseline trains, and the pruned model fine-tunes, on every
+    replica; under multi_worker only the chief writes ``output_dir`` (distribute.py; the
+    returned run of another worker points at its twin, removed on return).
     """
+    strategy = distribute.start(config.strategy)
+    own_dir = distribute.writes_here(output_dir)
+    run = _run_prune(config, own_dir, strategy, overwrite, log, data, baseline, curves_cache)
+    distribute.finish(own_dir)
+    return run
+
+
+def _run_prune(config, output_dir, strategy, overwrite, log, data, baseline, curves_cache):
     if data is None:
         training.set_seed(config.seed, config.deterministic)  # the pipelines' seeds depend on it
         data = config.load_data()
@@ -382,7 +395,6 @@ def run_prune(config, output_dir, overwrite=False, log=print, data=None, baselin
 
     layer_targets = resolve_layer_sparsity(config, baseline_model, data, output_dir, log,
                                            curves_cache)
-    strategy = training.get_strategy()
     with strategy.scope():
         channel_options = config.channel_options() \
             if config.method_spec.granularity == "channel" else None

@@ -17,7 +17,7 @@ import os
 import platform
 import time
 
-from tfprune import checks, io, training
+from tfprune import checks, distribute, io, training
 from tfprune.data import apply_dataset_defaults, check_dataset, load_data
 from tfprune.errors import TfpruneError
 from tfprune.jobs import variant as variant_lib
@@ -69,6 +69,7 @@ class SweepConfig:
     #                       int4/int8, next to uniform pruning at int8 and int4
     mixed_budget_kb: float = None     # mixed quantization: a size budget (KB), or
     mixed_int4_fraction: float = None  # the share of weights at int4 (default 0.5)
+    strategy: str = "default"  # distribute.STRATEGIES; batch_size is per replica
 
     def __post_init__(self):
         self.image_size = check_dataset(self.dataset, self.image_size)
@@ -110,6 +111,7 @@ class SweepConfig:
                               ("num_threads", 1), ("latency_runs", 1)):
             checks.check_int(name, getattr(self, name), minimum)
         checks.check_positive("learning_rate", self.learning_rate)
+        distribute.check_strategy(self.strategy)
         self.dynamic = check_dynamic_options(self.methods, self.dynamic)
         if self.from_scratch and not any(self.prune_config(key).structured()
                                          for key in self.variants() if key.method != rows_lib.DENSE):
@@ -147,7 +149,8 @@ class SweepConfig:
     def train_config(self, seed):
         return TrainConfig(dataset=self.dataset, model=self.model, epochs=self.baseline_epochs,
                            batch_size=self.batch_size, seed=seed, split_seed=self.split_seed,
-                           data_dir=self.data_dir, image_size=self.image_size)
+                           data_dir=self.data_dir, image_size=self.image_size,
+                           strategy=self.strategy)
 
     def prune_config(self, key, baseline="train"):
         return variant_lib.prune_config(
@@ -155,10 +158,11 @@ class SweepConfig:
             learning_rate=self.learning_rate, batch_size=self.batch_size,
             split_seed=self.split_seed, data_dir=self.data_dir, baseline=baseline,
             baseline_epochs=self.baseline_epochs, dynamic=self.dynamic,
-            image_size=self.image_size, from_scratch=self.from_scratch)
+            image_size=self.image_size, from_scratch=self.from_scratch, strategy=self.strategy)
 
     def load_data(self, seed):
-        return load_data(self.dataset, batch_size=self.batch_size, seed=seed,
+        return load_data(self.dataset, batch_size=distribute.global_batch(self.batch_size),
+                         seed=seed,
                          data_dir=self.data_dir, split_seed=self.split_seed,
                          augment=training.resolve_augmentation("auto", self.dataset, self.model,
                                                                self.image_size),
@@ -388,7 +392,17 @@ def write_results(output_dir, config, rows, wall_time_s=None):
 def run_sweep(config, output_dir, overwrite=False, log=print, visualize=False):
     """Run (or resume) the sweep into ``output_dir``; return the result rows. With
     ``visualize``, then the visualize job on it (``output_dir``/visualize: saliency and
-    Grad-CAM grids, class models, drift), which report.md shows."""
+    Grad-CAM grids, class models, drift), which report.md shows. Under ``config.strategy``
+    every baseline and fine-tuning trains on all replicas; under multi_worker only the chief
+    writes ``output_dir`` (distribute.py)."""
+    distribute.start(config.strategy)
+    own_dir = distribute.writes_here(output_dir)
+    rows = _run_sweep(config, own_dir, overwrite, log, visualize)
+    distribute.finish(own_dir)
+    return rows
+
+
+def _run_sweep(config, output_dir, overwrite, log, visualize):
     # Cheap checks first: the steps of every schedule and the layers, before any baseline trains.
     data = config.load_data(config.seeds[0])
     architecture = build_model(config.model, data.input_shape, data.num_classes)

@@ -10,7 +10,7 @@ import os
 import shutil
 import time
 
-from tfprune import checks, io, training
+from tfprune import checks, distribute, io, training
 from tfprune.data import apply_dataset_defaults, check_dataset, load_data
 from tfprune.jobs.rundir import prepare_run_dir, read_marker, resolve
 from tfprune.keras import keras, tf
@@ -36,6 +36,7 @@ class TrainConfig:
     augment: str = "auto"  # resolved on construction, see training.resolve_augmentation
     data_dir: str = None
     mixed_precision: bool = False
+    strategy: str = "default"  # distribute.STRATEGIES; batch_size is per replica
     deterministic: bool = True
     image_size: tuple = None  # folder: data sets only; None: the first image's size
 
@@ -54,6 +55,7 @@ class TrainConfig:
         checks.check_unit_interval("momentum", self.momentum)
         checks.check_unit_interval("weight_decay", self.weight_decay)
         checks.check_choice("lr_schedule", self.lr_schedule, training.LR_SCHEDULES)
+        distribute.check_strategy(self.strategy)
 
     def to_dict(self):
         return dataclasses.asdict(self)
@@ -70,8 +72,18 @@ def model_path(output_dir, metrics):
 def train_baseline(config, output_dir, overwrite=False, log=print):
     """Train ``config`` into ``output_dir``; skip a finished run, resume an interrupted one.
 
-    Returns the metrics dict (also written to output_dir/metrics.json).
+    Returns the metrics dict (also written to output_dir/metrics.json). Under
+    ``config.strategy`` multi_worker every worker trains; only the chief writes ``output_dir``
+    (distribute.py).
     """
+    strategy = distribute.start(config.strategy)
+    own_dir = distribute.writes_here(output_dir)
+    metrics = _train_baseline(config, own_dir, strategy, overwrite, log)
+    distribute.finish(own_dir)
+    return metrics
+
+
+def _train_baseline(config, output_dir, strategy, overwrite, log):
     same_run = prepare_run_dir(output_dir, config.to_dict(), overwrite=overwrite,
                                marker="metrics.json")
     metrics_path = os.path.join(output_dir, "metrics.json")
@@ -86,10 +98,10 @@ def train_baseline(config, output_dir, overwrite=False, log=print):
 
     training.set_seed(config.seed, config.deterministic)
     training.set_mixed_precision(config.mixed_precision)
-    data = load_data(config.dataset, batch_size=config.batch_size, seed=config.seed,
+    data = load_data(config.dataset, batch_size=distribute.global_batch(config.batch_size),
+                     seed=config.seed,
                      data_dir=config.data_dir, augment=config.augment,
                      split_seed=config.split_seed, image_size=config.image_size)
-    strategy = training.get_strategy()
     with strategy.scope():
         model = build_model(config.model, data.input_shape, data.num_classes)
         optimizer = training.make_optimizer(
@@ -99,7 +111,7 @@ def train_baseline(config, output_dir, overwrite=False, log=print):
     log(f"training {config.model} on {config.dataset} ({data.sizes['train']} train / "
         f"{data.sizes['validation']} validation / {data.sizes['test']} test examples), "
         f"{model.count_params():,} parameters, seed {config.seed}, "
-        f"{strategy.num_replicas_in_sync} replica(s)")
+        f"{strategy.num_replicas_in_sync} replica(s), global batch {data.batch_size}")
     start = time.perf_counter()
     # Checkpointed every epoch: an interrupted run resumes exactly where it stopped.
     history = training.fit(model, data, config.epochs, log=log, backup_dir=backup_dir,
@@ -141,9 +153,11 @@ class BaselineFields:
             dataset=self.dataset, model=self.model, epochs=self.baseline_epochs,
             batch_size=self.batch_size, seed=self.seed, split_seed=self.split_seed,
             augment=self.augment, data_dir=self.data_dir, deterministic=self.deterministic,
-            image_size=self.image_size)
+            image_size=self.image_size, strategy=getattr(self, "strategy", "default"))
 
     def load_data(self):
-        return load_data(self.dataset, batch_size=self.batch_size, seed=self.seed,
+        """The job's data, batched at the global batch (batch_size per replica)."""
+        return load_data(self.dataset, batch_size=distribute.global_batch(self.batch_size),
+                         seed=self.seed,
                          data_dir=self.data_dir, augment=self.augment,
                          split_seed=self.split_seed, image_size=self.image_size)

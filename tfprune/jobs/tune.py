@@ -23,7 +23,7 @@ import os
 
 import keras_tuner
 
-from tfprune import checks, io, training
+from tfprune import checks, distribute, io, training
 from tfprune.data import check_dataset, load_data
 from tfprune.errors import TfpruneError
 from tfprune.jobs import variant as variant_lib
@@ -82,6 +82,7 @@ class TuneConfig:
     image_size: tuple = None            # folder: data sets only
     mixed_budget_kb: float = None       # quantization "mixed": a size budget (KB), or
     mixed_int4_fraction: float = None   # the share of weights at int4 (default 0.5)
+    strategy: str = "default"           # each trial's fine-tuning: default or mirrored
 
     def __post_init__(self):
         self.image_size = check_dataset(self.dataset, self.image_size)
@@ -112,6 +113,11 @@ class TuneConfig:
             checks.check_non_negative(name, getattr(self, name))
         checks.check_optional_positive("max_latency_ms", self.max_latency_ms)
         checks.check_file("baseline", self.baseline, "a saved Keras model file")
+        if distribute.check_strategy(self.strategy) == "multi_worker":
+            raise TfpruneError(
+                "`strategy` of a tuning run is 'default' or 'mirrored' (each trial on this "
+                "machine's devices); to tune on several machines run keras-tuner's distributed "
+                "mode, one chief and workers that each run trials (README: Training at scale)")
         self.mixed_spec()
         # Every corner of the space is a valid pruning configuration.
         for method in self.methods:
@@ -234,7 +240,8 @@ class PruningTuner(keras_tuner.engine.base_tuner.BaseTuner):
         prune_config = variant_lib.prune_config(
             key, dataset=config.dataset, model=config.model, fine_tune_epochs=epochs,
             learning_rate=float(hp.get("learning_rate")), split_seed=config.split_seed,
-            data_dir=config.data_dir, baseline=config.baseline, image_size=config.image_size)
+            data_dir=config.data_dir, baseline=config.baseline, image_size=config.image_size,
+            strategy=config.strategy)
         # Seeded as a sweep variant is, so a trial's result does not depend on trial order.
         training.set_seed(prune_config.seed)
         data = prune_config.load_data()

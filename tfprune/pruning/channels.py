@@ -107,16 +107,30 @@ def _taylor(model, group, data=None, memo=None):
 
 def taylor_contributions(model, batches, variables):
     """[|w * dL/dw| summed over ``batches``] for each of ``variables`` (sparse categorical
-    cross-entropy of ``model``'s outputs, inference mode)."""
+    cross-entropy of ``model``'s outputs, inference mode). Under a distribution strategy (a
+    deciding pruner's callback runs outside the replicas) each batch goes whole to every replica
+    and the first replica's gradients count: the same scores on every replica and worker."""
     totals = [np.zeros(v.shape) for v in variables]
-    loss_fn = keras.losses.SparseCategoricalCrossentropy()
     for x, y in batches:
-        with tf.GradientTape() as tape:
-            loss = loss_fn(y, model(x, training=False))
-        for total, v, g in zip(totals, variables, tape.gradient(loss, variables)):
+        for total, v, g in zip(totals, variables, _gradients(model, x, y, variables)):
             if g is not None:
                 total += np.abs(v.numpy() * tf.convert_to_tensor(g).numpy())
     return totals
+
+
+def _gradients(model, x, y, variables):
+    def gradients():
+        with tf.GradientTape() as tape:
+            # Reduced here: a Keras loss object's own reduction is refused under a strategy.
+            loss = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(
+                y, model(x, training=False)))
+        return tape.gradient(loss, variables)
+
+    if not (tf.distribute.has_strategy() and tf.distribute.in_cross_replica_context()):
+        return gradients()
+    strategy = tf.distribute.get_strategy()
+    return [None if g is None else strategy.experimental_local_results(g)[0]
+            for g in strategy.run(gradients)]
 
 
 def prunable(groups):

@@ -1,0 +1,308 @@
+"""Distribution strategies: TF_CONFIG checks, where workers write, MirroredStrategy on two logical
+CPUs and MultiWorkerMirroredStrategy with two worker processes on 127.0.0.1 (each in fresh
+interpreters: logical devices and collectives are fixed when TensorFlow starts)."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from tfprune import distribute
+from tfprune.errors import TfpruneError
+from tfprune.jobs.prune import PruneConfig
+from tfprune.jobs.sweep import SweepConfig
+from tfprune.jobs.train import TrainConfig
+from tfprune.jobs.tune import TuneConfig
+
+from conftest import ROOT, run_python
+
+
+def tf_config(ports, index):
+    return json.dumps({"cluster": {"worker": [f"127.0.0.1:{p}" for p in ports]},
+                       "task": {"type": "worker", "index": index}})
+
+
+def free_ports(count):
+    sockets = [socket.socket() for _ in range(count)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+@pytest.mark.parametrize("raw, message", [
+    (None, "needs the TF_CONFIG environment variable"),
+    ("{not json", "TF_CONFIG must be JSON"),
+    ('{"cluster": {"worker": ["a:1"]}}', "TF_CONFIG must be JSON with a cluster"),
+    ('{"cluster": {"ps": ["a:1"]}, "task": {"type": "ps", "index": 0}}', "lists no 'worker'"),
+    ('{"cluster": {"worker": ["a:1"]}, "task": {"type": "worker", "index": 1}}',
+     "task 'worker' 1 is not in its cluster"),
+])
+def test_a_bad_tf_config_is_named_before_anything_runs(raw, message):
+    environ = {} if raw is None else {"TF_CONFIG": raw}
+    with pytest.raises(TfpruneError, match=message):
+        distribute.check_tf_config(environ)
+
+
+def test_a_good_tf_config_parses():
+    config = distribute.check_tf_config({"TF_CONFIG": tf_config([1, 2], 1)})
+    assert config["task"] == {"type": "worker", "index": 1}
+
+
+def test_job_configs_check_the_strategy_on_construction(monkeypatch):
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    with pytest.raises(TfpruneError, match="unknown strategy 'tpu'; registered: default, "
+                                           "mirrored, multi_worker"):
+        TrainConfig(strategy="tpu")
+    for make in (lambda: PruneConfig(strategy="multi_worker"),
+                 lambda: SweepConfig(methods=("weight",), strategy="multi_worker")):
+        with pytest.raises(TfpruneError, match="needs the TF_CONFIG"):
+            make()
+    monkeypatch.setenv("TF_CONFIG", tf_config([1, 2], 0))
+    baseline = os.path.join(ROOT, "setup.cfg")  # any file: the strategy is refused first
+    with pytest.raises(TfpruneError, match="keras-tuner's distributed mode"):
+        TuneConfig(baseline=baseline, strategy="multi_worker")
+    assert PruneConfig(strategy="mirrored").baseline_config().strategy == "mirrored"
+
+
+def test_the_batch_is_per_replica():
+    assert distribute.replicas() == 1
+    assert distribute.global_batch(32) == 32 and distribute.global_batch(None) is None
+
+
+def test_a_non_chief_worker_writes_a_twin_and_reads_the_chiefs_checkpoints(tmp_path,
+                                                                            monkeypatch):
+    run = str(tmp_path / "run")
+    assert distribute.writes_here(run) == run  # chief / single process: the directory itself
+    monkeypatch.setattr(distribute, "is_chief", lambda: False)
+    monkeypatch.setattr(distribute, "_task", lambda: ("worker", 1))
+    twin = distribute.writes_here(run)
+    assert twin == run + ".worker1"
+    inner = os.path.join(twin, "baseline")
+    assert distribute.writes_here(inner) == inner  # a nested job writes inside the twin
+    assert distribute.shared(os.path.join(inner, "backup")) == os.path.join(run, "baseline",
+                                                                            "backup")
+    assert distribute.shared(str(tmp_path / "elsewhere")) == str(tmp_path / "elsewhere")
+    os.makedirs(inner)
+    distribute.finish(inner)  # not a twin root: kept for its outer job
+    assert os.path.isdir(inner)
+    distribute.finish(twin)
+    assert not os.path.exists(twin) and distribute.shared(inner) == inner
+
+
+MIRRORED = r"""
+import json
+import numpy as np
+import tfprune
+from tfprune import distribute, training
+from tfprune.keras import keras, tf
+assert distribute.split_cpu(2)
+from tfprune.data import load_data
+from tfprune.jobs.prune import PruneConfig, run_prune
+from tfprune.models import build_model
+from tfprune.pruning import core
+
+out = {}
+strategy = distribute.start("mirrored")
+out["replicas"] = strategy.num_replicas_in_sync
+for method, options in (("weight", {}), ("unit", {}),
+                        ("incremental", {"dynamic": {"every": 1, "granularity": "unit"}})):
+    training.set_seed(0)
+    data = load_data("digits", batch_size=distribute.global_batch(16), seed=0)
+    with strategy.scope():
+        result = core.prune(build_model("cnn", data.input_shape, data.num_classes, seed=0),
+                            method, "constant", 0.5, steps_per_epoch=data.steps_per_epoch,
+                            epochs=2, train_data=data.split("train"), log=lambda _: None,
+                            **options)
+        training.compile_model(result.model)
+    result.model.fit(data.train, epochs=2, verbose=0, callbacks=result.callbacks)
+    same, zeros = True, []
+    for layer in result.model.layers:
+        for weight, mask, _ in getattr(layer, "pruning_vars", ()):
+            masks = [v.numpy() for v in mask.values]
+            kernels = [v.numpy() for v in weight.values]
+            same &= all(np.array_equal(masks[0], m) for m in masks[1:])
+            same &= all(np.array_equal(kernels[0], k) for k in kernels[1:])
+            zeros.append(float(np.mean(masks[0] == 0)))
+    out[method] = {"same": bool(same), "mask_zeros": zeros, "masks": len(zeros),
+                   "events": len(result.pruner.decisions) if result.pruner else None}
+for name, batch in (("mirrored", 16), ("default", 32)):
+    config = PruneConfig(dataset="digits", model="cnn", method="unit", schedule="constant",
+                         target_sparsity=0.5, baseline_epochs=3, fine_tune_epochs=2,
+                         batch_size=batch, strategy=name)
+    metrics = run_prune(config, f"{OUT}/{name}", log=lambda _: None).metrics
+    baseline = json.load(open(f"{OUT}/{name}/baseline/metrics.json"))
+    out[name] = {"accuracy": metrics["accuracy"], "sparsity": metrics["pruned_sparsity"],
+                 "baseline_accuracy": metrics["baseline_accuracy"],
+                 "log_batch": baseline["dataset_sizes"]}
+print("RESULT " + json.dumps(out))
+"""
+
+
+def _result(completed):
+    assert completed.returncode == 0, completed.stderr[-4000:]
+    line = [l for l in completed.stdout.splitlines() if l.startswith("RESULT ")][-1]
+    return json.loads(line[len("RESULT "):])
+
+
+@pytest.fixture(scope="module")
+def mirrored(tmp_path_factory):
+    out = tmp_path_factory.mktemp("mirrored")
+    return _result(run_python(["-c", f"OUT = {str(out)!r}\n" + MIRRORED]))
+
+
+def test_mirrored_strategy_runs_on_two_logical_cpus(mirrored):
+    assert mirrored["replicas"] == 2
+
+
+@pytest.mark.parametrize("method", ["weight", "unit", "incremental"])
+def test_masks_are_identical_on_every_replica(mirrored, method):
+    result = mirrored[method]
+    assert result["masks"] == 2 and result["same"]  # conv2 and fc1 (conv1, classifier kept)
+    if method == "incremental":
+        assert result["events"] >= 1 and max(result["mask_zeros"]) > 0  # it decided, once
+    else:
+        assert all(abs(z - 0.5) < 0.02 for z in result["mask_zeros"]), result["mask_zeros"]
+
+
+def test_a_mirrored_job_matches_one_device_at_the_same_global_batch(mirrored):
+    one, two = mirrored["default"], mirrored["mirrored"]
+    assert abs(two["sparsity"] - 0.5) < 0.02 and abs(one["sparsity"] - 0.5) < 0.02
+    # Same seed, data order and global batch (2 x 16 vs 32): only the order of the sums differs.
+    assert abs(two["baseline_accuracy"] - one["baseline_accuracy"]) <= 0.03
+    assert abs(two["accuracy"] - one["accuracy"]) <= 0.03
+
+
+WORKER = r"""
+import json, os, sys
+import numpy as np
+import tfprune
+from tfprune.jobs.prune import PruneConfig, run_prune
+strategy, out, batch = sys.argv[1], sys.argv[2], int(sys.argv[3])
+config = PruneConfig(dataset="digits", model="cnn", method="unit", schedule="polynomial",
+                     target_sparsity=0.5, baseline_epochs=3, fine_tune_epochs=2,
+                     batch_size=batch, strategy=strategy)
+run = run_prune(config, out, log=print)
+model = run.model("pruned")  # in memory (a non-chief worker's twin is gone)
+kept = {l.name: (np.abs(l.get_weights()[0]) > 0).astype(int).tolist()
+        for l in model.layers if l.name in run.metrics["pruned_layers"]}
+index = json.loads(os.environ.get("TF_CONFIG", '{"task": {"index": 0}}'))["task"]["index"]
+json.dump({"kept": kept, "accuracy": run.metrics["accuracy"],
+           "sparsity": run.metrics["pruned_sparsity"]},
+          open(os.path.join(os.path.dirname(out), f"{os.path.basename(out)}-{index}.json"), "w"))
+"""
+
+
+def _start_workers(args, ports, logs, env=None):
+    procs = []
+    for index in range(len(ports)):
+        full_env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=ROOT,
+                        TF_CONFIG=tf_config(ports, index), **(env or {}))
+        full_env.pop("TF_USE_LEGACY_KERAS", None)
+        with open(logs[index], "w") as log:
+            procs.append(subprocess.Popen([sys.executable] + args, cwd=ROOT, stdout=log,
+                                          stderr=subprocess.STDOUT, env=full_env))
+    return procs
+
+
+def _wait(procs, timeout):
+    deadline = time.time() + timeout
+    codes = []
+    for proc in procs:
+        try:
+            codes.append(proc.wait(timeout=max(deadline - time.time(), 1)))
+        except subprocess.TimeoutExpired:
+            for p in procs:
+                p.kill()
+            raise
+    return codes
+
+
+@pytest.fixture(scope="module")
+def multi_worker(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("multi_worker")
+    out = str(tmp / "run")
+    logs = [str(tmp / f"worker{i}.log") for i in range(2)]
+    codes = _wait(_start_workers(["-c", WORKER, "multi_worker", out, "16"], free_ports(2), logs),
+                  timeout=400)
+    texts = [open(log).read() for log in logs]
+    assert codes == [0, 0], "\n".join(t[-3000:] for t in texts)
+    single = run_python(["-c", WORKER, "default", str(tmp / "single"), "32"])
+    assert single.returncode == 0, single.stderr[-3000:]
+    results = [json.load(open(f"{out}-{i}.json")) for i in range(2)]
+    return {"tmp": tmp, "out": out, "logs": texts, "workers": results,
+            "single": json.load(open(str(tmp / "single-0.json")))}
+
+
+def test_multi_worker_masks_are_identical_on_both_workers(multi_worker):
+    first, second = multi_worker["workers"]
+    assert first["kept"].keys() == second["kept"].keys() and first["kept"]
+    assert first["kept"] == second["kept"]
+    for result in (first, second):
+        assert abs(result["sparsity"] - 0.5) < 0.02
+    assert "2 replica(s), global batch 32" in multi_worker["logs"][0]
+
+
+def test_multi_worker_accuracy_is_close_to_one_device(multi_worker):
+    first, second = multi_worker["workers"]
+    assert first["accuracy"] == second["accuracy"]
+    assert abs(first["accuracy"] - multi_worker["single"]["accuracy"]) <= 0.03
+
+
+def test_multi_worker_results_are_written_once(multi_worker):
+    out, tmp = multi_worker["out"], multi_worker["tmp"]
+    assert os.path.isfile(os.path.join(out, "metrics.json"))
+    assert os.path.isfile(os.path.join(out, "baseline", "metrics.json"))
+    left = sorted(p for p in os.listdir(tmp) if p.startswith("run") and
+                  os.path.isdir(os.path.join(tmp, p)))
+    assert left == ["run"]  # the other worker's twin (run.worker1) removed when it finished
+    assert not os.path.exists(os.path.join(out, "backup"))
+
+
+def _progress(path):
+    try:
+        with open(path) as f:
+            return json.load(f)["epochs_done"]
+    except (OSError, ValueError, KeyError):
+        return 0
+
+
+def test_killing_a_worker_and_restarting_resumes_from_the_last_checkpoint(tmp_path):
+    out = str(tmp_path / "run")
+    args = ["-m", "experiments.train", "--dataset=digits", "--model=mlp", "--epochs=40",
+            "--strategy=multi_worker", f"--output_dir={out}"]
+    logs = [str(tmp_path / f"first{i}.log") for i in range(2)]
+    procs = _start_workers(args, free_ports(2), logs)
+    progress = os.path.join(out, "backup", "progress.json")
+    deadline = time.time() + 300
+    while _progress(progress) < 3 and time.time() < deadline and procs[0].poll() is None:
+        time.sleep(0.2)
+    killed_after = _progress(progress)
+    assert killed_after >= 3, open(logs[0]).read()[-3000:]
+    procs[1].send_signal(signal.SIGKILL)
+    codes = _wait(procs, timeout=180)
+    first = open(logs[0]).read()
+    assert codes[0] == 3, first[-3000:]  # the chief stops: a worker of the run stopped
+    assert "start every worker again with the same command" in first
+    assert not os.path.exists(os.path.join(out, "metrics.json"))
+    logs = [str(tmp_path / f"second{i}.log") for i in range(2)]
+    codes = _wait(_start_workers(args, free_ports(2), logs), timeout=300)
+    texts = [open(log).read() for log in logs]
+    assert codes == [0, 0], "\n".join(t[-3000:] for t in texts)
+    resumed = [int(line.split("resuming after epoch ")[1].split("/")[0])
+               for line in texts[0].splitlines() if "resuming after epoch" in line]
+    assert resumed and resumed[0] >= killed_after - 1, texts[0][-3000:]
+    assert "resuming after epoch" in texts[1]  # the restarted worker reads the chief's checkpoint
+    metrics = json.load(open(os.path.join(out, "metrics.json")))
+    assert metrics["epochs"] == 40 and metrics["epochs_run_this_time"] == 40 - resumed[0]
+    history = json.load(open(os.path.join(out, "history.json")))
+    assert len(history["loss"]) == 40
+    assert not os.path.exists(out + ".worker1")
