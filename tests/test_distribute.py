@@ -107,6 +107,7 @@ from tfprune.keras import keras, tf
 assert distribute.split_cpu(2)
 from tfprune.data import load_data
 from tfprune.jobs.prune import PruneConfig, run_prune
+from tfprune.jobs.sweep import SweepConfig, run_sweep
 from tfprune.models import build_model
 from tfprune.pruning import core
 
@@ -114,7 +115,8 @@ out = {}
 strategy = distribute.start("mirrored")
 out["replicas"] = strategy.num_replicas_in_sync
 for method, options in (("weight", {}), ("unit", {}),
-                        ("incremental", {"dynamic": {"every": 1, "granularity": "unit"}})):
+                        ("incremental", {"dynamic": {"every": 1, "granularity": "unit"}}),
+                        ("channel", {})):
     training.set_seed(0)
     data = load_data("digits", batch_size=distribute.global_batch(16), seed=0)
     with strategy.scope():
@@ -124,16 +126,20 @@ for method, options in (("weight", {}), ("unit", {}),
                             **options)
         training.compile_model(result.model)
     result.model.fit(data.train, epochs=2, verbose=0, callbacks=result.callbacks)
-    same, zeros = True, []
-    for layer in result.model.layers:
-        for weight, mask, _ in getattr(layer, "pruning_vars", ()):
-            masks = [v.numpy() for v in mask.values]
-            kernels = [v.numpy() for v in weight.values]
-            same &= all(np.array_equal(masks[0], m) for m in masks[1:])
-            same &= all(np.array_equal(kernels[0], k) for k in kernels[1:])
-            zeros.append(float(np.mean(masks[0] == 0)))
+    copies = [[v.numpy() for v in variable.values] for variable in result.model.weights]
+    same = all(len(c) == 2 and np.array_equal(c[0], c[1]) for c in copies)  # every variable
+    zeros = [float(np.mean(mask.values[0].numpy() == 0)) for layer in result.model.layers
+             for _, mask, _ in getattr(layer, "pruning_vars", ())]
+    if result.channel_masks is not None:  # channel groups: zeroed output channels of conv2
+        kernel = result.model.get_layer("conv2").kernel.values[0].numpy()
+        zeros = [float(np.mean(np.all(kernel == 0, axis=(0, 1, 2))))]
     out[method] = {"same": bool(same), "mask_zeros": zeros, "masks": len(zeros),
                    "events": len(result.pruner.decisions) if result.pruner else None}
+sweep = SweepConfig(methods=("weight",), schedules=("constant",), sparsities=(0.5,),
+                    quantizations=("float32", "int8"), baseline_epochs=1, fine_tune_epochs=1,
+                    batch_size=16, latency_runs=3, strategy="mirrored")
+rows = run_sweep(sweep, f"{OUT}/sweep", log=lambda _: None)
+out["sweep"] = [(r["method"], r["quantization"], r["tflite_accuracy"]) for r in rows]
 for name, batch in (("mirrored", 16), ("default", 32)):
     config = PruneConfig(dataset="digits", model="cnn", method="unit", schedule="constant",
                          target_sparsity=0.5, baseline_epochs=3, fine_tune_epochs=2,
@@ -163,14 +169,23 @@ def test_mirrored_strategy_runs_on_two_logical_cpus(mirrored):
     assert mirrored["replicas"] == 2
 
 
-@pytest.mark.parametrize("method", ["weight", "unit", "incremental"])
+@pytest.mark.parametrize("method", ["weight", "unit", "incremental", "channel"])
 def test_masks_are_identical_on_every_replica(mirrored, method):
     result = mirrored[method]
-    assert result["masks"] == 2 and result["same"]  # conv2 and fc1 (conv1, classifier kept)
+    assert result["same"]  # every variable, masks and kernels included, on both replicas
+    # conv2 and fc1 (conv1 and the classifier are kept); channel: conv2's output channels
+    assert result["masks"] == (1 if method == "channel" else 2)
     if method == "incremental":
         assert result["events"] >= 1 and max(result["mask_zeros"]) > 0  # it decided, once
     else:
         assert all(abs(z - 0.5) < 0.02 for z in result["mask_zeros"]), result["mask_zeros"]
+
+
+def test_a_mirrored_sweep_converts_and_measures(mirrored):
+    rows = mirrored["sweep"]
+    assert {(m, q) for m, q, _ in rows} == {("dense", "float32"), ("dense", "int8"),
+                                            ("weight", "float32"), ("weight", "int8")}
+    assert all(0.3 < accuracy <= 1 for _, _, accuracy in rows)
 
 
 def test_a_mirrored_job_matches_one_device_at_the_same_global_batch(mirrored):
