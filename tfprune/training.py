@@ -1,5 +1,5 @@
-"""Training primitives: seeds, optimizers, distribution strategy, mixed precision, fit with
-progress, evaluation and saving. No configs and no run directories (those are jobs/)."""
+"""Training primitives: seeds, optimizers, distribution strategy, fit with progress, evaluation
+and saving (mixed precision: precision.py). No configs and no run directories (those are jobs/)."""
 
 import os
 import pickle
@@ -59,11 +59,6 @@ def get_strategy():
     if len(gpus) > 1:
         return tf.distribute.MirroredStrategy()
     return tf.distribute.get_strategy()
-
-
-def set_mixed_precision(enabled):
-    """Use the mixed_float16 policy (a speed-up on GPUs with tensor cores; slow on CPU)."""
-    keras.mixed_precision.set_global_policy("mixed_float16" if enabled else "float32")
 
 
 def resolve_augmentation(augment, dataset, model, image_size=None):
