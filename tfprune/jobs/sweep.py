@@ -17,7 +17,7 @@ import os
 import platform
 import time
 
-from tfprune import checks, io, training
+from tfprune import checks, io, precision, training
 from tfprune.data import apply_dataset_defaults, check_dataset, load_data
 from tfprune.errors import TfpruneError
 from tfprune.jobs import variant as variant_lib
@@ -69,6 +69,8 @@ class SweepConfig:
     #                       int4/int8, next to uniform pruning at int8 and int4
     mixed_budget_kb: float = None     # mixed quantization: a size budget (KB), or
     mixed_int4_fraction: float = None  # the share of weights at int4 (default 0.5)
+    mixed_precision: bool = False  # baselines and fine-tuning under mixed_float16 (the saved
+    #                                models, and so the .tflite files, float32)
 
     def __post_init__(self):
         self.image_size = check_dataset(self.dataset, self.image_size)
@@ -147,7 +149,8 @@ class SweepConfig:
     def train_config(self, seed):
         return TrainConfig(dataset=self.dataset, model=self.model, epochs=self.baseline_epochs,
                            batch_size=self.batch_size, seed=seed, split_seed=self.split_seed,
-                           data_dir=self.data_dir, image_size=self.image_size)
+                           data_dir=self.data_dir, image_size=self.image_size,
+                           mixed_precision=self.mixed_precision)
 
     def prune_config(self, key, baseline="train"):
         return variant_lib.prune_config(
@@ -155,7 +158,8 @@ class SweepConfig:
             learning_rate=self.learning_rate, batch_size=self.batch_size,
             split_seed=self.split_seed, data_dir=self.data_dir, baseline=baseline,
             baseline_epochs=self.baseline_epochs, dynamic=self.dynamic,
-            image_size=self.image_size, from_scratch=self.from_scratch)
+            image_size=self.image_size, from_scratch=self.from_scratch,
+            mixed_precision=self.mixed_precision)
 
     def load_data(self, seed):
         return load_data(self.dataset, batch_size=self.batch_size, seed=seed,
@@ -385,6 +389,7 @@ def write_results(output_dir, config, rows, wall_time_s=None):
         drift=drift))
 
 
+@precision.restores_policy
 def run_sweep(config, output_dir, overwrite=False, log=print, visualize=False):
     """Run (or resume) the sweep into ``output_dir``; return the result rows. With
     ``visualize``, then the visualize job on it (``output_dir``/visualize: saliency and
