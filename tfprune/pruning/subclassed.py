@@ -4,10 +4,10 @@ A subclassed model (its own ``call()``) has no layer graph: tfmot's ``prune_low_
 refuses the model, and what reads the graph (unit and channel pruning, the deciding pruners,
 shrink, per-layer FLOPs) cannot run on it. tfmot's wrappers do allow wrapping the sublayers
 themselves: ``prune_sublayers`` puts a pruning wrapper (tfprune's, wrapper.py) in place of every
-prunable sublayer the model holds in an attribute (on the model or on the layers it is made of, directly
-or in a list), so the model's own ``call()`` runs the wrappers; ``strip_sublayers`` puts the
-layers back, holding their pruned weights. The model is changed in place (a subclassed model
-cannot be cloned from a config). Weight pruning only.
+prunable sublayer the model holds in an attribute (on the model or on the layers it is made
+of, directly or in a list), so the model's own ``call()`` runs the wrappers; ``strip_sublayers``
+puts the layers back, holding their pruned weights. The model is changed in place (a subclassed
+model cannot be cloned from a config). Weight pruning only.
 """
 
 import dataclasses
