@@ -135,6 +135,14 @@ def define_strategy_flag(d, names=None):
                       "replica.")
 
 
+def define_mixed_precision_flag(d, what="Train"):
+    """--mixed_precision (default ``d``): train, prune, sweep and tune share it."""
+    flags.DEFINE_bool("mixed_precision", d["mixed_precision"],
+                      f"{what} under the mixed_float16 policy (float16 compute, float32 "
+                      "weights; a speed-up on GPUs with tensor cores, slower on CPU). Saved "
+                      "models, and so .tflite files, stay float32.")
+
+
 def define_dynamic_flags():
     """The options of the methods that decide (dynamic, incremental, adaptive)."""
     dynamic_defaults = defaults(DynamicConfig)

@@ -83,6 +83,8 @@ flags.DEFINE_integer("sensitivity_samples", D["sensitivity_samples"],
                      "--layer_sparsity=auto: validation images for the sensitivity curves.",
                      lower_bound=1)
 common.define_strategy_flag(D)
+common.define_mixed_precision_flag(D, "Fine-tune (and train the baseline when "
+                                   "--baseline=train)")
 common.define_dynamic_flags()
 common.define_run_flags("saved_models/prune/<dataset>-<model>-<method>-<schedule>-<sparsity>-seed<seed>")
 

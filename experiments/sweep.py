@@ -63,6 +63,7 @@ flags.DEFINE_bool("hybrid", D["hybrid"],
                   "layer_sparsity auto and the quantizations dynamic, int4, mixed.")
 common.define_mixed_flags(D)
 common.define_strategy_flag(D)
+common.define_mixed_precision_flag(D, "Train the baselines and fine-tune the variants")
 common.define_dynamic_flags()
 common.define_run_flags("saved_models/sweep/<dataset>-<model>")
 
@@ -83,7 +84,8 @@ def main(argv):
         image_size=FLAGS.image_size, from_scratch=FLAGS.from_scratch,
         layer_sparsity=tuple(FLAGS.layer_sparsity), hybrid=FLAGS.hybrid,
         mixed_budget_kb=FLAGS.mixed_budget_kb, mixed_int4_fraction=FLAGS.mixed_int4_fraction,
-        strategy=FLAGS.strategy)
+        strategy=FLAGS.strategy,
+        mixed_precision=FLAGS.mixed_precision)
     output_dir = FLAGS.output_dir or common.default_output_dir(
         "sweep", f"{config.dataset}-{config.model}")
     common.log(f"sweep of {len(config.variants())} variants x {len(config.quantizations)} "

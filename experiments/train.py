@@ -19,8 +19,7 @@ common.define_data_flags(D)
 common.define_model_flag(D)
 common.define_optimizer_flags(D)
 flags.DEFINE_integer("epochs", D["epochs"], "Training epochs.", lower_bound=1)
-flags.DEFINE_bool("mixed_precision", D["mixed_precision"],
-                  "mixed_float16 policy (for GPUs; slow on CPU).")
+common.define_mixed_precision_flag(D)
 common.define_strategy_flag(D)
 flags.DEFINE_bool("deterministic", D["deterministic"],
                   "Deterministic TensorFlow ops (reproducible runs).")

@@ -51,6 +51,7 @@ flags.DEFINE_integer("latency_runs", D["latency_runs"], "Timed invocations per t
                      lower_bound=1)
 common.define_mixed_flags(D)
 common.define_strategy_flag(D, ["default", "mirrored"])
+common.define_mixed_precision_flag(D, "Fine-tune the trials")
 common.define_run_flags("saved_models/tune/<dataset>-<model>")
 flags.mark_flag_as_required("baseline")
 
@@ -73,7 +74,8 @@ def main(argv):
         max_latency_ms=FLAGS.max_latency_ms, size_weight=FLAGS.size_weight,
         latency_weight=FLAGS.latency_weight, latency_runs=FLAGS.latency_runs,
         image_size=FLAGS.image_size, mixed_budget_kb=FLAGS.mixed_budget_kb,
-        mixed_int4_fraction=FLAGS.mixed_int4_fraction, strategy=FLAGS.strategy)
+        mixed_int4_fraction=FLAGS.mixed_int4_fraction, strategy=FLAGS.strategy,
+        mixed_precision=FLAGS.mixed_precision)
     output_dir = FLAGS.output_dir or common.default_output_dir(
         "tune", f"{config.dataset}-{config.model}")
     summary = run_tune(config, output_dir, overwrite=FLAGS.overwrite, log=common.log)

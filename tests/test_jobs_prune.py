@@ -4,7 +4,7 @@ import pytest
 
 from tfprune import io
 from tfprune.errors import RunDirectoryError, TfpruneError
-from tfprune.jobs.prune import PruneConfig, run_prune
+from tfprune.jobs.prune import PruneConfig, PruneRun, run_prune
 
 TINY = dict(model="mlp", method="unit", schedule="polynomial", target_sparsity=0.5,
             fine_tune_epochs=2, baseline_epochs=2, batch_size=128)
@@ -236,3 +236,31 @@ def test_weight_pruning_lists_only_layers_it_really_prunes(tmp_path):
     assert metrics["layer_sparsity"] and all(
         abs(s - 0.5) <= 0.01 for s in metrics["layer_sparsity"].values()), metrics["layer_sparsity"]
     del keras
+
+
+@pytest.mark.parametrize("method", ["weight", "unit"])
+def test_mixed_precision_fine_tunes_in_float16_and_saves_float32(tmp_path, method):
+    import numpy as np
+
+    from tfprune import precision
+    from tfprune.data import load_data
+    from tfprune.tflite import evaluate, export
+
+    out = str(tmp_path / "run")
+    config = PruneConfig(**dict(TINY, model="cnn", method=method, mixed_precision=True))
+    assert config.baseline_config().mixed_precision  # the baseline it trains, too
+    run = run_prune(config, out, log=lambda _: None)
+    assert precision.global_policy() == "float32"
+    metrics = run.metrics
+    assert metrics["pruned_sparsity"] == pytest.approx(0.5, abs=0.02)
+    assert metrics["accuracy"] > 0.5
+    x, y = load_data("digits", batch_size=128).numpy("test")
+    for kind in ("pruned", "shrunk") if method == "unit" else ("pruned",):
+        model = PruneRun(metrics, out).model(kind)  # from disk
+        assert precision.is_float32(model) and model.dtype_policy.name == "float32", kind
+        loaded = evaluate.load(export.to_tflite(model, "float32"))
+        assert not any(d["dtype"] == np.float16
+                       for d in loaded.interpreter.get_tensor_details()), kind
+        tflite_accuracy = evaluate.accuracy(loaded, x, y)[0]
+        keras_accuracy = float(np.mean(np.argmax(model.predict(x, verbose=0), 1) == y))
+        assert tflite_accuracy == pytest.approx(keras_accuracy, abs=0.01), kind

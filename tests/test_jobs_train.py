@@ -106,3 +106,16 @@ def test_defaults_follow_the_dataset():
     assert (fashion.epochs, fashion.batch_size, fashion.augment) == (15, 128, "none")
     assert TrainConfig(dataset="fashion_mnist", epochs=3, batch_size=64).epochs == 3  # given wins
     assert TrainConfig(dataset="fashion_mnist", model="mlp").augment == "none"
+
+
+def test_mixed_precision_trains_in_float16_saves_float32_and_restores_the_policy(tmp_path):
+    from tfprune import precision
+    from tfprune.models import load_model
+
+    out = str(tmp_path / "run")
+    metrics = train_baseline(TrainConfig(**dict(TINY, mixed_precision=True)), out,
+                             log=lambda _: None)
+    assert precision.global_policy() == "float32"
+    model = load_model(os.path.join(out, metrics["model_path"]))
+    assert precision.is_float32(model) and model.dtype_policy.name == "float32"
+    assert metrics["test_accuracy"] > 0.5

@@ -1,13 +1,14 @@
 import numpy as np
 import pytest
 
+from tfprune import precision
 from tfprune import training as train_lib
 from tfprune.data import load_data
 from tfprune.errors import TfpruneError, UnknownNameError
 from tfprune.keras import keras
 from tfprune.models import build_model
 from tfprune.pruning import prune, strip, stats
-from tfprune.pruning.unit import UnitPruneLowMagnitude
+from tfprune.pruning.unit import PruneLowMagnitude, UnitPruneLowMagnitude
 
 
 @pytest.fixture(scope="module")
@@ -108,14 +109,21 @@ def test_keras3_model_refused():
         prune(model, steps_per_epoch=1, epochs=1)
 
 
-def test_mixed_precision_refused_clearly():
-    baseline = build_model("mlp", (8, 8, 1), 10)
-    train_lib.set_mixed_precision(True)
-    try:
-        with pytest.raises(TfpruneError, match="float32 Keras policy, got 'mixed_float16'"):
-            prune(baseline, steps_per_epoch=1, epochs=1)
-    finally:
-        train_lib.set_mixed_precision(False)
+def test_models_built_under_the_mixed_float16_policy_are_pruned(digits):
+    """Once refused (tfmot 0.8.1 fails in its mask multiply); tfprune's wrapper takes each
+    layer's policy and masks the float32 weights (tests/test_pruning_wrapper.py)."""
+    with precision.policy_scope(precision.MIXED):
+        baseline = build_model("mlp", digits.input_shape, 10, seed=0)
+        result = prune(baseline, "weight", "constant", 0.75,
+                       steps_per_epoch=digits.steps_per_epoch, epochs=1)
+        train_lib.compile_model(result.model, keras.optimizers.Adam(1e-3))
+    assert {l.dtype_policy.name for l in result.model.layers if isinstance(l, PruneLowMagnitude)} \
+        == {"mixed_float16"}
+    train_lib.fit(result.model, digits, 1, callbacks=result.callbacks, log=lambda _: None)
+    pruned = strip(result.model)
+    assert stats.summarize(pruned, result.pruned_layers)["pruned_sparsity"] == \
+        pytest.approx(0.75, abs=0.01)
+    assert precision.global_policy() == "float32"
 
 
 def test_unit_pruning_under_mirrored_strategy_on_two_cpus(python):

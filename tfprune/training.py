@@ -1,5 +1,6 @@
-"""Training primitives: seeds, optimizers, mixed precision, fit with progress (and checkpoints
-every worker of a distributed run shares), evaluation and saving. No configs and no run directories (those are jobs/)."""
+"""Training primitives: seeds, optimizers, fit with progress (and checkpoints every worker of a
+distributed run shares: distribute.py), evaluation and saving (mixed precision: precision.py).
+No configs and no run directories (those are jobs/)."""
 
 import os
 import pickle
@@ -48,9 +49,6 @@ def compile_model(model, optimizer=None):
     return model
 
 
-def set_mixed_precision(enabled):
-    """Use the mixed_float16 policy (a speed-up on GPUs with tensor cores; slow on CPU)."""
-    keras.mixed_precision.set_global_policy("mixed_float16" if enabled else "float32")
 
 
 def resolve_augmentation(augment, dataset, model, image_size=None):

@@ -17,7 +17,7 @@ import os
 import shutil
 import time
 
-from tfprune import checks, distribute, io, keras3, summaries, training
+from tfprune import checks, distribute, io, keras3, precision, summaries, training
 from tfprune.data import apply_dataset_defaults, check_dataset
 from tfprune.errors import TfpruneError
 from tfprune.jobs.rundir import inside, prepare_run_dir, read_marker
@@ -102,6 +102,8 @@ class PruneConfig(BaselineFields):
     sensitivity_samples: int = 1000  # layer_sparsity=auto: validation images for the curves
     layer_targets: dict = None  # a layer_sparsity file's targets, read on construction (so a
     #                             changed file is a different run)
+    mixed_precision: bool = False  # fine-tune (and train the baseline) under mixed_float16;
+    #                                the saved models are float32
 
     def __post_init__(self):
         self.image_size = check_dataset(self.dataset, self.image_size)
@@ -333,22 +335,29 @@ def _from_scratch(config, architecture, output_dir, log):
     every epoch (an interrupted run resumes exactly)."""
     training.set_seed(config.seed, config.deterministic)
     data = config.load_data()
-    model = keras.models.clone_model(architecture)  # fresh initial weights
     epochs = config.baseline_epochs + config.fine_tune_epochs
     baseline = config.baseline_config()
-    training.compile_model(model, training.make_optimizer(
-        baseline.optimizer, baseline.learning_rate, baseline.momentum, baseline.weight_decay,
-        baseline.lr_schedule, decay_steps=epochs * data.steps_per_epoch))
+    with distribute.current().scope():  # as the baseline was trained
+        model = keras.models.clone_model(architecture)  # fresh initial weights
+        if config.mixed_precision:
+            precision.set_mixed_precision(True)
+            model = precision.mixed_copy(model)
+        training.compile_model(model, training.make_optimizer(
+            baseline.optimizer, baseline.learning_rate, baseline.momentum,
+            baseline.weight_decay, baseline.lr_schedule,
+            decay_steps=epochs * data.steps_per_epoch))
     start = time.perf_counter()
     backup_dir = os.path.join(output_dir, "scratch_backup")
     training.fit(model, data, epochs, log=log, prefix="[from scratch] ", backup_dir=backup_dir,
                  tensorboard_dir=os.path.join(output_dir, "tensorboard", "from_scratch"))
+    precision.set_mixed_precision(False)
     loss, accuracy = training.evaluate(model, data.test)
     shutil.rmtree(backup_dir, ignore_errors=True)
     return {"accuracy": accuracy, "loss": loss, "epochs": epochs,
             "params": int(model.count_params()), "train_time_s": time.perf_counter() - start}
 
 
+@precision.restores_policy
 def run_prune(config, output_dir, overwrite=False, log=print, data=None, baseline=None,
               curves_cache=None):
     """Run one pruning configuration into ``output_dir``; return a PruneRun.
@@ -395,6 +404,9 @@ def _run_prune(config, output_dir, strategy, overwrite, log, data, baseline, cur
 
     layer_targets = resolve_layer_sparsity(config, baseline_model, data, output_dir, log,
                                            curves_cache)
+    mixed = config.mixed_precision and not config.one_shot  # one-shot trains nothing
+    precision.set_mixed_precision(mixed)  # the wrapped model's own policy: loss scaling
+    tuned = precision.mixed_copy(baseline_model) if mixed else baseline_model
     with strategy.scope():
         channel_options = config.channel_options() \
             if config.method_spec.granularity == "channel" else None
@@ -406,7 +418,7 @@ def _run_prune(config, output_dir, strategy, overwrite, log, data, baseline, cur
                 layer_sparsity=layer_targets, channel=channel_options)
         else:
             result = core.prune(
-                baseline_model, config.method, config.schedule, config.target_sparsity,
+                tuned, config.method, config.schedule, config.target_sparsity,
                 steps_per_epoch=data.steps_per_epoch, epochs=config.fine_tune_epochs,
                 begin_step=config.begin_step, end_step=config.end_step,
                 frequency=config.frequency, initial_sparsity=config.initial_sparsity,
@@ -444,9 +456,12 @@ def _run_prune(config, output_dir, strategy, overwrite, log, data, baseline, cur
         sparsity_summaries=True)
     fine_tune_time = time.perf_counter() - start
     shutil.rmtree(backup_dir, ignore_errors=True)
+    precision.set_mixed_precision(False)
 
-    # Channel granularity wraps nothing: its model is already plain.
+    # Channel granularity wraps nothing: its model is already plain. Everything from here on
+    # (evaluation, shrink, the saved files) is float32.
     pruned = result.model if result.channel_masks is not None else core.strip(result.model)
+    pruned = precision.float32_copy(pruned)
     loss, accuracy = training.evaluate(pruned, data.test)
     summary = stats.summarize(pruned, result.pruned_layers)
     rows = summary.pop("layers")

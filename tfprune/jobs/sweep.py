@@ -17,7 +17,7 @@ import os
 import platform
 import time
 
-from tfprune import checks, distribute, io, training
+from tfprune import checks, distribute, io, precision, training
 from tfprune.data import apply_dataset_defaults, check_dataset, load_data
 from tfprune.errors import TfpruneError
 from tfprune.jobs import variant as variant_lib
@@ -70,6 +70,8 @@ class SweepConfig:
     mixed_budget_kb: float = None     # mixed quantization: a size budget (KB), or
     mixed_int4_fraction: float = None  # the share of weights at int4 (default 0.5)
     strategy: str = "default"  # distribute.STRATEGIES; batch_size is per replica
+    mixed_precision: bool = False  # baselines and fine-tuning under mixed_float16 (the saved
+    #                                models, and so the .tflite files, float32)
 
     def __post_init__(self):
         self.image_size = check_dataset(self.dataset, self.image_size)
@@ -150,7 +152,8 @@ class SweepConfig:
         return TrainConfig(dataset=self.dataset, model=self.model, epochs=self.baseline_epochs,
                            batch_size=self.batch_size, seed=seed, split_seed=self.split_seed,
                            data_dir=self.data_dir, image_size=self.image_size,
-                           strategy=self.strategy)
+                           strategy=self.strategy,
+                           mixed_precision=self.mixed_precision)
 
     def prune_config(self, key, baseline="train"):
         return variant_lib.prune_config(
@@ -158,7 +161,8 @@ class SweepConfig:
             learning_rate=self.learning_rate, batch_size=self.batch_size,
             split_seed=self.split_seed, data_dir=self.data_dir, baseline=baseline,
             baseline_epochs=self.baseline_epochs, dynamic=self.dynamic,
-            image_size=self.image_size, from_scratch=self.from_scratch, strategy=self.strategy)
+            image_size=self.image_size, from_scratch=self.from_scratch, strategy=self.strategy,
+            mixed_precision=self.mixed_precision)
 
     def load_data(self, seed):
         return load_data(self.dataset, batch_size=distribute.global_batch(self.batch_size),
@@ -389,6 +393,7 @@ def write_results(output_dir, config, rows, wall_time_s=None):
         drift=drift))
 
 
+@precision.restores_policy
 def run_sweep(config, output_dir, overwrite=False, log=print, visualize=False):
     """Run (or resume) the sweep into ``output_dir``; return the result rows. With
     ``visualize``, then the visualize job on it (``output_dir``/visualize: saliency and

@@ -10,7 +10,7 @@ import os
 import shutil
 import time
 
-from tfprune import checks, distribute, io, training
+from tfprune import checks, distribute, io, precision, training
 from tfprune.data import apply_dataset_defaults, check_dataset, load_data
 from tfprune.jobs.rundir import prepare_run_dir, read_marker, resolve
 from tfprune.keras import keras, tf
@@ -69,8 +69,10 @@ def model_path(output_dir, metrics):
     return resolve(output_dir, metrics["model_path"])
 
 
+@precision.restores_policy
 def train_baseline(config, output_dir, overwrite=False, log=print):
     """Train ``config`` into ``output_dir``; skip a finished run, resume an interrupted one.
+    ``mixed_precision`` trains under mixed_float16; the model is saved float32.
 
     Returns the metrics dict (also written to output_dir/metrics.json). Under
     ``config.strategy`` multi_worker every worker trains; only the chief writes ``output_dir``
@@ -97,7 +99,7 @@ def _train_baseline(config, output_dir, strategy, overwrite, log):
         shutil.rmtree(backup_dir)  # a checkpoint of a different configuration
 
     training.set_seed(config.seed, config.deterministic)
-    training.set_mixed_precision(config.mixed_precision)
+    precision.set_mixed_precision(config.mixed_precision)
     data = load_data(config.dataset, batch_size=distribute.global_batch(config.batch_size),
                      seed=config.seed,
                      data_dir=config.data_dir, augment=config.augment,
@@ -118,7 +120,7 @@ def _train_baseline(config, output_dir, strategy, overwrite, log):
                            tensorboard_dir=os.path.join(output_dir, "tensorboard"))
     train_time = time.perf_counter() - start
     test_loss, test_accuracy = training.evaluate(model, data.test)
-    training.save_model(model, model_file)
+    training.save_model(precision.float32_copy(model), model_file)
     io.write_json(os.path.join(output_dir, "history.json"), history.history)
     plots.plot_history(history.history, os.path.join(output_dir, "plots", "training.png"),
                        title=f"{config.model} on {config.dataset} (seed {config.seed})")
@@ -145,7 +147,8 @@ def _train_baseline(config, output_dir, strategy, overwrite, log):
 
 class BaselineFields:
     """For a job config that trains its baseline (fields dataset, model, baseline_epochs,
-    batch_size, seed, split_seed, augment, data_dir, deterministic, image_size): the
+    batch_size, seed, split_seed, augment, data_dir, deterministic, image_size, and
+    mixed_precision when it has one): the
     baseline's TrainConfig and the job's data, from those fields."""
 
     def baseline_config(self):
@@ -153,7 +156,8 @@ class BaselineFields:
             dataset=self.dataset, model=self.model, epochs=self.baseline_epochs,
             batch_size=self.batch_size, seed=self.seed, split_seed=self.split_seed,
             augment=self.augment, data_dir=self.data_dir, deterministic=self.deterministic,
-            image_size=self.image_size, strategy=getattr(self, "strategy", "default"))
+            image_size=self.image_size, strategy=getattr(self, "strategy", "default"),
+            mixed_precision=getattr(self, "mixed_precision", False))  # fields of PruneConfig
 
     def load_data(self):
         """The job's data, batched at the global batch (batch_size per replica)."""

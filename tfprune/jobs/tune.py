@@ -23,7 +23,7 @@ import os
 
 import keras_tuner
 
-from tfprune import checks, distribute, io, training
+from tfprune import checks, distribute, io, precision, training
 from tfprune.data import check_dataset, load_data
 from tfprune.errors import TfpruneError
 from tfprune.jobs import variant as variant_lib
@@ -83,6 +83,8 @@ class TuneConfig:
     mixed_budget_kb: float = None       # quantization "mixed": a size budget (KB), or
     mixed_int4_fraction: float = None   # the share of weights at int4 (default 0.5)
     strategy: str = "default"           # each trial's fine-tuning: default or mirrored
+    mixed_precision: bool = False       # fine-tune trials under mixed_float16 (models saved
+    #                                     float32)
 
     def __post_init__(self):
         self.image_size = check_dataset(self.dataset, self.image_size)
@@ -241,7 +243,8 @@ class PruningTuner(keras_tuner.engine.base_tuner.BaseTuner):
             key, dataset=config.dataset, model=config.model, fine_tune_epochs=epochs,
             learning_rate=float(hp.get("learning_rate")), split_seed=config.split_seed,
             data_dir=config.data_dir, baseline=config.baseline, image_size=config.image_size,
-            strategy=config.strategy)
+            strategy=config.strategy,
+            mixed_precision=config.mixed_precision)
         # Seeded as a sweep variant is, so a trial's result does not depend on trial order.
         training.set_seed(prune_config.seed)
         data = prune_config.load_data()
@@ -315,6 +318,7 @@ def is_worker():
     return dist_utils.has_chief_oracle() and not dist_utils.is_chief_oracle()
 
 
+@precision.restores_policy
 def run_tune(config, directory, overwrite=False, log=print):
     """Check the baseline, search, and (except on a worker) write the results; return the
     summary (None on a worker)."""

@@ -16,6 +16,7 @@ from tfprune.pruning import channels as channels_lib
 from tfprune.pruning import dynamic as dynamic_lib
 from tfprune.pruning import methods as methods_lib
 from tfprune.pruning import schedules as schedules_lib
+from tfprune.pruning import wrapper as wrapper_lib
 from tfprune.pruning.groups import channel_groups
 from tfprune.pruning.unit import PruneLowMagnitude, UnitPruneLowMagnitude, is_unit_prunable
 
@@ -124,7 +125,7 @@ def _wrap(granularity, layer, schedule, m_by_n):
     params = {"pruning_schedule": schedule}
     if m_by_n:
         params["sparsity_m_by_n"] = m_by_n
-    return tfmot.sparsity.keras.prune_low_magnitude(layer, **params)
+    return wrapper_lib.PruneLowMagnitude(layer, **params)
 
 
 def _following_batchnorm(model, layer_name):
@@ -137,14 +138,6 @@ def _following_batchnorm(model, layer_name):
             if layer_name in names:
                 tied.append(layer)
     return tied
-
-
-def check_policy():
-    policy = keras.mixed_precision.global_policy().name
-    if policy != "float32":
-        raise TfpruneError(
-            f"pruning needs the float32 Keras policy, got {policy!r}: tfmot 0.8.1 fails in its "
-            "mask multiply under mixed precision; fine-tune pruned models in float32")
 
 
 def _wrap_model(model, granularity, pruning_schedules, selected, m_by_n):
@@ -195,7 +188,6 @@ def prune(model, method="weight", schedule="polynomial", target_sparsity=0.5, *,
     method = METHODS.get(method) if isinstance(method, str) else method
     schedule, target_sparsity, m_by_n = methods_lib.check_options(
         method, schedule, target_sparsity, initial_sparsity, sparsity_m_by_n)
-    check_policy()
     config = None
     if method.decides:
         config = dynamic_lib.make_config(dynamic)

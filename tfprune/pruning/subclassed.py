@@ -3,11 +3,11 @@
 A subclassed model (its own ``call()``) has no layer graph: tfmot's ``prune_low_magnitude``
 refuses the model, and what reads the graph (unit and channel pruning, the deciding pruners,
 shrink, per-layer FLOPs) cannot run on it. tfmot's wrappers do allow wrapping the sublayers
-themselves: ``prune_sublayers`` puts a ``PruneLowMagnitude`` wrapper in place of every prunable
-sublayer the model holds in an attribute (on the model or on the layers it is made of, directly
-or in a list), so the model's own ``call()`` runs the wrappers; ``strip_sublayers`` puts the
-layers back, holding their pruned weights. The model is changed in place (a subclassed model
-cannot be cloned from a config). Weight pruning only.
+themselves: ``prune_sublayers`` puts a pruning wrapper (tfprune's, wrapper.py) in place of every
+prunable sublayer the model holds in an attribute (on the model or on the layers it is made
+of, directly or in a list), so the model's own ``call()`` runs the wrappers; ``strip_sublayers``
+puts the layers back, holding their pruned weights. The model is changed in place (a subclassed
+model cannot be cloned from a config). Weight pruning only.
 """
 
 import dataclasses
@@ -20,6 +20,7 @@ from tfprune.errors import TfpruneError
 from tfprune.keras import check_model, keras, tf
 from tfprune.pruning import schedules as schedules_lib
 from tfprune.pruning.core import is_weight_prunable
+from tfprune.pruning import wrapper as wrapper_lib
 from tfprune.pruning.unit import PruneLowMagnitude
 
 
@@ -134,7 +135,7 @@ def prune_sublayers(model, target_sparsity, schedule="polynomial", *, steps_per_
             "or name them in `exclude`")
     for owner, attribute, index, layer in slots:
         _put(owner, attribute, index,
-             tfmot.sparsity.keras.prune_low_magnitude(layer, pruning_schedule=pruning_schedule))
+             wrapper_lib.PruneLowMagnitude(layer, pruning_schedule=pruning_schedule))
     _call_once(model)  # builds the wrappers (their masks and pruning step)
     _reset_compiled_functions(model)
     return SublayerPruning(model, [UpdateSublayerPruningStep()],

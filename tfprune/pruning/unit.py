@@ -8,12 +8,13 @@ gamma and beta ("tied" variables).
 """
 
 from tensorflow_model_optimization.python.core.keras import compat as tfmot_compat
-from tensorflow_model_optimization.python.core.sparsity.keras import pruning_impl, pruning_wrapper
+from tensorflow_model_optimization.python.core.sparsity.keras import pruning_impl
 
 from tfprune.keras import keras, tf
-from tfprune.pruning import masks
+from tfprune.pruning import masks, wrapper
 
-PruneLowMagnitude = pruning_wrapper.PruneLowMagnitude
+# The class to test wrappers against: tfmot's, of which tfprune's wrappers are subclasses.
+PruneLowMagnitude = wrapper.TfmotPruneLowMagnitude
 
 
 class UnitPruning(pruning_impl.Pruning):
@@ -57,7 +58,7 @@ class UnitPruning(pruning_impl.Pruning):
         return [tfmot_compat.assign(var, value) for value, var in pairs]
 
 
-class UnitPruneLowMagnitude(PruneLowMagnitude):
+class UnitPruneLowMagnitude(wrapper.PruneLowMagnitude):
     """Prunes whole output units of a Dense or Conv2D layer under a tfmot schedule."""
 
     def __init__(self, layer, pruning_schedule, tied_layers=(), **kwargs):
@@ -73,11 +74,11 @@ class UnitPruneLowMagnitude(PruneLowMagnitude):
 
     def _per_unit_variables(self):
         bias = [self.layer.bias] if getattr(self.layer, "use_bias", False) else []
-        return bias + list(self._tied_variables)
+        # Masked in float32 on the stored variables, as the kernel is (see wrapper.py).
+        return [wrapper.stored_variable(v) for v in bias + list(self._tied_variables)]
 
-    def build(self, input_shape):
-        super().build(input_shape)
-        self.pruning_obj = UnitPruning(
+    def make_pruning_obj(self):
+        return UnitPruning(
             training_step_fn=lambda: self.pruning_step,
             pruning_vars=self.pruning_vars,
             pruning_schedule=self.pruning_schedule,
