@@ -215,7 +215,11 @@ def run(main):
         except OSError as err:
             print(f"error: {os_error_message(err)}", file=sys.stderr)
             sys.exit(EXIT_BAD_INPUT)
-        except tf.errors.UnavailableError as err:  # a peer of a multi-worker run stopped
+        except (tf.errors.UnavailableError, tf.errors.AbortedError,
+                tf.errors.CancelledError) as err:
+            if not distribute.is_multi_worker():
+                raise
+            # A peer of a multi-worker run stopped (the collective ops fail on the others).
             reason = str(err).strip().splitlines()[0][:300]
             print(f"error: a worker of this multi-worker run stopped ({reason}); start every "
                   "worker again with the same command: the run resumes from its last "

@@ -10,7 +10,6 @@ import subprocess
 import sys
 import time
 
-import numpy as np
 import pytest
 
 from tfprune import distribute
@@ -45,6 +44,8 @@ def free_ports(count):
     ('{"cluster": {"ps": ["a:1"]}, "task": {"type": "ps", "index": 0}}', "lists no 'worker'"),
     ('{"cluster": {"worker": ["a:1"]}, "task": {"type": "worker", "index": 1}}',
      "task 'worker' 1 is not in its cluster"),
+    ('{"cluster": {"worker": ["a:1", "b"]}, "task": {"type": "worker", "index": 0}}',
+     "addresses must be 'host:port', got 'b'"),
 ])
 def test_a_bad_tf_config_is_named_before_anything_runs(raw, message):
     environ = {} if raw is None else {"TF_CONFIG": raw}
@@ -82,16 +83,22 @@ def test_a_non_chief_worker_writes_a_twin_and_reads_the_chiefs_checkpoints(tmp_p
                                                                             monkeypatch):
     run = str(tmp_path / "run")
     assert distribute.writes_here(run) == run  # chief / single process: the directory itself
+    for name in ("baseline/metrics.json", "baseline/backup/chief/checkpoint"):
+        os.makedirs(os.path.dirname(os.path.join(run, name)), exist_ok=True)
+        open(os.path.join(run, name), "w").close()
+    os.makedirs(run + ".worker1/stale")  # an earlier attempt's twin: replaced
     monkeypatch.setattr(distribute, "is_chief", lambda: False)
     monkeypatch.setattr(distribute, "_task", lambda: ("worker", 1))
     twin = distribute.writes_here(run)
     assert twin == run + ".worker1"
+    # It starts as the chief's directory (the stages it finished), without checkpoints.
+    assert sorted(os.listdir(twin)) == ["baseline"]
+    assert os.listdir(os.path.join(twin, "baseline")) == ["metrics.json"]
     inner = os.path.join(twin, "baseline")
     assert distribute.writes_here(inner) == inner  # a nested job writes inside the twin
     assert distribute.shared(os.path.join(inner, "backup")) == os.path.join(run, "baseline",
                                                                             "backup")
     assert distribute.shared(str(tmp_path / "elsewhere")) == str(tmp_path / "elsewhere")
-    os.makedirs(inner)
     distribute.finish(inner)  # not a twin root: kept for its outer job
     assert os.path.isdir(inner)
     distribute.finish(twin)
@@ -100,7 +107,6 @@ def test_a_non_chief_worker_writes_a_twin_and_reads_the_chiefs_checkpoints(tmp_p
 
 MIRRORED = r"""
 import json
-import numpy as np
 import tfprune
 from tfprune import distribute, training
 from tfprune.keras import keras, tf
@@ -148,7 +154,9 @@ for name, batch in (("mirrored", 16), ("default", 32)):
     baseline = json.load(open(f"{OUT}/{name}/baseline/metrics.json"))
     out[name] = {"accuracy": metrics["accuracy"], "sparsity": metrics["pruned_sparsity"],
                  "baseline_accuracy": metrics["baseline_accuracy"],
-                 "log_batch": baseline["dataset_sizes"]}
+                 "replicas": [baseline["replicas"], metrics["replicas"]],
+                 "batch": [baseline["global_batch_size"], metrics["global_batch_size"]],
+                 "precision": [baseline["precision"], metrics["precision"]]}
 print("RESULT " + json.dumps(out))
 """
 
@@ -190,6 +198,9 @@ def test_a_mirrored_sweep_converts_and_measures(mirrored):
 
 def test_a_mirrored_job_matches_one_device_at_the_same_global_batch(mirrored):
     one, two = mirrored["default"], mirrored["mirrored"]
+    assert two["replicas"] == [2, 2] and one["replicas"] == [1, 1]
+    assert two["batch"] == one["batch"] == [32, 32]  # 16 per replica x 2 = 32 x 1
+    assert two["precision"] == [{"policy": "float32", "loss_scaling": False}] * 2
     assert abs(two["sparsity"] - 0.5) < 0.02 and abs(one["sparsity"] - 0.5) < 0.02
     # Same seed, data order and global batch (2 x 16 vs 32): only the order of the sums differs.
     assert abs(two["baseline_accuracy"] - one["baseline_accuracy"]) <= 0.03
@@ -198,21 +209,29 @@ def test_a_mirrored_job_matches_one_device_at_the_same_global_batch(mirrored):
 
 WORKER = r"""
 import json, os, sys
-import numpy as np
 import tfprune
 from tfprune.jobs.prune import PruneConfig, run_prune
 strategy, out, batch = sys.argv[1], sys.argv[2], int(sys.argv[3])
-config = PruneConfig(dataset="digits", model="cnn", method="unit", schedule="polynomial",
-                     target_sparsity=0.5, baseline_epochs=3, fine_tune_epochs=2,
-                     batch_size=batch, strategy=strategy)
-run = run_prune(config, out, log=print)
-model = run.model("pruned")  # in memory (a non-chief worker's twin is gone)
-kept = {l.name: (np.abs(l.get_weights()[0]) > 0).astype(int).tolist()
-        for l in model.layers if l.name in run.metrics["pruned_layers"]}
+common = dict(dataset="digits", model="cnn", fine_tune_epochs=2, batch_size=batch,
+              strategy=strategy)
 index = json.loads(os.environ.get("TF_CONFIG", '{"task": {"index": 0}}'))["task"]["index"]
-json.dump({"kept": kept, "accuracy": run.metrics["accuracy"],
-           "sparsity": run.metrics["pruned_sparsity"]},
-          open(os.path.join(os.path.dirname(out), f"{os.path.basename(out)}-{index}.json"), "w"))
+result = {}
+for name, options in (
+        ("unit", dict(method="unit", schedule="polynomial", target_sparsity=0.5,
+                      baseline_epochs=3)),
+        # a deciding pruner, on the baseline the first run trained (the chief's file)
+        ("incremental", dict(method="incremental", target_sparsity=0.5,
+                             dynamic={"every": 1, "granularity": "unit"},
+                             baseline=os.path.join(out, "baseline", "model.keras")))):
+    run = run_prune(PruneConfig(**common, **options), out if name == "unit" else out + "-inc",
+                    log=print)
+    model = run.model("pruned")  # in memory (a non-chief worker's twin is gone)
+    kept = {l.name: (np.abs(l.get_weights()[0]) > 0).astype(int).tolist()
+            for l in model.layers if l.name in run.metrics["pruned_layers"]}
+    result[name] = {"kept": kept, "accuracy": run.metrics["accuracy"],
+                    "sparsity": run.metrics["pruned_sparsity"],
+                    "events": run.metrics.get("pruning_events")}
+json.dump(result, open(f"{out}-{index}.json", "w"))
 """
 
 
@@ -259,27 +278,33 @@ def multi_worker(tmp_path_factory):
 
 def test_multi_worker_masks_are_identical_on_both_workers(multi_worker):
     first, second = multi_worker["workers"]
-    assert first["kept"].keys() == second["kept"].keys() and first["kept"]
-    assert first["kept"] == second["kept"]
+    for name in ("unit", "incremental"):
+        assert first[name]["kept"].keys() == second[name]["kept"].keys() and first[name]["kept"]
+        assert first[name]["kept"] == second[name]["kept"], name
     for result in (first, second):
-        assert abs(result["sparsity"] - 0.5) < 0.02
+        assert abs(result["unit"]["sparsity"] - 0.5) < 0.02
+        # the deciding pruner decided, the same on both workers
+        assert result["incremental"]["events"] >= 1 and result["incremental"]["sparsity"] > 0
+    assert first["incremental"]["events"] == second["incremental"]["events"]
     assert "2 replica(s), global batch 32" in multi_worker["logs"][0]
 
 
 def test_multi_worker_accuracy_is_close_to_one_device(multi_worker):
     first, second = multi_worker["workers"]
-    assert first["accuracy"] == second["accuracy"]
-    assert abs(first["accuracy"] - multi_worker["single"]["accuracy"]) <= 0.03
+    for name in ("unit", "incremental"):
+        assert first[name]["accuracy"] == second[name]["accuracy"]
+        assert abs(first[name]["accuracy"] - multi_worker["single"][name]["accuracy"]) <= 0.03
 
 
 def test_multi_worker_results_are_written_once(multi_worker):
     out, tmp = multi_worker["out"], multi_worker["tmp"]
-    assert os.path.isfile(os.path.join(out, "metrics.json"))
+    for run in (out, out + "-inc"):
+        assert os.path.isfile(os.path.join(run, "metrics.json"))
+        assert not os.path.exists(os.path.join(run, "backup"))
     assert os.path.isfile(os.path.join(out, "baseline", "metrics.json"))
     left = sorted(p for p in os.listdir(tmp) if p.startswith("run") and
                   os.path.isdir(os.path.join(tmp, p)))
-    assert left == ["run"]  # the other worker's twin (run.worker1) removed when it finished
-    assert not os.path.exists(os.path.join(out, "backup"))
+    assert left == ["run", "run-inc"]  # the other worker's twins (run.worker1, ...) removed
 
 
 def _progress(path):
@@ -292,11 +317,12 @@ def _progress(path):
 
 def test_killing_a_worker_and_restarting_resumes_from_the_last_checkpoint(tmp_path):
     out = str(tmp_path / "run")
-    args = ["-m", "experiments.train", "--dataset=digits", "--model=mlp", "--epochs=8",
+    args = ["-m", "experiments.prune", "--dataset=digits", "--model=mlp", "--method=unit",
+            "--target_sparsity=0.5", "--baseline_epochs=2", "--fine_tune_epochs=8",
             "--strategy=multi_worker", f"--output_dir={out}"]
     logs = [str(tmp_path / f"first{i}.log") for i in range(2)]
     procs = _start_workers(args, free_ports(2), logs)
-    progress = os.path.join(out, "backup", "progress.json")
+    progress = os.path.join(out, "backup", "progress.json")  # the fine-tuning's checkpoint
     deadline = time.time() + 300
     while _progress(progress) < 3 and time.time() < deadline and procs[0].poll() is None:
         time.sleep(0.2)
@@ -308,16 +334,27 @@ def test_killing_a_worker_and_restarting_resumes_from_the_last_checkpoint(tmp_pa
     assert codes[0] == 3, first[-3000:]  # the chief stops: a worker of the run stopped
     assert "start every worker again with the same command" in first
     assert not os.path.exists(os.path.join(out, "metrics.json"))
-    logs = [str(tmp_path / f"second{i}.log") for i in range(2)]
-    codes = _wait(_start_workers(args, free_ports(2), logs), timeout=300)
-    texts = [open(log).read() for log in logs]
-    assert codes == [0, 0], "\n".join(t[-3000:] for t in texts)
+    assert os.path.exists(out + ".worker1")  # the killed worker's twin, left as it was
+
+    def rerun(stem):
+        logs = [str(tmp_path / f"{stem}{i}.log") for i in range(2)]
+        codes = _wait(_start_workers(args, free_ports(2), logs), timeout=300)
+        texts = [open(log).read() for log in logs]
+        assert codes == [0, 0], "\n".join(t[-3000:] for t in texts)
+        return texts
+
+    texts = rerun("second")
+    for text in texts:  # both skip the finished baseline (worker 1 from its copy of the chief's)
+        assert "baseline already holds this finished run; reusing it" in text, text[-3000:]
     resumed = [int(line.split("resuming after epoch ")[1].split("/")[0])
                for line in texts[0].splitlines() if "resuming after epoch" in line]
     assert resumed and resumed[0] >= killed_after - 1, texts[0][-3000:]
     assert "resuming after epoch" in texts[1]  # the restarted worker reads the chief's checkpoint
     metrics = json.load(open(os.path.join(out, "metrics.json")))
-    assert metrics["epochs"] == 8 and metrics["epochs_run_this_time"] == 8 - resumed[0]
-    history = json.load(open(os.path.join(out, "history.json")))
-    assert len(history["loss"]) == 8
+    assert metrics["pruned_sparsity"] == pytest.approx(0.5, abs=0.02)
+    assert metrics["replicas"] == 2
     assert not os.path.exists(out + ".worker1")
+    # A finished run started again: every worker reuses it (none trains alone and waits).
+    for text in rerun("third"):
+        assert "already holds this finished run; reusing it" in text, text[-3000:]
+        assert "epoch 1/" not in text  # nothing trained

@@ -252,6 +252,9 @@ def test_mixed_precision_fine_tunes_in_float16_and_saves_float32(tmp_path, metho
     run = run_prune(config, out, log=lambda _: None)
     assert precision.global_policy() == "float32"
     metrics = run.metrics
+    assert metrics["precision"] == {"policy": "mixed_float16", "loss_scaling": True}
+    baseline = io.read_json(os.path.join(out, "baseline", "metrics.json"))
+    assert baseline["precision"] == {"policy": "mixed_float16", "loss_scaling": True}
     assert metrics["pruned_sparsity"] == pytest.approx(0.5, abs=0.02)
     assert metrics["accuracy"] > 0.5
     x, y = load_data("digits", batch_size=128).numpy("test")

@@ -116,6 +116,7 @@ def test_mixed_precision_trains_in_float16_saves_float32_and_restores_the_policy
     metrics = train_baseline(TrainConfig(**dict(TINY, mixed_precision=True)), out,
                              log=lambda _: None)
     assert precision.global_policy() == "float32"
+    assert metrics["precision"] == {"policy": "mixed_float16", "loss_scaling": True}
     model = load_model(os.path.join(out, metrics["model_path"]))
     assert precision.is_float32(model) and model.dtype_policy.name == "float32"
     assert metrics["test_accuracy"] > 0.5

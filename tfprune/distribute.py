@@ -16,11 +16,14 @@ Every worker of a multi-worker run executes the whole job: training and evaluati
 callbacks that decide (the deciding pruners) decide the same on every worker from the same
 synchronized weights. Only the chief writes into the run directory. Each other worker writes
 the same files into a twin directory of its own (``<dir>.worker<k>``, as Keras does with its
-``workertemp_<k>`` directories; ``writes_here``), which its job removes when it finishes
-(``finish``), and reads the checkpoints from the chief's directory (``shared``): Keras's
-BackupAndRestore restores every worker from ``<backup>/chief``. When one worker dies the others
-stop with an error; starting every worker again with the same command resumes from the chief's
-last epoch. The directory must be one every worker sees (one machine, or a shared filesystem).
+``workertemp_<k>`` directories; ``writes_here``), which starts as a copy of the chief's directory
+(so both skip the stages the chief finished) and which its job removes when it finishes
+(``finish``). Every worker reads the checkpoints from the chief's directory (``shared``): Keras's
+BackupAndRestore restores every worker from ``<backup>/chief`` (and has the other workers write
+their share of each save to ``<backup>/workertemp_<k>``, removed after it). When one worker dies
+the others stop with an error; starting every worker again with the same command resumes from
+the chief's last epoch. The directory must be one every worker sees (one machine, or a shared
+filesystem).
 """
 
 import json
@@ -35,6 +38,8 @@ STRATEGIES = Registry("strategy")
 
 _state = {"name": None, "strategy": None}  # the strategy this process's jobs run under
 _twins = {}  # twin root -> chief root (this process's, on a non-chief worker)
+# Checkpoint directories (training.fit's backup_dir): every worker reads the chief's own.
+_CHECKPOINT_DIRS = ("backup", "scratch_backup")
 
 TF_CONFIG_EXAMPLE = ('TF_CONFIG=\'{"cluster": {"worker": ["host1:12345", "host2:12345"]}, '
                      '"task": {"type": "worker", "index": 0}}\'')
@@ -78,6 +83,10 @@ def check_tf_config(environ=None):
                            f"{raw!r} ({type(err).__name__}: {err})") from None
     if not members:
         raise TfpruneError(f"TF_CONFIG's cluster lists no 'worker' or 'chief' addresses: {raw!r}")
+    for address in (a for addresses in members.values() for a in addresses):
+        if not isinstance(address, str) or not address.rpartition(":")[2].isdigit():
+            raise TfpruneError(f"TF_CONFIG's cluster addresses must be 'host:port', got "
+                               f"{address!r} in {raw!r}")
     if kind not in members or not 0 <= index < len(members[kind]):
         raise TfpruneError(f"TF_CONFIG's task {kind!r} {index} is not in its cluster "
                            f"{json.dumps(members)}")
@@ -133,9 +142,11 @@ def replicas():
     return current().num_replicas_in_sync
 
 
-def global_batch(per_replica):
-    """The batch the data pipeline yields: ``per_replica`` x the replicas in sync."""
-    return None if per_replica is None else int(per_replica) * replicas()
+def global_batch(per_replica, strategy=None):
+    """The batch the data pipeline yields: ``per_replica`` x the replicas in sync (of the named
+    ``strategy``, started if it is not the process's yet; else of the current one)."""
+    count = start(strategy).num_replicas_in_sync if strategy else replicas()
+    return None if per_replica is None else int(per_replica) * count
 
 
 def _task():
@@ -143,6 +154,11 @@ def _task():
     if _state["name"] != "multi_worker" or resolver is None:
         return None, None
     return resolver.task_type, resolver.task_id
+
+
+def is_multi_worker():
+    """True when this process runs under the multi-worker strategy."""
+    return _state["name"] == "multi_worker"
 
 
 def is_chief():
@@ -167,12 +183,18 @@ def _twin_of(path):
 
 def writes_here(output_dir):
     """Where this process writes a run meant for ``output_dir``: the directory itself on the
-    chief (and without multi-worker), its twin on another worker."""
+    chief (and without multi-worker), its twin on another worker. A new twin starts as a copy
+    of the chief's directory as it is now (before any training step, which needs every worker),
+    checkpoints left out: a worker restarted after a failure then finds exactly the stages the
+    chief finished, and both skip and resume the same ones."""
     if output_dir is None or is_chief() or _twin_of(output_dir)[0]:
         return output_dir
     kind, index = _task()
     chief = os.path.abspath(output_dir)
     twin = f"{chief.rstrip(os.sep)}.{kind}{index}"
+    shutil.rmtree(twin, ignore_errors=True)  # an earlier attempt's: the chief's state counts
+    if os.path.isdir(chief):
+        shutil.copytree(chief, twin, ignore=shutil.ignore_patterns(*_CHECKPOINT_DIRS))
     _twins[twin] = chief
     return twin
 

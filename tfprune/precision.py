@@ -62,6 +62,14 @@ def policies(model):
             if not isinstance(layer, keras.layers.InputLayer)}
 
 
+def trained_under(model):
+    """How ``model`` (compiled) trains: {"policy": its policy, "loss_scaling": whether its
+    optimizer scales the loss}, what the jobs write to metrics.json."""
+    return {"policy": model.dtype_policy.name,
+            "loss_scaling": isinstance(getattr(model, "optimizer", None),
+                                       keras.mixed_precision.LossScaleOptimizer)}
+
+
 def is_float32(model):
     return all(name == FLOAT32 for name in policies(model).values())
 

@@ -181,6 +181,7 @@ def fit(model, data, epochs, callbacks=(), log=print, prefix="", backup_dir=None
     callbacks = list(callbacks) + [ProgressLogger(epochs, log=log, prefix=prefix)]
     if backup_dir is not None:
         backup_dir = distribute.shared(backup_dir)  # every worker restores the chief's
+        distribute.barrier()  # the chief's clean-up before this stage is done on every worker
     if tensorboard_dir is not None:
         callbacks += summaries.callbacks(tensorboard_dir, sparsity=sparsity_summaries)
     history = None

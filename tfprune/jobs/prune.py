@@ -544,6 +544,8 @@ def _run_prune(config, output_dir, strategy, overwrite, log, data, baseline, cur
         pruned_layers=result.pruned_layers, skipped_layers=result.skipped_layers,
         schedule_steps=dataclasses.asdict(result.steps) if result.pruner is None else None,
         fine_tune_time_s=fine_tune_time, shrink=shrink_metrics, **dynamic_metrics,
+        precision=None if config.one_shot else precision.trained_under(result.model),
+        replicas=strategy.num_replicas_in_sync, global_batch_size=data.batch_size,
         one_shot=config.one_shot, layer_targets=layer_targets,
         deployed={"kind": kind, **deployed},  # the deployed model's own statistics
         # Paths relative to the run directory, so it can be copied or moved.

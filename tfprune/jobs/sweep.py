@@ -165,7 +165,8 @@ class SweepConfig:
             mixed_precision=self.mixed_precision)
 
     def load_data(self, seed):
-        return load_data(self.dataset, batch_size=distribute.global_batch(self.batch_size),
+        return load_data(self.dataset,
+                         batch_size=distribute.global_batch(self.batch_size, self.strategy),
                          seed=seed,
                          data_dir=self.data_dir, split_seed=self.split_seed,
                          augment=training.resolve_augmentation("auto", self.dataset, self.model,

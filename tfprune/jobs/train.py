@@ -131,6 +131,8 @@ def _train_baseline(config, output_dir, strategy, overwrite, log):
         "params": int(model.count_params()),
         "trainable_params": int(sum(int(tf.size(w)) for w in model.trainable_weights)),
         "train_time_s": train_time,
+        "precision": precision.trained_under(model),
+        "replicas": strategy.num_replicas_in_sync, "global_batch_size": data.batch_size,
         "epochs": config.epochs,
         "epochs_run_this_time": history.epochs_run_this_time,
         "model_path": MODEL_FILE,  # relative to the run directory: it can be moved
@@ -161,7 +163,8 @@ class BaselineFields:
 
     def load_data(self):
         """The job's data, batched at the global batch (batch_size per replica)."""
-        return load_data(self.dataset, batch_size=distribute.global_batch(self.batch_size),
+        batch = distribute.global_batch(self.batch_size, getattr(self, "strategy", "default"))
+        return load_data(self.dataset, batch_size=batch,
                          seed=self.seed,
                          data_dir=self.data_dir, augment=self.augment,
                          split_seed=self.split_seed, image_size=self.image_size)

@@ -115,11 +115,12 @@ class TuneConfig:
             checks.check_non_negative(name, getattr(self, name))
         checks.check_optional_positive("max_latency_ms", self.max_latency_ms)
         checks.check_file("baseline", self.baseline, "a saved Keras model file")
-        if distribute.check_strategy(self.strategy) == "multi_worker":
+        if self.strategy == "multi_worker":
             raise TfpruneError(
                 "`strategy` of a tuning run is 'default' or 'mirrored' (each trial on this "
                 "machine's devices); to tune on several machines run keras-tuner's distributed "
                 "mode, one chief and workers that each run trials (README: Training at scale)")
+        distribute.check_strategy(self.strategy)
         self.mixed_spec()
         # Every corner of the space is a valid pruning configuration.
         for method in self.methods:
@@ -322,6 +323,7 @@ def is_worker():
 def run_tune(config, directory, overwrite=False, log=print):
     """Check the baseline, search, and (except on a worker) write the results; return the
     summary (None on a worker)."""
+    distribute.start(config.strategy)  # before any trial's data: the batch is per replica
     model = load_baseline(config, log)  # a damaged baseline is one clear error, not one a trial
     if "mixed" in config.quantizations:  # a budget below its all-int4 size: refused before trials
         export.check_float32("mixed", export.to_tflite(model, "float32"), model,
