@@ -107,6 +107,7 @@ def test_a_non_chief_worker_writes_a_twin_and_reads_the_chiefs_checkpoints(tmp_p
 
 MIRRORED = r"""
 import json
+import numpy as np
 import tfprune
 from tfprune import distribute, training
 from tfprune.keras import keras, tf
@@ -146,6 +147,14 @@ sweep = SweepConfig(methods=("weight",), schedules=("constant",), sparsities=(0.
                     batch_size=16, latency_runs=3, strategy="mirrored")
 rows = run_sweep(sweep, f"{OUT}/sweep", log=lambda _: None)
 out["sweep"] = [(r["method"], r["quantization"], r["tflite_accuracy"]) for r in rows]
+from glob import glob
+from tfprune.jobs.tune import TuneConfig, run_tune
+tune = TuneConfig(baseline=f"{OUT}/sweep/baselines/seed0/model.keras", model="cnn", max_trials=1,
+                  epochs=(1,), quantizations=("float32",), latency_runs=3, strategy="mirrored")
+summary = run_tune(tune, f"{OUT}/tune", log=lambda _: None)
+trial = json.load(open(glob(f"{OUT}/tune/tune/trial_*/prune/metrics.json")[0]))
+out["tune"] = {"trials": len(summary["trials"]), "replicas": trial["replicas"],
+               "batch": trial["global_batch_size"]}
 for name, batch in (("mirrored", 16), ("default", 32)):
     config = PruneConfig(dataset="digits", model="cnn", method="unit", schedule="constant",
                          target_sparsity=0.5, baseline_epochs=3, fine_tune_epochs=2,
@@ -196,6 +205,11 @@ def test_a_mirrored_sweep_converts_and_measures(mirrored):
     assert all(0.3 < accuracy <= 1 for _, _, accuracy in rows)
 
 
+def test_a_mirrored_tuning_trial_trains_on_both_replicas(mirrored):
+    # the first trial too: digits' batch of 32 per replica, 64 in all
+    assert mirrored["tune"] == {"trials": 1, "replicas": 2, "batch": 64}
+
+
 def test_a_mirrored_job_matches_one_device_at_the_same_global_batch(mirrored):
     one, two = mirrored["default"], mirrored["mirrored"]
     assert two["replicas"] == [2, 2] and one["replicas"] == [1, 1]
@@ -209,6 +223,7 @@ def test_a_mirrored_job_matches_one_device_at_the_same_global_batch(mirrored):
 
 WORKER = r"""
 import json, os, sys
+import numpy as np
 import tfprune
 from tfprune.jobs.prune import PruneConfig, run_prune
 strategy, out, batch = sys.argv[1], sys.argv[2], int(sys.argv[3])
