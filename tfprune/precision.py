@@ -64,7 +64,7 @@ def policies(model):
 
 def trained_under(model):
     """How ``model`` (compiled) trains: {"policy": its policy, "loss_scaling": whether its
-    optimizer scales the loss}, what the jobs write to metrics.json."""
+    optimizer scales the loss}, what the jobs record with their metrics."""
     return {"policy": model.dtype_policy.name,
             "loss_scaling": isinstance(getattr(model, "optimizer", None),
                                        keras.mixed_precision.LossScaleOptimizer)}
