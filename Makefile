@@ -37,11 +37,13 @@ data:
 		exit 1; \
 	fi
 
+# Tests run in one process per core (pytest-xdist); a module's tests stay in one process, so its
+# module-scoped fixtures (trained models) are made once.
 test: $(STAMP)
-	$(BIN)/python -m pytest -q --durations=10
+	$(BIN)/python -m pytest -q -n auto --dist loadscope --durations=10
 
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -q -m "not slow"
+	$(BIN)/python -m pytest -q -n auto --dist loadscope -m "not slow"
 
 clean-venv:
 	rm -rf $(VENV)
