@@ -44,3 +44,29 @@ def test_tables_render_every_section():
 def test_unknown_section_is_a_clean_error(python, tmp_path):
     result = python(["-m", "benchmarks.run", "--sections=speed", f"--output_dir={tmp_path}"])
     assert_clean_error(result, "unknown benchmark section(s) speed; choose from training")
+
+
+def test_xnnpack_sparse_models_and_policy(tmp_path):
+    import numpy as np
+
+    from benchmarks import xnnpack_sparse
+    from tfprune.models import build_model
+
+    zoo = build_model("mobilenetv2", (32, 32, 3), 10, seed=0)
+    compatible = xnnpack_sparse.mobilenetv2_xnnpack()
+    assert compatible.count_params() == zoo.count_params()  # the same layers and widths
+    assert "Could not find `Conv2D 3x3`" in xnnpack_sparse.policy_refusal(zoo)
+    assert xnnpack_sparse.policy_refusal(compatible) is None
+    assert xnnpack_sparse.policy_refusal(xnnpack_sparse.probe_model()) is None
+
+    pruned, names, zeros = xnnpack_sparse.zero_pointwise(compatible, 0.9)
+    assert len(names) == 34 and abs(zeros - 0.9) < 1e-3
+    assert all(pruned.get_layer(n).kernel_size == (1, 1) for n in names)
+    assert np.count_nonzero(compatible.get_layer(names[0]).kernel.numpy() == 0) == 0
+
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu sse sse2 avx avx2\n")
+    assert xnnpack_sparse.cpu_has_avx(str(cpuinfo)) is True
+    cpuinfo.write_text("flags\t\t: fpu sse sse2 sse4_2\n")
+    assert xnnpack_sparse.cpu_has_avx(str(cpuinfo)) is False
+    assert xnnpack_sparse.cpu_has_avx(str(tmp_path / "absent")) is None
