@@ -27,17 +27,23 @@ from tfprune import io
 from tfprune.keras import keras, tf
 from tfprune.models import build_model
 from tfprune.pruning.oneshot import magnitude_mask
-from tfprune.tflite import evaluate, export, measure
+from tfprune.tflite import export, measure
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("output_dir", "benchmarks/xnnpack_sparse", "Where the files and results go.")
-flags.DEFINE_list("sparsities", ["0.75", "0.9"], "Sparsities of MobileNetV2's 1x1 convolutions.")
-flags.DEFINE_float("probe_sparsity", 0.99, "Sparsity of the probe net's 1x1 convolutions.")
-flags.DEFINE_integer("rounds", 10, "Shuffled rounds of the interleaved timing.", lower_bound=1)
-flags.DEFINE_integer("runs_per_round", 20, "Invocations per file and round.", lower_bound=1)
-flags.DEFINE_string("qemu_cpu", None, "Also run each dense/sparse-encoded pair under "
-                    "`qemu-x86_64 -cpu <this>` (a CPU model without AVX, e.g. Nehalem), where "
-                    "XNNPACK allows its sparse path: emulated times, for the ratio only.")
+
+
+def define_flags():
+    """The script's flags, defined only when it runs (importing it, as the tests do, next to
+    another benchmark script that defines --output_dir must not clash)."""
+    flags.DEFINE_string("output_dir", "benchmarks/xnnpack_sparse", "Where the files and results go.")
+    flags.DEFINE_list("sparsities", ["0.75", "0.9"], "Sparsities of MobileNetV2's 1x1 convolutions.")
+    flags.DEFINE_float("probe_sparsity", 0.99, "Sparsity of the probe net's 1x1 convolutions.")
+    flags.DEFINE_integer("rounds", 10, "Shuffled rounds of the interleaved timing.", lower_bound=1)
+    flags.DEFINE_integer("runs_per_round", 20, "Invocations per file and round.", lower_bound=1)
+    flags.DEFINE_string("qemu_cpu", None, "Also run each dense/sparse-encoded pair under "
+                        "`qemu-x86_64 -cpu <this>` (a CPU model without AVX, e.g. Nehalem), where "
+                        "XNNPACK allows its sparse path: emulated times, for the ratio only.")
+
 
 INPUT_SHAPE = (32, 32, 3)
 
@@ -362,4 +368,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    define_flags()
     common.run(main)
