@@ -26,6 +26,7 @@ the chief's last epoch. The directory must be one every worker sees (one machine
 filesystem).
 """
 
+import contextlib
 import json
 import os
 import shutil
@@ -214,6 +215,17 @@ def finish(output_dir):
     if path in _twins:
         shutil.rmtree(path, ignore_errors=True)
         del _twins[path]
+
+
+@contextlib.contextmanager
+def job(name, output_dir):
+    """A job run under strategy ``name`` into ``output_dir``: yields (the strategy, where this
+    process writes: ``writes_here``); the twin is removed (``finish``) when the job returns,
+    kept when it raises, so a restarted worker resumes from the same state."""
+    strategy = start(name)
+    own_dir = writes_here(output_dir)
+    yield strategy, own_dir
+    finish(own_dir)
 
 
 def barrier():

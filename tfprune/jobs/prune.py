@@ -368,11 +368,9 @@ def run_prune(config, output_dir, overwrite=False, log=print, data=None, baselin
     replica; under multi_worker only the chief writes ``output_dir`` (distribute.py; the
     returned run of another worker points at its twin, removed on return).
     """
-    strategy = distribute.start(config.strategy)
-    own_dir = distribute.writes_here(output_dir)
-    run = _run_prune(config, own_dir, strategy, overwrite, log, data, baseline, curves_cache)
-    distribute.finish(own_dir)
-    return run
+    with distribute.job(config.strategy, output_dir) as (strategy, own_dir):
+        return _run_prune(config, own_dir, strategy, overwrite, log, data, baseline,
+                          curves_cache)
 
 
 def _run_prune(config, output_dir, strategy, overwrite, log, data, baseline, curves_cache):

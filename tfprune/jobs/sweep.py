@@ -401,11 +401,8 @@ def run_sweep(config, output_dir, overwrite=False, log=print, visualize=False):
     Grad-CAM grids, class models, drift), which report.md shows. Under ``config.strategy``
     every baseline and fine-tuning trains on all replicas; under multi_worker only the chief
     writes ``output_dir`` (distribute.py)."""
-    distribute.start(config.strategy)
-    own_dir = distribute.writes_here(output_dir)
-    rows = _run_sweep(config, own_dir, overwrite, log, visualize)
-    distribute.finish(own_dir)
-    return rows
+    with distribute.job(config.strategy, output_dir) as (_, own_dir):
+        return _run_sweep(config, own_dir, overwrite, log, visualize)
 
 
 def _run_sweep(config, output_dir, overwrite, log, visualize):

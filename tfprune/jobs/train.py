@@ -78,11 +78,8 @@ def train_baseline(config, output_dir, overwrite=False, log=print):
     ``config.strategy`` multi_worker every worker trains; only the chief writes ``output_dir``
     (distribute.py).
     """
-    strategy = distribute.start(config.strategy)
-    own_dir = distribute.writes_here(output_dir)
-    metrics = _train_baseline(config, own_dir, strategy, overwrite, log)
-    distribute.finish(own_dir)
-    return metrics
+    with distribute.job(config.strategy, output_dir) as (strategy, own_dir):
+        return _train_baseline(config, own_dir, strategy, overwrite, log)
 
 
 def _train_baseline(config, output_dir, strategy, overwrite, log):
