@@ -16,8 +16,6 @@ Writes results.json and results.md into --output_dir.
 """
 
 import os
-import random
-import time
 
 import numpy as np
 from absl import flags
@@ -211,17 +209,7 @@ def time_runtimes(files, rounds, runs_per_round, warmup=20, seed=0, log=print):
                 first = str(err).strip().splitlines()[0] if str(err).strip() else ""
                 result.setdefault(runtime, {})[path] = f"error: {type(err).__name__} {first}"
                 log(f"  {runtime}: {os.path.basename(path)}: {result[runtime][path]}")
-    times = {key: [] for key in calls}
-    order = list(calls)
-    rng = random.Random(seed)
-    for _ in range(rounds):
-        rng.shuffle(order)
-        for key in order:
-            invoke = calls[key]
-            for _ in range(runs_per_round):
-                start = time.perf_counter()
-                invoke()
-                times[key].append(time.perf_counter() - start)
+    times = measure.interleaved_times(calls, rounds, runs_per_round, seed)
     for (runtime, path), t in times.items():
         result.setdefault(runtime, {})[path] = float(np.median(t) * 1e6)
     return result

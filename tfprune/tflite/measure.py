@@ -120,6 +120,24 @@ def convert_and_measure(model, x_test, y_test, representative, quantizations, sp
     return rows
 
 
+def interleaved_times(calls, rounds, runs_per_round, seed=0):
+    """{key: [seconds per call]} of every ``calls[key]()`` (warmed up by the caller), timed in
+    ``rounds`` rounds that each visit the keys in a freshly shuffled (seeded) order and call each
+    ``runs_per_round`` times: a slow spell of the machine falls on all of them alike."""
+    times = {key: [] for key in calls}
+    order = list(calls)
+    rng = random.Random(seed)
+    for _ in range(rounds):
+        rng.shuffle(order)
+        for key in order:
+            invoke = calls[key]
+            for _ in range(runs_per_round):
+                start = time.perf_counter()
+                invoke()
+                times[key].append(time.perf_counter() - start)
+    return times
+
+
 def time_together(files, example, rounds=10, runs_per_round=20, warmup=20, num_threads=1,
                   seed=0):
     """Latency of many .tflite files measured interleaved: {file: {"latency_ms_median",
@@ -139,17 +157,8 @@ def time_together(files, example, rounds=10, runs_per_round=20, warmup=20, num_t
         evaluate.prepare_single(model, example)
         for _ in range(warmup):
             model.interpreter.invoke()
-    times = {path: [] for path in files}
-    order = list(files)
-    rng = random.Random(seed)
-    for _ in range(rounds):
-        rng.shuffle(order)
-        for path in order:
-            invoke = loaded[path].interpreter.invoke
-            for _ in range(runs_per_round):
-                start = time.perf_counter()
-                invoke()
-                times[path].append(time.perf_counter() - start)
+    times = interleaved_times({path: loaded[path].interpreter.invoke for path in files},
+                              rounds, runs_per_round, seed)
     return {path: {"latency_ms_median": float(np.median(t) * 1e3),
                    "latency_ms_p90": float(np.percentile(t, 90) * 1e3),
                    "latency_runs": len(t), "latency_warmup": warmup,
