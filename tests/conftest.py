@@ -19,6 +19,23 @@ def run_python(args, cwd=ROOT, timeout=600, env=None):
                           timeout=timeout, env=full_env)
 
 
+# The start of a script that prunes under MirroredStrategy on two logical CPU devices (they must
+# be made before TensorFlow starts, so such tests run in a fresh interpreter): ``strategy``, a
+# digits-shaped batch ``x``, ``y``, and tfprune's prune, strip and stats.
+MIRRORED_PREAMBLE = """
+import tfprune
+import numpy as np
+from tfprune.keras import keras, tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+from tfprune.models import build_model
+from tfprune.pruning import prune, strip, stats
+strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+x = np.random.default_rng(0).random((64, 8, 8, 1)).astype("float32")
+y = np.arange(64) % 10
+"""
+
+
 @pytest.fixture
 def python():
     return run_python

@@ -10,6 +10,8 @@ from tfprune.models import build_model
 from tfprune.pruning import prune, strip, stats
 from tfprune.pruning.unit import PruneLowMagnitude, UnitPruneLowMagnitude
 
+from conftest import MIRRORED_PREAMBLE
+
 
 @pytest.fixture(scope="module")
 def digits():
@@ -127,17 +129,7 @@ def test_models_built_under_the_mixed_float16_policy_are_pruned(digits):
 
 
 def test_unit_pruning_under_mirrored_strategy_on_two_cpus(python):
-    code = """
-import tfprune
-import numpy as np
-from tfprune.keras import keras, tf
-cpu = tf.config.list_physical_devices("CPU")[0]
-tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-from tfprune.models import build_model
-from tfprune.pruning import prune, strip, stats
-strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
-x = np.random.default_rng(0).random((64, 8, 8, 1)).astype("float32")
-y = np.arange(64) % 10
+    code = MIRRORED_PREAMBLE + """
 with strategy.scope():
     result = prune(build_model("cnn", (8, 8, 1), 10, seed=0), "unit", "constant", 0.5,
                    steps_per_epoch=4, epochs=2)

@@ -13,6 +13,8 @@ from tfprune.pruning.unit import PruneLowMagnitude as TfmotWrapper
 from tfprune.pruning.unit import UnitPruneLowMagnitude
 from tfprune.pruning.wrapper import PruneLowMagnitude, stored_variable
 
+from conftest import MIRRORED_PREAMBLE
+
 
 @pytest.fixture
 def mixed():
@@ -143,19 +145,8 @@ def test_every_granularity_reaches_its_target_under_mixed_float16(mixed, digits,
 
 
 def test_weight_and_unit_pruning_under_mixed_float16_and_mirrored_strategy(python):
-    code = """
-import tfprune
-import numpy as np
-from tfprune.keras import keras, tf
-cpu = tf.config.list_physical_devices("CPU")[0]
-tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    code = MIRRORED_PREAMBLE + """
 from tfprune import precision
-from tfprune.models import build_model
-from tfprune.pruning import prune, strip, stats
-from tfprune.pruning.wrapper import stored_variable
-strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
-x = np.random.default_rng(0).random((64, 8, 8, 1)).astype("float32")
-y = np.arange(64) % 10
 precision.set_mixed_precision(True)
 for method in ("weight", "unit"):
     with strategy.scope():
