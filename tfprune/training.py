@@ -49,8 +49,6 @@ def compile_model(model, optimizer=None):
     return model
 
 
-
-
 def resolve_augmentation(augment, dataset, model, image_size=None):
     """'auto' -> the dataset's augmentation for convolutional models, 'none' for an MLP."""
     if augment != "auto":

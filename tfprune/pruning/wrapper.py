@@ -56,4 +56,3 @@ class PruneLowMagnitude(TfmotPruneLowMagnitude):
             block_size=self.block_size,
             sparsity_m_by_n=self.sparsity_m_by_n,
             block_pooling_type=self.block_pooling_type)
-
