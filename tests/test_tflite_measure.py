@@ -24,9 +24,10 @@ def conversions(monkeypatch):
     calls = []
     original = export.to_tflite
 
-    def counting(model, quantization="float32", representative_data=None, sparse=False):
+    def counting(model, quantization="float32", representative_data=None, sparse=False,
+                 traced=None):
         calls.append((quantization, sparse))
-        return original(model, quantization, representative_data, sparse)
+        return original(model, quantization, representative_data, sparse, traced=traced)
 
     monkeypatch.setattr(export, "to_tflite", counting)
     return calls

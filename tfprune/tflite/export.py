@@ -20,6 +20,7 @@ from tfprune.keras import check_model, tf
 from tfprune.pruning.unit import is_wrapped
 from tfprune.registry import Registry
 from tfprune.tflite import mixed as mixed_lib
+from tfprune.tflite.traced import Traced
 
 QUANTIZATIONS = Registry("quantization")
 
@@ -153,7 +154,7 @@ def check_representative(model, representative_data):
 
 
 def to_tflite(model, quantization="float32", representative_data=None, sparse=False, mixed=None,
-              validation=None):
+              validation=None, traced=None):
     """Convert a Keras model to .tflite bytes.
 
     ``representative_data``: inputs (N, *input_shape) for int8 calibration.
@@ -161,6 +162,8 @@ def to_tflite(model, quantization="float32", representative_data=None, sparse=Fa
     for int4 and mixed, which are an error with it).
     ``mixed``: a ``mixed.MixedSpec`` (default: half the weights int4); ``validation``: (x, y),
     a validation sample, required by "mixed" to rank the layers.
+    ``traced``: a ``traced.Traced`` of ``model`` (entered) when several conversions of it share
+    one trace; the bytes are the same either way.
     """
     check_model(model, graph=False)
     spec = check_rewrite(quantization, sparse, mixed, validation)
@@ -169,9 +172,18 @@ def to_tflite(model, quantization="float32", representative_data=None, sparse=Fa
                            "(tfprune.pruning.strip) so the .tflite holds plain layers")
     representative = check_representative(model, representative_data)
     if spec.rewrites:
-        float32 = to_tflite(model, "float32")
+        float32 = to_tflite(model, "float32", traced=traced)
         return from_float32(quantization, float32, model, mixed, validation)[0]
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    if traced is None:
+        with Traced(model) as traced:
+            return _convert(traced, spec, representative, sparse)
+    if traced.model is not model:
+        raise TfpruneError("`traced` is a trace of another model than `model`")
+    return _convert(traced, spec, representative, sparse)
+
+
+def _convert(traced, spec, representative, sparse):
+    converter = traced.converter()
     spec.configure(converter, representative)
     if sparse:
         converter.optimizations = list(converter.optimizations) + [

@@ -16,6 +16,7 @@ import numpy as np
 
 from tfprune import checks
 from tfprune.tflite import evaluate, export
+from tfprune.tflite.traced import Traced
 
 COMPARISON_COLUMNS = ["variant", "quantization", "sparse", "keras_accuracy", "tflite_accuracy",
            "accuracy_delta", "size_bytes", "gzip_bytes", "compression_vs_float32",
@@ -47,6 +48,16 @@ def convert_and_measure(model, x_test, y_test, representative, quantizations, sp
     carries int4_layers, int8_layers, int4_fraction, mixed_budget_kb and the layer_costs.
     ``float32``: (bytes, seconds) of the float32 conversion when the caller already made it.
     """
+    with Traced(model) as traced:  # one trace for all of the model's conversions
+        return _convert_and_measure(
+            model, x_test, y_test, representative, quantizations, sparse_options, output_dir,
+            stem, num_threads, latency_runs, warmup, keras_accuracy, log, done, sparse_sizes,
+            mixed, validation, float32, traced)
+
+
+def _convert_and_measure(model, x_test, y_test, representative, quantizations, sparse_options,
+                         output_dir, stem, num_threads, latency_runs, warmup, keras_accuracy, log,
+                         done, sparse_sizes, mixed, validation, float32, traced):
     quantizations = validate_quantizations(quantizations)
     representative = export.check_representative(model, representative)
     for quantization in quantizations:  # before anything is converted or written
@@ -65,7 +76,7 @@ def convert_and_measure(model, x_test, y_test, representative, quantizations, sp
             else:
                 start = time.perf_counter()
                 content, info = export.to_tflite(model, quantization, representative,
-                                                 sparse=sparse), None
+                                                 sparse=sparse, traced=traced), None
                 seconds = time.perf_counter() - start
             converted[(quantization, sparse)] = (content, seconds, info)
         return converted[(quantization, sparse)]
