@@ -188,3 +188,80 @@ def test_a_rollback_of_groups_sharing_a_layer_restores_everything():
     for bn in (stem_bn, pw_bn):
         revived = bn.moving_variance.numpy()[[0, 2]]
         np.testing.assert_array_equal(revived, before[bn.moving_variance.name][[0, 2]])
+
+
+def _taylor_data(n=64):
+    rng = np.random.default_rng(1)
+    x = rng.random((n, 8, 8, 1)).astype(np.float32)
+    return x, (x.mean(axis=(1, 2, 3)) > 0.5).astype(np.int64)
+
+
+def test_step_taylor_sums_the_optimizers_own_gradients():
+    """The sums are |w * dL/dw| of each training step (weights before the step), added up;
+    the optimizer is itself again after detach."""
+    import tensorflow as tf
+
+    from tfprune.keras import keras
+
+    x, y = _taylor_data()
+    model = build_model("mlp", (8, 8, 1), 2, seed=0)
+    model.compile(keras.optimizers.SGD(0.1), "sparse_categorical_crossentropy")
+    kernel = model.get_layer("fc1").kernel
+    taylor = dynamic.StepTaylor([kernel])
+    assert model.trainable_variables[0] is kernel
+    initial = model.get_weights()
+    expected = np.zeros(kernel.shape)
+    for batch in (slice(0, 32), slice(32, 64)):  # the two SGD steps of the fit below, by hand
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(
+                y[batch], model(x[batch], training=True)))
+        gradients = tape.gradient(loss, model.trainable_variables)
+        expected += np.abs(kernel.numpy() * gradients[0].numpy())
+        for variable, gradient in zip(model.trainable_variables, gradients):
+            variable.assign_sub(0.1 * gradient)
+    weights = kernel.numpy()
+    model.set_weights(initial)
+    taylor.attach(model)
+    model.fit(x, y, batch_size=32, epochs=1, shuffle=False, verbose=0)
+    assert taylor.steps() == 2
+    np.testing.assert_allclose(taylor.read()[kernel.ref()], expected, rtol=1e-4, atol=1e-7)
+    np.testing.assert_allclose(kernel.numpy(), weights, rtol=1e-5, atol=1e-6)
+    state = taylor.state()
+    taylor.reset()
+    assert taylor.steps() == 0 and not taylor.read()[kernel.ref()].any()
+    taylor.restore(state)  # a resume puts the sums of the checkpoint back
+    np.testing.assert_allclose(taylor.read()[kernel.ref()], expected, rtol=1e-4, atol=1e-7)
+    taylor.detach(model)
+    assert "apply_gradients" not in vars(model.optimizer)
+    model.fit(x, y, batch_size=32, epochs=1, shuffle=False, verbose=0)
+    assert taylor.steps() == 2  # detached: nothing more added
+
+
+def test_incremental_scores_from_the_fit_steps_not_a_pass_of_its_own(monkeypatch):
+    """Under fit, no extra pass over the data; in a loop that never steps the model's optimizer
+    the pruner scores over ``train_data`` instead."""
+    import tensorflow as tf
+
+    x, y = _taylor_data(128)
+    passes = []
+    real = dynamic.taylor_contributions
+    monkeypatch.setattr(dynamic, "taylor_contributions",
+                        lambda *a: (passes.append(1), real(*a))[1])
+    data = tf.data.Dataset.from_tensor_slices((x, y)).batch(64)
+    result = prune(build_model("mlp", (8, 8, 1), 2, seed=0), "incremental",
+                   target_sparsity=0.5, steps_per_epoch=2, epochs=4,
+                   dynamic=DynamicConfig(granularity="unit", every=1), train_data=data)
+    _fit(result, 4, x, y)
+    assert passes == [] and result.pruner.taylor.steps() == 0  # each round used and reset
+    events = [d for d in result.pruner.decisions if d["action"] == "prune"]
+    assert len(events) >= 2 and result.pruner.history[-1]["sparsity"]["fc1"] > 0
+    # No optimizer step (a loop of its own): the pruner's own pass over train_data scores.
+    other = prune(build_model("mlp", (8, 8, 1), 2, seed=0), "incremental", target_sparsity=0.5,
+                  steps_per_epoch=2, epochs=4, dynamic=DynamicConfig(granularity="unit"),
+                  train_data=data)
+    other.model.compile("adam", "sparse_categorical_crossentropy")
+    other.pruner.set_model(other.model)
+    scores = other.pruner.scores()
+    assert passes == [1] and len(scores) == len(other.pruner.slots)
+    assert all(s.shape == slot.kernel_and_mask()[0].shape and s.any()
+               for s, slot in zip(scores, other.pruner.slots))

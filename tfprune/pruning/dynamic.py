@@ -324,10 +324,95 @@ class MeanColumnNormPruner(_MaskPruner):
         self.write()
 
 
+class StepTaylor:
+    """First-order Taylor contributions |w * dL/dw| of ``variables`` summed over the training
+    steps, from the optimizer's own gradients: ``attach`` wraps the model optimizer's
+    ``apply_gradients``, so scoring costs no extra pass over the data.
+
+    Under a distribution strategy each replica adds its own gradients and a read sums the
+    replicas (and the workers), so every replica and worker reads the same sums. Steps whose
+    gradients are not finite (skipped by loss scaling) add nothing.
+    """
+
+    def __init__(self, variables):
+        self.variables = list(variables)
+        self._sums = self._optimizer = None
+        self._restored = None
+
+    def attach(self, model):
+        if self._sums is None:
+            with model.distribute_strategy.scope():
+                self._sums = [tf.Variable(tf.zeros(v.shape, tf.float32), trainable=False,
+                                          synchronization=tf.VariableSynchronization.ON_READ,
+                                          aggregation=tf.VariableAggregation.SUM)
+                              for v in self.variables]
+                self._steps = tf.Variable(0.0, trainable=False,
+                                          synchronization=tf.VariableSynchronization.ON_READ,
+                                          aggregation=tf.VariableAggregation.SUM)
+        if self._restored is not None:
+            self.restore(self._restored)
+        optimizer = model.optimizer
+        original = type(optimizer).apply_gradients.__get__(optimizer)
+        index = {v.ref(): i for i, v in enumerate(self.variables)}
+
+        def apply_gradients(grads_and_vars, *args, **kwargs):
+            grads_and_vars = list(grads_and_vars)
+            for gradient, variable in grads_and_vars:
+                i = index.get(variable.ref())
+                if i is None or gradient is None:
+                    continue
+                contribution = tf.abs(tf.cast(tf.convert_to_tensor(variable), tf.float32)
+                                      * tf.cast(tf.convert_to_tensor(gradient), tf.float32))
+                self._sums[i].assign_add(tf.where(tf.math.is_finite(contribution),
+                                                  contribution, 0.0))
+            self._steps.assign_add(1.0)
+            return original(grads_and_vars, *args, **kwargs)
+
+        optimizer.apply_gradients = apply_gradients
+        self._optimizer = optimizer
+        model.train_function = None  # a function traced before the wrapping would not feed it
+
+    def detach(self, model):
+        if self._optimizer is not None:
+            vars(self._optimizer).pop("apply_gradients", None)
+            self._optimizer = None
+            model.train_function = None
+
+    def steps(self):
+        return 0.0 if self._sums is None else float(self._steps.read_value().numpy())
+
+    def read(self):
+        """{variable ref: summed contributions} since the last ``reset``."""
+        return {v.ref(): s.read_value().numpy().astype(np.float64)
+                for v, s in zip(self.variables, self._sums)}
+
+    def reset(self):
+        for total in self._sums:
+            total.assign(tf.zeros(total.shape, tf.float32))
+        self._steps.assign(0.0)
+
+    def state(self):
+        if self._sums is None:
+            return self._restored
+        return {"sums": [s.read_value().numpy() for s in self._sums], "steps": self.steps()}
+
+    def restore(self, state):
+        """Set the sums (as of a checkpoint); before ``attach`` they wait for it."""
+        if self._sums is None or state is None:
+            self._restored = state
+            return
+        for total, value in zip(self._sums, state["sums"]):
+            total.assign(value)
+        self._steps.assign(state["steps"])
+        self._restored = None
+
+
 class TaylorPruner(_MaskPruner):
     """Incremental contribution pruning: every ``every`` epochs prune ``prune_fraction`` of the
     remaining units (or weights) with the lowest first-order Taylor contribution |w * dL/dw|,
-    summed over one pass of the training data, until ``target_sparsity``."""
+    summed over the training steps since the last round (the optimizer's own gradients:
+    ``StepTaylor``). ``dataset`` (with ``max_batches``) scores instead, in one pass of its own,
+    only when no step went through the model's optimizer (a custom loop)."""
 
     name = "incremental"
 
@@ -338,13 +423,20 @@ class TaylorPruner(_MaskPruner):
         self.dataset = dataset
         self.max_batches = max_batches
         self.fraction = config.prune_fraction
+        self.taylor = StepTaylor(
+            {v.ref(): v for slot in self.slots for v in slot.variables()}.values())
 
     def get_state(self):
-        return dict(super().get_state(), fraction=self.fraction)
+        return dict(super().get_state(), fraction=self.fraction, taylor=self.taylor.state())
 
     def set_state(self, state):
         super().set_state(state)
         self.fraction = state["fraction"]
+        self.taylor.restore(state.get("taylor"))
+
+    def set_model(self, model):
+        super().set_model(model)
+        self.taylor.attach(model)
 
     def on_train_begin(self, logs=None):
         super().on_train_begin(logs)
@@ -352,12 +444,20 @@ class TaylorPruner(_MaskPruner):
             rounds = max(1, int(0.7 * self.params.get("epochs", 1)) // self.config.every)
             self.fraction = 1.0 - (1.0 - self.target) ** (1.0 / rounds)
 
+    def on_train_end(self, logs=None):
+        super().on_train_end(logs)
+        self.taylor.detach(self.model)
+
     def scores(self):
-        batches = itertools.islice(self.dataset, self.max_batches) if self.max_batches \
-            else self.dataset
-        variables = list({v.ref(): v for slot in self.slots for v in slot.variables()}.values())
-        arrays = dict(zip((v.ref() for v in variables),
-                          taylor_contributions(self.model, batches, variables)))
+        if self.taylor.steps():
+            arrays = self.taylor.read()
+            self.taylor.reset()
+        else:
+            batches = itertools.islice(self.dataset, self.max_batches) if self.max_batches \
+                else self.dataset
+            variables = self.taylor.variables
+            arrays = dict(zip((v.ref() for v in variables),
+                              taylor_contributions(self.model, batches, variables)))
         return [slot.matrix(arrays) for slot in self.slots]
 
     def on_epoch_end(self, epoch, logs=None):
