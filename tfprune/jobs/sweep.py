@@ -6,7 +6,8 @@ stripped and shrunk, converted to each quantization and measured on the LiteRT i
 rerun skips variants whose file holds their rows, so an interrupted sweep loses only the
 variant in progress. When every variant is done, all deployed .tflite files are timed together,
 interleaved in shuffled rounds (latency.json), so latencies compare like with like.
-results.csv / results.json / report.md / plots are rebuilt from those files after every variant.
+results.csv / results.json / report.md are rebuilt from those files after every variant, the plots
+at most once a minute while variants run and always at the end.
 """
 
 import dataclasses
@@ -40,6 +41,8 @@ VariantKey = rows_lib.VariantKey
 # it is compared at (all-int8 dynamic range, all-int4, mixed int4/int8 by importance).
 HYBRID_LAYER_SPARSITY = (rows_lib.UNIFORM, "auto")
 HYBRID_QUANTIZATIONS = ("dynamic", "int4", "mixed")
+# While variants run, the plots are drawn again at most this often (seconds); at the end always.
+PLOT_INTERVAL_S = 60
 
 
 @dataclasses.dataclass
@@ -347,26 +350,31 @@ def _setup_lines(config):
     ]
 
 
-def write_results(output_dir, config, rows, wall_time_s=None):
-    """results.csv / results.json / report.md and the plots, from the rows."""
+def write_results(output_dir, config, rows, wall_time_s=None, draw=True):
+    """results.csv / results.json / report.md and the plots, from the rows. With ``draw``
+    False the plots are not drawn again (report.md names those already drawn)."""
     entries = tables.aggregate(rows, config.methods, config.quantizations)
     tables.write_csv(os.path.join(output_dir, "results.csv"), rows, rows_lib.COLUMNS)
     plot_dir = os.path.join(output_dir, "plots")
-    made = []
+    wanted = []  # (path, how to draw it)
     if any(e["method"] != rows_lib.DENSE for e in entries):
         q = "float32" if "float32" in config.quantizations else config.quantizations[0]
-        made.append(plots.plot_accuracy_vs_sparsity(
-            entries, os.path.join(plot_dir, "accuracy_vs_sparsity.png"), q))
+        wanted.append((os.path.join(plot_dir, "accuracy_vs_sparsity.png"),
+                       lambda path: plots.plot_accuracy_vs_sparsity(entries, path, q)))
     if entries:
-        made.append(plots.plot_tradeoff(
-            entries, "gzip_bytes", os.path.join(plot_dir, "accuracy_vs_size.png"),
-            "gzip size of the .tflite (KB, log scale)",
-            "Accuracy vs size (every variant and quantization)", 1 / 1024))
+        wanted.append((os.path.join(plot_dir, "accuracy_vs_size.png"),
+                       lambda path: plots.plot_tradeoff(
+                           entries, "gzip_bytes", path, "gzip size of the .tflite (KB, log scale)",
+                           "Accuracy vs size (every variant and quantization)", 1 / 1024)))
     if any(e.get("latency_ms_median") is not None for e in entries):
-        made.append(plots.plot_tradeoff(
-            entries, "latency_ms_median", os.path.join(plot_dir, "accuracy_vs_latency.png"),
-            f"median latency per image, {config.num_threads} thread(s) (us, log scale)",
-            "Accuracy vs measured LiteRT latency (timed together)", 1e3))
+        wanted.append((os.path.join(plot_dir, "accuracy_vs_latency.png"),
+                       lambda path: plots.plot_tradeoff(
+                           entries, "latency_ms_median", path,
+                           f"median latency per image, {config.num_threads} thread(s) "
+                           "(us, log scale)",
+                           "Accuracy vs measured LiteRT latency (timed together)", 1e3)))
+    made = [draw_plot(path) if draw else path for path, draw_plot in wanted
+            if draw or os.path.exists(path)]
     total = len(config.variants())
     def variant(row):
         return tuple(row[k] for k in ("seed",) + rows_lib.KEY[:-1])
@@ -426,6 +434,7 @@ def _run_sweep(config, output_dir, overwrite, log, visualize):
         os.remove(os.path.join(output_dir, "latency.json"))  # new files: time them all again
     durations = {}
     curves_cache = {}  # layer_sparsity=auto: each baseline's sensitivity curves measured once
+    drawn = None  # when the plots were last drawn
     for index, key in enumerate(todo, 1):
         variant_start = time.perf_counter()
         # Fresh pipelines per variant: a seeded shuffle's order depends on how many epochs its
@@ -436,7 +445,10 @@ def _run_sweep(config, output_dir, overwrite, log, visualize):
                             curves_cache)
         io.write_json(os.path.join(variant_dir(output_dir, key), "variant.json"),
                       {**key.identity(), "rows": rows})
-        write_results(output_dir, config, collect_rows(output_dir, config))
+        # The tables after every variant; the plots (~2 s) at most every PLOT_INTERVAL_S.
+        draw = drawn is None or time.perf_counter() - drawn >= PLOT_INTERVAL_S
+        write_results(output_dir, config, collect_rows(output_dir, config), draw=draw)
+        drawn = time.perf_counter() if draw else drawn
         durations.setdefault(key.kind, []).append(time.perf_counter() - variant_start)
         best = max(rows, key=lambda r: r["tflite_accuracy"])
         log(f"[{index}/{len(todo)}] {key.title()}: tflite accuracy {best['tflite_accuracy']:.4f} "
