@@ -10,7 +10,8 @@ unless --rerun names it):
              dense, 90% weight-pruned and 25/50/75% unit-pruned-and-shrunk models, against
              their FLOPs ratio and the non-zeros x bits limit
   tfmot      the tfmot tutorial recipe vs tfprune's at 90% sparsity, same baseline and epochs
-  sweep      wall time of `make demo`'s sweep by stage (runs it unless --sweep_dir has one)
+  sweep      wall time of `make demo`'s sweep by stage (runs it unless --sweep_dir names finished
+             ones: label=DIR,label=DIR compares them, e.g. before and after a change)
   memory     peak RSS of training dense vs pruned; the interpreter's footprint per .tflite
 Writes results.json and results.md into --output_dir.
 """
@@ -31,7 +32,8 @@ SECTIONS = ["training", "deployment", "tfmot", "sweep", "memory"]
 flags.DEFINE_list("sections", SECTIONS, f"Sections to run: {', '.join(SECTIONS)}.")
 flags.DEFINE_list("rerun", [], "Sections to measure again even if results.json has them.")
 flags.DEFINE_string("output_dir", "benchmarks/results", "Where results.json/results.md go.")
-flags.DEFINE_string("sweep_dir", None, "A finished demo sweep to read stage times from.")
+flags.DEFINE_list("sweep_dir", None, "Finished demo sweeps to read stage times from, as DIR or "
+                  "label=DIR,label=DIR (each a row of the table).")
 flags.DEFINE_integer("latency_runs", 2000, "Timed invocations per .tflite.", lower_bound=10)
 flags.DEFINE_integer("training_epochs", 4, "Epochs per training-step measurement (first is "
                      "warm-up).", lower_bound=2)
@@ -77,19 +79,21 @@ def section_tfmot(out, log):
 
 
 def section_sweep(out, log):
+    from benchmarks.tables import sweep_stages
     from tfprune.jobs.sweep import SweepConfig, run_sweep
 
-    sweep_dir = FLAGS.sweep_dir or os.path.join(out, "sweep")
-    results = os.path.join(sweep_dir, "results.json")
     if not FLAGS.sweep_dir:
+        sweep_dir = os.path.join(out, "sweep")
         shutil.rmtree(sweep_dir, ignore_errors=True)  # a wall time means a whole sweep
-        start = time.perf_counter()
         run_sweep(SweepConfig(), sweep_dir, overwrite=True, log=log)
-        wall = time.perf_counter() - start
-    data = io.read_json(results)
-    wall = data["wall_time_s"] if FLAGS.sweep_dir else wall
-    return {"sweep_dir": sweep_dir, "wall_time_s": wall, "variants": data["variants_total"],
-            "stage_times_s": data["stage_times"]}
+        return {"runs": {"this run": dict(sweep_stages(io.read_json(
+            os.path.join(sweep_dir, "results.json"))), sweep_dir=sweep_dir)}}
+    runs = {}
+    for item in FLAGS.sweep_dir:
+        label, _, directory = item.rpartition("=")
+        runs[label or directory] = dict(sweep_stages(io.read_json(
+            os.path.join(directory, "results.json"))), sweep_dir=directory)
+    return {"runs": runs}
 
 
 def section_memory(out, log):

@@ -9,6 +9,16 @@ def _table(header, rows):
     return [_row(header), "|" + "---|" * len(header)] + [_row(r) for r in rows] + [""]
 
 
+def sweep_stages(results):
+    """{"variants", "wall_time_s", "stage_times_s"} of a sweep's results.json; the stages with
+    "other_s": the wall time no stage accounts for (pruning set-up, saving models, tables)."""
+    stages = dict(results["stage_times"])
+    if results["wall_time_s"]:
+        stages["other_s"] = results["wall_time_s"] - sum(stages.values())
+    return {"variants": results["variants_total"], "wall_time_s": results["wall_time_s"],
+            "stage_times_s": stages}
+
+
 def render(results):
     m = results.get("machine", {})
     lines = ["# tfprune benchmarks", "",
@@ -51,11 +61,16 @@ def render(results):
         lines += _table(["recipe", "epochs", "test acc %", "achieved sparsity", "pruning events",
                          "wall s"], rows)
     if "sweep" in results:
-        s = results["sweep"]
+        runs = results["sweep"]["runs"]
+        stages = list(dict.fromkeys(k for r in runs.values() for k in r["stage_times_s"]))
         lines += ["## `make demo` sweep wall time", "",
-                  f"{s['variants']} variants in {s['wall_time_s']:.0f} s. By stage (summed over "
-                  "variants): " + ", ".join(f"{k.replace('_s', '').replace('_', ' ')} {v:.1f} s"
-                                            for k, v in s["stage_times_s"].items()) + ".", ""]
+                  "Seconds; stages summed over variants (other: what no stage accounts for: "
+                  "pruning set-up, saving models, tables and plots).", ""]
+        rows = [[label, r["variants"], f"{r['wall_time_s']:.0f}"]
+                + [f"{r['stage_times_s'][k]:.1f}" if k in r["stage_times_s"] else ""
+                   for k in stages] for label, r in runs.items()]
+        lines += _table(["run", "variants", "wall"] + [k[:-2].replace("_", " ") for k in stages],
+                        rows)
     if "memory" in results:
         mem = results["memory"]
         lines += ["## Peak memory", ""]

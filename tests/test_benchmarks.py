@@ -28,7 +28,11 @@ def test_tables_render_every_section():
                         "gzip_compression_vs_dense_float32": 3.0, "delegate": "x"}],
         "tfmot": [{"recipe": "tfmot tutorial", "epochs": 2, "accuracy": 0.9,
                    "achieved_sparsity": 0.0, "pruning_events": 1, "fine_tune_time_s": 1.0}],
-        "sweep": {"variants": 17, "wall_time_s": 100.0, "stage_times_s": {"train_s": 8.0}},
+        "sweep": {"runs": {
+            "before": {"variants": 23, "wall_time_s": 400.0,
+                       "stage_times_s": {"train_s": 24.0, "convert_s": 150.0}},
+            "after": {"variants": 23, "wall_time_s": 200.0,
+                      "stage_times_s": {"train_s": 24.0, "convert_s": 30.0, "other_s": 9.5}}}},
         "memory": {"training_peak_rss_mb": {"cnn": {v: {"peak_rss_mb": 700, "growth_mb": 40}
                                                     for v in ("dense", "weight", "unit")}},
                    "interpreter": {"a.tflite": {"file_kb": 1.0, "interpreter_rss_mb": 3.0,
@@ -39,6 +43,17 @@ def test_tables_render_every_section():
                     "sweep wall time", "Peak memory"):
         assert heading in text
     assert "| dense | int8 sparse | 90.00 | 2.00 (2.50) |" in text
+    assert "| before | 23 | 400 | 24.0 | 150.0 |  |" in text  # a stage one run lacks: blank
+    assert "| after | 23 | 200 | 24.0 | 30.0 | 9.5 |" in text
+
+
+def test_sweep_stages_add_what_no_stage_accounts_for():
+    from benchmarks import tables
+
+    stages = tables.sweep_stages({"variants_total": 23, "wall_time_s": 100.0,
+                           "stage_times": {"train_s": 20.0, "convert_s": 50.0}})
+    assert stages == {"variants": 23, "wall_time_s": 100.0,
+                      "stage_times_s": {"train_s": 20.0, "convert_s": 50.0, "other_s": 30.0}}
 
 
 def test_unknown_section_is_a_clean_error(python, tmp_path):
