@@ -61,6 +61,10 @@ flags.DEFINE_bool("hybrid", D["hybrid"],
                   "The hybrid recipe: layer-wise (auto) pruning + fine-tuning + mixed int4/int8 "
                   "quantization, beside uniform pruning at int8 (dynamic) and int4; adds "
                   "layer_sparsity auto and the quantizations dynamic, int4, mixed.")
+flags.DEFINE_bool("overlap_deploy", True,
+                  "Convert and measure each finished variant in a second process while the next "
+                  "one fine-tunes (same results; used with 2+ CPUs, 4+ variants to run and no "
+                  "--strategy).")
 common.define_mixed_flags(D)
 common.define_strategy_flag(D)
 common.define_mixed_precision_flag(D, "Train the baselines and fine-tune the variants")
@@ -91,7 +95,7 @@ def main(argv):
     common.log(f"sweep of {len(config.variants())} variants x {len(config.quantizations)} "
                f"quantizations into {output_dir}")
     run_sweep(config, output_dir, overwrite=FLAGS.overwrite, log=common.log,
-              visualize=FLAGS.visualize)
+              visualize=FLAGS.visualize, overlap=FLAGS.overlap_deploy)
     common.log(f"report: {output_dir}/report.md")
 
 

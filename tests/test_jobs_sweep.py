@@ -119,8 +119,8 @@ def test_tiny_sweep_writes_report_and_resumes(tmp_path, monkeypatch):
     os.remove(os.path.join(variant_dir(out, VariantKey.of(0, "unit", "constant", 0.5)),
                            "variant.json"))
     calls = []
-    original = sweep_module._run_variant
-    monkeypatch.setattr(sweep_module, "_run_variant",
+    original = sweep_module._prepare_variant
+    monkeypatch.setattr(sweep_module, "_prepare_variant",
                         lambda *a, **k: calls.append(a[2].method) or original(*a, **k))
     lines.clear()
     again = run_sweep(config, out, log=lines.append, visualize=True)

@@ -11,6 +11,7 @@ at most once a minute while variants run and always at the end.
 """
 
 import dataclasses
+import functools
 import itertools
 import json
 import math
@@ -21,6 +22,7 @@ import time
 from tfprune import checks, distribute, io, precision, training
 from tfprune.data import apply_dataset_defaults, check_dataset, load_data
 from tfprune.errors import TfpruneError
+from tfprune.jobs import deployer as deployer_lib
 from tfprune.jobs import variant as variant_lib
 from tfprune.jobs.export import MIXED_NAMES
 from tfprune.jobs.prune import check_dynamic_options, preflight
@@ -43,6 +45,8 @@ HYBRID_LAYER_SPARSITY = (rows_lib.UNIFORM, "auto")
 HYBRID_QUANTIZATIONS = ("dynamic", "int4", "mixed")
 # While variants run, the plots are drawn again at most this often (seconds); at the end always.
 PLOT_INTERVAL_S = 60
+# From this many variants to run on, conversions overlap fine-tuning (overlaps()).
+OVERLAP_MIN_VARIANTS = 4
 
 
 @dataclasses.dataclass
@@ -271,31 +275,38 @@ def _baseline(config, seed, output_dir, log):
     return model, dict(metrics, model_path=model_path(base_dir, metrics)), base_stats
 
 
-def _run_variant(config, output_dir, key, data, baseline, log, curves_cache=None):
-    """The variant's rows, their .tflite files named relative to ``output_dir``."""
-    rows = _deploy_variant(config, output_dir, key, data, baseline, log, curves_cache)
-    return [dict(r, tflite_file=inside(output_dir, r["tflite_file"])) for r in rows]
-
-
-def _deploy_variant(config, output_dir, key, data, baseline, log, curves_cache=None):
+def _prepare_variant(config, output_dir, key, data, baseline, log, curves_cache=None):
+    """(Deployment, model in memory) of a variant: the dense baseline as it is, or pruned and
+    fine-tuned into its directory."""
     model, base_metrics, base_stats = baseline
     out = variant_dir(output_dir, key)
-    common = dict(quantizations=config.quantizations,
-                  representative_count=config.representative_count,
-                  num_threads=config.num_threads, latency_runs=0, mixed=config.mixed_spec())
+    options = dict(quantizations=config.quantizations,
+                   representative_count=config.representative_count,
+                   num_threads=config.num_threads, latency_runs=0, mixed=config.mixed_spec())
     extra = {"train_time_s": base_metrics["train_time_s"]}
+    loader = functools.partial(config.load_data, key.seed)
     if key.method == rows_lib.DENSE:
         os.makedirs(out, exist_ok=True)
-        return variant_lib.deploy(
-            model, "baseline", data, out, key=key, keras_accuracy=base_metrics["test_accuracy"],
-            dense_stats=base_stats, deployed_stats=base_stats,
-            extra=dict(extra, achieved_sparsity=base_stats["sparsity"], fine_tune_time_s=0.0),
-            **common)
-    _, rows = variant_lib.prune_and_deploy(
-        config.prune_config(key, base_metrics["model_path"]), key, out, data,
-        (model, base_metrics["model_path"]), base_stats, extra=extra,
-        curves_cache=curves_cache, **common)
-    return rows
+        return deployer_lib.Deployment(
+            base_metrics["model_path"], "baseline", out, key, loader, dict(
+                options, keras_accuracy=base_metrics["test_accuracy"], dense_stats=base_stats,
+                deployed_stats=base_stats, extra=dict(
+                    extra, achieved_sparsity=base_stats["sparsity"], fine_tune_time_s=0.0))), model
+    run, measured = variant_lib.prune_variant(
+        config.prune_config(key, base_metrics["model_path"]), out, data,
+        (model, base_metrics["model_path"]), base_stats, extra=extra, curves_cache=curves_cache)
+    return deployer_lib.Deployment(
+        os.path.join(run.output_dir, f"{run.deployed_kind}.keras"), run.deployed_kind, out, key,
+        loader, dict(options, **measured)), run.model()
+
+
+def overlaps(config, variants):
+    """True when a sweep of ``config`` may convert and measure each of ``variants`` (those to
+    run) in a second process while the next fine-tunes: two or more CPUs, no distribution
+    strategy (whose workers each run the whole job in step), and enough variants to pay for the
+    process's start (importing TensorFlow, about 5 s of a core)."""
+    return ((os.cpu_count() or 1) >= 2 and config.strategy == "default"
+            and variants >= OVERLAP_MIN_VARIANTS)
 
 
 def latency_plan(config):
@@ -403,17 +414,19 @@ def write_results(output_dir, config, rows, wall_time_s=None, draw=True):
 
 
 @precision.restores_policy
-def run_sweep(config, output_dir, overwrite=False, log=print, visualize=False):
+def run_sweep(config, output_dir, overwrite=False, log=print, visualize=False, overlap=True):
     """Run (or resume) the sweep into ``output_dir``; return the result rows. With
     ``visualize``, then the visualize job on it (``output_dir``/visualize: saliency and
-    Grad-CAM grids, class models, drift), which report.md shows. Under ``config.strategy``
-    every baseline and fine-tuning trains on all replicas; under multi_worker only the chief
-    writes ``output_dir`` (distribute.py)."""
+    Grad-CAM grids, class models, drift), which report.md shows. With ``overlap`` (where
+    ``overlaps``), each finished variant is converted and measured in a second process while the
+    next fine-tunes (jobs/deployer.py; the same rows). Under ``config.strategy`` every baseline
+    and fine-tuning trains on all replicas; under multi_worker only the chief writes
+    ``output_dir`` (distribute.py)."""
     with distribute.job(config.strategy, output_dir) as (_, own_dir):
-        return _run_sweep(config, own_dir, overwrite, log, visualize)
+        return _run_sweep(config, own_dir, overwrite, log, visualize, overlap)
 
 
-def _run_sweep(config, output_dir, overwrite, log, visualize):
+def _run_sweep(config, output_dir, overwrite, log, visualize, overlap):
     # Cheap checks first: the steps of every schedule and the layers, before any baseline trains.
     data = config.load_data(config.seeds[0])
     architecture = build_model(config.model, data.input_shape, data.num_classes)
@@ -434,27 +447,43 @@ def _run_sweep(config, output_dir, overwrite, log, visualize):
         os.remove(os.path.join(output_dir, "latency.json"))  # new files: time them all again
     durations = {}
     curves_cache = {}  # layer_sparsity=auto: each baseline's sensitivity curves measured once
-    drawn = None  # when the plots were last drawn
-    for index, key in enumerate(todo, 1):
-        variant_start = time.perf_counter()
-        # Fresh pipelines per variant: a seeded shuffle's order depends on how many epochs its
-        # dataset object has served, so sharing one would make results depend on grid order.
-        training.set_seed(key.seed)
-        data = config.load_data(key.seed)
-        rows = _run_variant(config, output_dir, key, data, baselines[key.seed], log,
-                            curves_cache)
+    progress = {"finished": 0, "last": time.perf_counter(), "drawn": None}
+
+    def finished(deployment, rows):
+        """A variant's rows are in: its variant.json, the tables, progress."""
+        key = deployment.key
+        rows = [dict(r, tflite_file=inside(output_dir, r["tflite_file"])) for r in rows]
         io.write_json(os.path.join(variant_dir(output_dir, key), "variant.json"),
                       {**key.identity(), "rows": rows})
         # The tables after every variant; the plots (~2 s) at most every PLOT_INTERVAL_S.
-        draw = drawn is None or time.perf_counter() - drawn >= PLOT_INTERVAL_S
+        now = time.perf_counter()
+        draw = progress["drawn"] is None or now - progress["drawn"] >= PLOT_INTERVAL_S
         write_results(output_dir, config, collect_rows(output_dir, config), draw=draw)
-        drawn = time.perf_counter() if draw else drawn
-        durations.setdefault(key.kind, []).append(time.perf_counter() - variant_start)
+        progress["drawn"] = time.perf_counter() if draw else progress["drawn"]
+        # A variant's time: since the one before it finished (the pipeline's pace when
+        # conversions overlap the next fine-tuning).
+        durations.setdefault(key.kind, []).append(now - progress["last"])
+        progress["last"], progress["finished"] = now, progress["finished"] + 1
+        index = progress["finished"]
         best = max(rows, key=lambda r: r["tflite_accuracy"])
         log(f"[{index}/{len(todo)}] {key.title()}: tflite accuracy {best['tflite_accuracy']:.4f} "
             f"({best['quantization']}), done in {durations[key.kind][-1]:.1f}s; elapsed "
-            f"{_format_duration(time.perf_counter() - start)}, "
-            f"{_left_text(durations, todo[index:])}")
+            f"{_format_duration(now - start)}, {_left_text(durations, todo[index:])}")
+
+    second = overlap and overlaps(config, len(todo))
+    if second:
+        log("converting and measuring each finished variant in a second process while the "
+            "next one fine-tunes")
+    with deployer_lib.Deployer(processes=second) as deployer:
+        for key in todo:
+            # Fresh pipelines per variant: a seeded shuffle's order depends on how many epochs
+            # its dataset object has served, so sharing one would make results depend on grid
+            # order.
+            training.set_seed(key.seed)
+            data = config.load_data(key.seed)
+            deployment, model = _prepare_variant(config, output_dir, key, data,
+                                                 baselines[key.seed], log, curves_cache)
+            deployer.submit(deployment, finished, model=model, data=data)
     time_deployed(config, output_dir, collect_rows(output_dir, config), log)
     if visualize:
         result = run_visualize(VisualizeConfig(run_dir=output_dir),

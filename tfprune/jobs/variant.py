@@ -57,21 +57,32 @@ def deploy(model, kind, data, out_dir, *, key, quantizations, representative_cou
                               dict(row, tflite_file=row["file"]), *sources) for row in measured]
 
 
+def prune_variant(prune_config, out_dir, data, baseline, dense_stats, *, extra=None, log=None,
+                  curves_cache=None):
+    """Prune ``baseline`` (a (model, path) pair) by ``prune_config`` into ``out_dir``; return
+    (PruneRun, the keyword arguments ``deploy`` takes for its deployed model but the
+    conversion options)."""
+    run = run_prune(prune_config, out_dir, overwrite=True, log=log or (lambda _: None),
+                    data=data, baseline=baseline, curves_cache=curves_cache)
+    metrics = run.metrics
+    scratch = metrics.get("from_scratch")
+    return run, dict(
+        keras_accuracy=metrics["accuracy"], dense_stats=dense_stats,
+        deployed_stats=metrics["deployed"],
+        extra=dict(extra or {}, achieved_sparsity=metrics["pruned_sparsity"],
+                   scratch_accuracy=scratch["accuracy"] if scratch else None),
+        sources=(metrics,))
+
+
 def prune_and_deploy(prune_config, key, out_dir, data, baseline, dense_stats, *, quantizations,
                      representative_count, num_threads=1, latency_runs=200, extra=None,
                      log=None, curves_cache=None, mixed=None):
     """Prune ``baseline`` (a (model, path) pair) by ``prune_config`` into ``out_dir`` and deploy
     the result; return (PruneRun, rows)."""
-    run = run_prune(prune_config, out_dir, overwrite=True, log=log or (lambda _: None),
-                    data=data, baseline=baseline, curves_cache=curves_cache)
-    metrics = run.metrics
-    scratch = metrics.get("from_scratch")
+    run, measured = prune_variant(prune_config, out_dir, data, baseline, dense_stats,
+                                  extra=extra, log=log, curves_cache=curves_cache)
     rows = deploy(run.model(), run.deployed_kind, data, out_dir, key=key,
                   quantizations=quantizations, representative_count=representative_count,
-                  num_threads=num_threads, latency_runs=latency_runs,
-                  keras_accuracy=metrics["accuracy"], dense_stats=dense_stats,
-                  deployed_stats=metrics["deployed"],
-                  extra=dict(extra or {}, achieved_sparsity=metrics["pruned_sparsity"],
-                             scratch_accuracy=scratch["accuracy"] if scratch else None),
-                  sources=(metrics,), log=log, mixed=mixed)
+                  num_threads=num_threads, latency_runs=latency_runs, log=log, mixed=mixed,
+                  **measured)
     return run, rows

@@ -1,0 +1,117 @@
+"""Convert and measure a sweep's finished variants in a second process while the next variant
+fine-tunes.
+
+Fine-tuning a small model leaves a core partly idle, and a variant's eight conversions and its
+interpreter accuracy take seconds of their own. With ``processes=True`` a ``Deployer`` hands
+each finished variant (its saved model's path, never the model itself) to one spawned worker
+process, which loads the model and the data and runs ``variant.deploy``; the sweep goes on
+pruning meanwhile. The .tflite bytes are the same as in-process (conversion starts from the
+saved model, which is the deployed model's exact copy), and so are the rows but their times.
+Results come back in submission order, and at most ``depth`` variants wait, so an interruption
+loses at most those (their variant.json is not written yet: a rerun redoes them).
+With ``processes=False`` the same calls run in-process, one after the other.
+"""
+
+import collections
+import concurrent.futures
+import dataclasses
+import importlib
+import multiprocessing
+
+from tfprune.errors import TfpruneError
+from tfprune.jobs import variant as variant_lib
+from tfprune.models import load_model
+
+
+@dataclasses.dataclass
+class Deployment:
+    """What ``variant.deploy`` needs for one variant, picklable: the model by path, the data
+    by a loader (``load_data()`` -> Data; the same split and order in any process)."""
+
+    model_path: str
+    kind: str
+    out_dir: str
+    key: object
+    load_data: object
+    options: dict  # deploy's keyword arguments but model, kind, data, out_dir and key
+
+
+_DATA = {}  # in a worker process: the data of each loader, loaded once
+
+
+def run(deployment, model=None, data=None):
+    """The variant's rows: ``model`` and ``data`` when the caller holds them, else loaded."""
+    if data is None:
+        key = repr(deployment.load_data)
+        if key not in _DATA:
+            _DATA.clear()  # one seed's data at a time
+            _DATA[key] = deployment.load_data()
+        data = _DATA[key]
+    if model is None:
+        model = load_model(deployment.model_path, f"{deployment.kind} model")
+    return variant_lib.deploy(model, deployment.kind, data, deployment.out_dir,
+                              key=deployment.key, **deployment.options)
+
+
+def _warm_up():
+    """Import TensorFlow and tfprune in the worker while the caller trains its baseline."""
+    importlib.import_module("tfprune.tflite.measure")
+
+
+class Deployer:
+    """``submit(deployment, done)``: run the deployment (in the worker, or now) and call
+    ``done(deployment, rows)`` in the caller's process, in submission order, from ``submit``,
+    ``poll`` or ``drain``. Use it as a context manager: leaving it on an error stops the
+    worker; leaving it normally drains what is left."""
+
+    def __init__(self, processes=True, depth=2):
+        self.processes = processes
+        self.depth = depth
+        self._pool = None
+        self._pending = collections.deque()  # (deployment, future, done)
+
+    def __enter__(self):
+        if self.processes:
+            self._pool = concurrent.futures.ProcessPoolExecutor(
+                max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+            self._pool.submit(_warm_up)
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is None:
+            self.drain()
+        if self._pool is not None:
+            if exc_type is not None:
+                for process in list((self._pool._processes or {}).values()):
+                    process.terminate()  # nothing of an interrupted sweep runs on
+            self._pool.shutdown(wait=exc_type is None, cancel_futures=True)
+            self._pool = None
+        return False
+
+    def submit(self, deployment, done, model=None, data=None):
+        if self._pool is None:
+            done(deployment, run(deployment, model, data))
+            return
+        while len(self._pending) >= self.depth:
+            self._finish_first()
+        self._pending.append((deployment, self._pool.submit(run, deployment), done))
+        self.poll()
+
+    def poll(self):
+        """Hand over the results that are ready (in order), without waiting."""
+        while self._pending and self._pending[0][1].done():
+            self._finish_first()
+
+    def drain(self):
+        while self._pending:
+            self._finish_first()
+
+    def _finish_first(self):
+        deployment, future, done = self._pending.popleft()
+        try:
+            rows = future.result()
+        except concurrent.futures.process.BrokenProcessPool:
+            raise TfpruneError(
+                f"the process converting {deployment.out_dir!r} ended without a result (killed, "
+                "or out of memory); rerun the sweep to redo the variants not yet done") from None
+        done(deployment, rows)
