@@ -2,6 +2,7 @@
 distributed run shares: distribute.py), evaluation and saving (mixed precision: precision.py).
 No configs and no run directories (those are jobs/)."""
 
+import contextlib
 import os
 import pickle
 import time
@@ -196,11 +197,35 @@ def fit(model, data, epochs, callbacks=(), log=print, prefix="", backup_dir=None
                     pass
         callbacks += [_Progress(backup_dir, history, stateful, states),
                       keras.callbacks.BackupAndRestore(backup_dir)]
-    result = model.fit(data.train, validation_data=data.validation, epochs=epochs, verbose=0,
-                       callbacks=callbacks)
+    with _whole_epochs_per_call(model, data.train, callbacks):
+        result = model.fit(data.train, validation_data=data.validation, epochs=epochs,
+                           verbose=0, callbacks=callbacks)
     distribute.barrier()  # no worker removes the shared checkpoint while another still reads it
     # With a backup, the history of the whole run (earlier runs' epochs included).
     return _History(result.history if history is None else history, len(result.epoch))
+
+
+@contextlib.contextmanager
+def _whole_epochs_per_call(model, dataset, callbacks):
+    """When no callback acts per batch (a baseline's training: progress, checkpoints and
+    summaries per epoch), run each epoch's steps in one call of the compiled train function
+    (steps_per_execution): the same steps in the same order, so the same weights, without a
+    Python round trip per batch. Not under a distribution strategy, nor for a model that was
+    compiled for more already."""
+    steps = int(dataset.cardinality())
+    counter = getattr(model, "_steps_per_execution", None)
+    if (steps <= 1 or counter is None or int(counter.numpy()) != 1 or tf.distribute.has_strategy()
+            or any(getattr(c, "_implements_train_batch_hooks", lambda: True)()
+                   for c in callbacks)):
+        yield
+        return
+    counter.assign(steps)
+    model.train_function = None  # made again for the new count (and after, for one step)
+    try:
+        yield
+    finally:
+        counter.assign(1)
+        model.train_function = None
 
 
 def evaluate(model, dataset):
