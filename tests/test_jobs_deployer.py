@@ -44,6 +44,12 @@ def test_an_overlapped_sweep_has_the_rows_and_files_of_an_in_process_one(tmp_pat
                 open(os.path.join(out_b, b["tflite_file"]), "rb") as fb:
             assert fa.read() == fb.read(), a["tflite_file"]
     assert {r["method"] for r in rows_a} == {rows_lib.DENSE, "weight", "unit"}
+    # Each variant's own plots, drawn by the process that deployed it.
+    for out in (out_a, out_b):
+        for variant in ("weight-constant-0.5", "unit-constant-0.75"):
+            for plot in ("fine_tune.png", "layer_sparsity.png"):
+                path = os.path.join(out, "variants", "seed0", variant, "plots", plot)
+                assert os.path.getsize(path) > 5000, path
 
 
 def test_a_failed_conversion_in_the_second_process_is_the_sweeps_error(tmp_path):

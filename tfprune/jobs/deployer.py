@@ -5,8 +5,9 @@ Fine-tuning a small model leaves a core partly idle, and a variant's eight conve
 interpreter accuracy take seconds of their own. With ``processes=True`` a ``Deployer`` hands
 each finished variant (its saved model's path, never the model itself) to one spawned worker
 process, which loads the model and the data and runs ``variant.deploy``; the sweep goes on
-pruning meanwhile. The .tflite bytes are the same as in-process (conversion starts from the
-saved model, which is the deployed model's exact copy), and so are the rows but their times.
+pruning meanwhile. The variant's own plots (run_prune's ``draw``) are drawn there too. The
+.tflite bytes are the same as in-process (conversion starts from the saved model, which is the
+deployed model's exact copy), and so are the rows but their times.
 Results come back in submission order, and at most ``depth`` variants wait, so an interruption
 loses at most those (their variant.json is not written yet: a rerun redoes them).
 With ``processes=False`` the same calls run in-process, one after the other.
@@ -34,13 +35,15 @@ class Deployment:
     key: object
     load_data: object
     options: dict  # deploy's keyword arguments but model, kind, data, out_dir and key
+    plots: list = dataclasses.field(default_factory=list)  # (plot, args, kwargs) to draw too
 
 
 _DATA = {}  # in a worker process: the data of each loader, loaded once
 
 
 def run(deployment, model=None, data=None):
-    """The variant's rows: ``model`` and ``data`` when the caller holds them, else loaded."""
+    """The variant's rows (and its plots drawn): ``model`` and ``data`` when the caller holds
+    them, else loaded."""
     if data is None:
         key = repr(deployment.load_data)
         if key not in _DATA:
@@ -49,8 +52,11 @@ def run(deployment, model=None, data=None):
         data = _DATA[key]
     if model is None:
         model = load_model(deployment.model_path, f"{deployment.kind} model")
-    return variant_lib.deploy(model, deployment.kind, data, deployment.out_dir,
+    rows = variant_lib.deploy(model, deployment.kind, data, deployment.out_dir,
                               key=deployment.key, **deployment.options)
+    for plot, args, kwargs in deployment.plots:
+        plot(*args, **kwargs)
+    return rows
 
 
 def _warm_up():

@@ -359,21 +359,28 @@ def _from_scratch(config, architecture, output_dir, log):
 
 @precision.restores_policy
 def run_prune(config, output_dir, overwrite=False, log=print, data=None, baseline=None,
-              curves_cache=None):
+              curves_cache=None, draw=None):
     """Run one pruning configuration into ``output_dir``; return a PruneRun.
 
     ``data`` and ``baseline`` (a (model, path) pair) may be passed in by a caller that already
     holds them (a sweep); otherwise the data is loaded and the baseline trained or loaded.
+    ``draw(plot, *args, **kwargs)`` draws the run's plots (results/plots.py functions with
+    picklable arguments); by default now, a sweep hands them to its deploying process.
     Under ``config.strategy`` the baseline trains, and the pruned model fine-tunes, on every
     replica; under multi_worker only the chief writes ``output_dir`` (distribute.py; the
     returned run of another worker points at its twin, removed on return).
     """
     with distribute.job(config.strategy, output_dir) as (strategy, own_dir):
         return _run_prune(config, own_dir, strategy, overwrite, log, data, baseline,
-                          curves_cache)
+                          curves_cache, draw or _draw_now)
 
 
-def _run_prune(config, output_dir, strategy, overwrite, log, data, baseline, curves_cache):
+def _draw_now(plot, *args, **kwargs):
+    return plot(*args, **kwargs)
+
+
+def _run_prune(config, output_dir, strategy, overwrite, log, data, baseline, curves_cache,
+               draw):
     if data is None:
         training.set_seed(config.seed, config.deterministic)  # the pipelines' seeds depend on it
         data = config.load_data()
@@ -505,14 +512,15 @@ def _run_prune(config, output_dir, strategy, overwrite, log, data, baseline, cur
     target_text = "chosen by the method" if result.target_sparsity is None else \
         f"target {result.target_sparsity:g}"
     if history is not None:
-        plots.plot_history(history.history, os.path.join(output_dir, "plots", "fine_tune.png"),
-                           title=f"fine-tuning under {config.method} pruning "
-                                 f"({config.schedule or 'no schedule'}, {target_text})")
+        draw(plots.plot_history, history.history,
+             os.path.join(output_dir, "plots", "fine_tune.png"),
+             title=f"fine-tuning under {config.method} pruning "
+                   f"({config.schedule or 'no schedule'}, {target_text})")
     dynamic_metrics = {}
     if result.pruner is not None:
         pruner = result.pruner
-        plots.plot_sparsity_history(
-            pruner.history, os.path.join(output_dir, "plots", "sparsity_over_training.png"),
+        draw(plots.plot_sparsity_history,
+             pruner.history, os.path.join(output_dir, "plots", "sparsity_over_training.png"),
             title=f"{config.method} pruner: sparsity per layer ({pruner.config.granularity}s)")
         summaries.write_decisions(tensorboard_dir, pruner.decisions)
         dynamic_metrics = dict(dynamic.summarize_decisions(pruner),
@@ -521,11 +529,10 @@ def _run_prune(config, output_dir, strategy, overwrite, log, data, baseline, cur
         if getattr(pruner, "pqi", None):
             io.write_json(os.path.join(output_dir, "pq_index.json"), pruner.pqi)
             dynamic_metrics["pq_index_path"] = "pq_index.json"
-    plots.plot_layer_sparsity(rows, os.path.join(output_dir, "plots", "layer_sparsity.png"),
-                              target=result.target_sparsity,
-                              title=f"{config.model}: {config.method} pruning, "
-                                    f"{config.schedule or 'no'} schedule",
-                              structured=config.structured())
+    draw(plots.plot_layer_sparsity, rows, os.path.join(output_dir, "plots", "layer_sparsity.png"),
+         target=result.target_sparsity,
+         title=f"{config.model}: {config.method} pruning, {config.schedule or 'no'} schedule",
+         structured=config.structured())
     keras3_metrics = {}
     if config.keras3_output or baseline.keras3:
         keras3_metrics["keras3"] = dict(

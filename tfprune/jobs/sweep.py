@@ -292,12 +292,14 @@ def _prepare_variant(config, output_dir, key, data, baseline, log, curves_cache=
                 options, keras_accuracy=base_metrics["test_accuracy"], dense_stats=base_stats,
                 deployed_stats=base_stats, extra=dict(
                     extra, achieved_sparsity=base_stats["sparsity"], fine_tune_time_s=0.0))), model
+    plots = []  # the prune run's plots, drawn where the variant is deployed
     run, measured = variant_lib.prune_variant(
         config.prune_config(key, base_metrics["model_path"]), out, data,
-        (model, base_metrics["model_path"]), base_stats, extra=extra, curves_cache=curves_cache)
+        (model, base_metrics["model_path"]), base_stats, extra=extra, curves_cache=curves_cache,
+        draw=lambda plot, *args, **kwargs: plots.append((plot, args, kwargs)))
     return deployer_lib.Deployment(
         os.path.join(run.output_dir, f"{run.deployed_kind}.keras"), run.deployed_kind, out, key,
-        loader, dict(options, **measured)), run.model()
+        loader, dict(options, **measured), plots), run.model()
 
 
 def overlaps(config, variants):

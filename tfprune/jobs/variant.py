@@ -58,12 +58,12 @@ def deploy(model, kind, data, out_dir, *, key, quantizations, representative_cou
 
 
 def prune_variant(prune_config, out_dir, data, baseline, dense_stats, *, extra=None, log=None,
-                  curves_cache=None):
+                  curves_cache=None, draw=None):
     """Prune ``baseline`` (a (model, path) pair) by ``prune_config`` into ``out_dir``; return
     (PruneRun, the keyword arguments ``deploy`` takes for its deployed model but the
-    conversion options)."""
+    conversion options). ``draw``: how the run's plots are drawn (run_prune)."""
     run = run_prune(prune_config, out_dir, overwrite=True, log=log or (lambda _: None),
-                    data=data, baseline=baseline, curves_cache=curves_cache)
+                    data=data, baseline=baseline, curves_cache=curves_cache, draw=draw)
     metrics = run.metrics
     scratch = metrics.get("from_scratch")
     return run, dict(
