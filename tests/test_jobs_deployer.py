@@ -2,10 +2,12 @@
 a second process gives the rows and the .tflite bytes of one that does it in-process."""
 
 import functools
+import multiprocessing
 import os
 
 import pytest
 
+from tfprune.data import load_data
 from tfprune.errors import TfpruneError
 from tfprune.jobs import deployer as deployer_lib
 from tfprune.jobs import sweep as sweep_lib
@@ -52,17 +54,43 @@ def test_an_overlapped_sweep_has_the_rows_and_files_of_an_in_process_one(tmp_pat
                 assert os.path.getsize(path) > 5000, path
 
 
-def test_a_failed_conversion_in_the_second_process_is_the_sweeps_error(tmp_path):
-    from tfprune.jobs.sweep import SweepConfig as Config
+def _only_in_the_caller():
+    """Data a worker cannot load (like a data set registered in the caller's script)."""
+    if multiprocessing.parent_process() is not None:
+        raise TfpruneError("unknown dataset 'mine' (registered in the caller's script only)")
+    return load_data("digits", batch_size=32, seed=0)
 
-    config = Config(model="mlp", quantizations=("float32",))
-    deployment = deployer_lib.Deployment(
-        str(tmp_path / "missing.keras"), "pruned", str(tmp_path), None,
-        functools.partial(config.load_data, 0), dict(quantizations=("float32",), representative_count=4,
-                               keras_accuracy=0.5, dense_stats={}, deployed_stats={}))
-    done = []
+
+def _deployment(model_path, out_dir, load):
+    return deployer_lib.Deployment(
+        model_path, "pruned", out_dir, rows_lib.VariantKey.of(0, "weight", "constant", 0.5),
+        load, dict(quantizations=("float32",), representative_count=4, keras_accuracy=0.5,
+                   dense_stats={"params": 10, "flops": 10},
+                   deployed_stats={"nonzero_params": 5, "nonzero_flops": 5}))
+
+
+def test_what_the_second_process_cannot_do_this_process_does(tmp_path):
+    """A worker failure is never the sweep's: that variant and the later ones are deployed in
+    this process (and a real error is raised here, as without a worker)."""
+    from tfprune.models import build_model
+    from tfprune.training import save_model
+
+    path = save_model(build_model("mlp", (8, 8, 1), 10, seed=0), str(tmp_path / "m.keras"))
+    lines, done = [], []
+    with deployer_lib.Deployer(processes=True, log=lines.append) as deployer:
+        for name in ("a", "b"):
+            deployer.submit(_deployment(path, str(tmp_path / name), _only_in_the_caller),
+                            lambda d, rows: done.append((d.out_dir, rows)))
+    assert [d for d, _ in done] == [str(tmp_path / "a"), str(tmp_path / "b")]
+    assert all(len(rows) == 1 and 0 <= rows[0]["tflite_accuracy"] <= 1 for _, rows in done)
+    assert len(lines) == 1 and "deploying in this process from now on" in lines[0]
+    assert "unknown dataset 'mine'" in lines[0]
+    # A real error (no model file) is raised here, after the worker's failure is logged.
+    lines.clear()
     with pytest.raises(TfpruneError, match="missing.keras"):
-        with deployer_lib.Deployer(processes=True) as deployer:
-            deployer.submit(deployment, lambda *a: done.append(a))
-            deployer.drain()
-    assert done == []
+        with deployer_lib.Deployer(processes=True, log=lines.append) as deployer:
+            deployer.submit(_deployment(str(tmp_path / "missing.keras"), str(tmp_path / "c"),
+                                        functools.partial(load_data, "digits", batch_size=32,
+                                                          seed=0)),
+                            lambda *a: done.append(a))
+    assert len(done) == 2 and "missing.keras" in lines[0]

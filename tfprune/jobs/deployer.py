@@ -15,11 +15,14 @@ With ``processes=False`` the same calls run in-process, one after the other.
 
 import collections
 import concurrent.futures
+import contextlib
 import dataclasses
 import importlib
 import multiprocessing
+import signal
+import sys
+import types
 
-from tfprune.errors import TfpruneError
 from tfprune.jobs import variant as variant_lib
 from tfprune.models import load_model
 
@@ -59,40 +62,68 @@ def run(deployment, model=None, data=None):
     return rows
 
 
+def _ignore_interrupts():
+    """In the worker: Ctrl-C is the sweep's to handle (it stops the worker), not the worker's."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def _warm_up():
     """Import TensorFlow and tfprune in the worker while the caller trains its baseline."""
     importlib.import_module("tfprune.tflite.measure")
+
+
+@contextlib.contextmanager
+def _main_hidden():
+    """While the worker starts: an empty ``__main__``, so the worker does not import the
+    caller's script (as spawn would, running an unguarded script's sweep a second time)."""
+    main = sys.modules["__main__"]
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        yield
+    finally:
+        sys.modules["__main__"] = main
 
 
 class Deployer:
     """``submit(deployment, done)``: run the deployment (in the worker, or now) and call
     ``done(deployment, rows)`` in the caller's process, in submission order, from ``submit``,
     ``poll`` or ``drain``. Use it as a context manager: leaving it on an error stops the
-    worker; leaving it normally drains what is left."""
+    worker; leaving it normally drains what is left.
 
-    def __init__(self, processes=True, depth=2):
+    The worker is only a way to go faster: when it fails on a variant (it cannot load a data
+    set or a layer registered in the caller's script, it was killed, ...), ``log`` says why,
+    the worker stops, and that variant and every later one are deployed in this process, where
+    a real error is raised as it would be without a worker."""
+
+    def __init__(self, processes=True, depth=2, log=None):
         self.processes = processes
         self.depth = depth
+        self.log = log or (lambda _: None)
         self._pool = None
         self._pending = collections.deque()  # (deployment, future, done)
 
     def __enter__(self):
         if self.processes:
             self._pool = concurrent.futures.ProcessPoolExecutor(
-                max_workers=1, mp_context=multiprocessing.get_context("spawn"))
-            self._pool.submit(_warm_up)
+                max_workers=1, mp_context=multiprocessing.get_context("spawn"),
+                initializer=_ignore_interrupts)
+            with _main_hidden():  # the worker process starts with its first task
+                self._pool.submit(_warm_up)
         return self
 
     def __exit__(self, exc_type, exc, tb):
         if exc_type is None:
             self.drain()
+        self._stop(wait=exc_type is None)
+        return False
+
+    def _stop(self, wait):
         if self._pool is not None:
-            if exc_type is not None:
+            if not wait:
                 for process in list((self._pool._processes or {}).values()):
                     process.terminate()  # nothing of an interrupted sweep runs on
-            self._pool.shutdown(wait=exc_type is None, cancel_futures=True)
+            self._pool.shutdown(wait=wait, cancel_futures=True)
             self._pool = None
-        return False
 
     def submit(self, deployment, done, model=None, data=None):
         if self._pool is None:
@@ -115,9 +146,11 @@ class Deployer:
     def _finish_first(self):
         deployment, future, done = self._pending.popleft()
         try:
-            rows = future.result()
-        except concurrent.futures.process.BrokenProcessPool:
-            raise TfpruneError(
-                f"the process converting {deployment.out_dir!r} ended without a result (killed, "
-                "or out of memory); rerun the sweep to redo the variants not yet done") from None
-        done(deployment, rows)
+            rows = future.result() if self._pool is not None else None
+        except Exception as err:  # noqa: BLE001 - any failure: this process does it instead
+            reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
+            self.log(f"the second process could not deploy {deployment.out_dir} "
+                     f"({type(err).__name__}: {reason}); deploying in this process from now on")
+            self._stop(wait=False)
+            rows = None
+        done(deployment, rows if rows is not None else run(deployment))

@@ -476,7 +476,7 @@ def _run_sweep(config, output_dir, overwrite, log, visualize, overlap):
     if second:
         log("converting and measuring each finished variant in a second process while the "
             "next one fine-tunes")
-    with deployer_lib.Deployer(processes=second) as deployer:
+    with deployer_lib.Deployer(processes=second, log=log) as deployer:
         for key in todo:
             # Fresh pipelines per variant: a seeded shuffle's order depends on how many epochs
             # its dataset object has served, so sharing one would make results depend on grid
