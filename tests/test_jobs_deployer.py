@@ -4,6 +4,7 @@ a second process gives the rows and the .tflite bytes of one that does it in-pro
 import functools
 import multiprocessing
 import os
+import shutil
 
 import pytest
 
@@ -52,6 +53,15 @@ def test_an_overlapped_sweep_has_the_rows_and_files_of_an_in_process_one(tmp_pat
             for plot in ("fine_tune.png", "layer_sparsity.png"):
                 path = os.path.join(out, "variants", "seed0", variant, "plots", plot)
                 assert os.path.getsize(path) > 5000, path
+    # Interrupted after a variant's fine-tuning, before its deployment (no variant.json, its
+    # plots not drawn): the rerun draws them and gives the same rows.
+    variant = os.path.join(out_a, "variants", "seed0", "weight-constant-0.5")
+    shutil.rmtree(os.path.join(variant, "plots"))
+    os.remove(os.path.join(variant, "variant.json"))
+    again = run_sweep(config, out_a, log=lambda _: None)
+    assert os.path.getsize(os.path.join(variant, "plots", "layer_sparsity.png")) > 5000
+    assert [{k: v for k, v in r.items() if k not in TIMES} for r in again] == \
+        [{k: v for k, v in r.items() if k not in TIMES} for r in rows_a]
 
 
 def _only_in_the_caller():
@@ -94,3 +104,24 @@ def test_what_the_second_process_cannot_do_this_process_does(tmp_path):
                                                           seed=0)),
                             lambda *a: done.append(a))
     assert len(done) == 2 and "missing.keras" in lines[0]
+
+
+def test_a_killed_worker_is_replaced_by_this_process(tmp_path):
+    from tfprune.models import build_model
+    from tfprune.training import save_model
+
+    path = save_model(build_model("mlp", (8, 8, 1), 10, seed=0), str(tmp_path / "m.keras"))
+    load = functools.partial(load_data, "digits", batch_size=32, seed=0)
+    lines, done = [], []
+    with deployer_lib.Deployer(processes=True, log=lines.append) as deployer:
+        deployer.submit(_deployment(path, str(tmp_path / "a"), load),
+                        lambda d, rows: done.append((d.out_dir, rows)))
+        for process in list(deployer._pool._processes.values()):
+            process.kill()
+            process.join()
+        for name in ("b", "c"):
+            deployer.submit(_deployment(path, str(tmp_path / name), load),
+                            lambda d, rows: done.append((d.out_dir, rows)))
+    assert [d for d, _ in done] == [str(tmp_path / n) for n in "abc"]
+    assert all(len(rows) == 1 for _, rows in done)
+    assert len(lines) == 1 and "deploying in this process from now on" in lines[0]

@@ -265,3 +265,32 @@ def test_incremental_scores_from_the_fit_steps_not_a_pass_of_its_own(monkeypatch
     assert passes == [1] and len(scores) == len(other.pruner.slots)
     assert all(s.shape == slot.kernel_and_mask()[0].shape and s.any()
                for s, slot in zip(scores, other.pruner.slots))
+
+
+def test_step_taylor_sums_are_the_same_on_two_replicas_as_on_one(python):
+    """Under MirroredStrategy the batch's gradient (summed over replicas) counts, not each
+    replica's own: the sums match one device's for the same global batch."""
+    from conftest import MIRRORED_PREAMBLE
+
+    code = MIRRORED_PREAMBLE + """
+from tfprune.pruning import dynamic
+sums = {}
+for name, scope in (("one", tf.distribute.get_strategy()), ("two", strategy)):
+    with scope.scope():
+        model = build_model("mlp", (8, 8, 1), 10, seed=0)
+        model.compile(keras.optimizers.SGD(0.1), "sparse_categorical_crossentropy")
+    taylor = dynamic.StepTaylor([model.get_layer("fc1").kernel])
+    taylor.attach(model)
+    model.fit(x, y, batch_size=32, epochs=1, shuffle=False, verbose=0)
+    sums[name] = (taylor.read()[model.get_layer("fc1").kernel.ref()], taylor.steps(),
+                  model.get_layer("fc1").kernel.numpy())
+one, two = sums["one"], sums["two"]
+print("replicas", strategy.num_replicas_in_sync, "steps", one[1], two[1])
+print("weights", np.allclose(one[2], two[2], rtol=1e-4, atol=1e-6))
+print("sums", np.allclose(one[0], two[0], rtol=1e-3, atol=1e-7), float(one[0].sum()), float(two[0].sum()))
+"""
+    result = python(["-c", code])
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "replicas 2 steps 2.0 2.0" in result.stdout
+    assert "weights True" in result.stdout
+    assert "sums True" in result.stdout, result.stdout

@@ -214,7 +214,9 @@ def _whole_epochs_per_call(model, dataset, callbacks):
     compiled for more already."""
     steps = int(dataset.cardinality())
     counter = getattr(model, "_steps_per_execution", None)
-    if (steps <= 1 or counter is None or int(counter.numpy()) != 1 or tf.distribute.has_strategy()
+    distributed = tf.distribute.has_strategy() or \
+        getattr(model, "_distribution_strategy", None) is not None  # compiled in a scope
+    if (steps <= 1 or counter is None or int(counter.numpy()) != 1 or distributed
             or any(getattr(c, "_implements_train_batch_hooks", lambda: True)()
                    for c in callbacks)):
         yield

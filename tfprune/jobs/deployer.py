@@ -62,9 +62,16 @@ def run(deployment, model=None, data=None):
     return rows
 
 
-def _ignore_interrupts():
-    """In the worker: Ctrl-C is the sweep's to handle (it stops the worker), not the worker's."""
+def _start_worker():
+    """In the worker: Ctrl-C is the sweep's to handle (it stops the worker), not the worker's;
+    the GPUs are the sweep's too (converting and the interpreter need none)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    from tfprune.keras import tf
+
+    try:
+        tf.config.set_visible_devices([], "GPU")
+    except (RuntimeError, ValueError):  # devices already initialized: nothing to hide then
+        pass
 
 
 def _warm_up():
@@ -106,15 +113,19 @@ class Deployer:
         if self.processes:
             self._pool = concurrent.futures.ProcessPoolExecutor(
                 max_workers=1, mp_context=multiprocessing.get_context("spawn"),
-                initializer=_ignore_interrupts)
+                initializer=_start_worker)
             with _main_hidden():  # the worker process starts with its first task
                 self._pool.submit(_warm_up)
         return self
 
     def __exit__(self, exc_type, exc, tb):
-        if exc_type is None:
-            self.drain()
-        self._stop(wait=exc_type is None)
+        clean = False
+        try:
+            if exc_type is None:
+                self.drain()
+                clean = True
+        finally:
+            self._stop(wait=clean)
         return False
 
     def _stop(self, wait):
@@ -131,7 +142,17 @@ class Deployer:
             return
         while len(self._pending) >= self.depth:
             self._finish_first()
-        self._pending.append((deployment, self._pool.submit(run, deployment), done))
+        if self._pool is None:  # the worker failed meanwhile
+            self.submit(deployment, done, model, data)
+            return
+        try:
+            future = self._pool.submit(run, deployment)
+        except (concurrent.futures.process.BrokenProcessPool, RuntimeError) as err:
+            self._fall_back(deployment, err)  # the worker died (a kill, out of memory)
+            self.drain()
+            self.submit(deployment, done, model, data)
+            return
+        self._pending.append((deployment, future, done))
         self.poll()
 
     def poll(self):
@@ -148,9 +169,12 @@ class Deployer:
         try:
             rows = future.result() if self._pool is not None else None
         except Exception as err:  # noqa: BLE001 - any failure: this process does it instead
-            reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
-            self.log(f"the second process could not deploy {deployment.out_dir} "
-                     f"({type(err).__name__}: {reason}); deploying in this process from now on")
-            self._stop(wait=False)
+            self._fall_back(deployment, err)
             rows = None
         done(deployment, rows if rows is not None else run(deployment))
+
+    def _fall_back(self, deployment, err):
+        reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        self.log(f"the second process could not deploy {deployment.out_dir} "
+                 f"({type(err).__name__}: {reason}); deploying in this process from now on")
+        self._stop(wait=False)

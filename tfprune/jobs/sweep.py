@@ -293,10 +293,20 @@ def _prepare_variant(config, output_dir, key, data, baseline, log, curves_cache=
                 deployed_stats=base_stats, extra=dict(
                     extra, achieved_sparsity=base_stats["sparsity"], fine_tune_time_s=0.0))), model
     plots = []  # the prune run's plots, drawn where the variant is deployed
-    run, measured = variant_lib.prune_variant(
-        config.prune_config(key, base_metrics["model_path"]), out, data,
-        (model, base_metrics["model_path"]), base_stats, extra=extra, curves_cache=curves_cache,
-        draw=lambda plot, *args, **kwargs: plots.append((plot, args, kwargs)))
+
+    def prune():
+        return variant_lib.prune_variant(
+            config.prune_config(key, base_metrics["model_path"]), out, data,
+            (model, base_metrics["model_path"]), base_stats, extra=extra,
+            curves_cache=curves_cache,
+            draw=lambda plot, *args, **kwargs: plots.append((plot, args, kwargs)))
+
+    run, measured = prune()
+    if not plots and not os.path.exists(os.path.join(out, "plots", "layer_sparsity.png")):
+        # Fine-tuned before an interruption but not deployed, so its plots were never drawn
+        # (they are drawn with the deployment): fine-tuned again (the same result) to draw them.
+        os.remove(os.path.join(out, "metrics.json"))
+        run, measured = prune()
     return deployer_lib.Deployment(
         os.path.join(run.output_dir, f"{run.deployed_kind}.keras"), run.deployed_kind, out, key,
         loader, dict(options, **measured), plots), run.model()

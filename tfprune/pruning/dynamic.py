@@ -329,9 +329,10 @@ class StepTaylor:
     steps, from the optimizer's own gradients: ``attach`` wraps the model optimizer's
     ``apply_gradients``, so scoring costs no extra pass over the data.
 
-    Under a distribution strategy each replica adds its own gradients and a read sums the
-    replicas (and the workers), so every replica and worker reads the same sums. Steps whose
-    gradients are not finite (skipped by loss scaling) add nothing.
+    Under a distribution strategy the gradients are summed over the replicas first (what the
+    optimizer applies), each replica adds its share, and a read sums the replicas (and the
+    workers): every replica and worker reads the sums one device would. Steps whose gradients
+    are not all finite (skipped by loss scaling) add nothing.
     """
 
     def __init__(self, variables):
@@ -356,16 +357,30 @@ class StepTaylor:
         index = {v.ref(): i for i, v in enumerate(self.variables)}
 
         def apply_gradients(grads_and_vars, *args, **kwargs):
-            grads_and_vars = list(grads_and_vars)
+            grads_and_vars = [(g, v) for g, v in grads_and_vars if g is not None]
+            share = 1.0
+            context = tf.distribute.get_replica_context()
+            if context is not None and context.num_replicas_in_sync > 1:
+                # The batch's gradient (summed over the replicas, as the optimizer would), so
+                # the sums do not depend on how many replicas share the batch; each replica
+                # adds its share of it. The optimizer then skips its own aggregation.
+                summed = context.all_reduce(tf.distribute.ReduceOp.SUM,
+                                            [g for g, _ in grads_and_vars])
+                grads_and_vars = list(zip(summed, (v for _, v in grads_and_vars)))
+                kwargs["skip_gradients_aggregation"] = True
+                share = 1.0 / context.num_replicas_in_sync
+            # A step whose gradients are not all finite (one loss scaling skips) adds nothing.
+            finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(tf.convert_to_tensor(g)))
+                                    for g, _ in grads_and_vars])
             for gradient, variable in grads_and_vars:
                 i = index.get(variable.ref())
-                if i is None or gradient is None:
+                if i is None:
                     continue
-                contribution = tf.abs(tf.cast(tf.convert_to_tensor(variable), tf.float32)
-                                      * tf.cast(tf.convert_to_tensor(gradient), tf.float32))
-                self._sums[i].assign_add(tf.where(tf.math.is_finite(contribution),
-                                                  contribution, 0.0))
-            self._steps.assign_add(1.0)
+                contribution = share * tf.abs(
+                    tf.cast(tf.convert_to_tensor(variable), tf.float32)
+                    * tf.cast(tf.convert_to_tensor(gradient), tf.float32))
+                self._sums[i].assign_add(tf.where(finite, contribution, 0.0))
+            self._steps.assign_add(share * tf.cast(finite, tf.float32))
             return original(grads_and_vars, *args, **kwargs)
 
         optimizer.apply_gradients = apply_gradients
