@@ -121,18 +121,21 @@ from tfprune.pruning import core
 out = {}
 strategy = distribute.start("mirrored")
 out["replicas"] = strategy.num_replicas_in_sync
-for method, options in (("weight", {}), ("unit", {}),
-                        ("incremental", {"dynamic": {"every": 1, "granularity": "unit"}}),
-                        ("channel", {})):
+# One epoch: the fixed-target masks apply from the first step; incremental decides at the end
+# of its first epoch, so it trains a second epoch with the decided masks.
+for method, options, epochs in (("weight", {}, 1), ("unit", {}, 1),
+                                ("incremental", {"dynamic": {"every": 1, "granularity": "unit"}},
+                                 2),
+                                ("channel", {}, 1)):
     training.set_seed(0)
     data = load_data("digits", batch_size=distribute.global_batch(16), seed=0)
     with strategy.scope():
         result = core.prune(build_model("cnn", data.input_shape, data.num_classes, seed=0),
                             method, "constant", 0.5, steps_per_epoch=data.steps_per_epoch,
-                            epochs=2, train_data=data.split("train"), log=lambda _: None,
+                            epochs=epochs, train_data=data.split("train"), log=lambda _: None,
                             **options)
         training.compile_model(result.model)
-    result.model.fit(data.train, epochs=2, verbose=0, callbacks=result.callbacks)
+    result.model.fit(data.train, epochs=epochs, verbose=0, callbacks=result.callbacks)
     copies = [[v.numpy() for v in variable.values] for variable in result.model.weights]
     same = all(len(c) == 2 and np.array_equal(c[0], c[1]) for c in copies)  # every variable
     zeros = [float(np.mean(mask.values[0].numpy() == 0)) for layer in result.model.layers
@@ -280,12 +283,22 @@ def multi_worker(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("multi_worker")
     out = str(tmp / "run")
     logs = [str(tmp / f"worker{i}.log") for i in range(2)]
-    codes = _wait(_start_workers(["-c", WORKER, "multi_worker", out, "16"], free_ports(2), logs),
-                  timeout=400)
+    # 32 per replica on two workers, 64 on one device: the same global batch (64, 2 x fewer
+    # collective steps than 16 / 32). The one-device run goes alongside: the workers spend much
+    # of their time waiting on each other's collectives.
+    workers = _start_workers(["-c", WORKER, "multi_worker", out, "32"], free_ports(2), logs)
+    single_log = str(tmp / "single.log")
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=ROOT)  # as run_python's
+    env.pop("TF_USE_LEGACY_KERAS", None)
+    env.pop("TF_CONFIG", None)
+    with open(single_log, "w") as log:
+        single = subprocess.Popen([sys.executable, "-c", WORKER, "default", str(tmp / "single"),
+                                   "64"], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+                                  env=env)
+    codes = _wait(workers, timeout=400)
     texts = [open(log).read() for log in logs]
     assert codes == [0, 0], "\n".join(t[-3000:] for t in texts)
-    single = run_python(["-c", WORKER, "default", str(tmp / "single"), "32"])
-    assert single.returncode == 0, single.stderr[-3000:]
+    assert _wait([single], timeout=400) == [0], open(single_log).read()[-3000:]
     results = [json.load(open(f"{out}-{i}.json")) for i in range(2)]
     return {"tmp": tmp, "out": out, "logs": texts, "workers": results,
             "single": json.load(open(str(tmp / "single-0.json")))}
@@ -301,7 +314,7 @@ def test_multi_worker_masks_are_identical_on_both_workers(multi_worker):
         # the deciding pruner decided, the same on both workers
         assert result["incremental"]["events"] >= 1 and result["incremental"]["sparsity"] > 0
     assert first["incremental"]["events"] == second["incremental"]["events"]
-    assert "2 replica(s), global batch 32" in multi_worker["logs"][0]
+    assert "2 replica(s), global batch 64" in multi_worker["logs"][0]
 
 
 def test_multi_worker_accuracy_is_close_to_one_device(multi_worker):
@@ -332,8 +345,10 @@ def _progress(path):
 
 def test_killing_a_worker_and_restarting_resumes_from_the_last_checkpoint(tmp_path):
     out = str(tmp_path / "run")
+    # Batch 128 per worker: 5 collective steps an epoch; a one-epoch baseline.
     args = ["-m", "experiments.prune", "--dataset=digits", "--model=mlp", "--method=unit",
-            "--target_sparsity=0.5", "--baseline_epochs=2", "--fine_tune_epochs=8",
+            "--target_sparsity=0.5", "--baseline_epochs=1", "--fine_tune_epochs=8",
+            "--batch_size=128",
             "--strategy=multi_worker", f"--output_dir={out}"]
     logs = [str(tmp_path / f"first{i}.log") for i in range(2)]
     procs = _start_workers(args, free_ports(2), logs)
