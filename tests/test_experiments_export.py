@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from test_experiments_train import assert_clean_error
+from test_experiments_train import assert_clean_error, assert_same_outcome, script_cases
 
 
 def test_bad_input_is_a_clean_error(python, tmp_path):
@@ -21,8 +21,13 @@ def test_bad_input_is_a_clean_error(python, tmp_path):
          "`mixed_int4_fraction` must come with the 'mixed' quantization"),
         ([], "--model_path"),
     ]
-    for flags, fragment in cases:
-        result = python(["-m", "experiments.export_tflite", f"--output_dir={tmp_path}/out"] + flags)
+    # All in one interpreter (one TensorFlow import), the first also as a real run.
+    batched = script_cases("export_tflite", [[f"--output_dir={tmp_path}/out"] + flags
+                                             for flags, _ in cases], tmp_path / "results.json")
+    real = python(["-m", "experiments.export_tflite", f"--output_dir={tmp_path}/out"] + cases[0][0])
+    assert_clean_error(real, cases[0][1])
+    assert_same_outcome(real, batched[0])
+    for (flags, fragment), result in zip(cases, batched):
         assert_clean_error(result, fragment)
     assert not (tmp_path / "out").exists()
 

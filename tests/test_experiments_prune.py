@@ -4,10 +4,9 @@ import json
 
 import pytest
 
-from test_experiments_train import assert_clean_error
+from test_experiments_train import assert_clean_error, assert_same_outcome, script_cases
 
-
-@pytest.mark.parametrize("flags, fragment", [
+BAD_INPUT = [
     (["--target_sparsity=1.3"], "`target_sparsity` must be in [0, 1), got 1.3"),
     (["--target_sparsity=-0.5"], "`target_sparsity` must be in [0, 1), got -0.5"),
     (["--method=random"], "--method=random"),
@@ -26,11 +25,30 @@ from test_experiments_train import assert_clean_error
      "`end_step - begin_step` (7) must be a multiple of `frequency` (5)"),
     (["--initial_sparsity=0.95", "--target_sparsity=0.9"],
      "`initial_sparsity` (0.95) must not exceed `target_sparsity` (0.9)"),
-])
-def test_bad_input_is_a_clean_error(python, tmp_path, flags, fragment):
-    result = python(["-m", "experiments.prune", f"--output_dir={tmp_path}/run"] + flags)
+]
+
+
+@pytest.fixture(scope="module")
+def bad_input(tmp_path_factory):
+    """Every BAD_INPUT command line through experiments.prune in one interpreter: (results,
+    the directory of their output_dirs)."""
+    base = tmp_path_factory.mktemp("bad_input")
+    argvs = [[f"--output_dir={base}/{i}/run"] + flags for i, (flags, _) in enumerate(BAD_INPUT)]
+    return script_cases("prune", argvs, base / "results.json"), base
+
+
+@pytest.mark.parametrize("flags, fragment", BAD_INPUT)
+def test_bad_input_is_a_clean_error(python, tmp_path, bad_input, flags, fragment):
+    batched, base = bad_input
+    index = BAD_INPUT.index((flags, fragment))
+    if index == 0:  # one as a real run, which the batched one must match
+        result = python(["-m", "experiments.prune", f"--output_dir={tmp_path}/run"] + flags)
+        assert_same_outcome(result, batched[0])
+        assert not (tmp_path / "run").exists()
+    else:
+        result = batched[index]
     assert_clean_error(result, fragment)
-    assert not (tmp_path / "run").exists()
+    assert not (base / str(index) / "run").exists()
 
 
 @pytest.fixture(scope="module")
