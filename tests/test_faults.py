@@ -19,9 +19,46 @@ ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=ROOT)
 
 # Runs a job; SIGKILLs itself when a progress line of the baseline's training starts with
 # "epoch <kill_at>/" (the job has then written that epoch's history but not its checkpoint).
+# With "--uninterrupted JSON" it runs several jobs, never killed, one after another.
 KILLABLE = r'''
-import os, signal, sys
+import json, os, signal, sys
 from tfprune import training
+
+
+def run_job(directory, job, baseline=None):
+    if job == "sweep_b":  # another configuration, replacing the directory's run
+        from tfprune.jobs.sweep import SweepConfig, run_sweep
+        run_sweep(SweepConfig(model="cnn", methods=("weight",), schedules=("constant",),
+                              sparsities=(0.5,), quantizations=("float32",), baseline_epochs=4,
+                              fine_tune_epochs=1, latency_runs=2, representative_count=10),
+                  directory, overwrite=True, log=lambda _: None)
+    elif job.startswith("prune"):  # from the baseline at path ``baseline``
+        from tfprune.jobs.prune import PruneConfig, run_prune
+        method = job.partition(":")[2] or "unit"
+        options = dict(method=method, schedule="polynomial", target_sparsity=0.5)
+        if method in ("dynamic", "incremental"):  # loose enough to prune within 4 epochs
+            options.update(schedule="-", target_sparsity=0.0 if method == "dynamic" else 0.5,
+                           dynamic=dict(norm_tolerance=0.5, patience=1, every=1,
+                                        norm_fraction=0.95, accuracy_tolerance=0.5))
+        run_prune(PruneConfig(model="cnn", baseline=baseline, baseline_epochs=3,
+                              fine_tune_epochs=4, from_scratch=method == "unit", **options),
+                  directory, log=lambda _: None)
+    elif job in ("train", "baseline"):  # baseline: the one PruneConfig(baseline_epochs=3) trains
+        from tfprune.jobs.train import TrainConfig, train_baseline
+        train_baseline(TrainConfig(model="cnn", epochs=6 if job == "train" else 3), directory,
+                       log=lambda _: None)
+    else:
+        from tfprune.jobs.sweep import SweepConfig, run_sweep
+        run_sweep(SweepConfig(model="cnn", methods=("unit",), schedules=("constant",),
+                              sparsities=(0.5,), quantizations=("float32",), baseline_epochs=4,
+                              fine_tune_epochs=1, latency_runs=2, representative_count=10),
+                  directory, log=lambda _: None)
+
+
+if sys.argv[1] == "--uninterrupted":
+    for run in json.loads(sys.argv[2]):
+        run_job(*run)
+    sys.exit()
 
 kill_at = sys.argv[2]  # "none", "<epoch>" (the baseline's) or "<phase>:<epoch>"
 phase, _, epoch_text = kill_at.rpartition(":")
@@ -34,34 +71,7 @@ def on_epoch_end(self, epoch, logs=None):
         os.kill(os.getpid(), signal.SIGKILL)
 
 training.ProgressLogger.on_epoch_end = on_epoch_end
-job = sys.argv[3]
-if job == "sweep_b":  # another configuration, replacing the directory's run
-    from tfprune.jobs.sweep import SweepConfig, run_sweep
-    run_sweep(SweepConfig(model="cnn", methods=("weight",), schedules=("constant",),
-                          sparsities=(0.5,), quantizations=("float32",), baseline_epochs=4,
-                          fine_tune_epochs=1, latency_runs=2, representative_count=10),
-              sys.argv[1], overwrite=True, log=lambda _: None)
-elif job.startswith("prune"):
-    from tfprune.jobs.prune import PruneConfig, run_prune
-    method = job.partition(":")[2] or "unit"
-    options = dict(method=method, schedule="polynomial", target_sparsity=0.5)
-    if method in ("dynamic", "incremental"):  # loose enough to prune within 4 epochs
-        options.update(schedule="-", target_sparsity=0.0 if method == "dynamic" else 0.5,
-                       dynamic=dict(norm_tolerance=0.5, patience=1, every=1, norm_fraction=0.95,
-                                    accuracy_tolerance=0.5))
-    run_prune(PruneConfig(model="cnn", baseline=sys.argv[4], baseline_epochs=3,
-                          fine_tune_epochs=4, from_scratch=method == "unit", **options),
-              sys.argv[1], log=lambda _: None)
-elif job in ("train", "baseline"):  # baseline: the one PruneConfig(baseline_epochs=3) trains
-    from tfprune.jobs.train import TrainConfig, train_baseline
-    train_baseline(TrainConfig(model="cnn", epochs=6 if job == "train" else 3), sys.argv[1],
-                   log=lambda _: None)
-else:
-    from tfprune.jobs.sweep import SweepConfig, run_sweep
-    run_sweep(SweepConfig(model="cnn", methods=("unit",), schedules=("constant",),
-                          sparsities=(0.5,), quantizations=("float32",), baseline_epochs=4,
-                          fine_tune_epochs=1, latency_runs=2, representative_count=10),
-              sys.argv[1], log=lambda _: None)
+run_job(sys.argv[1], *sys.argv[3:])
 '''
 
 
@@ -71,29 +81,30 @@ def _run(directory, kill_at, job, *args):
                           cwd=ROOT)
 
 
+PRUNE_JOBS = ("prune", "prune:channel", "prune:dynamic", "prune:incremental")
+
+
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory):
-    """uninterrupted(job, *args): the directory of one run of ``job`` never killed, made once
-    per module (runs are deterministic, and the tests only read it)."""
-    runs = {}
-
-    def run(job, *args):
-        key = (job,) + tuple(str(a) for a in args)
-        if key not in runs:
-            directory = tmp_path_factory.mktemp("uninterrupted") / "run"
-            result = _run(directory, "none", job, *args)
-            assert result.returncode == 0, result.stderr[-2000:]
-            runs[key] = directory
-        return runs[key]
-
-    return run
+    """The runs the killed ones must end as, made once for the module, never killed, one after
+    another in one process (the tests only read them): {"train": dir, "sweep": dir, "baseline":
+    dir, "prune...": dir}. "baseline" is the cnn baseline the pruning jobs start from: what
+    their --baseline=train with baseline_epochs=3 would train (the same TrainConfig), trained
+    once instead of in each of their runs."""
+    base = tmp_path_factory.mktemp("uninterrupted")
+    dirs = {job: base / job.replace(":", "-")
+            for job in ("baseline", "train", "sweep") + PRUNE_JOBS}
+    baseline = dirs["baseline"] / "model.keras"
+    runs = [[str(dirs[job]), job] + ([str(baseline)] if job in PRUNE_JOBS else []) for job in dirs]
+    result = subprocess.run([sys.executable, "-c", KILLABLE, "--uninterrupted", json.dumps(runs)],
+                            env=ENV, capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return dirs
 
 
 @pytest.fixture(scope="module")
 def prune_baseline(uninterrupted):
-    """The cnn baseline the pruning jobs start from: what their own --baseline=train with
-    baseline_epochs=3 trains (the same TrainConfig), trained once instead of in every run."""
-    return uninterrupted("baseline") / "model.keras"
+    return uninterrupted["baseline"] / "model.keras"
 
 
 def _weights(path):
@@ -103,7 +114,7 @@ def _weights(path):
 
 
 def test_killed_training_resumes_exactly(tmp_path, uninterrupted):
-    full, killed = uninterrupted("train"), tmp_path / "killed"
+    full, killed = uninterrupted["train"], tmp_path / "killed"
     interrupted = _run(killed, 4, "train")
     assert interrupted.returncode == -9, interrupted.stderr[-2000:]
     assert not (killed / "metrics.json").exists()
@@ -124,7 +135,7 @@ def test_killed_training_resumes_exactly(tmp_path, uninterrupted):
     ("prune:dynamic", "fine-tune:3"), ("prune:incremental", "fine-tune:2")])
 def test_killed_fine_tuning_and_scratch_training_resume_exactly(tmp_path, uninterrupted,
                                                                prune_baseline, job, kill_at):
-    full, killed = uninterrupted(job, prune_baseline), tmp_path / "killed"
+    full, killed = uninterrupted[job], tmp_path / "killed"
     assert _run(killed, kill_at, job, prune_baseline).returncode == -9
     if kill_at.startswith("fine-tune"):
         assert (killed / "backup" / "progress.json").exists()
@@ -149,7 +160,7 @@ def test_killed_fine_tuning_and_scratch_training_resume_exactly(tmp_path, uninte
 
 
 def test_sweep_killed_during_its_baseline_ends_as_uninterrupted(tmp_path, uninterrupted):
-    full, killed = uninterrupted("sweep"), tmp_path / "killed"
+    full, killed = uninterrupted["sweep"], tmp_path / "killed"
     assert _run(killed, 3, "sweep").returncode == -9
     rerun = _run(killed, "none", "sweep")
     assert rerun.returncode == 0, rerun.stderr[-2000:]
@@ -167,7 +178,7 @@ def test_overwrite_killed_after_its_baseline_leaves_no_mix(tmp_path, uninterrupt
     import shutil
 
     out = tmp_path / "sweep"
-    shutil.copytree(uninterrupted("sweep"), out)  # a finished run of job "sweep"
+    shutil.copytree(uninterrupted["sweep"], out)  # a finished run of job "sweep"
     assert (out / "results.csv").exists()
     assert _run(out, 3, "sweep_b").returncode == -9  # during the new run's baseline
     left = {p.name for p in out.iterdir()}
