@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 from conftest import ROOT
-from test_experiments_train import assert_clean_error
+from test_experiments_train import assert_clean_error, assert_same_outcome, script_cases
 
 TINY = ["--model=mlp", "--methods=weight,unit", "--schedules=constant", "--sparsities=0.5,0.8",
         "--quantizations=float32", "--baseline_epochs=2", "--fine_tune_epochs=1",
@@ -16,7 +16,7 @@ TINY = ["--model=mlp", "--methods=weight,unit", "--schedules=constant", "--spars
 
 def test_bad_input_is_a_clean_error(python, tmp_path):
     out = tmp_path / "out"
-    for flags, fragment in [
+    cases = [
         (["--sparsities="], "`sparsities` must not be empty"),
         (["--methods="], "`methods` must not be empty"),
         (["--sparsities=0.5,1.5"], "`sparsities` must be in [0, 1), got 1.5"),
@@ -24,8 +24,14 @@ def test_bad_input_is_a_clean_error(python, tmp_path):
         (["--sparsities=half"], "`--sparsities` must be a comma-separated list of numbers"),
         (["--methods=weight,magic"], "unknown pruning method 'magic'; registered: adaptive, channel, dynamic, incremental, unit, weight"),
         (["--quantizations=int3"], "unknown quantization 'int3'"),
-    ]:
-        result = python(["-m", "experiments.sweep", f"--output_dir={out}"] + flags)
+    ]
+    # All in one interpreter (one TensorFlow import), the first also as a real run.
+    batched = script_cases("sweep", [[f"--output_dir={out}"] + flags for flags, _ in cases],
+                           tmp_path / "results.json")
+    real = python(["-m", "experiments.sweep", f"--output_dir={out}"] + cases[0][0])
+    assert_clean_error(real, cases[0][1])
+    assert_same_outcome(real, batched[0])
+    for (flags, fragment), result in zip(cases, batched):
         assert_clean_error(result, fragment)
     assert not out.exists()
 

@@ -12,14 +12,53 @@ import sys
 import numpy as np
 import pytest
 
+from test_experiments_train import assert_same_outcome, script_cases
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=ROOT)
 
 # Runs a job; SIGKILLs itself when a progress line of the baseline's training starts with
 # "epoch <kill_at>/" (the job has then written that epoch's history but not its checkpoint).
+# With "--uninterrupted JSON" it runs several jobs, never killed, one after another.
 KILLABLE = r'''
-import os, signal, sys
+import json, os, signal, sys
 from tfprune import training
+
+
+def run_job(directory, job, baseline=None):
+    if job == "sweep_b":  # another configuration, replacing the directory's run
+        from tfprune.jobs.sweep import SweepConfig, run_sweep
+        run_sweep(SweepConfig(model="cnn", methods=("weight",), schedules=("constant",),
+                              sparsities=(0.5,), quantizations=("float32",), baseline_epochs=4,
+                              fine_tune_epochs=1, latency_runs=2, representative_count=10),
+                  directory, overwrite=True, log=lambda _: None)
+    elif job.startswith("prune"):  # from the baseline at path ``baseline``
+        from tfprune.jobs.prune import PruneConfig, run_prune
+        method = job.partition(":")[2] or "unit"
+        options = dict(method=method, schedule="polynomial", target_sparsity=0.5)
+        if method in ("dynamic", "incremental"):  # loose enough to prune within 4 epochs
+            options.update(schedule="-", target_sparsity=0.0 if method == "dynamic" else 0.5,
+                           dynamic=dict(norm_tolerance=0.5, patience=1, every=1,
+                                        norm_fraction=0.95, accuracy_tolerance=0.5))
+        run_prune(PruneConfig(model="cnn", baseline=baseline, baseline_epochs=3,
+                              fine_tune_epochs=4, from_scratch=method == "unit", **options),
+                  directory, log=lambda _: None)
+    elif job in ("train", "baseline"):  # baseline: the one PruneConfig(baseline_epochs=3) trains
+        from tfprune.jobs.train import TrainConfig, train_baseline
+        train_baseline(TrainConfig(model="cnn", epochs=6 if job == "train" else 3), directory,
+                       log=lambda _: None)
+    else:
+        from tfprune.jobs.sweep import SweepConfig, run_sweep
+        run_sweep(SweepConfig(model="cnn", methods=("unit",), schedules=("constant",),
+                              sparsities=(0.5,), quantizations=("float32",), baseline_epochs=4,
+                              fine_tune_epochs=1, latency_runs=2, representative_count=10),
+                  directory, log=lambda _: None)
+
+
+if sys.argv[1] == "--uninterrupted":
+    for run in json.loads(sys.argv[2]):
+        run_job(*run)
+    sys.exit()
 
 kill_at = sys.argv[2]  # "none", "<epoch>" (the baseline's) or "<phase>:<epoch>"
 phase, _, epoch_text = kill_at.rpartition(":")
@@ -32,39 +71,40 @@ def on_epoch_end(self, epoch, logs=None):
         os.kill(os.getpid(), signal.SIGKILL)
 
 training.ProgressLogger.on_epoch_end = on_epoch_end
-job = sys.argv[3]
-if job == "sweep_b":  # another configuration, replacing the directory's run
-    from tfprune.jobs.sweep import SweepConfig, run_sweep
-    run_sweep(SweepConfig(model="cnn", methods=("weight",), schedules=("constant",),
-                          sparsities=(0.5,), quantizations=("float32",), baseline_epochs=4,
-                          fine_tune_epochs=1, latency_runs=2, representative_count=10),
-              sys.argv[1], overwrite=True, log=lambda _: None)
-elif job.startswith("prune"):
-    from tfprune.jobs.prune import PruneConfig, run_prune
-    method = job.partition(":")[2] or "unit"
-    options = dict(method=method, schedule="polynomial", target_sparsity=0.5)
-    if method in ("dynamic", "incremental"):  # loose enough to prune within 4 epochs
-        options.update(schedule="-", target_sparsity=0.0 if method == "dynamic" else 0.5,
-                       dynamic=dict(norm_tolerance=0.5, patience=1, every=1, norm_fraction=0.95,
-                                    accuracy_tolerance=0.5))
-    run_prune(PruneConfig(model="cnn", baseline_epochs=3, fine_tune_epochs=4,
-                          from_scratch=method == "unit", **options), sys.argv[1],
-              log=lambda _: None)
-elif job == "train":
-    from tfprune.jobs.train import TrainConfig, train_baseline
-    train_baseline(TrainConfig(model="cnn", epochs=6), sys.argv[1], log=lambda _: None)
-else:
-    from tfprune.jobs.sweep import SweepConfig, run_sweep
-    run_sweep(SweepConfig(model="cnn", methods=("unit",), schedules=("constant",),
-                          sparsities=(0.5,), quantizations=("float32",), baseline_epochs=4,
-                          fine_tune_epochs=1, latency_runs=2, representative_count=10),
-              sys.argv[1], log=lambda _: None)
+run_job(sys.argv[1], *sys.argv[3:])
 '''
 
 
-def _run(directory, kill_at, job):
-    return subprocess.run([sys.executable, "-c", KILLABLE, str(directory), str(kill_at), job],
-                          env=ENV, capture_output=True, text=True, cwd=ROOT)
+def _run(directory, kill_at, job, *args):
+    return subprocess.run([sys.executable, "-c", KILLABLE, str(directory), str(kill_at), job]
+                          + [str(a) for a in args], env=ENV, capture_output=True, text=True,
+                          cwd=ROOT)
+
+
+PRUNE_JOBS = ("prune", "prune:channel", "prune:dynamic", "prune:incremental")
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    """The runs the killed ones must end as, made once for the module, never killed, one after
+    another in one process (the tests only read them): {"train": dir, "sweep": dir, "baseline":
+    dir, "prune...": dir}. "baseline" is the cnn baseline the pruning jobs start from: what
+    their --baseline=train with baseline_epochs=3 would train (the same TrainConfig), trained
+    once instead of in each of their runs."""
+    base = tmp_path_factory.mktemp("uninterrupted")
+    dirs = {job: base / job.replace(":", "-")
+            for job in ("baseline", "train", "sweep") + PRUNE_JOBS}
+    baseline = dirs["baseline"] / "model.keras"
+    runs = [[str(dirs[job]), job] + ([str(baseline)] if job in PRUNE_JOBS else []) for job in dirs]
+    result = subprocess.run([sys.executable, "-c", KILLABLE, "--uninterrupted", json.dumps(runs)],
+                            env=ENV, capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return dirs
+
+
+@pytest.fixture(scope="module")
+def prune_baseline(uninterrupted):
+    return uninterrupted["baseline"] / "model.keras"
 
 
 def _weights(path):
@@ -73,9 +113,8 @@ def _weights(path):
     return keras.models.load_model(path).get_weights()
 
 
-def test_killed_training_resumes_exactly(tmp_path):
-    full, killed = tmp_path / "full", tmp_path / "killed"
-    assert _run(full, "none", "train").returncode == 0
+def test_killed_training_resumes_exactly(tmp_path, uninterrupted):
+    full, killed = uninterrupted["train"], tmp_path / "killed"
     interrupted = _run(killed, 4, "train")
     assert interrupted.returncode == -9, interrupted.stderr[-2000:]
     assert not (killed / "metrics.json").exists()
@@ -94,13 +133,13 @@ def test_killed_training_resumes_exactly(tmp_path):
 @pytest.mark.parametrize("job, kill_at", [
     ("prune", "fine-tune:2"), ("prune", "from scratch:3"), ("prune:channel", "fine-tune:3"),
     ("prune:dynamic", "fine-tune:3"), ("prune:incremental", "fine-tune:2")])
-def test_killed_fine_tuning_and_scratch_training_resume_exactly(tmp_path, job, kill_at):
-    full, killed = tmp_path / "full", tmp_path / "killed"
-    assert _run(full, "none", job).returncode == 0
-    assert _run(killed, kill_at, job).returncode == -9
+def test_killed_fine_tuning_and_scratch_training_resume_exactly(tmp_path, uninterrupted,
+                                                               prune_baseline, job, kill_at):
+    full, killed = uninterrupted[job], tmp_path / "killed"
+    assert _run(killed, kill_at, job, prune_baseline).returncode == -9
     if kill_at.startswith("fine-tune"):
         assert (killed / "backup" / "progress.json").exists()
-    rerun = _run(killed, "none", job)
+    rerun = _run(killed, "none", job, prune_baseline)
     assert rerun.returncode == 0, rerun.stderr[-2000:]
     for name in ("pruned.keras", "shrunk.keras"):
         for a, b in zip(_weights(full / name), _weights(killed / name)):
@@ -120,9 +159,8 @@ def test_killed_fine_tuning_and_scratch_training_resume_exactly(tmp_path, job, k
     assert not (killed / "backup").exists() and not (killed / "scratch_backup").exists()
 
 
-def test_sweep_killed_during_its_baseline_ends_as_uninterrupted(tmp_path):
-    full, killed = tmp_path / "full", tmp_path / "killed"
-    assert _run(full, "none", "sweep").returncode == 0
+def test_sweep_killed_during_its_baseline_ends_as_uninterrupted(tmp_path, uninterrupted):
+    full, killed = uninterrupted["sweep"], tmp_path / "killed"
     assert _run(killed, 3, "sweep").returncode == -9
     rerun = _run(killed, "none", "sweep")
     assert rerun.returncode == 0, rerun.stderr[-2000:]
@@ -136,9 +174,11 @@ def test_sweep_killed_during_its_baseline_ends_as_uninterrupted(tmp_path):
     assert results(killed) == results(full)
 
 
-def test_overwrite_killed_after_its_baseline_leaves_no_mix(tmp_path):
+def test_overwrite_killed_after_its_baseline_leaves_no_mix(tmp_path, uninterrupted):
+    import shutil
+
     out = tmp_path / "sweep"
-    assert _run(out, "none", "sweep").returncode == 0
+    shutil.copytree(uninterrupted["sweep"], out)  # a finished run of job "sweep"
     assert (out / "results.csv").exists()
     assert _run(out, 3, "sweep_b").returncode == -9  # during the new run's baseline
     left = {p.name for p in out.iterdir()}
@@ -225,16 +265,35 @@ def test_files_get_the_users_umask(tmp_path, finished_sweep):
             assert path.stat().st_mode & 0o044 == 0o044, path
 
 
-@pytest.mark.parametrize("args, fragments", [
+BAD_FLAGS = [
     (["-m", "experiments.train", "--epochs=abc"], ["--epochs=abc", "allowed: a positive integer"]),
     (["-m", "experiments.train", "--epochs=0"], ["--epochs=0", "positive integer"]),
     (["-m", "experiments.sweep", "--sparsities=abc"], ["--sparsities", "numbers"]),
     (["-m", "experiments.train", "--output_dir=/etc/hostname"], ["'/etc/hostname' is a file"]),
     (["-m", "experiments.train", "--output_dir=/etc/hostname/run"],
      ["lies under '/etc/hostname', which is a file"]),
-])
-def test_bad_flags_and_paths_exit_2_with_one_line(python, args, fragments):
-    result = python(args)
+]
+# The cases run as real scripts; the other experiments.train cases run in one interpreter.
+REAL_BAD_FLAGS = (0, 2)
+
+
+@pytest.fixture(scope="module")
+def batched_train_flags(tmp_path_factory):
+    cases = [i for i, (args, _) in enumerate(BAD_FLAGS) if args[1] == "experiments.train"]
+    results = script_cases("train", [BAD_FLAGS[i][0][2:] for i in cases],
+                           tmp_path_factory.mktemp("bad_flags") / "results.json")
+    return dict(zip(cases, results))
+
+
+@pytest.mark.parametrize("args, fragments", BAD_FLAGS)
+def test_bad_flags_and_paths_exit_2_with_one_line(python, batched_train_flags, args, fragments):
+    index = BAD_FLAGS.index((args, fragments))
+    if index in REAL_BAD_FLAGS:
+        result = python(args)
+        if index in batched_train_flags:
+            assert_same_outcome(result, batched_train_flags[index])
+    else:
+        result = batched_train_flags[index]
     assert result.returncode == 2, result.stderr[-2000:]
     errors = [l for l in result.stderr.splitlines() if l.startswith("error:")]
     assert len(errors) == 1 and "Traceback" not in result.stderr, result.stderr[-2000:]
