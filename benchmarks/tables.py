@@ -65,7 +65,8 @@ def render(results):
         stages = list(dict.fromkeys(k for r in runs.values() for k in r["stage_times_s"]))
         lines += ["## `make demo` sweep wall time", "",
                   "Seconds; stages summed over variants (other: what no stage accounts for: "
-                  "pruning set-up, saving models, tables and plots).", ""]
+                  "pruning set-up, saving models, tables and plots; negative when stages ran "
+                  "at the same time, as conversions beside fine-tuning do).", ""]
         rows = [[label, r["variants"], f"{r['wall_time_s']:.0f}"]
                 + [f"{r['stage_times_s'][k]:.1f}" if k in r["stage_times_s"] else ""
                    for k in stages] for label, r in runs.items()]
