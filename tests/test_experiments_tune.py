@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from conftest import ROOT
-from test_experiments_train import assert_clean_error
+from test_experiments_train import assert_clean_error, script_cases
 
 
 @pytest.fixture(scope="module")
@@ -26,29 +26,6 @@ TINY = ["--model=mlp", "--epochs=1", "--latency_runs=5", "--methods=weight,unit"
         "--schedules=constant"]
 
 
-# The script's entry point (common.run(tune.main), as `python -m experiments.tune` calls it) on
-# several command lines in one interpreter: each case's exit status and stderr, the flags
-# reset between cases. An exception other than the exit ends the interpreter with a traceback.
-SEVERAL_RUNS = """
-import contextlib, io, json, sys
-from absl import flags
-from experiments import common, tune
-results = []
-for argv in json.loads(sys.argv[1]):
-    sys.argv = ["tune"] + argv
-    stderr = io.StringIO()
-    with contextlib.redirect_stderr(stderr):
-        try:
-            common.run(tune.main)
-            code = 0
-        except SystemExit as exit:  # sys.exit(None) is a success, sys.exit("text") a failure
-            code = 0 if exit.code is None else exit.code if isinstance(exit.code, int) else 1
-    flags.FLAGS.unparse_flags()
-    results.append({"code": code, "stderr": stderr.getvalue()})
-print("RESULTS " + json.dumps(results))
-"""
-
-
 def test_bad_input(python, tmp_path, baseline):
     cases = [
         (["--methods="], "`methods` must not be empty; choose from"),
@@ -58,14 +35,11 @@ def test_bad_input(python, tmp_path, baseline):
     ]
     argvs = [[f"--baseline={baseline}", f"--output_dir={tmp_path}/out"] + flags
              for flags, _ in cases]
-    done = python(["-c", SEVERAL_RUNS, json.dumps(argvs)])
-    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr[-3000:]
-    line = [l for l in done.stdout.splitlines() if l.startswith("RESULTS ")][-1]
-    results = json.loads(line[len("RESULTS "):])
+    # Every command line through the script's entry point in one interpreter.
+    results = script_cases("tune", argvs, tmp_path / "results.json")
     assert len(results) == len(cases)
     for (_, fragment), result in zip(cases, results):
-        assert_clean_error(subprocess.CompletedProcess([], result["code"], "", result["stderr"]),
-                           fragment)
+        assert_clean_error(result, fragment)
 
 
 def test_budget_no_model_meets_is_reported(python, tmp_path, baseline):

@@ -7,6 +7,7 @@ import zipfile
 import numpy as np
 import pytest
 
+from test_experiments_train import error_lines, script_cases
 from tfprune import keras3
 from tfprune.errors import ModelTypeError, TfpruneError, TranslationError
 from tfprune.keras import keras as tf_keras
@@ -362,44 +363,18 @@ def test_scripts_take_keras3_files_and_refuse_bad_ones(tmp_path, digits_keras3, 
     corrupt = tmp_path / "corrupt.keras"
     corrupt.write_bytes(b"PK\x03\x04 not really a zip")
     cases = ((bad, "layer 'recurrent'"), (corrupt, "cannot load Keras model"))
-    # Both command lines through the script's entry point in one interpreter (PRUNE_RUNS).
+    # Both command lines through experiments.prune's entry point in one interpreter.
     argvs = [[f"--baseline={path}", f"--output_dir={tmp_path / f'run-{path.stem}'}"]
              for path, _ in cases]
-    several = python(["-c", PRUNE_RUNS, json.dumps(argvs)])
-    assert several.returncode == 0 and "Traceback" not in several.stderr, several.stderr[-3000:]
-    line = [l for l in several.stdout.splitlines() if l.startswith("RESULTS ")][-1]
-    results = json.loads(line[len("RESULTS "):])
+    results = script_cases("prune", argvs, tmp_path / "results.json")
     assert len(results) == len(cases)
     for (path, match), done in zip(cases, results):
         run = tmp_path / f"run-{path.stem}"
-        assert done["code"] == 2, done["stderr"][-2000:]
-        errors = [line for line in done["stderr"].splitlines() if line.startswith("error:")]
-        assert len(errors) == 1 and match in errors[0], done["stderr"][-2000:]
-        assert "Traceback" not in done["stderr"]
+        assert done.returncode == 2, done.stderr[-2000:]
+        errors = error_lines(done)
+        assert len(errors) == 1 and match in errors[0], done.stderr[-2000:]
+        assert "Traceback" not in done.stderr
         assert not run.exists()  # nothing written
-
-
-# experiments/prune.py's entry point (common.run(prune.main), as `python -m experiments.prune`
-# calls it) on several command lines in one interpreter: each one's exit status and stderr, the
-# flags reset between them. Any other exception ends the interpreter with a traceback.
-PRUNE_RUNS = """
-import contextlib, io, json, sys
-from absl import flags
-from experiments import common, prune
-results = []
-for argv in json.loads(sys.argv[1]):
-    sys.argv = ["prune"] + argv
-    stderr = io.StringIO()
-    with contextlib.redirect_stderr(stderr):
-        try:
-            common.run(prune.main)
-            code = 0
-        except SystemExit as exit:  # sys.exit(None) is a success, sys.exit("text") a failure
-            code = 0 if exit.code is None else exit.code if isinstance(exit.code, int) else 1
-    flags.FLAGS.unparse_flags()
-    results.append({"code": code, "stderr": stderr.getvalue()})
-print("RESULTS " + json.dumps(results))
-"""
 
 
 @pytest.mark.slow
