@@ -137,23 +137,20 @@ class Deployer:
             self._pool = None
 
     def submit(self, deployment, done, model=None, data=None):
-        if self._pool is None:
-            done(deployment, run(deployment, model, data))
-            return
-        while len(self._pending) >= self.depth:
+        while self._pool is not None and len(self._pending) >= self.depth:
             self._finish_first()
-        if self._pool is None:  # the worker failed meanwhile
-            self.submit(deployment, done, model, data)
-            return
-        try:
-            future = self._pool.submit(run, deployment)
-        except (concurrent.futures.process.BrokenProcessPool, RuntimeError) as err:
-            self._fall_back(deployment, err)  # the worker died (a kill, out of memory)
-            self.drain()
-            self.submit(deployment, done, model, data)
-            return
-        self._pending.append((deployment, future, done))
-        self.poll()
+        if self._pool is not None:
+            try:
+                future = self._pool.submit(run, deployment)
+            except (concurrent.futures.process.BrokenProcessPool, RuntimeError) as err:
+                self._fall_back(deployment, err)  # the worker died (a kill, out of memory)
+            else:
+                self._pending.append((deployment, future, done))
+                self.poll()
+                return
+        # In this process, after the ones still waiting (in order).
+        self.drain()
+        done(deployment, run(deployment, model, data))
 
     def poll(self):
         """Hand over the results that are ready (in order), without waiting."""
