@@ -459,7 +459,7 @@ def _run_sweep(config, output_dir, overwrite, log, visualize, overlap):
         os.remove(os.path.join(output_dir, "latency.json"))  # new files: time them all again
     durations = {}
     curves_cache = {}  # layer_sparsity=auto: each baseline's sensitivity curves measured once
-    progress = {"finished": 0, "last": time.perf_counter(), "drawn": None}
+    progress = {"last": time.perf_counter(), "drawn": None}
 
     def finished(deployment, rows):
         """A variant's rows are in: its variant.json, the tables, progress."""
@@ -475,8 +475,8 @@ def _run_sweep(config, output_dir, overwrite, log, visualize, overlap):
         # A variant's time: since the one before it finished (the pipeline's pace when
         # conversions overlap the next fine-tuning).
         durations.setdefault(key.kind, []).append(now - progress["last"])
-        progress["last"], progress["finished"] = now, progress["finished"] + 1
-        index = progress["finished"]
+        progress["last"] = now
+        index = sum(map(len, durations.values()))  # variants finished in this run
         best = max(rows, key=lambda r: r["tflite_accuracy"])
         log(f"[{index}/{len(todo)}] {key.title()}: tflite accuracy {best['tflite_accuracy']:.4f} "
             f"({best['quantization']}), done in {durations[key.kind][-1]:.1f}s; elapsed "

@@ -49,86 +49,77 @@ def convert_and_measure(model, x_test, y_test, representative, quantizations, sp
     ``float32``: (bytes, seconds) of the float32 conversion when the caller already made it.
     """
     with Traced(model) as traced:  # one trace for all of the model's conversions
-        return _convert_and_measure(
-            model, x_test, y_test, representative, quantizations, sparse_options, output_dir,
-            stem, num_threads, latency_runs, warmup, keras_accuracy, log, done, sparse_sizes,
-            mixed, validation, float32, traced)
+        quantizations = validate_quantizations(quantizations)
+        representative = export.check_representative(model, representative)
+        for quantization in quantizations:  # before anything is converted or written
+            export.check_rewrite(quantization, mixed=mixed, validation=validation)
+        # (quantization, sparse) -> (bytes, seconds, info): each conversion happens once
+        converted = {} if float32 is None else {("float32", False): tuple(float32) + (None,)}
 
+        def convert(quantization, sparse):
+            if (quantization, sparse) not in converted:
+                if export.QUANTIZATIONS.get(quantization).rewrites:
+                    float32_content, float32_time, _ = convert("float32", False)
+                    start = time.perf_counter()  # its time is the float32 conversion's and its own
+                    content, info = export.from_float32(quantization, float32_content, model,
+                                                        mixed, validation)
+                    seconds = float32_time + time.perf_counter() - start
+                else:
+                    start = time.perf_counter()
+                    content, info = export.to_tflite(model, quantization, representative,
+                                                     sparse=sparse, traced=traced), None
+                    seconds = time.perf_counter() - start
+                converted[(quantization, sparse)] = (content, seconds, info)
+            return converted[(quantization, sparse)]
 
-def _convert_and_measure(model, x_test, y_test, representative, quantizations, sparse_options,
-                         output_dir, stem, num_threads, latency_runs, warmup, keras_accuracy, log,
-                         done, sparse_sizes, mixed, validation, float32, traced):
-    quantizations = validate_quantizations(quantizations)
-    representative = export.check_representative(model, representative)
-    for quantization in quantizations:  # before anything is converted or written
-        export.check_rewrite(quantization, mixed=mixed, validation=validation)
-    # (quantization, sparse) -> (bytes, seconds, info): each conversion happens once
-    converted = {} if float32 is None else {("float32", False): tuple(float32) + (None,)}
-
-    def convert(quantization, sparse):
-        if (quantization, sparse) not in converted:
-            if export.QUANTIZATIONS.get(quantization).rewrites:
-                float32_content, float32_time, _ = convert("float32", False)
-                start = time.perf_counter()  # its time is the float32 conversion's and its own
-                content, info = export.from_float32(quantization, float32_content, model,
-                                                    mixed, validation)
-                seconds = float32_time + time.perf_counter() - start
-            else:
-                start = time.perf_counter()
-                content, info = export.to_tflite(model, quantization, representative,
-                                                 sparse=sparse, traced=traced), None
-                seconds = time.perf_counter() - start
-            converted[(quantization, sparse)] = (content, seconds, info)
-        return converted[(quantization, sparse)]
-
-    rows = []
-    done = done or {}
-    rewrites = {q for q in quantizations if export.QUANTIZATIONS.get(q).rewrites}
-    # int4 and mixed have no sparse encoding (ai-edge-quantizer quantizes after the converter)
-    todo = [(q, s) for q in quantizations for s in sparse_options if not (s and q in rewrites)]
-    for quantization in dict.fromkeys(q for q, s in todo if variant_name(q, s) not in done):
-        # The cheap checks (a mixed budget below the all-int4 size) before any file is written.
-        export.check_float32(quantization, convert("float32", False)[0], model, mixed)
-    float32_bytes = None
-    for quantization, sparse in todo:
-        name = variant_name(quantization, sparse)
-        path = os.path.join(output_dir, f"{stem}_{name}.tflite")
-        if name in done and os.path.exists(path):
-            rows.append(done[name])
-            continue
-        if float32_bytes is None:  # the reference; reused when float32 is a variant too
-            float32_bytes = len(convert("float32", False)[0])
-        content, convert_time, info = convert(quantization, sparse)
-        export.save_tflite(content, path)
-        start = time.perf_counter()
-        measured = evaluate.measure(content, x_test, y_test, num_threads=num_threads,
-                                    latency_runs=latency_runs, warmup=warmup,
-                                    reference_bytes=float32_bytes)
-        row = dict(variant=name, quantization=quantization, sparse=bool(sparse),
-                   keras_accuracy=keras_accuracy, file=path, convert_time_s=convert_time,
-                   evaluate_time_s=time.perf_counter() - start, **measured)
-        if keras_accuracy is not None:
-            row["accuracy_delta"] = row["tflite_accuracy"] - keras_accuracy
-        if sparse_sizes and quantization in rewrites:
-            row["sparse_bytes"] = None
-        elif sparse_sizes:
-            encoded, seconds, _ = convert(quantization, True)
-            row["sparse_bytes"] = len(encoded)
-            row["convert_time_s"] += 0.0 if sparse else seconds
-        if info is not None:
-            row.update(int4_layers=info["int4_layers"], int8_layers=info["int8_layers"],
-                       int4_fraction=info["int4_fraction"])
-        if quantization == "mixed":
-            row.update(mixed_budget_kb=info["budget_kb"], layer_costs=info["costs"],
-                       mixed_note=info["note"])
-        timing = (f"{row['latency_ms_median'] * 1e3:.1f} us median on {num_threads} "
-                  "thread(s)" if row.get("latency_ms_median") is not None else "not timed")
-        log(f"{name}: tflite accuracy {row['tflite_accuracy']:.4f}, {row['size_bytes']:,} B "
-            f"({row['gzip_bytes']:,} B gzip), {timing}, {row['delegate']}"
-            + (f"; int4: {', '.join(info['int4_layers']) or 'none'} "
-               f"({info['int4_fraction']:.0%} of the weights)" if info is not None else ""))
-        rows.append(row)
-    return rows
+        rows = []
+        done = done or {}
+        rewrites = {q for q in quantizations if export.QUANTIZATIONS.get(q).rewrites}
+        # int4 and mixed have no sparse encoding (ai-edge-quantizer quantizes after the converter)
+        todo = [(q, s) for q in quantizations for s in sparse_options if not (s and q in rewrites)]
+        for quantization in dict.fromkeys(q for q, s in todo if variant_name(q, s) not in done):
+            # The cheap checks (a mixed budget below the all-int4 size) before any file is written.
+            export.check_float32(quantization, convert("float32", False)[0], model, mixed)
+        float32_bytes = None
+        for quantization, sparse in todo:
+            name = variant_name(quantization, sparse)
+            path = os.path.join(output_dir, f"{stem}_{name}.tflite")
+            if name in done and os.path.exists(path):
+                rows.append(done[name])
+                continue
+            if float32_bytes is None:  # the reference; reused when float32 is a variant too
+                float32_bytes = len(convert("float32", False)[0])
+            content, convert_time, info = convert(quantization, sparse)
+            export.save_tflite(content, path)
+            start = time.perf_counter()
+            measured = evaluate.measure(content, x_test, y_test, num_threads=num_threads,
+                                        latency_runs=latency_runs, warmup=warmup,
+                                        reference_bytes=float32_bytes)
+            row = dict(variant=name, quantization=quantization, sparse=bool(sparse),
+                       keras_accuracy=keras_accuracy, file=path, convert_time_s=convert_time,
+                       evaluate_time_s=time.perf_counter() - start, **measured)
+            if keras_accuracy is not None:
+                row["accuracy_delta"] = row["tflite_accuracy"] - keras_accuracy
+            if sparse_sizes and quantization in rewrites:
+                row["sparse_bytes"] = None
+            elif sparse_sizes:
+                encoded, seconds, _ = convert(quantization, True)
+                row["sparse_bytes"] = len(encoded)
+                row["convert_time_s"] += 0.0 if sparse else seconds
+            if info is not None:
+                row.update(int4_layers=info["int4_layers"], int8_layers=info["int8_layers"],
+                           int4_fraction=info["int4_fraction"])
+            if quantization == "mixed":
+                row.update(mixed_budget_kb=info["budget_kb"], layer_costs=info["costs"],
+                           mixed_note=info["note"])
+            timing = (f"{row['latency_ms_median'] * 1e3:.1f} us median on {num_threads} "
+                      "thread(s)" if row.get("latency_ms_median") is not None else "not timed")
+            log(f"{name}: tflite accuracy {row['tflite_accuracy']:.4f}, {row['size_bytes']:,} B "
+                f"({row['gzip_bytes']:,} B gzip), {timing}, {row['delegate']}"
+                + (f"; int4: {', '.join(info['int4_layers']) or 'none'} "
+                   f"({info['int4_fraction']:.0%} of the weights)" if info is not None else ""))
+            rows.append(row)
+        return rows
 
 
 def interleaved_times(calls, rounds, runs_per_round, seed=0):
