@@ -4,6 +4,7 @@ interpreters: logical devices and collectives are fixed when TensorFlow starts).
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -103,6 +104,33 @@ def test_a_non_chief_worker_writes_a_twin_and_reads_the_chiefs_checkpoints(tmp_p
     assert os.path.isdir(inner)
     distribute.finish(twin)
     assert not os.path.exists(twin) and distribute.shared(inner) == inner
+
+
+def test_a_twin_copied_while_the_chief_writes_skips_its_temporary_and_vanished_files(
+        tmp_path, monkeypatch):
+    # CI once failed here: the chief renamed its .config.json.*.tmp into place while a
+    # non-chief was copying the directory, and copytree raised for the vanished file.
+    run = tmp_path / "run"
+    (run / "baseline").mkdir(parents=True)
+    (run / "config.json").write_text("{}")
+    (run / ".status.json.abc123.tmp").write_text("half")  # an atomic write in flight
+    (run / "baseline" / "gone.json").write_text("{}")
+    copy2 = shutil.copy2
+
+    def chief_renames_meanwhile(source, target, **kwargs):
+        if source.endswith("gone.json"):
+            os.remove(source)
+        return copy2(source, target, **kwargs)
+
+    monkeypatch.setattr(shutil, "copy2", chief_renames_meanwhile)
+    monkeypatch.setattr(distribute, "is_chief", lambda: False)
+    monkeypatch.setattr(distribute, "_task", lambda: ("worker", 1))
+    twin = distribute.writes_here(str(run))
+    try:
+        assert sorted(os.listdir(twin)) == ["baseline", "config.json"]
+        assert os.listdir(os.path.join(twin, "baseline")) == []
+    finally:
+        distribute.finish(twin)
 
 
 MIRRORED = r"""

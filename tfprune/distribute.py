@@ -30,7 +30,9 @@ import contextlib
 import json
 import os
 import shutil
+import time
 
+from tfprune import io
 from tfprune.errors import TfpruneError
 from tfprune.keras import tf
 from tfprune.registry import Registry
@@ -193,11 +195,35 @@ def writes_here(output_dir):
     kind, index = _task()
     chief = os.path.abspath(output_dir)
     twin = f"{chief.rstrip(os.sep)}.{kind}{index}"
-    shutil.rmtree(twin, ignore_errors=True)  # an earlier attempt's: the chief's state counts
     if os.path.isdir(chief):
-        shutil.copytree(chief, twin, ignore=shutil.ignore_patterns(*_CHECKPOINT_DIRS))
+        _copy_live(chief, twin)
+    else:
+        shutil.rmtree(twin, ignore_errors=True)  # an earlier attempt's: the chief's state counts
     _twins[twin] = chief
     return twin
+
+
+def _copy_present(source, target):
+    try:
+        return shutil.copy2(source, target)
+    except FileNotFoundError:  # renamed over or removed by the chief since it was listed
+        return target
+
+
+def _copy_live(chief, twin, attempts=5):
+    """Copy ``chief`` to ``twin`` (replaced if there) while the chief may still be writing
+    there: its temporary files and checkpoints are left out, a file gone since it was listed is
+    skipped, and a directory gone mid-copy makes the copy start again."""
+    ignore = shutil.ignore_patterns(io.TEMP_PATTERN, *_CHECKPOINT_DIRS)
+    for attempt in range(attempts):
+        shutil.rmtree(twin, ignore_errors=True)
+        try:
+            shutil.copytree(chief, twin, ignore=ignore, copy_function=_copy_present)
+            return
+        except shutil.Error:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.2)
 
 
 def shared(path):

@@ -12,6 +12,11 @@ import tempfile
 import numpy as np
 
 
+# What ``atomic_path`` names its temporary files (a glob): a copier of a directory another process
+# is writing leaves them out, since each is either renamed into place or removed in a moment.
+TEMP_PATTERN = ".*.tmp*"
+
+
 def _json_default(obj):
     if isinstance(obj, (np.integer,)):
         return int(obj)
