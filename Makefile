@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_DIR ?= saved_models/demo
 
-.PHONY: demo test test-fast venv clean-venv data
+.PHONY: demo test test-fast venv clean-venv data bazel bazel-test build-files
 
 $(STAMP): setup.cfg pyproject.toml requirements.lock
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -44,6 +44,24 @@ test: $(STAMP)
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -n auto --dist loadscope -m "not slow"
+
+# Bazel: Debian's bazel-bootstrap (4.2), offline. WORKSPACE takes the third-party packages from
+# .venv (bazel/venv.bzl) and Bazel's own downloads from bazel/offline/. `bazel-test` runs every
+# test target but the slow ones (tests/BUILD: <module>_slow).
+bazel:
+	@if command -v bazel >/dev/null 2>&1; then :; \
+	elif command -v apt-get >/dev/null 2>&1; then \
+		$(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bazel-bootstrap; \
+	else \
+		echo "no bazel and no apt-get here: install Bazel 4.2 (Debian/Ubuntu: bazel-bootstrap)"; exit 1; \
+	fi
+
+bazel-test: $(STAMP) bazel
+	bazel test --test_tag_filters=-slow //...
+
+# The BUILD files, from the imports (tests/test_build.py fails when they are out of date).
+build-files: $(STAMP)
+	$(BIN)/python bazel/build_files.py
 
 clean-venv:
 	rm -rf $(VENV)

@@ -4,7 +4,12 @@ import sys
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# The checkout; under Bazel, the test target's runfiles (pytest loads this file by its real path,
+# in the source tree, so __file__ would point past what the target declares).
+if "TEST_SRCDIR" in os.environ:
+    ROOT = os.path.join(os.environ["TEST_SRCDIR"], os.environ["TEST_WORKSPACE"])
+else:
+    ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 import tfprune  # noqa: E402,F401  (Keras 2 before any test imports TensorFlow)
 

@@ -12,9 +12,9 @@ import sys
 import numpy as np
 import pytest
 
+from conftest import ROOT
 from test_experiments_train import assert_same_outcome, script_cases
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=ROOT)
 
 # Runs a job; SIGKILLs itself when a progress line of the baseline's training starts with
