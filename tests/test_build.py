@@ -17,8 +17,12 @@ source_tree = pytest.mark.skipif(UNDER_BAZEL, reason="reads the whole source tre
 
 
 def _build_srcs(directory):
+    """The .py files a directory's BUILD file builds: its targets' srcs, and the module of each
+    pytest_test (bazel/pytest.bzl: `name` runs `name`.py)."""
     with open(os.path.join(ROOT, directory, "BUILD"), encoding="utf-8") as f:
-        return set(re.findall(r'"(\w+\.py)"', f.read()))
+        text = f.read()
+    return set(re.findall(r'"(\w+\.py)"', text)) | {
+        f"{name}.py" for name in re.findall(r'pytest_test\(\n    name = "(\w+)"', text)}
 
 
 @source_tree
