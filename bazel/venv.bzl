@@ -14,14 +14,22 @@ is not the one installed (`make venv` installs requirements.lock).
 """
 
 _FIND = """
-import importlib.metadata as metadata, sys, sysconfig
-print(sysconfig.get_paths()["purelib"])
+import importlib.metadata as metadata, os, sysconfig
+paths = sysconfig.get_paths()
+print(os.pathsep.join(dict.fromkeys([paths["purelib"], paths["platlib"]])))
 for dist in metadata.distributions():
-    print(dist.metadata["Name"], dist.version, dist._path, sep="\\t")
+    files = [dist.locate_file(f) for f in dist.files or () if f.name in ("METADATA", "PKG-INFO")]
+    print(dist.metadata["Name"], dist.version, files[0] if files else "", sep="\\t")
 """
 
 def _normalize(name):
-    return name.lower().replace("-", "_").replace(".", "_")
+    # PEP 503 with "_": runs of -, _ and . are one separator (as bazel/build_files.py names them).
+    out = ""
+    for c in name.lower().elems():
+        c = "_" if c in "-." else c
+        if not (c == "_" and out.endswith("_")):
+            out += c
+    return out
 
 def _venv_impl(ctx):
     root = ctx.path(ctx.attr.lock).dirname
@@ -36,22 +44,27 @@ def _venv_impl(ctx):
     site_packages = lines[0]
     installed = {}
     for line in lines[1:]:
-        name, version, path = line.split("\t")
-        installed[_normalize(name)] = (version, path)
+        name, version, metadata = line.split("\t")
+        if metadata:
+            installed.setdefault(_normalize(name), (version, metadata))
 
     targets = []
     for line in ctx.read(ctx.attr.lock).split("\n"):
-        line = line.split("#")[0].strip()
-        if not line:
+        line = line.split("#")[0].split(";")[0].strip()
+        if not line or line.startswith("-"):
             continue
         if "==" not in line:
             fail("requirements.lock: %r is not pinned as name==version" % line)
         name, version = [part.strip() for part in line.split("==")]
         key = _normalize(name)
-        if key not in installed or installed[key][0] != version:
-            have = installed[key][0] if key in installed else "not installed"
-            fail("%s in .venv: %s, requirements.lock pins %s; run `make venv`" % (name, have, version))
-        ctx.symlink(installed[key][1] + "/METADATA", key + "/METADATA")
+        if key not in installed:
+            # pip leaves out a pin whose environment marker excludes this Python or platform.
+            print("requirements.lock pins %s, which .venv does not have: no @venv//:%s" % (name, key))
+            continue
+        if installed[key][0] != version:
+            fail("%s in .venv is %s, requirements.lock pins %s; run `make venv`" %
+                 (name, installed[key][0], version))
+        ctx.symlink(installed[key][1], key + "/METADATA")
         targets.append('py_library(name = "%s", data = ["%s/METADATA"])' % (key, key))
 
     ctx.file("python.sh", "\n".join([

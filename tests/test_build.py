@@ -65,18 +65,43 @@ def test_every_experiment_script_has_a_binary():
     assert binaries == scripts - {"__init__", "common"}
 
 
+_WHERE = """
+import json, sys
+import tfprune.io
+print(json.dumps({"io": tfprune.io.__file__, "path": sys.path, "no_site": sys.flags.no_site,
+                  "finders": [repr(f) for f in sys.meta_path]}))
+"""
+
+
+def _isolated(where, runfiles, source):
+    assert os.path.abspath(where["io"]).startswith(runfiles + os.sep), where["io"]
+    assert where["no_site"], "started with site: tfprune's editable install in .venv is on"
+    assert not any("editable" in f for f in where["finders"]), where["finders"]
+    venv = os.path.join(source, ".venv")
+    assert not [p for p in where["path"] if (p == source or p.startswith(source + os.sep))
+                and not p.startswith(venv + os.sep)], ("the source tree is on sys.path",
+                                                       where["path"])
+
+
 @pytest.mark.skipif(not UNDER_BAZEL, reason="checks a Bazel test's runfiles")
 def test_under_bazel_first_party_code_comes_from_the_runfiles_only():
-    """tfprune is imported from the target's runfiles, not the source tree nor the editable
-    install in .venv (the toolchain starts python without site), and the third-party packages
-    from .venv."""
+    """tfprune is imported from the target's runfiles, neither from the source tree nor from
+    the editable install in .venv (the toolchain starts python without site), in the test and
+    in a script it starts; third-party packages come from .venv."""
+    import json
+
     import numpy
-    import tfprune
+    import tfprune.io
 
     runfiles = os.path.join(os.environ["TEST_SRCDIR"], os.environ["TEST_WORKSPACE"])
-    assert os.path.abspath(tfprune.__file__).startswith(runfiles + os.sep), tfprune.__file__
+    source = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
+    assert source != runfiles and ROOT == runfiles
     assert os.path.abspath(__file__).startswith(runfiles + os.sep), __file__
-    assert ROOT == runfiles
-    assert sys.flags.no_site and not any("editable" in type(f).__name__.lower()
-                                         or "editable" in str(f) for f in sys.meta_path)
+    here = {"io": tfprune.io.__file__, "path": sys.path, "no_site": sys.flags.no_site,
+            "finders": [repr(f) for f in sys.meta_path]}
+    _isolated(here, runfiles, source)
     assert "/.venv/" in numpy.__file__
+    from conftest import run_python
+    child = run_python(["-c", _WHERE])
+    assert child.returncode == 0, child.stderr
+    _isolated(json.loads(child.stdout.strip().splitlines()[-1]), runfiles, source)
