@@ -158,9 +158,9 @@ class Graph:
 
 
 class Target:
-    def __init__(self, kind, package, name, deps, **attrs):
+    def __init__(self, kind, package, name, deps, module=None, **attrs):
         self.kind, self.package, self.name, self.deps, self.attrs = kind, package, name, deps, attrs
-        self.modules = []  # the repository modules in its srcs
+        self.module = module  # the repository module in its srcs, if any
 
     @property
     def label(self):
@@ -210,21 +210,18 @@ def targets(graph):
             deps |= set(TEST_DATA.get(module, ()))
             if module == "conftest" or module in imported_tests:
                 library = Target("py_library", package, graph.label(module).split(":")[1],
-                                 set(deps), testonly=True, srcs=[file], imports=["."])
-                library.modules.append(module)
+                                 set(deps), module, testonly=True, srcs=[file], imports=["."])
                 out[library.label] = library
             if name.startswith("test_"):
                 test = Target("pytest_test", package, name, deps - {graph.label(module)},
-                              slow=bool(SLOW.search(graph.sources[module])))
-                test.modules.append(module)
+                              module, slow=bool(SLOW.search(graph.sources[module])))
                 out[test.label] = test
             continue
         if graph.is_script(module):
-            target = Target("py_binary", package, name, deps, srcs=[file], main=file,
+            target = Target("py_binary", package, name, deps, module, srcs=[file], main=file,
                             python_version="PY3")
         else:
-            target = Target("py_library", package, name, deps, srcs=[file])
-        target.modules.append(module)
+            target = Target("py_library", package, name, deps, module, srcs=[file])
         out[target.label] = target
     scripts = sorted(t.label for t in out.values()
                      if t.kind == "py_binary" and t.package == "experiments")
@@ -234,8 +231,8 @@ def targets(graph):
         if target.kind in ("py_binary", "pytest_test"):
             while True:
                 closure = _closure(out, target.label)
-                inits = {i for label in closure for m in out[label].modules
-                         for i in graph.inits_above(m)} - closure
+                inits = {i for label in closure if out[label].module
+                         for i in graph.inits_above(out[label].module)} - closure
                 if not inits:
                     break
                 target.deps |= inits

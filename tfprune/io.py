@@ -12,9 +12,11 @@ import tempfile
 import numpy as np
 
 
-# What ``atomic_path`` names its temporary files (a glob): a copier of a directory another process
-# is writing leaves them out, since each is either renamed into place or removed in a moment.
-TEMP_PATTERN = ".*.tmp*"
+# ``atomic_path``'s temporary files are ".<name>.<random>.tmp<suffix>"; TEMP_PATTERN matches them
+# (a glob): a copier of a directory another process is writing leaves them out, since each is
+# either renamed into place or removed in a moment.
+_TEMP_SUFFIX = ".tmp"
+TEMP_PATTERN = ".*" + _TEMP_SUFFIX + "*"
 
 
 def _json_default(obj):
@@ -46,8 +48,8 @@ def atomic_path(path, suffix=""):
     path = os.fspath(path)
     directory = os.path.dirname(path) or "."
     os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp" + suffix,
-                               dir=directory)
+    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".",
+                               suffix=_TEMP_SUFFIX + suffix, dir=directory)
     os.close(fd)
     try:
         yield tmp
