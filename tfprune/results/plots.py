@@ -25,10 +25,13 @@ def plot_history(history, path, title="training"):
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
     epochs = range(1, len(history.get("loss", [])) + 1)
     for key, ax in (("loss", ax_loss), ("accuracy", ax_acc)):
+        # Markers, as in plot_sparsity_history: a one-epoch run is a point, which a bare line
+        # does not draw.
         if key in history:
-            ax.plot(epochs, history[key], label=f"train {key}")
+            ax.plot(epochs, history[key], marker="o", markersize=3, label=f"train {key}")
         if f"val_{key}" in history:
-            ax.plot(epochs, history[f"val_{key}"], label=f"validation {key}")
+            ax.plot(epochs, history[f"val_{key}"], marker="o", markersize=3,
+                    label=f"validation {key}")
         ax.set_xlabel("epoch")
         ax.set_ylabel(key)
         ax.set_title(f"{key} per epoch")
