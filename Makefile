@@ -38,16 +38,19 @@ data:
 	fi
 
 # Tests run in one process per core (pytest-xdist); a module's tests stay in one process, so its
-# module-scoped fixtures (trained models) are made once.
+# module-scoped fixtures (trained models) are made once. Two tiers (tests/tiers.py): unit tests
+# train nothing and start no process; integration tests do. `test` runs both, `test-fast` the
+# unit tier and the integration tests marked smoke.
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -n auto --dist loadscope --durations=10
 
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -q -n auto --dist loadscope -m "not slow"
+	$(BIN)/python -m pytest -q -n auto --dist loadscope -m "not integration or smoke"
 
 # Bazel: Debian's bazel-bootstrap (4.2), offline. WORKSPACE takes the third-party packages from
-# .venv (bazel/venv.bzl) and Bazel's own downloads from bazel/offline/. `bazel-test` runs every
-# test target but the slow ones (tests/BUILD: <module>_slow).
+# .venv (bazel/venv.bzl) and Bazel's own downloads from bazel/offline/. `bazel-test` checks that
+# the BUILD graph builds and runs: every target's unit and smoke tests, the tiers of test-fast
+# (tests/BUILD: <module>; <module>_integration, tagged integration, is left out).
 bazel:
 	@if command -v bazel >/dev/null 2>&1; then :; \
 	elif command -v apt-get >/dev/null 2>&1; then \
@@ -57,7 +60,7 @@ bazel:
 	fi
 
 bazel-test: $(STAMP) bazel
-	bazel test --test_tag_filters=-slow //...
+	bazel test --test_tag_filters=-integration //...
 
 # The BUILD files, from the imports (tests/test_build.py fails when they are out of date).
 build-files: $(STAMP)

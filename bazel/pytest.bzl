@@ -1,11 +1,13 @@
 """`pytest_test`: one test module as Bazel test targets (tests/BUILD)."""
 
-def pytest_test(name, deps, slow = False, data = []):
-    """`name` runs tests/`name`.py's tests but the slow ones through pytest (bazel_pytest.py);
-    with `slow`, `name`_slow (tagged slow, `make bazel-test` leaves it out) runs those."""
-    variants = [(name, "not slow", "large", [])]
-    if slow:
-        variants.append((name + "_slow", "slow", "enormous", ["slow"]))
+def pytest_test(name, deps, integration = False, data = []):
+    """`name` runs tests/`name`.py's unit and smoke tests through pytest (bazel_pytest.py), the
+    tiers of `make test-fast` (tests/tiers.py); with `integration`, `name`_integration (tagged
+    integration, which `make bazel-test` leaves out) runs its other integration tests."""
+    variants = [(name, "not integration or smoke", "large", [])]
+    if integration:
+        variants.append((name + "_integration", "integration and not smoke", "enormous",
+                         ["integration"]))
     for target, marks, size, tags in variants:
         native.py_test(
             name = target,

@@ -22,7 +22,7 @@ if __name__ == "__main__":
     import pytest
 
     code = pytest.main(["-q", "-p", "no:cacheprovider"] + sys.argv[1:])
-    if code == pytest.ExitCode.NO_TESTS_COLLECTED:  # e.g. a module whose tests are all slow
+    if code == pytest.ExitCode.NO_TESTS_COLLECTED:  # e.g. a module whose tests are all integration
         print("no test of this module has these marks", sys.argv[2:])
         code = 0
     sys.exit(code)

@@ -12,6 +12,8 @@ else:
     ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 import tfprune  # noqa: E402,F401  (Keras 2 before any test imports TensorFlow)
+# The unit and integration tiers and the rule between them (tests/tiers.py).
+from tiers import pytest_configure, pytest_runtest_call, pytest_runtest_setup  # noqa: E402,F401
 
 
 def run_python(args, cwd=ROOT, timeout=600, env=None):

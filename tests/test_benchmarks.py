@@ -1,8 +1,10 @@
 """The benchmark harness works (its figures are measured by running it, not by tests)."""
 
+import pytest
 from test_experiments_train import assert_clean_error
 
 
+@pytest.mark.integration
 def test_step_times_structure():
     from benchmarks import training
 
@@ -56,6 +58,7 @@ def test_sweep_stages_add_what_no_stage_accounts_for():
                       "stage_times_s": {"train_s": 20.0, "convert_s": 50.0, "other_s": 30.0}}
 
 
+@pytest.mark.integration
 def test_unknown_section_is_a_clean_error(python, tmp_path):
     result = python(["-m", "benchmarks.run", "--sections=speed", f"--output_dir={tmp_path}"])
     assert_clean_error(result, "unknown benchmark section(s) speed; choose from training")

@@ -25,6 +25,7 @@ def _build_srcs(directory):
         f"{name}.py" for name in re.findall(r'pytest_test\(\n    name = "(\w+)"', text)}
 
 
+@pytest.mark.integration
 @source_tree
 def test_every_module_and_test_module_has_a_build_target():
     """The drift check: every .py file of tfprune/, experiments/ and benchmarks/, and every test
@@ -47,6 +48,7 @@ def test_every_module_and_test_module_has_a_build_target():
     assert not missing, f"no BUILD target for {missing}; run `make build-files`"
 
 
+@pytest.mark.integration
 @source_tree
 def test_the_build_files_are_what_the_imports_give():
     """Deps included: a new import without `make build-files` fails here, not in Bazel."""

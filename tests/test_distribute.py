@@ -213,10 +213,12 @@ def mirrored(tmp_path_factory):
     return _result(run_python(["-c", f"OUT = {str(out)!r}\n" + MIRRORED]))
 
 
+@pytest.mark.integration
 def test_mirrored_strategy_runs_on_two_logical_cpus(mirrored):
     assert mirrored["replicas"] == 2
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("method", ["weight", "unit", "incremental", "channel"])
 def test_masks_are_identical_on_every_replica(mirrored, method):
     result = mirrored[method]
@@ -229,6 +231,7 @@ def test_masks_are_identical_on_every_replica(mirrored, method):
         assert all(abs(z - 0.5) < 0.02 for z in result["mask_zeros"]), result["mask_zeros"]
 
 
+@pytest.mark.integration
 def test_a_mirrored_sweep_converts_and_measures(mirrored):
     rows = mirrored["sweep"]
     assert {(m, q) for m, q, _ in rows} == {("dense", "float32"), ("dense", "int8"),
@@ -236,11 +239,13 @@ def test_a_mirrored_sweep_converts_and_measures(mirrored):
     assert all(0.3 < accuracy <= 1 for _, _, accuracy in rows)
 
 
+@pytest.mark.integration
 def test_a_mirrored_tuning_trial_trains_on_both_replicas(mirrored):
     # the first trial too: digits' batch of 32 per replica, 64 in all
     assert mirrored["tune"] == {"trials": 1, "replicas": 2, "batch": 64}
 
 
+@pytest.mark.integration
 def test_a_mirrored_job_matches_one_device_at_the_same_global_batch(mirrored):
     one, two = mirrored["default"], mirrored["mirrored"]
     assert two["replicas"] == [2, 2] and one["replicas"] == [1, 1]
@@ -332,6 +337,7 @@ def multi_worker(tmp_path_factory):
             "single": json.load(open(str(tmp / "single-0.json")))}
 
 
+@pytest.mark.integration
 def test_multi_worker_masks_are_identical_on_both_workers(multi_worker):
     first, second = multi_worker["workers"]
     for name in ("unit", "incremental"):
@@ -345,6 +351,7 @@ def test_multi_worker_masks_are_identical_on_both_workers(multi_worker):
     assert "2 replica(s), global batch 64" in multi_worker["logs"][0]
 
 
+@pytest.mark.integration
 def test_multi_worker_accuracy_is_close_to_one_device(multi_worker):
     first, second = multi_worker["workers"]
     for name in ("unit", "incremental"):
@@ -352,6 +359,7 @@ def test_multi_worker_accuracy_is_close_to_one_device(multi_worker):
         assert abs(first[name]["accuracy"] - multi_worker["single"][name]["accuracy"]) <= 0.03
 
 
+@pytest.mark.integration
 def test_multi_worker_results_are_written_once(multi_worker):
     out, tmp = multi_worker["out"], multi_worker["tmp"]
     for run in (out, out + "-inc"):
@@ -371,6 +379,7 @@ def _progress(path):
         return 0
 
 
+@pytest.mark.integration
 def test_killing_a_worker_and_restarting_resumes_from_the_last_checkpoint(tmp_path):
     out = str(tmp_path / "run")
     # Batch 128 per worker: 5 collective steps an epoch; a one-epoch baseline.

@@ -9,6 +9,8 @@ import pytest
 from test_datasets import write_folder
 from test_experiments_train import assert_clean_error
 
+pytestmark = pytest.mark.integration  # every test trains or starts a process
+
 
 def _write_npz(path):
     rng = np.random.default_rng(0)

@@ -1,7 +1,10 @@
 """experiments/export_tflite.py as a user runs it (the TFLite acceptance figures: in
 test_experiments_prune.py, with the models they export)."""
 
+import pytest
 from test_experiments_train import assert_clean_error, assert_same_outcome, script_cases
+
+pytestmark = pytest.mark.integration  # every test trains or starts a process
 
 
 def test_bad_input_is_a_clean_error(python, tmp_path):

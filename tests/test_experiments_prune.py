@@ -8,6 +8,8 @@ import pytest
 from conftest import run_python
 from test_experiments_train import assert_clean_error, assert_same_outcome, script_cases
 
+pytestmark = pytest.mark.integration  # every test trains or starts a process
+
 BAD_INPUT = [
     (["--target_sparsity=1.3"], "`target_sparsity` must be in [0, 1), got 1.3"),
     (["--target_sparsity=-0.5"], "`target_sparsity` must be in [0, 1), got -0.5"),
@@ -88,7 +90,6 @@ def unit_50(tmp_path_factory, cnn_baseline):
                           "--schedule=constant", "--target_sparsity=0.5")
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("model, floor", [("cnn", 0.98), ("mlp", 0.96)])
 def test_default_digits_baselines_reach_their_accuracy(python, tmp_path, request, model, floor):
     """(From test_experiments_train.py: the cnn is the baseline the figures below start from.)"""
@@ -102,7 +103,6 @@ def test_default_digits_baselines_reach_their_accuracy(python, tmp_path, request
     assert metrics["test_accuracy"] >= floor, metrics
 
 
-@pytest.mark.slow
 def test_weight_pruning_90_percent_holds_accuracy(cnn_baseline, weight_90):
     path, baseline_accuracy = cnn_baseline
     _, metrics = weight_90
@@ -111,7 +111,6 @@ def test_weight_pruning_90_percent_holds_accuracy(cnn_baseline, weight_90):
     assert metrics["accuracy"] >= baseline_accuracy - 0.015, metrics
 
 
-@pytest.mark.slow
 def test_unit_pruning_half_the_units_shrinks_2x(cnn_baseline, unit_50):
     path, baseline_accuracy = cnn_baseline
     out, metrics = unit_50
@@ -123,7 +122,6 @@ def test_unit_pruning_half_the_units_shrinks_2x(cnn_baseline, unit_50):
     assert (out / "shrunk.keras").exists()
 
 
-@pytest.mark.slow
 def test_tflite_acceptance_on_digits_cnn(python, tmp_path, cnn_baseline, weight_90, unit_50):
     """int8 within 0.5 points of Keras, float16/dynamic within 0.2; 90% weight-pruned int8 gzip
     at least 10x below dense float32; sparse int8 below dense int8; shrunk unit-pruned smaller.

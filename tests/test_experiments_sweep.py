@@ -6,8 +6,11 @@ import signal
 import subprocess
 import sys
 
+import pytest
 from conftest import ROOT
 from test_experiments_train import assert_clean_error, assert_same_outcome, script_cases
+
+pytestmark = pytest.mark.integration  # every test trains or starts a process
 
 TINY = ["--model=mlp", "--methods=weight,unit", "--schedules=constant", "--sparsities=0.5,0.8",
         "--quantizations=float32", "--baseline_epochs=2", "--fine_tune_epochs=1",

@@ -7,6 +7,8 @@ import pytest
 
 from conftest import run_python
 
+pytestmark = pytest.mark.integration  # every test trains or starts a process
+
 
 def assert_clean_error(result, *fragments):
     assert result.returncode != 0

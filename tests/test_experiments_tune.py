@@ -11,6 +11,8 @@ import pytest
 from conftest import ROOT
 from test_experiments_train import assert_clean_error, script_cases
 
+pytestmark = pytest.mark.integration  # every test trains or starts a process
+
 
 @pytest.fixture(scope="module")
 def baseline(tmp_path_factory):

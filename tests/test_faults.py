@@ -113,6 +113,7 @@ def _weights(path):
     return keras.models.load_model(path).get_weights()
 
 
+@pytest.mark.integration
 def test_killed_training_resumes_exactly(tmp_path, uninterrupted):
     full, killed = uninterrupted["train"], tmp_path / "killed"
     interrupted = _run(killed, 4, "train")
@@ -130,6 +131,7 @@ def test_killed_training_resumes_exactly(tmp_path, uninterrupted):
     assert metrics["test_accuracy"] == json.loads((full / "metrics.json").read_text())["test_accuracy"]
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("job, kill_at", [
     ("prune", "fine-tune:2"), ("prune", "from scratch:3"), ("prune:channel", "fine-tune:3"),
     ("prune:dynamic", "fine-tune:3"), ("prune:incremental", "fine-tune:2")])
@@ -159,6 +161,7 @@ def test_killed_fine_tuning_and_scratch_training_resume_exactly(tmp_path, uninte
     assert not (killed / "backup").exists() and not (killed / "scratch_backup").exists()
 
 
+@pytest.mark.integration
 def test_sweep_killed_during_its_baseline_ends_as_uninterrupted(tmp_path, uninterrupted):
     full, killed = uninterrupted["sweep"], tmp_path / "killed"
     assert _run(killed, 3, "sweep").returncode == -9
@@ -174,6 +177,7 @@ def test_sweep_killed_during_its_baseline_ends_as_uninterrupted(tmp_path, uninte
     assert results(killed) == results(full)
 
 
+@pytest.mark.integration
 def test_overwrite_killed_after_its_baseline_leaves_no_mix(tmp_path, uninterrupted):
     import shutil
 
@@ -204,6 +208,7 @@ def finished_sweep(tmp_path_factory):
     return out
 
 
+@pytest.mark.integration
 def test_a_copied_run_directory_is_reused_where_it_lies(tmp_path, finished_sweep):
     import shutil
 
@@ -226,6 +231,7 @@ def test_a_copied_run_directory_is_reused_where_it_lies(tmp_path, finished_sweep
     assert metrics["model_path"] == "model.keras"
 
 
+@pytest.mark.integration
 def test_damaged_markers_are_reported_and_redone(tmp_path, finished_sweep):
     import shutil
 
@@ -248,6 +254,7 @@ def test_damaged_markers_are_reported_and_redone(tmp_path, finished_sweep):
     assert any(str(variant) in line and "does not match" in line for line in lines), lines
 
 
+@pytest.mark.integration
 def test_files_get_the_users_umask(tmp_path, finished_sweep):
     from tfprune import io
 
@@ -285,6 +292,7 @@ def batched_train_flags(tmp_path_factory):
     return dict(zip(cases, results))
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("args, fragments", BAD_FLAGS)
 def test_bad_flags_and_paths_exit_2_with_one_line(python, batched_train_flags, args, fragments):
     index = BAD_FLAGS.index((args, fragments))
@@ -301,6 +309,7 @@ def test_bad_flags_and_paths_exit_2_with_one_line(python, batched_train_flags, a
         assert fragment in errors[0], errors[0]
 
 
+@pytest.mark.integration
 def test_damaged_config_and_empty_baseline_exit_2(python, tmp_path):
     run = tmp_path / "run"
     run.mkdir()

@@ -15,6 +15,8 @@ from tfprune.jobs import sweep as sweep_lib
 from tfprune.jobs.sweep import SweepConfig, run_sweep
 from tfprune.results import rows as rows_lib
 
+pytestmark = pytest.mark.integration  # every test trains or starts a process
+
 TIMES = {"train_time_s", "fine_tune_time_s", "convert_time_s", "evaluate_time_s",
          "latency_ms_median", "latency_ms_p90", "latency_runs", "latency_vs_dense",
          "scratch_time_s"}

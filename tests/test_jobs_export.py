@@ -14,6 +14,7 @@ def saved_mlp(tmp_path_factory):
     return str(path)
 
 
+@pytest.mark.integration
 def test_run_export_writes_variants_and_tables(saved_mlp, tmp_path, python):
     out = tmp_path / "tflite"
     config = ExportConfig(model_path=saved_mlp, quantizations=("float32", "int8"), sparse=True,

@@ -37,6 +37,7 @@ def test_config_validation(kwargs, message):
         PruneConfig(**kwargs)
 
 
+@pytest.mark.integration
 def test_run_prune_writes_everything_and_reuses(tmp_path):
     out = str(tmp_path / "run")
     lines = []
@@ -72,6 +73,7 @@ def test_baseline_of_another_dataset_refused(tmp_path):
     assert keras.models.load_model(path) is not None
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("method", ["dynamic", "adaptive"])
 def test_run_prune_dynamic_methods_write_decisions(tmp_path, method):
     out = str(tmp_path / method)
@@ -136,6 +138,7 @@ def test_a_sparsity_file_with_unknown_layers_fails_before_the_baseline_trains(tm
     assert not out.exists()
 
 
+@pytest.mark.integration
 def test_one_shot_prunes_without_fine_tuning_and_shrinks(tmp_path):
     config = PruneConfig(**dict(TINY, fine_tune_epochs=0))
     assert config.one_shot and config.schedule == "constant"  # pruned to the target at once
@@ -147,6 +150,7 @@ def test_one_shot_prunes_without_fine_tuning_and_shrinks(tmp_path):
     assert not (tmp_path / "run" / "plots" / "fine_tune.png").exists()
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("layer_sparsity", ["auto", "global"])
 def test_layer_wise_targets_meet_the_global_sparsity(tmp_path, layer_sparsity):
     config = PruneConfig(**dict(TINY, method="weight", target_sparsity=0.8,
@@ -185,6 +189,7 @@ def test_a_damaged_baseline_file_is_one_clear_error(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.integration
 def test_channel_method_prunes_groups_shrinks_and_trains_from_scratch(tmp_path):
     config = PruneConfig(**dict(TINY, model="cnn", method="channel", schedule="constant",
                                 target_sparsity=0.5, fine_tune_epochs=1, from_scratch=True))
@@ -219,7 +224,7 @@ def test_channel_options_are_checked(kwargs, message):
         PruneConfig(**dict(TINY, **kwargs))
 
 
-@pytest.mark.slow
+@pytest.mark.integration
 def test_weight_pruning_lists_only_layers_it_really_prunes(tmp_path):
     """DepthwiseConv2D kernels are not pruned by tfmot: they are left out with the reason, and
     every layer listed as pruned reaches the target."""
@@ -241,6 +246,7 @@ def test_weight_pruning_lists_only_layers_it_really_prunes(tmp_path):
     del keras
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("method", ["weight", "unit"])
 def test_mixed_precision_fine_tunes_in_float16_and_saves_float32(tmp_path, method):
     import numpy as np

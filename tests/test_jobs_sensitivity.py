@@ -34,6 +34,7 @@ def test_a_layer_that_does_not_exist_fails_before_the_baseline_trains(tmp_path, 
     assert not out.exists()
 
 
+@pytest.mark.integration
 def test_curves_targets_and_int4_costs_are_written_and_reused(tmp_path):
     out = str(tmp_path / "run")
     summary = run_sensitivity(SensitivityConfig(**TINY), out, log=lambda _: None)

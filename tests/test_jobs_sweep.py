@@ -92,6 +92,7 @@ def test_a_mixed_budget_below_all_int4_fails_before_any_baseline_trains(tmp_path
         SweepConfig(**dict(TINY, mixed_int4_fraction=0.3))
 
 
+@pytest.mark.integration
 def test_tiny_sweep_writes_report_and_resumes(tmp_path, monkeypatch):
     out = str(tmp_path / "sweep")
     config = SweepConfig(**TINY)
@@ -177,6 +178,7 @@ def test_dynamic_options_are_checked_with_the_grid(kwargs, message):
         SweepConfig(**kwargs)
 
 
+@pytest.mark.integration
 def test_dynamic_options_reach_the_pruner(tmp_path):
     config = SweepConfig(**dict(TINY, methods=("dynamic",), quantizations=("float32",),
                                 dynamic={"patience": 1, "norm_tolerance": 0.5,
@@ -244,6 +246,7 @@ def test_latency_is_merged_with_the_ratio_to_dense():
     assert merged[2]["latency_ms_median"] is None
 
 
+@pytest.mark.integration
 def test_from_scratch_is_reported_beside_structured_variants_only(tmp_path):
     with pytest.raises(TfpruneError, match="`from_scratch` applies to structured methods"):
         SweepConfig(**dict(TINY, methods=("weight",), from_scratch=True))
@@ -261,6 +264,7 @@ def test_from_scratch_is_reported_beside_structured_variants_only(tmp_path):
     assert "scratch acc %" in report
 
 
+@pytest.mark.integration
 def test_hybrid_recipe_compares_layer_wise_mixed_with_uniform_int8_and_int4(tmp_path):
     out = str(tmp_path / "sweep")
     config = SweepConfig(**dict(TINY, methods=("weight",), quantizations=("float32",),

@@ -48,6 +48,7 @@ def test_make_optimizer():
         make_optimizer("adam", 1e-3, lr_schedule="cosine")
 
 
+@pytest.mark.integration
 def test_train_writes_run_directory_and_reuses_it(tmp_path, python):
     out = tmp_path / "run"
     lines = []
@@ -79,6 +80,7 @@ def test_train_writes_run_directory_and_reuses_it(tmp_path, python):
     assert io.read_json(out / "metrics.json") == metrics
 
 
+@pytest.mark.integration
 def test_interrupted_training_resumes_from_last_epoch(tmp_path, monkeypatch):
     out = str(tmp_path / "run")
     original = train_lib.ProgressLogger.on_epoch_end
@@ -108,6 +110,7 @@ def test_defaults_follow_the_dataset():
     assert TrainConfig(dataset="fashion_mnist", model="mlp").augment == "none"
 
 
+@pytest.mark.integration
 def test_mixed_precision_trains_in_float16_saves_float32_and_restores_the_policy(tmp_path):
     from tfprune import precision
     from tfprune.models import load_model

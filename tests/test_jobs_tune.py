@@ -51,6 +51,7 @@ def test_missing_baseline():
         TuneConfig(baseline="/nope.keras")
 
 
+@pytest.mark.integration
 def test_search_records_trials_over_budget_and_resumes(baseline, tmp_path):
     config = TuneConfig(baseline=baseline, model="mlp", max_trials=2, epochs=(1,),
                         max_size_kb=0.5, latency_runs=5)  # no model is under 0.5 KB

@@ -144,6 +144,7 @@ def test_pick_images_takes_each_class_then_mistakes():
     assert pick_images(labels, predictions, 2, 0) == [0, 2, 1, 3, 4, 5]
 
 
+@pytest.mark.integration
 def test_bad_input(tmp_path, two_models, python):
     with pytest.raises(TfpruneError, match="names must differ"):
         VisualizeConfig(models=(f"a={two_models[0]}", f"a={two_models[1]}"))

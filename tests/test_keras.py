@@ -3,6 +3,7 @@ import pytest
 from tfprune.keras import check_model, keras
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("prelude", [
     "",
     "import tensorflow as tf\n",

@@ -303,6 +303,7 @@ print(json.dumps(result))
 """
 
 
+@pytest.mark.integration
 def test_keras3_baseline_pruned_and_returned_to_plain_keras(tmp_path, digits_keras3, python):
     """A Keras 3 file in, Keras 3 files out: a process with only `import keras` loads the
     pruned and shrunk models and measures the same test accuracy as tfprune."""
@@ -340,6 +341,7 @@ def tfprune_test_arrays(tmp_path):
     return path
 
 
+@pytest.mark.integration
 def test_tuning_takes_a_keras3_baseline(digits_keras3):
     from tfprune.jobs.tune import TuneConfig, load_baseline
 
@@ -349,6 +351,7 @@ def test_tuning_takes_a_keras3_baseline(digits_keras3):
     assert len(lines) == 1 and "a Keras 3 model, translated to tf_keras" in lines[0]
 
 
+@pytest.mark.integration
 def test_scripts_take_keras3_files_and_refuse_bad_ones(tmp_path, digits_keras3, python):
     out = tmp_path / "export"
     done = python(["-m", "experiments.export_tflite", f"--model_path={digits_keras3}",
@@ -377,7 +380,7 @@ def test_scripts_take_keras3_files_and_refuse_bad_ones(tmp_path, digits_keras3, 
         assert not run.exists()  # nothing written
 
 
-@pytest.mark.slow
+@pytest.mark.integration
 @pytest.mark.parametrize("name, methods", [
     ("cnn", (("weight", 0.8), ("unit", 0.5))), ("resnet", (("weight", 0.8), ("unit", 0.5))),
     ("mobilenetv2", (("unit", 0.5),))])  # its weight pruning: benchmarks.keras3 (slow here)

@@ -24,6 +24,7 @@ def fine_tune(result, data, epochs=2):
     return strip(result.model)
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("method", ["weight", "unit"])
 @pytest.mark.parametrize("schedule", ["constant", "polynomial"])
 def test_prune_reaches_target_per_layer_and_leaves_baseline_alone(digits, method, schedule):
@@ -45,6 +46,7 @@ def test_prune_reaches_target_per_layer_and_leaves_baseline_alone(digits, method
         np.testing.assert_array_equal(old, new)
 
 
+@pytest.mark.integration
 def test_unit_pruning_zeroes_bias_and_following_batchnorm(digits):
     baseline = build_model("vgg16", digits.input_shape, 10, seed=0)
     result = prune(baseline, "unit", "constant", 0.5, steps_per_epoch=2, epochs=1,
@@ -64,6 +66,7 @@ def test_unit_pruning_zeroes_bias_and_following_batchnorm(digits):
     assert np.all(bn.gamma.numpy()[~dead] != 0)
 
 
+@pytest.mark.integration
 def test_two_by_four_weight_pruning(digits):
     baseline = build_model("cnn", digits.input_shape, 10, seed=0)
     result = prune(baseline, "weight", "constant", 0.5, steps_per_epoch=digits.steps_per_epoch,
@@ -111,6 +114,7 @@ def test_keras3_model_refused():
         prune(model, steps_per_epoch=1, epochs=1)
 
 
+@pytest.mark.integration
 def test_models_built_under_the_mixed_float16_policy_are_pruned(digits):
     """Once refused (tfmot 0.8.1 fails in its mask multiply); tfprune's wrapper takes each
     layer's policy and masks the float32 weights (tests/test_pruning_wrapper.py)."""
@@ -128,6 +132,7 @@ def test_models_built_under_the_mixed_float16_policy_are_pruned(digits):
     assert precision.global_policy() == "float32"
 
 
+@pytest.mark.integration
 def test_unit_pruning_under_mirrored_strategy_on_two_cpus(python):
     code = MIRRORED_PREAMBLE + """
 with strategy.scope():

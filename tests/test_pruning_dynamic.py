@@ -58,6 +58,7 @@ def _fit(result, epochs, x, y):
                      verbose=0, callbacks=result.callbacks)
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("method, granularity", [
     ("dynamic", None), ("incremental", None), ("adaptive", None),  # each method's default
     ("dynamic", "unit"), ("incremental", "unit"), ("adaptive", "channel")])
@@ -196,6 +197,7 @@ def _taylor_data(n=64):
     return x, (x.mean(axis=(1, 2, 3)) > 0.5).astype(np.int64)
 
 
+@pytest.mark.integration
 def test_step_taylor_sums_the_optimizers_own_gradients():
     """The sums are |w * dL/dw| of each training step (weights before the step), added up;
     the optimizer is itself again after detach."""
@@ -237,6 +239,7 @@ def test_step_taylor_sums_the_optimizers_own_gradients():
     assert taylor.steps() == 2  # detached: nothing more added
 
 
+@pytest.mark.integration
 def test_incremental_scores_from_the_fit_steps_not_a_pass_of_its_own(monkeypatch):
     """Under fit, no extra pass over the data; in a loop that never steps the model's optimizer
     the pruner scores over ``train_data`` instead."""
@@ -267,6 +270,7 @@ def test_incremental_scores_from_the_fit_steps_not_a_pass_of_its_own(monkeypatch
                for s, slot in zip(scores, other.pruner.slots))
 
 
+@pytest.mark.integration
 def test_step_taylor_sums_are_the_same_on_two_replicas_as_on_one(python):
     """Under MirroredStrategy the batch's gradient (summed over replicas) counts, not each
     replica's own: the sums match one device's for the same global batch."""

@@ -42,6 +42,7 @@ def _data():
     return rng.uniform(size=(256, 8, 8, 1)).astype("float32"), rng.integers(0, 10, 256)
 
 
+@pytest.mark.integration
 def test_sublayers_of_a_subclassed_model_are_weight_pruned_in_place():
     x, y = _data()
     keras.utils.set_random_seed(0)

@@ -96,8 +96,9 @@ def test_wrapped_model_refused():
         shrink(wrapped)
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("name", ["vgg16", "resnet20",
-                                  pytest.param("mobilenetv2", marks=pytest.mark.slow)])
+                                  pytest.param("mobilenetv2", marks=pytest.mark.integration)])
 def test_shrink_after_real_unit_pruning(name):
     from tfprune.pruning import strip
 

@@ -15,6 +15,8 @@ from tfprune.pruning.wrapper import PruneLowMagnitude, stored_variable
 
 from conftest import MIRRORED_PREAMBLE
 
+pytestmark = pytest.mark.integration  # every test trains or starts a process
+
 
 @pytest.fixture
 def mixed():

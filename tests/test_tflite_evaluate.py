@@ -19,6 +19,7 @@ def trained():
     return model, x, y
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("quantization, tolerance", [
     ("float32", 0.0), ("float16", 0.01), ("dynamic", 0.02), ("int8", 0.03)])
 def test_tflite_accuracy_matches_keras(trained, quantization, tolerance):
@@ -34,6 +35,7 @@ def test_tflite_accuracy_matches_keras(trained, quantization, tolerance):
     np.testing.assert_allclose(probs.sum(1), 1.0, atol=0.02)
 
 
+@pytest.mark.integration
 def test_latency_and_sizes(trained):
     model, x, _ = trained
     content = export.to_tflite(model, "float32")
@@ -45,6 +47,7 @@ def test_latency_and_sizes(trained):
     assert sizes["compression_vs_float32"] == pytest.approx(2.0)
 
 
+@pytest.mark.integration
 def test_xnnpack_refusal_falls_back_and_says_so(trained):
     model, x, y = trained
     sparse_model = keras.models.clone_model(model)
@@ -75,6 +78,7 @@ def test_bad_files(tmp_path):
         evaluate.load(truncated)
 
 
+@pytest.mark.integration
 def test_input_shape_checked(trained):
     model, _, _ = trained
     loaded = evaluate.load(export.to_tflite(model, "float32"))

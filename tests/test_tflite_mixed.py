@@ -232,7 +232,7 @@ def test_nested_models_and_shared_layers():
 
 
 @pytest.mark.parametrize("name", ["mlp", "cnn", "resnet20",
-                                  pytest.param("mobilenetv2", marks=pytest.mark.slow)])
+                                  pytest.param("mobilenetv2", marks=pytest.mark.integration)])
 def test_every_zoo_layer_is_exactly_one_op(name):
     model = build_model(name, (8, 8, 1), 10, seed=0)
     float32 = export.to_tflite(model)

@@ -1,11 +1,14 @@
 """training.fit: a whole epoch per call of the train function when no callback acts per batch."""
 
 import numpy as np
+import pytest
 
 from tfprune import training
 from tfprune.data import load_data
 from tfprune.keras import keras
 from tfprune.models import build_model
+
+pytestmark = pytest.mark.integration  # every test trains or starts a process
 
 
 class _PerBatch(keras.callbacks.Callback):

@@ -1,0 +1,94 @@
+"""The test suite's two tiers, and the rule that keeps them apart (conftest.py imports the hooks).
+
+unit         trains no model and starts no process: runs in seconds, `make test-fast` runs it.
+integration  trains (Model.fit, train_on_batch: tf_keras or Keras 3), starts a process
+             (subprocess, multiprocessing) or kills one: marked ``@pytest.mark.integration``
+             (a module: ``pytestmark = pytest.mark.integration``). `make test` runs it too;
+             ``@pytest.mark.smoke`` picks the few of them `make test-fast` runs as well.
+
+The rule is checked on every run, not by convention: while the setup (module fixtures included)
+or the body of a test that is not marked integration runs, training a model or starting a process
+fails that test at once, naming the mark it needs. So an expensive test cannot land in the fast
+tier by accident, and the fast tier stays fast.
+"""
+
+import functools
+import multiprocessing.process
+import subprocess
+import sys
+
+import pytest
+
+INTEGRATION = "integration"
+SMOKE = "smoke"
+MARKERS = {
+    INTEGRATION: "trains a model or starts a process (tests/tiers.py); `make test-fast` leaves "
+                 "it out unless it is also smoke",
+    SMOKE: "an integration test `make test-fast` runs too (a few end-to-end checks)",
+}
+
+# The unit-tier test whose setup or call is running (None: none, or an integration test).
+_running = {"test": None}
+
+
+def is_integration(item):
+    return item.get_closest_marker(INTEGRATION) is not None
+
+
+def _refuse(what):
+    test = _running["test"]
+    if test is not None:
+        pytest.fail(f"{test} {what}, which only integration tests may do: mark it "
+                    f"@pytest.mark.{INTEGRATION} (tests/tiers.py)", pytrace=False)
+
+
+def _guard(owner, name, what):
+    function = getattr(owner, name)
+    if getattr(function, "_tier_guard", False):
+        return
+
+    @functools.wraps(function)
+    def guarded(*args, **kwargs):
+        _refuse(what)
+        return function(*args, **kwargs)
+
+    guarded._tier_guard = True
+    setattr(owner, name, guarded)
+
+
+def install():
+    """Guard what only integration tests may do (again after a library loads: Keras 3 is
+    imported lazily; a guard is never put on twice)."""
+    _guard(subprocess.Popen, "__init__", "starts a process (subprocess)")
+    _guard(multiprocessing.process.BaseProcess, "start", "starts a process (multiprocessing)")
+    for module_name, label in (("tf_keras", "tf_keras"), ("keras", "Keras 3")):
+        module = sys.modules.get(module_name)
+        model = getattr(module, "Model", None) if module is not None else None
+        if isinstance(model, type):
+            for method in ("fit", "train_on_batch"):
+                _guard(model, method, f"trains a model ({label} Model.{method})")
+
+
+def _phase(item):
+    install()
+    previous = _running["test"]
+    _running["test"] = None if is_integration(item) else item.nodeid
+    try:
+        yield
+    finally:
+        _running["test"] = previous
+
+
+def pytest_configure(config):
+    for name, text in MARKERS.items():
+        config.addinivalue_line("markers", f"{name}: {text}")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_setup(item):
+    yield from _phase(item)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item):
+    yield from _phase(item)
