@@ -1,6 +1,10 @@
 """What every experiments/ script shares: flag definitions built from the registries with
 defaults read from the job configs, and a runner that turns tfprune's input errors into a
-one-line message and exit status 2."""
+one-line message and exit status 2.
+
+Nothing here imports TensorFlow: a script defines its flags and builds its config from modules
+that do not (tfprune.jobs.configs and the registries' names), and imports its job in main, after
+the config is built; so --help and a bad flag or value answer in well under a second."""
 
 import dataclasses
 import os
@@ -15,11 +19,10 @@ from tfprune import distribute
 from tfprune.data import AUGMENTATIONS
 from tfprune.distribute import STRATEGIES
 from tfprune.errors import TfpruneError
-from tfprune.keras import tf
 from tfprune.models import MODELS
-from tfprune.pruning.dynamic import DynamicConfig
+from tfprune.optimizers import LR_SCHEDULES, OPTIMIZERS
 from tfprune.pruning.methods import GRANULARITIES
-from tfprune.training import LR_SCHEDULES, OPTIMIZERS
+from tfprune.pruning.options import DynamicConfig
 
 FLAGS = flags.FLAGS
 EXIT_BAD_INPUT = 2
@@ -197,6 +200,14 @@ def _parse_flags(argv):
         sys.exit(EXIT_BAD_INPUT)
 
 
+def _lost_worker(err):
+    """True for the error a multi-worker run's collective ops raise when a peer stopped.
+    TensorFlow is in the process whenever such an error can be raised (only then is it read)."""
+    tf = sys.modules.get("tensorflow")
+    return tf is not None and distribute.is_multi_worker() and isinstance(
+        err, (tf.errors.UnavailableError, tf.errors.AbortedError, tf.errors.CancelledError))
+
+
 def run(main):
     """app.run(main): bad flags, TfpruneError and file-system faults (OSError) end with one
     line "error: ..." on stderr and exit code 2, without a traceback."""
@@ -215,9 +226,8 @@ def run(main):
         except OSError as err:
             print(f"error: {os_error_message(err)}", file=sys.stderr)
             sys.exit(EXIT_BAD_INPUT)
-        except (tf.errors.UnavailableError, tf.errors.AbortedError,
-                tf.errors.CancelledError) as err:
-            if not distribute.is_multi_worker():
+        except Exception as err:
+            if not _lost_worker(err):
                 raise
             # A peer of a multi-worker run stopped (the collective ops fail on the others).
             reason = str(err).strip().splitlines()[0][:300]

@@ -18,8 +18,8 @@ import os
 from absl import flags
 
 from experiments import common
-from tfprune.jobs.export import ExportConfig, run_export
-from tfprune.tflite.export import QUANTIZATIONS
+from tfprune.jobs.configs.export import ExportConfig
+from tfprune.tflite.quantizations import QUANTIZATIONS
 
 FLAGS = flags.FLAGS
 D = common.defaults(ExportConfig)
@@ -47,6 +47,8 @@ def main(argv):
     config = ExportConfig(**dict({name: FLAGS[name].value for name in D},
                                  quantizations=tuple(FLAGS.quantizations)))
     output_dir = FLAGS.output_dir or os.path.join(os.path.dirname(FLAGS.model_path) or ".", "tflite")
+    from tfprune.jobs.export import run_export  # TensorFlow: only once the config holds
+
     rows = run_export(config, output_dir, overwrite=FLAGS.overwrite, log=common.log)
     common.log(f"{len(rows)} .tflite files in {output_dir}; comparison: "
                f"{output_dir}/comparison.md (.csv, .json)")

@@ -17,9 +17,10 @@ DIR/shrunk.keras (when units were removed), DIR/keras3/*.keras (Keras 3 input or
 from absl import flags
 
 from experiments import common
-from tfprune.jobs.prune import PruneConfig, run_prune
-from tfprune.pruning import METHODS, SCHEDULES
-from tfprune.pruning.channels import CRITERIA, SELECTIONS
+from tfprune.jobs.configs.prune import PruneConfig
+from tfprune.pruning.methods import METHODS
+from tfprune.pruning.options import CRITERIA, SELECTIONS
+from tfprune.pruning.schedules import SCHEDULES
 
 FLAGS = flags.FLAGS
 D = common.defaults(PruneConfig)
@@ -94,6 +95,8 @@ def main(argv):
     config = PruneConfig(**{name: FLAGS[name].value for name in D if name not in
                             ("deterministic", "dynamic", "layer_targets")},
                          dynamic=common.dynamic_options())
+    from tfprune.jobs.prune import run_prune  # TensorFlow: only once the config holds
+
     output_dir = FLAGS.output_dir or common.default_output_dir(
         "prune", f"{config.dataset}-{config.model}-{config.method}-{config.schedule or 'none'}-"
                  f"{'auto' if config.target_sparsity is None else f'{config.target_sparsity:g}'}"

@@ -13,8 +13,8 @@ DIR/quantization.csv, DIR/plots/*.png, DIR/report.md and DIR/sensitivity.json (l
 from absl import flags
 
 from experiments import common
-from tfprune.jobs.sensitivity import SensitivityConfig, run_sensitivity
-from tfprune.pruning.oneshot import ONE_SHOT
+from tfprune.jobs.configs.sensitivity import SensitivityConfig
+from tfprune.pruning.methods import ONE_SHOT
 
 FLAGS = flags.FLAGS
 D = common.defaults(SensitivityConfig)
@@ -57,6 +57,8 @@ def main(argv):
         targets=common.parse_numbers("targets", FLAGS.targets, float))
     output_dir = FLAGS.output_dir or common.default_output_dir(
         "sensitivity", f"{config.dataset}-{config.model}-seed{config.seed}")
+    from tfprune.jobs.sensitivity import run_sensitivity  # TensorFlow: once the config holds
+
     run_sensitivity(config, output_dir, overwrite=FLAGS.overwrite, log=common.log)
     common.log(f"report: {output_dir}/report.md")
 

@@ -12,10 +12,11 @@ baseline trains.
 from absl import flags
 
 from experiments import common
-from tfprune.jobs.sweep import SweepConfig, run_sweep
+from tfprune.jobs.configs.sweep import SweepConfig
 from tfprune.models import MODELS
-from tfprune.pruning import METHODS, SCHEDULES
-from tfprune.tflite.export import QUANTIZATIONS
+from tfprune.pruning.methods import METHODS
+from tfprune.pruning.schedules import SCHEDULES
+from tfprune.tflite.quantizations import QUANTIZATIONS
 
 FLAGS = flags.FLAGS
 D = common.defaults(SweepConfig)
@@ -94,6 +95,8 @@ def main(argv):
         "sweep", f"{config.dataset}-{config.model}")
     common.log(f"sweep of {len(config.variants())} variants x {len(config.quantizations)} "
                f"quantizations into {output_dir}")
+    from tfprune.jobs.sweep import run_sweep  # TensorFlow: only once the config holds
+
     run_sweep(config, output_dir, overwrite=FLAGS.overwrite, log=common.log,
               visualize=FLAGS.visualize, overlap=FLAGS.overlap_deploy)
     common.log(f"report: {output_dir}/report.md")

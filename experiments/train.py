@@ -10,7 +10,7 @@ interrupted one from its last epoch.
 from absl import flags
 
 from experiments import common
-from tfprune.jobs.train import TrainConfig, train_baseline
+from tfprune.jobs.configs.train import TrainConfig
 
 FLAGS = flags.FLAGS
 D = common.defaults(TrainConfig)
@@ -29,6 +29,8 @@ common.define_run_flags("saved_models/train/<dataset>-<model>-seed<seed>")
 def main(argv):
     del argv
     config = TrainConfig(**{name: FLAGS[name].value for name in D})
+    from tfprune.jobs.train import train_baseline  # TensorFlow: only once the config holds
+
     output_dir = FLAGS.output_dir or common.default_output_dir(
         "train", f"{config.dataset}-{config.model}-seed{config.seed}")
     metrics = train_baseline(config, output_dir, overwrite=FLAGS.overwrite, log=common.log)

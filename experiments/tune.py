@@ -17,10 +17,11 @@ the search ends.
 from absl import flags
 
 from experiments import common
-from tfprune.jobs.tune import OBJECTIVES, ORACLES, SIZE_MEASURES, TuneConfig, is_worker, run_tune
+from tfprune.jobs.configs.tune import OBJECTIVES, ORACLES, SIZE_MEASURES, TuneConfig
 from tfprune.models import MODELS
-from tfprune.pruning import METHODS, SCHEDULES
-from tfprune.tflite.export import QUANTIZATIONS
+from tfprune.pruning.methods import METHODS
+from tfprune.pruning.schedules import SCHEDULES
+from tfprune.tflite.quantizations import QUANTIZATIONS
 
 FLAGS = flags.FLAGS
 D = common.defaults(TuneConfig)
@@ -78,6 +79,8 @@ def main(argv):
         mixed_precision=FLAGS.mixed_precision)
     output_dir = FLAGS.output_dir or common.default_output_dir(
         "tune", f"{config.dataset}-{config.model}")
+    from tfprune.jobs.tune import is_worker, run_tune  # TensorFlow: once the config holds
+
     summary = run_tune(config, output_dir, overwrite=FLAGS.overwrite, log=common.log)
     if is_worker():
         common.log("worker done")

@@ -43,3 +43,19 @@ def test_validate_list():
         reg.validate_list("colours", [])
     with pytest.raises(UnknownNameError, match="unknown colour 'green'"):
         reg.validate_list("colours", ["red", "green"])
+
+
+def test_lazy_entries_load_on_first_get():
+    reg = Registry("codec")
+    reg.register_lazy("b64", "base64:b64encode")
+    reg.register_lazy("join", "os:path.join")
+    assert reg.names() == ["b64", "join"] and "b64" in reg and reg.validate("b64") == "b64"
+    import base64
+    import os
+
+    assert reg.get("b64") is base64.b64encode and reg.get("join") is os.path.join
+    assert reg.entries() == [base64.b64encode, os.path.join]
+    with pytest.raises(ValueError, match="a lazy entry is 'module:attribute', got 'base64'"):
+        reg.register_lazy("bad", "base64")
+    with pytest.raises(UnknownNameError, match="unknown codec 'rot13'; registered: b64, join"):
+        reg.validate("rot13")

@@ -1,30 +1,61 @@
 """tfprune: prune and quantize Keras models, and measure what it costs.
 
-Importing tfprune sets up Keras 2 (tf_keras) before TensorFlow is imported; see tfprune.keras.
-The stable API is re-exported here: the library (data, models, pruning, TFLite) and the jobs
-that write run directories (train, prune, export, sweep, tune).
+Importing tfprune sets up Keras 2 (``TF_USE_LEGACY_KERAS=1``, before TensorFlow is imported;
+see tfprune.environ and tfprune.keras) and imports nothing else: the stable API re-exported
+here (the library: data, models, pruning, TFLite; the jobs that write run directories: train,
+prune, export, sweep) is loaded on first access (PEP 562), so the scripts parse their flags and
+build their configs without TensorFlow.
 """
 
-from tfprune.keras import keras, tf  # noqa: F401  (must come first)
+import sys
+import types
 
-from tfprune.data import AUGMENTATIONS, DATASETS, Data, load_data  # noqa: E402
-from tfprune.errors import (  # noqa: E402
-    DatasetNotAvailableError, InternalError, RunDirectoryError, TfpruneError, UnknownNameError)
-from tfprune.jobs.export import ExportConfig, run_export  # noqa: E402
-from tfprune.jobs.prune import PruneConfig, run_prune  # noqa: E402
-from tfprune.jobs.sweep import SweepConfig, run_sweep  # noqa: E402
-from tfprune.jobs.train import TrainConfig, train_baseline  # noqa: E402
-from tfprune.models import MODELS, build_model, load_model  # noqa: E402
-from tfprune.pruning import METHODS, SCHEDULES, prune, strip  # noqa: E402
-from tfprune.pruning.surgery import shrink  # noqa: E402
-from tfprune.tflite.export import QUANTIZATIONS, to_tflite  # noqa: E402
+from tfprune.environ import use_keras2
+from tfprune.lazy import reexports
+
+use_keras2()
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "AUGMENTATIONS", "DATASETS", "Data", "DatasetNotAvailableError", "ExportConfig",
-    "InternalError", "METHODS", "MODELS", "PruneConfig", "QUANTIZATIONS", "RunDirectoryError",
-    "SCHEDULES", "SweepConfig", "TfpruneError", "TrainConfig", "UnknownNameError",
-    "build_model", "keras", "load_data", "load_model", "prune", "run_export", "run_prune",
-    "run_sweep", "shrink", "strip", "tf", "to_tflite", "train_baseline",
-]
+# public name -> the module that defines it
+_EXPORTS = {
+    "keras": "tfprune.keras", "tf": "tfprune.keras",
+    "AUGMENTATIONS": "tfprune.data", "DATASETS": "tfprune.data", "Data": "tfprune.data",
+    "load_data": "tfprune.data",
+    "DatasetNotAvailableError": "tfprune.errors", "InternalError": "tfprune.errors",
+    "RunDirectoryError": "tfprune.errors", "TfpruneError": "tfprune.errors",
+    "UnknownNameError": "tfprune.errors",
+    "ExportConfig": "tfprune.jobs.export", "run_export": "tfprune.jobs.export",
+    "PruneConfig": "tfprune.jobs.prune", "run_prune": "tfprune.jobs.prune",
+    "SweepConfig": "tfprune.jobs.sweep", "run_sweep": "tfprune.jobs.sweep",
+    "TrainConfig": "tfprune.jobs.train", "train_baseline": "tfprune.jobs.train",
+    "MODELS": "tfprune.models", "build_model": "tfprune.models", "load_model": "tfprune.models",
+    "METHODS": "tfprune.pruning", "SCHEDULES": "tfprune.pruning", "prune": "tfprune.pruning",
+    "strip": "tfprune.pruning",
+    "shrink": "tfprune.pruning.surgery",
+    "QUANTIZATIONS": "tfprune.tflite.export", "to_tflite": "tfprune.tflite.export",
+}
+__all__ = sorted(_EXPORTS, key=lambda name: (name.lower(), name))
+__getattr__, __dir__ = reexports(globals(), _EXPORTS)
+
+
+class _Package(types.ModuleType):
+    """``tfprune.keras`` is tf_keras (the public name), not the submodule tfprune.keras, which
+    Python would set as this attribute once it is imported."""
+
+    @property
+    def keras(self):
+        return sys.modules["tfprune.keras"].keras if "tfprune.keras" in sys.modules \
+            else __getattr__("keras")
+
+    @keras.setter
+    def keras(self, value):  # the import system setting the submodule: kept in sys.modules
+        pass
+
+
+sys.modules[__name__].__class__ = _Package
+
+if "tensorflow" in sys.modules:
+    # TensorFlow is already there: set up Keras now, so the warning about a tf.keras already
+    # resolved to Keras 3 (tfprune.keras) comes with `import tfprune`, as it always did.
+    from tfprune import keras as _keras  # noqa: F401

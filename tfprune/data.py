@@ -19,10 +19,10 @@ from tfprune.datasets import folder, mnist, npz
 from tfprune.datasets import tfds as tfds_source
 from tfprune.datasets.base import DatasetSpec, Splits
 from tfprune.errors import TfpruneError
-from tfprune.keras import tf
+from tfprune.lazy import tf
+from tfprune.models import FULLY_CONNECTED_MODELS
 from tfprune.registry import Registry
 
-AUTOTUNE = tf.data.AUTOTUNE
 DATASETS = Registry("dataset")
 PREFIXES = (npz.PREFIX, folder.PREFIX)
 
@@ -104,9 +104,9 @@ class Data:
     num_classes: int
     batch_size: int
     sizes: dict
-    train: tf.data.Dataset  # shuffled (and augmented if asked), batched, prefetched
-    validation: tf.data.Dataset
-    test: tf.data.Dataset
+    train: "tf.data.Dataset"  # shuffled (and augmented if asked), batched, prefetched
+    validation: "tf.data.Dataset"
+    test: "tf.data.Dataset"
     _raw: Splits = dataclasses.field(repr=False, default=None)
     class_names: tuple = None  # the data set's names of its classes, where it has them
 
@@ -141,7 +141,7 @@ class Data:
 
 
 def _batch(ds, batch_size):
-    return ds.batch(batch_size).prefetch(AUTOTUNE)
+    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 
 # --- digits: the embedded default -------------------------------------------------------------
@@ -241,7 +241,8 @@ def load_data(name="digits", batch_size=32, seed=0, data_dir=None, augment="none
     raw = spec.loader(spec, data_dir, validation_fraction, split_seed)
     train = raw.train.shuffle(max(raw.sizes["train"], 1), seed=seed, reshuffle_each_iteration=True)
     if augmentation is not None:
-        train = train.map(augmentation(seed, spec.input_shape), num_parallel_calls=AUTOTUNE)
+        train = train.map(augmentation(seed, spec.input_shape),
+                          num_parallel_calls=tf.data.AUTOTUNE)
     return Data(
         name=name, input_shape=tuple(spec.input_shape), num_classes=spec.num_classes,
         batch_size=batch_size, sizes=dict(raw.sizes), train=_batch(train, batch_size),
@@ -258,3 +259,12 @@ def apply_dataset_defaults(config, **defaults):
         if getattr(config, name) is None:
             chosen = getattr(spec, field)
             setattr(config, name, fallback if chosen is None else chosen)
+
+
+def resolve_augmentation(augment, dataset, model, image_size=None):
+    """'auto' -> the dataset's augmentation for convolutional models, 'none' for an MLP."""
+    if augment != "auto":
+        return AUGMENTATIONS.validate(augment)
+    if model in FULLY_CONNECTED_MODELS:
+        return "none"
+    return dataset_spec(dataset, image_size).augmentation

@@ -34,7 +34,7 @@ import time
 
 from tfprune import io
 from tfprune.errors import TfpruneError
-from tfprune.keras import tf
+from tfprune.lazy import tf
 from tfprune.registry import Registry
 
 STRATEGIES = Registry("strategy")
@@ -64,7 +64,7 @@ def _multi_worker():
             f"process (start the job with it; TensorFlow said: {err})") from None
 
 
-STRATEGIES.register("default", tf.distribute.get_strategy)
+STRATEGIES.register("default", lambda: tf.distribute.get_strategy())
 STRATEGIES.register("mirrored", _mirrored)
 STRATEGIES.register("multi_worker", _multi_worker)
 
@@ -153,8 +153,10 @@ def global_batch(per_replica, strategy=None):
 
 
 def _task():
+    if _state["name"] != "multi_worker":  # (without touching TensorFlow)
+        return None, None
     resolver = getattr(current(), "cluster_resolver", None)
-    if _state["name"] != "multi_worker" or resolver is None:
+    if resolver is None:
         return None, None
     return resolver.task_type, resolver.task_id
 

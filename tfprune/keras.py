@@ -2,7 +2,8 @@
 
 tensorflow-model-optimization works only with Keras 2 (the ``tf_keras`` package). TensorFlow
 picks the Keras behind ``tf.keras`` from ``TF_USE_LEGACY_KERAS`` the first time ``tf.keras`` is
-touched, so the variable is set here before TensorFlow is imported. Every tfprune module takes
+touched, so the variable is set before TensorFlow is imported (``tfprune.environ.use_keras2``:
+on ``import tfprune``, which imports no TensorFlow itself, and again here). Every tfprune module takes
 Keras from here (``from tfprune.keras import keras``), never from ``tf.keras``.
 
 Import order: if user code imported TensorFlow *and already touched tf.keras* (so tf.keras is
@@ -11,13 +12,12 @@ Keras 3), tfprune still works, because it uses ``tf_keras`` directly; only model
 error when such a model reaches the library.
 """
 
-import os
 import sys
 import warnings
 
-os.environ["TF_USE_LEGACY_KERAS"] = "1"
-# Quieten TensorFlow's C++ INFO/WARNING chatter unless the user chose a level.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from tfprune.environ import use_keras2
+
+use_keras2()
 
 _tf_already_imported = "tensorflow" in sys.modules
 

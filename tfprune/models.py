@@ -7,10 +7,9 @@ precision keeps a float32 output and pruning can find "the last classifier layer
 import dataclasses
 
 from tfprune.errors import TfpruneError
-from tfprune.keras import keras
+from tfprune.lazy import keras
 from tfprune.registry import Registry
 
-layers = keras.layers
 
 MODELS = Registry("model")
 CHECK_INPUTS = 256  # test images an imported (translated) model is checked on
@@ -32,17 +31,17 @@ def build_model(name, input_shape, num_classes, seed=None):
 
 
 def _classifier(x, num_classes):
-    x = layers.Dense(num_classes, name="classifier")(x)
-    return layers.Activation("softmax", dtype="float32", name="softmax")(x)
+    x = keras.layers.Dense(num_classes, name="classifier")(x)
+    return keras.layers.Activation("softmax", dtype="float32", name="softmax")(x)
 
 
 @MODELS.register("mlp")
 def mlp(input_shape, num_classes, hidden=(300, 100)):
     """LeNet-300-100: Input -> FC -> ReLU -> FC -> ReLU -> out."""
     inputs = keras.Input(input_shape, name="image")
-    x = layers.Flatten(name="flatten")(inputs)
+    x = keras.layers.Flatten(name="flatten")(inputs)
     for i, units in enumerate(hidden, 1):
-        x = layers.Dense(units, activation="relu", name=f"fc{i}")(x)
+        x = keras.layers.Dense(units, activation="relu", name=f"fc{i}")(x)
     return keras.Model(inputs, _classifier(x, num_classes), name="mlp")
 
 
@@ -50,12 +49,12 @@ def mlp(input_shape, num_classes, hidden=(300, 100)):
 def cnn(input_shape, num_classes):
     """Conv32 -> ReLU -> Pool -> Conv64 -> ReLU -> Pool -> FC128 -> out (the seed CNN)."""
     inputs = keras.Input(input_shape, name="image")
-    x = layers.Conv2D(32, 3, padding="same", activation="relu", name="conv1")(inputs)
-    x = layers.MaxPooling2D(2, padding="same", name="pool1")(x)
-    x = layers.Conv2D(64, 3, padding="same", activation="relu", name="conv2")(x)
-    x = layers.MaxPooling2D(2, padding="same", name="pool2")(x)
-    x = layers.Flatten(name="flatten")(x)
-    x = layers.Dense(128, activation="relu", name="fc1")(x)
+    x = keras.layers.Conv2D(32, 3, padding="same", activation="relu", name="conv1")(inputs)
+    x = keras.layers.MaxPooling2D(2, padding="same", name="pool1")(x)
+    x = keras.layers.Conv2D(64, 3, padding="same", activation="relu", name="conv2")(x)
+    x = keras.layers.MaxPooling2D(2, padding="same", name="pool2")(x)
+    x = keras.layers.Flatten(name="flatten")(x)
+    x = keras.layers.Dense(128, activation="relu", name="fc1")(x)
     return keras.Model(inputs, _classifier(x, num_classes), name="cnn")
 
 
@@ -75,16 +74,16 @@ def vgg16(input_shape, num_classes):
     for item in _VGG16:
         if item == "M":
             pool += 1
-            x = layers.MaxPooling2D(2, padding="same", name=f"pool{pool}")(x)
+            x = keras.layers.MaxPooling2D(2, padding="same", name=f"pool{pool}")(x)
             continue
         conv += 1
-        x = layers.Conv2D(item, 3, padding="same", use_bias=False, name=f"conv{conv}")(x)
-        x = layers.BatchNormalization(name=f"bn{conv}")(x)
-        x = layers.ReLU(name=f"relu{conv}")(x)
-    x = layers.Flatten(name="flatten")(x)
-    x = layers.Dense(512, use_bias=False, name="fc1")(x)
-    x = layers.BatchNormalization(name="fc1_bn")(x)
-    x = layers.ReLU(name="fc1_relu")(x)
+        x = keras.layers.Conv2D(item, 3, padding="same", use_bias=False, name=f"conv{conv}")(x)
+        x = keras.layers.BatchNormalization(name=f"bn{conv}")(x)
+        x = keras.layers.ReLU(name=f"relu{conv}")(x)
+    x = keras.layers.Flatten(name="flatten")(x)
+    x = keras.layers.Dense(512, use_bias=False, name="fc1")(x)
+    x = keras.layers.BatchNormalization(name="fc1_bn")(x)
+    x = keras.layers.ReLU(name="fc1_relu")(x)
     return keras.Model(inputs, _classifier(x, num_classes), name="vgg16")
 
 
@@ -95,24 +94,24 @@ def _resnet_cifar(input_shape, num_classes, blocks_per_stage, name):
     parameters to the paper's option-A counts (0.27M for ResNet-20, 0.66M for ResNet-44).
     """
     def conv_bn(x, filters, kernel, strides, label):
-        x = layers.Conv2D(filters, kernel, strides=strides, padding="same", use_bias=False,
+        x = keras.layers.Conv2D(filters, kernel, strides=strides, padding="same", use_bias=False,
                           kernel_initializer="he_normal", name=f"{label}_conv")(x)
-        return layers.BatchNormalization(name=f"{label}_bn")(x)
+        return keras.layers.BatchNormalization(name=f"{label}_bn")(x)
 
     inputs = keras.Input(input_shape, name="image")
-    x = layers.ReLU(name="stem_relu")(conv_bn(inputs, 16, 3, 1, "stem"))
+    x = keras.layers.ReLU(name="stem_relu")(conv_bn(inputs, 16, 3, 1, "stem"))
     for stage, filters in enumerate((16, 32, 64), 1):
         for block in range(1, blocks_per_stage + 1):
             label = f"stage{stage}_block{block}"
             strides = 2 if stage > 1 and block == 1 else 1
-            y = layers.ReLU(name=f"{label}_relu1")(conv_bn(x, filters, 3, strides, f"{label}_1"))
+            y = keras.layers.ReLU(name=f"{label}_relu1")(conv_bn(x, filters, 3, strides, f"{label}_1"))
             y = conv_bn(y, filters, 3, 1, f"{label}_2")
             shortcut = x
             if strides != 1 or x.shape[-1] != filters:
                 shortcut = conv_bn(x, filters, 1, strides, f"{label}_shortcut")
-            x = layers.Add(name=f"{label}_add")([y, shortcut])
-            x = layers.ReLU(name=f"{label}_relu2")(x)
-    x = layers.GlobalAveragePooling2D(name="pool")(x)
+            x = keras.layers.Add(name=f"{label}_add")([y, shortcut])
+            x = keras.layers.ReLU(name=f"{label}_relu2")(x)
+    x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
     return keras.Model(inputs, _classifier(x, num_classes), name=name)
 
 
@@ -137,7 +136,7 @@ def mobilenetv2(input_shape, num_classes, alpha=1.0, min_size=32):
     x = inputs
     height, width, channels = input_shape
     if min(height, width) < min_size:
-        x = layers.Resizing(max(height, min_size), max(width, min_size), name="resize")(x)
+        x = keras.layers.Resizing(max(height, min_size), max(width, min_size), name="resize")(x)
     base = keras.applications.MobileNetV2(
         input_tensor=x, include_top=False, weights=None, alpha=alpha, pooling="avg")
     return keras.Model(inputs, _classifier(base.output, num_classes), name="mobilenetv2")

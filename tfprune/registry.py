@@ -1,9 +1,32 @@
-"""Registries for named choices: datasets, models, methods, schedules, quantization modes."""
+"""Registries for named choices: datasets, models, methods, schedules, quantization modes.
+
+An entry may be lazy (``register_lazy(name, "module:attribute")``): the name is known, listed
+and validated at once, and the module is imported on the first ``get``. So a registry whose
+objects need TensorFlow can live where the scripts' flags and the job configs read its names
+without importing TensorFlow."""
+
+import importlib
 
 from tfprune.errors import TfpruneError, UnknownNameError
 
 
 _DECORATE = object()
+
+
+class _Lazy:
+    """A registered "module:attribute" (the attribute may be dotted), loaded on first use."""
+
+    def __init__(self, reference):
+        module, _, attribute = reference.partition(":")
+        if not module or not attribute:
+            raise ValueError(f"a lazy entry is 'module:attribute', got {reference!r}")
+        self.module, self.attribute = module, attribute
+
+    def load(self):
+        obj = importlib.import_module(self.module)
+        for part in self.attribute.split("."):
+            obj = getattr(obj, part)
+        return obj
 
 
 class Registry:
@@ -27,17 +50,26 @@ class Registry:
         self._entries[name] = obj
         return obj
 
+    def register_lazy(self, name, reference):
+        """Register ``reference`` ("module:attribute") under ``name``; imported on first get."""
+        self.register(name, _Lazy(reference))
+
     def get(self, name):
         try:
-            return self._entries[name]
+            obj = self._entries[name]
         except (KeyError, TypeError):
             raise UnknownNameError(
                 f"unknown {self.kind} {name!r}; registered: {', '.join(self.names())}"
             ) from None
+        if isinstance(obj, _Lazy):
+            obj = self._entries[name] = obj.load()
+        return obj
 
     def validate(self, name):
-        """Return ``name`` if registered, else raise the unknown-name error."""
-        self.get(name)
+        """Return ``name`` if registered, else raise the unknown-name error (a lazy entry is
+        not loaded)."""
+        if name not in self:
+            self.get(name)
         return name
 
     def validate_list(self, argument, names):
@@ -54,11 +86,14 @@ class Registry:
         return sorted(self._entries)
 
     def entries(self):
-        """The registered objects, in the order they were registered."""
-        return list(self._entries.values())
+        """The registered objects, in the order they were registered (lazy ones loaded)."""
+        return [self.get(name) for name in self._entries]
 
     def __contains__(self, name):
-        return name in self._entries
+        try:
+            return name in self._entries
+        except TypeError:  # an unhashable value is no name
+            return False
 
     def __iter__(self):
         return iter(self.names())

@@ -1,4 +1,4 @@
-"""Training primitives: seeds, optimizers, fit with progress (and checkpoints every worker of a
+"""Training primitives: seeds, fit with progress (and checkpoints every worker of a
 distributed run shares: distribute.py), evaluation and saving (mixed precision: precision.py).
 No configs and no run directories (those are jobs/)."""
 
@@ -7,20 +7,10 @@ import os
 import pickle
 import time
 
-from tfprune import checks, distribute, io, summaries
-from tfprune.data import AUGMENTATIONS, dataset_spec
+from tfprune import distribute, io, summaries
 from tfprune.errors import TfpruneError
 from tfprune.keras import keras, tf
-from tfprune.models import FULLY_CONNECTED_MODELS
-from tfprune.registry import Registry
-
-OPTIMIZERS = Registry("optimizer")
-OPTIMIZERS.register("adam", lambda lr, momentum, weight_decay: keras.optimizers.Adam(
-    lr, weight_decay=weight_decay or None))
-OPTIMIZERS.register("sgd", lambda lr, momentum, weight_decay: keras.optimizers.SGD(
-    lr, momentum=momentum, nesterov=momentum > 0, weight_decay=weight_decay or None))
-
-LR_SCHEDULES = ("constant", "cosine")
+from tfprune.optimizers import make_optimizer  # noqa: F401  (training.make_optimizer)
 
 
 def set_seed(seed, deterministic=True):
@@ -30,33 +20,11 @@ def set_seed(seed, deterministic=True):
         tf.config.experimental.enable_op_determinism()
 
 
-def make_optimizer(name="adam", learning_rate=1e-3, momentum=0.9, weight_decay=0.0,
-                   lr_schedule="constant", decay_steps=None):
-    factory = OPTIMIZERS.get(name)
-    checks.check_positive("learning_rate", learning_rate)
-    checks.check_choice("lr_schedule", lr_schedule, LR_SCHEDULES)
-    lr = learning_rate
-    if lr_schedule == "cosine":
-        if not decay_steps or decay_steps < 1:
-            raise TfpruneError(f"`decay_steps` must be >= 1 for a cosine schedule, got {decay_steps}")
-        lr = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps)
-    return factory(lr, momentum, weight_decay)
-
-
 def compile_model(model, optimizer=None):
     """Compile for sparse categorical cross-entropy and accuracy (Adam 1e-3 when no optimizer)."""
     model.compile(optimizer=optimizer or keras.optimizers.Adam(1e-3),
                   loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     return model
-
-
-def resolve_augmentation(augment, dataset, model, image_size=None):
-    """'auto' -> the dataset's augmentation for convolutional models, 'none' for an MLP."""
-    if augment != "auto":
-        return AUGMENTATIONS.validate(augment)
-    if model in FULLY_CONNECTED_MODELS:
-        return "none"
-    return dataset_spec(dataset, image_size).augmentation
 
 
 class ProgressLogger(keras.callbacks.Callback):

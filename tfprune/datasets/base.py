@@ -11,7 +11,7 @@ import dataclasses
 import numpy as np
 
 from tfprune.errors import TfpruneError
-from tfprune.keras import tf
+from tfprune.lazy import tf
 
 TEST_FRACTION = 0.2  # held out as the test split when a data set brings none
 
@@ -42,9 +42,9 @@ class DatasetSpec:
 class Splits:
     """Unbatched (image float32, label int64) datasets of the three splits, and their sizes."""
 
-    train: tf.data.Dataset
-    validation: tf.data.Dataset
-    test: tf.data.Dataset
+    train: "tf.data.Dataset"
+    validation: "tf.data.Dataset"
+    test: "tf.data.Dataset"
     sizes: dict
 
     @classmethod

@@ -9,7 +9,7 @@ import os
 
 from tfprune.datasets.base import Splits
 from tfprune.errors import DatasetNotAvailableError
-from tfprune.keras import tf
+from tfprune.lazy import tf
 
 CIFAR_STATS = {
     "cifar10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),

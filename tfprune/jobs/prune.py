@@ -18,189 +18,21 @@ import shutil
 import time
 
 from tfprune import checks, distribute, io, keras3, precision, summaries, training
-from tfprune.data import apply_dataset_defaults, check_dataset
-from tfprune.errors import TfpruneError
+from tfprune.jobs.configs.prune import (  # noqa: F401  (jobs.prune.PruneConfig, ...)
+    CHANNEL_OPTIONS, POLYNOMIAL_OPTIONS, SCHEDULE_OPTIONS, PruneConfig, check_dynamic_options,
+    deciding_methods)
 from tfprune.jobs.rundir import inside, prepare_run_dir, read_marker
-from tfprune.jobs.train import BaselineFields, model_path, train_baseline
+from tfprune.jobs.train import model_path, train_baseline
 from tfprune.keras import keras
-from tfprune.models import (CHECK_INPUTS, MODELS, Imported, build_model, check_fits,
-                            import_checked, load_model)
+from tfprune.models import (CHECK_INPUTS, Imported, build_model, check_fits, import_checked,
+                            load_model)
 from tfprune.pruning import (allocation, channels, core, dynamic, oneshot, schedules,
                              sensitivity, stats, surgery)
-from tfprune.pruning.methods import METHODS, check_options
 from tfprune.results import plots
 from tfprune.results.tables import write_csv
 
 LAYER_COLUMNS = ["layer", "type", "pruned", "target_sparsity", "weights", "nonzeros", "sparsity",
                  "units", "units_kept", "units_after_shrink", "flops", "nonzero_flops"]
-# Options that only mean something under a schedule: (field, default).
-CHANNEL_OPTIONS = (("criterion", "l2"), ("selection", "uniform"), ("max_per_group", 0.9),
-                   ("round_to", 1))
-POLYNOMIAL_OPTIONS = (("initial_sparsity", 0.0), ("ramp_fraction", 0.6))
-SCHEDULE_OPTIONS = (("begin_step", None), ("end_step", None), ("frequency", None)) \
-    + POLYNOMIAL_OPTIONS
-
-
-def deciding_methods():
-    return [m.name for m in METHODS.entries() if m.decides]
-
-
-def check_dynamic_options(methods, options):
-    """The deciding methods' options: valid, and given only where a deciding method uses them."""
-    if not options:
-        return None
-    dynamic.make_config(options)
-    if not any(METHODS.get(m).decides for m in methods):
-        raise TfpruneError(f"`dynamic` options apply to the methods "
-                           f"{', '.join(deciding_methods())}, not "
-                           f"{', '.join(repr(m) for m in methods)}")
-    return dict(options)
-
-
-@dataclasses.dataclass
-class PruneConfig(BaselineFields):
-    """One pruning run; every field and combination is validated on construction. For methods
-    without a schedule ``schedule`` becomes None; for methods that choose their own sparsity
-    ``target_sparsity`` becomes None."""
-
-    dataset: str = "digits"
-    model: str = "cnn"
-    method: str = "weight"
-    schedule: str = "polynomial"
-    target_sparsity: float = 0.9
-    fine_tune_epochs: int = None  # None: the data set's default (digits 20, 28x28 sets 3)
-    learning_rate: float = 3e-3
-    batch_size: int = None        # None: the data set's default (digits 32, 28x28 sets 128)
-    seed: int = 0
-    split_seed: int = 0
-    augment: str = "auto"
-    data_dir: str = None
-    baseline: str = "train"     # "train" or the path of a saved Keras model
-    baseline_epochs: int = None   # None: the data set's default (digits 60, 28x28 sets 15)
-    begin_step: int = None
-    end_step: int = None
-    frequency: int = None
-    initial_sparsity: float = 0.0
-    ramp_fraction: float = 0.6
-    sparsity_m_by_n: str = None
-    layers: tuple = None
-    prune_classifier: bool = False
-    prune_first_conv: bool = False
-    deterministic: bool = True
-    strategy: str = "default"   # distribute.STRATEGIES; batch_size is per replica
-    dynamic: dict = None        # DynamicConfig fields for the methods that decide
-    image_size: tuple = None    # folder: data sets only
-    criterion: str = "l2"       # channel method: group importance (pruning.channels.CRITERIA)
-    selection: str = "uniform"  # channel method: uniform per group, or one global ratio
-    max_per_group: float = 0.9  # channel method, global selection: most of a group pruned
-    round_to: int = 1           # channel method: kept channels a multiple of this
-    from_scratch: bool = False  # also train the shrunk architecture from scratch (Liu et al.)
-    keras3_output: bool = False  # also save the models as Keras 3 .keras files (automatic when
-    #                              the baseline is a Keras 3 file)
-    layer_sparsity: str = "uniform"  # weight, unit: uniform, auto (sensitivity curves), global
-    #                                  (one magnitude threshold) or a file of per-layer targets
-    sensitivity_samples: int = 1000  # layer_sparsity=auto: validation images for the curves
-    layer_targets: dict = None  # a layer_sparsity file's targets, read on construction (so a
-    #                             changed file is a different run)
-    mixed_precision: bool = False  # fine-tune (and train the baseline) under mixed_float16;
-    #                                the saved models are float32
-
-    def __post_init__(self):
-        self.image_size = check_dataset(self.dataset, self.image_size)
-        apply_dataset_defaults(self, fine_tune_epochs=("fine_tune_epochs", 20),
-                               baseline_epochs=("epochs", 60), batch_size=("batch_size", 32))
-        MODELS.validate(self.model)
-        method = METHODS.get(self.method)
-        checks.check_int("fine_tune_epochs", self.fine_tune_epochs, 0)
-        for name in ("batch_size", "baseline_epochs", "sensitivity_samples"):
-            checks.check_int(name, getattr(self, name), 1)
-        for name in ("seed", "split_seed"):
-            checks.check_int(name, getattr(self, name), 0)
-        checks.check_positive("learning_rate", self.learning_rate)
-        schedules.check_step_options(self.begin_step, self.end_step, self.frequency,
-                                     self.ramp_fraction)
-        if not method.takes_schedule:
-            for name, default in SCHEDULE_OPTIONS:
-                if getattr(self, name) != default:
-                    raise TfpruneError(
-                        f"`{name}` applies to methods with a schedule (weight, unit), not "
-                        f"{self.method!r}, which decides when to prune itself")
-        elif self.schedule == "constant":
-            for name, default in POLYNOMIAL_OPTIONS:
-                if getattr(self, name) != default:
-                    raise TfpruneError(f"`{name}` applies to the polynomial schedule, not "
-                                       "'constant' (which prunes to the target at once)")
-        if self.one_shot:
-            oneshot.check_method(method)
-            for name, default in SCHEDULE_OPTIONS:
-                if getattr(self, name) != default:
-                    raise TfpruneError(f"`{name}` applies to fine-tuning under a schedule, not "
-                                       "to one-shot pruning (`fine_tune_epochs=0`)")
-            self.schedule = "constant"  # one-shot prunes to the target at once
-        self.schedule, self.target_sparsity, m_by_n = check_options(
-            method, self.schedule, self.target_sparsity, self.initial_sparsity,
-            self.sparsity_m_by_n)
-        if self.layer_sparsity != "uniform":
-            core.check_layer_sparsity(method, self.layers, m_by_n, {})
-        if allocation.is_named(self.layer_sparsity):
-            self.layer_targets = None
-        else:  # values checked now, layer names in preflight
-            self.layer_targets = allocation.read_file(self.layer_sparsity)
-            core.check_layer_sparsity(method, self.layers, m_by_n, self.layer_targets)
-        if self.layer_sparsity == "auto" and self.target_sparsity > sensitivity.GRID[-1]:
-            raise TfpruneError(f"`target_sparsity` must be at most {sensitivity.GRID[-1]} with "
-                               f"layer_sparsity='auto' (the sensitivity curves end there), got "
-                               f"{self.target_sparsity}")
-        if self.baseline != "train":
-            checks.check_file("baseline", self.baseline,
-                              "'train' or the path of a saved Keras model (.keras or .h5)")
-        self.dynamic = check_dynamic_options([self.method], self.dynamic)
-        if self.from_scratch and not self.structured():
-            raise TfpruneError(f"`from_scratch` trains the thinner architecture a structured "
-                               f"method leaves (unit, channel, or a deciding method at unit or "
-                               f"channel granularity); {self.method!r} at "
-                               f"{self.granularity()!r} granularity keeps the architecture")
-        if self.granularity() == "channel":
-            core.check_channel_granularity(self.method, self.layers, self.sparsity_m_by_n,
-                                           self.prune_first_conv, self.prune_classifier)
-        if method.granularity == "channel":
-            channels.check_options(self.channel_options())
-        else:
-            for name, default in CHANNEL_OPTIONS:
-                if getattr(self, name) != default:
-                    raise TfpruneError(f"`{name}` applies to method 'channel', not "
-                                       f"{self.method!r}")
-        self.augment = training.resolve_augmentation(self.augment, self.dataset, self.model,
-                                                     self.image_size)
-        if isinstance(self.layers, str):
-            self.layers = [name.strip() for name in self.layers.split(",") if name.strip()]
-        self.layers = tuple(self.layers) if self.layers else None
-        distribute.check_strategy(self.strategy)
-
-    def to_dict(self):
-        return dataclasses.asdict(self)
-
-    @property
-    def one_shot(self):
-        """No fine-tuning: pruned once, to the target, and evaluated as it is."""
-        return self.fine_tune_epochs == 0
-
-    @property
-    def method_spec(self):
-        return METHODS.get(self.method)
-
-    def channel_options(self):
-        return {"criterion": self.criterion, "mode": self.selection,
-                "max_per_group": self.max_per_group, "round_to": self.round_to}
-
-    def structured(self):
-        """True when the method removes whole units or channels (shrink makes a thinner net)."""
-        return self.granularity() in ("unit", "channel")
-
-    def granularity(self):
-        spec = self.method_spec
-        options = dynamic.make_config(self.dynamic) if spec.decides else None
-        return spec.resolve_granularity(options.granularity if options else None)
 
 
 def preflight(config, data, model=None):

@@ -17,81 +17,19 @@
   (parts/), so an interrupted run resumes after the last finished stage.
 """
 
-import dataclasses
 import os
 import time
 
 from tfprune import checks, io, training
-from tfprune.data import apply_dataset_defaults, check_dataset
 from tfprune.errors import TfpruneError
 from tfprune.jobs.prune import load_baseline
+from tfprune.jobs.configs.sensitivity import LAYER_METHODS, SensitivityConfig  # noqa: F401
 from tfprune.jobs.rundir import prepare_run_dir, read_marker
-from tfprune.jobs.train import BaselineFields
-from tfprune.models import MODELS, build_model
+from tfprune.models import build_model
 from tfprune.pruning import allocation, core, oneshot, sensitivity
 from tfprune.results import plots
 from tfprune.results.tables import markdown_table, write_csv
 from tfprune.tflite import export, mixed
-
-LAYER_METHODS = ("weight", "unit")  # per-layer curves and targets; channel: per group
-
-
-@dataclasses.dataclass
-class SensitivityConfig(BaselineFields):
-    dataset: str = "digits"
-    model: str = "cnn"
-    baseline: str = "train"       # "train" or the path of a saved Keras model
-    baseline_epochs: int = None   # None: the data set's default
-    batch_size: int = None
-    seed: int = 0
-    split_seed: int = 0
-    augment: str = "auto"
-    data_dir: str = None
-    image_size: tuple = None
-    methods: tuple = ("weight", "unit")
-    sparsities: tuple = sensitivity.GRID
-    samples: int = 2000           # validation images for the per-layer curves and int4 costs
-    targets: tuple = (0.8, 0.9)   # global sparsities to derive layer-wise targets for
-    channel_groups: bool = False  # also each channel group alone
-    quantization: bool = True     # each layer alone at int4 weights
-    layers: tuple = None
-    prune_classifier: bool = False
-    prune_first_conv: bool = False
-    deterministic: bool = True
-
-    def __post_init__(self):
-        self.image_size = check_dataset(self.dataset, self.image_size)
-        apply_dataset_defaults(self, baseline_epochs=("epochs", 60),
-                               batch_size=("batch_size", 32))
-        MODELS.validate(self.model)
-        self.methods = tuple(dict.fromkeys(self.methods))
-        checks.check_not_empty("methods", self.methods, f"give some of "
-                               f"{', '.join(oneshot.ONE_SHOT)}")
-        for method in self.methods:
-            oneshot.check_method(method)
-        self.sparsities = sensitivity.check_grid(self.sparsities)
-        self.targets = tuple(sorted({checks.check_sparsity("targets", t) for t in self.targets}))
-        for name, minimum in (("baseline_epochs", 1), ("batch_size", 1), ("samples", 1),
-                              ("seed", 0), ("split_seed", 0)):
-            checks.check_int(name, getattr(self, name), minimum)
-        if self.baseline != "train":
-            checks.check_file("baseline", self.baseline,
-                              "'train' or the path of a saved Keras model (.keras or .h5)")
-        if isinstance(self.layers, str):
-            self.layers = [n.strip() for n in self.layers.split(",") if n.strip()]
-        self.layers = tuple(self.layers) if self.layers else None
-        self.augment = training.resolve_augmentation(self.augment, self.dataset, self.model,
-                                                     self.image_size)
-
-    def to_dict(self):
-        return dataclasses.asdict(self)
-
-    def layer_methods(self):
-        return [m for m in self.methods if m in LAYER_METHODS]
-
-    def selected(self, model, granularity):
-        return core.select_layers(model, granularity, self.layers, self.prune_classifier,
-                                  self.prune_first_conv)[0]
 
 
 def _stage(output_dir, name, compute, log):

@@ -7,25 +7,11 @@ not from counting the model again.
 
 import os
 
-from tfprune.jobs.prune import PruneConfig, run_prune
-from tfprune.pruning.methods import METHODS
+from tfprune.jobs.configs.prune import prune_config  # noqa: F401  (variant.prune_config)
+from tfprune.jobs.prune import run_prune
 from tfprune.results import rows as rows_lib
 from tfprune.tflite import measure
 from tfprune.tflite.mixed import RANK_SAMPLES, MixedSpec
-
-
-def prune_config(key, dynamic=None, from_scratch=False, **fields):
-    """The PruneConfig of a variant: its method, schedule, target and seed from ``key``; the
-    deciding methods' options (``dynamic``) only for the methods that decide; ``from_scratch``
-    only for the structured ones (what shrink makes thinner)."""
-    decides = METHODS.get(key.method).decides
-    config = PruneConfig(method=key.method, schedule=key.schedule,
-                         target_sparsity=key.target_sparsity, seed=key.seed,
-                         layer_sparsity=key.layer_sparsity,
-                         dynamic=dynamic if decides else None, **fields)
-    if from_scratch and config.structured():
-        config.from_scratch = True
-    return config
 
 
 def deploy(model, kind, data, out_dir, *, key, quantizations, representative_count,

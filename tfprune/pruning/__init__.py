@@ -1,11 +1,20 @@
-"""Pruning: methods (weight, unit, and the deciding ones), schedules, masks, surgery, statistics."""
+"""Pruning: methods, schedules, wrapping, callbacks, stripping and surgery.
 
-from tfprune.pruning.core import PruneResult, classifier_layer, prune, select_layers, strip
-from tfprune.pruning.methods import METHODS, Method, check_options
-from tfprune.pruning.schedules import SCHEDULES, derive_steps, make_schedule
-from tfprune.pruning.subclassed import prune_sublayers, strip_sublayers
-from tfprune.pruning.unit import is_wrapped
+The public names below are imported on first access (tfprune.lazy.reexports): the scripts' flags
+and the job configs read pruning.methods, options and schedules without TensorFlow."""
 
-__all__ = ["METHODS", "Method", "PruneResult", "SCHEDULES", "check_options", "classifier_layer",
-           "derive_steps", "is_wrapped", "make_schedule", "prune", "prune_sublayers", "select_layers",
-           "strip", "strip_sublayers"]
+from tfprune.lazy import reexports
+
+_EXPORTS = {
+    "PruneResult": "tfprune.pruning.core", "classifier_layer": "tfprune.pruning.core",
+    "prune": "tfprune.pruning.core", "select_layers": "tfprune.pruning.core",
+    "strip": "tfprune.pruning.core",
+    "METHODS": "tfprune.pruning.methods", "Method": "tfprune.pruning.methods",
+    "check_options": "tfprune.pruning.methods",
+    "SCHEDULES": "tfprune.pruning.schedules", "derive_steps": "tfprune.pruning.schedules",
+    "make_schedule": "tfprune.pruning.schedules",
+    "prune_sublayers": "tfprune.pruning.subclassed", "strip_sublayers": "tfprune.pruning.subclassed",
+    "is_wrapped": "tfprune.pruning.unit",
+}
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = reexports(globals(), _EXPORTS)

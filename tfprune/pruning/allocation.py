@@ -28,6 +28,19 @@ from tfprune.errors import TfpruneError
 
 LAYER_SPARSITY = ("uniform", "auto", "global")
 
+# 0-99%: the grid of the sensitivity curves (pruning/sensitivity.py), of the sensitivity job
+# and of ``layer_sparsity="auto"``.
+GRID = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.99)
+
+
+def check_grid(sparsities):
+    """Sorted, distinct sparsities in [0, 1), starting at 0 (the unpruned reference)."""
+    checks.check_not_empty("sparsities", sparsities, "give values in [0, 1)")
+    values = sorted({checks.check_sparsity("sparsities", s) for s in sparsities} | {0.0})
+    if len(values) < 2:
+        raise TfpruneError(f"`sparsities` must hold a value above 0, got {list(sparsities)}")
+    return tuple(values)
+
 
 def is_named(value):
     return value in LAYER_SPARSITY

@@ -21,11 +21,10 @@ from tfprune.errors import InternalError, TfpruneError
 from tfprune.keras import keras, tf
 from tfprune.pruning.masks import kept_units
 from tfprune.pruning.surgery import ShrinkResult
-from tfprune.registry import Registry
+from tfprune.pruning.options import CRITERIA, SELECTIONS  # noqa: F401  (channels.CRITERIA)
+from tfprune.pruning.options import check_channel_options as check_options  # noqa: F401
 
 L = keras.layers
-CRITERIA = Registry("channel criterion")
-SELECTIONS = ("uniform", "global")
 
 
 def _variables(layer, role):
@@ -67,18 +66,15 @@ def _per_channel(model, group, reduce, arrays=None):
     return total
 
 
-@CRITERIA.register("l2")
-def _l2(model, group, data=None, memo=None):
+def l2_importance(model, group, data=None, memo=None):
     return np.sqrt(_per_channel(model, group, lambda w: float(np.sum(np.square(w)))))
 
 
-@CRITERIA.register("l1")
-def _l1(model, group, data=None, memo=None):
+def l1_importance(model, group, data=None, memo=None):
     return _per_channel(model, group, lambda w: float(np.sum(np.abs(w))))
 
 
-@CRITERIA.register("bn_scale")
-def _bn_scale(model, group, data=None, memo=None):
+def bn_scale_importance(model, group, data=None, memo=None):
     """|gamma| summed over the group's BatchNorms (Liu et al. 2017); L2 where it has none."""
     scale = np.zeros(group.width)
     found = False
@@ -87,11 +83,10 @@ def _bn_scale(model, group, data=None, memo=None):
         if member.role == "channel" and isinstance(layer, L.BatchNormalization) and layer.scale:
             scale += np.abs(layer.gamma.numpy()[member.indices(np.arange(group.width))])
             found = True
-    return scale if found else _l2(model, group)
+    return scale if found else l2_importance(model, group)
 
 
-@CRITERIA.register("taylor")
-def _taylor(model, group, data=None, memo=None):
+def taylor_importance(model, group, data=None, memo=None):
     """First-order Taylor: |w * dL/dw| summed over the channel's parameters and ``data``'s
     batches (Molchanov et al. 2019). The gradients are computed once per ``memo`` (one
     ``importance`` call), not once per group."""
@@ -142,20 +137,6 @@ def importance(model, groups, criterion="l2", data=None):
     score = CRITERIA.get(criterion)
     memo = {}
     return {g.id: np.asarray(score(model, g, data, memo), np.float64) for g in prunable(groups)}
-
-
-def check_options(options):
-    """The channel method's options (criterion, mode, max_per_group, round_to), validated."""
-    options = dict(options or {})
-    unknown = sorted(set(options) - {"criterion", "mode", "max_per_group", "round_to"})
-    if unknown:
-        raise TfpruneError(f"unknown channel option(s) {', '.join(unknown)}; known: criterion, "
-                           "mode, max_per_group, round_to")
-    CRITERIA.validate(options.get("criterion", "l2"))
-    checks.check_choice("mode", options.get("mode", "uniform"), SELECTIONS)
-    checks.check_fraction("max_per_group", options.get("max_per_group", 0.9))
-    checks.check_int("round_to", options.get("round_to", 1), 1)
-    return options
 
 
 def _rounded_keep(width, keep, round_to):

@@ -17,6 +17,7 @@ from tfprune.pruning import dynamic as dynamic_lib
 from tfprune.pruning import methods as methods_lib
 from tfprune.pruning import schedules as schedules_lib
 from tfprune.pruning import wrapper as wrapper_lib
+from tfprune.pruning.methods import check_channel_granularity, check_layer_sparsity  # noqa: F401
 from tfprune.pruning.groups import channel_groups
 from tfprune.pruning.unit import PruneLowMagnitude, UnitPruneLowMagnitude, is_unit_prunable
 
@@ -240,37 +241,6 @@ def prune(model, method="weight", schedule="polynomial", target_sparsity=0.5, *,
                                      decisions_path, log)
         result.callbacks.append(result.pruner)
     return result
-
-
-def check_layer_sparsity(method, layers=None, m_by_n=None, layer_sparsity=None):
-    """Per-layer targets apply to weight and unit pruning under a schedule, without `layers`
-    (they name the layers) or m:n blocks; returns the layers they name."""
-    method = METHODS.get(method) if isinstance(method, str) else method
-    if not method.takes_layer_sparsity:
-        raise TfpruneError(f"`layer_sparsity` applies to the methods "
-                           f"{', '.join(m.name for m in METHODS.entries() if m.takes_layer_sparsity)}"
-                           f", not {method.name!r}")
-    if isinstance(layer_sparsity, dict) and layer_sparsity and not any(layer_sparsity.values()):
-        raise TfpruneError("`layer_sparsity` must prune some layer, got every target 0")
-    if layers:
-        raise TfpruneError("give `layers` or `layer_sparsity`, not both: the per-layer "
-                           "sparsities name the layers they prune")
-    if m_by_n:
-        raise TfpruneError("`layer_sparsity` does not combine with `sparsity_m_by_n` (m:n "
-                           "blocks fix every layer's sparsity at m/n)")
-    return list(layer_sparsity) if isinstance(layer_sparsity, dict) else None
-
-
-def check_channel_granularity(method, layers=None, m_by_n=None, prune_first_conv=False,
-                              prune_classifier=False):
-    """The layer options that channel granularity refuses (it prunes every prunable group);
-    configs run it before any training, ``prune`` again."""
-    if layers or m_by_n or prune_first_conv or prune_classifier:
-        raise TfpruneError(f"`layers`, `sparsity_m_by_n`, `prune_first_conv` and "
-                           f"`prune_classifier` do not apply to channel pruning (method "
-                           f"{method!r}): it prunes every prunable channel group, the first "
-                           "convolution's too; the classifier's outputs are the model's and "
-                           "never pruned")
 
 
 def _make_pruner(method, slots, config, target_sparsity, train_data, decisions_path, log,

@@ -11,7 +11,6 @@ decision is recorded (``decisions``) and written as JSON lines; sparsity per lay
 every check (``history``) for the plot.
 """
 
-import dataclasses
 import itertools
 import json
 import math
@@ -25,44 +24,7 @@ from tfprune.pruning import adaptive
 from tfprune.pruning.channels import taylor_contributions
 from tfprune.pruning.masks import (kept_and_total, kept_magnitudes, kept_units, layer_sparsity,
                                    low_norm_prune, lowest_scores_mask, mean_column_norm)
-from tfprune.pruning.methods import GRANULARITIES
-
-
-@dataclasses.dataclass
-class DynamicConfig:
-    """Parameters of the dynamic methods; validated on construction."""
-
-    granularity: str = None            # "channel", "unit" or "weight"; None: the method's default
-                                       # (methods.Method.default_granularity)
-    interval: int = 1                  # epochs between checks
-    norm_tolerance: float = 0.05       # relative change of the mean column norm that counts as stable
-    patience: int = 2                  # consecutive stable checks before a layer may be pruned
-    accuracy_tolerance: float = 0.02   # validation accuracy must be within this of the best seen
-                                       # (digits' 180 validation images: 0.02 is ~4 images)
-    norm_fraction: float = 0.8         # candidates: norm below this fraction of the layer's mean
-    max_step: float = 0.125            # at most this fraction of a layer pruned per event
-    max_sparsity: float = 0.9          # per-layer ceiling
-    every: int = 2                     # incremental / adaptive: epochs between rounds
-    prune_fraction: float = None       # incremental: fraction of the remaining pruned per round
-                                       # (None: fitted to reach the target by 70% of the epochs)
-    p: float = 0.5                     # adaptive: PQ index p < q
-    q: float = 1.0
-    eta: float = 0.0
-    gamma: float = 1.0
-    beta: float = 0.9
-
-    def __post_init__(self):
-        if self.granularity is not None:
-            checks.check_choice("granularity", self.granularity, GRANULARITIES)
-        for name in ("interval", "patience", "every"):
-            checks.check_int(name, getattr(self, name), 1)
-        for name in ("norm_tolerance", "accuracy_tolerance", "norm_fraction", "max_step",
-                     "max_sparsity", "prune_fraction", "beta"):
-            if not (name == "prune_fraction" and self.prune_fraction is None):
-                checks.check_fraction(name, getattr(self, name))
-        adaptive.check_pq(self.p, self.q)
-        checks.check_non_negative("eta", self.eta)
-        checks.check_positive("gamma", self.gamma)
+from tfprune.pruning.options import DynamicConfig, make_config  # noqa: F401
 
 
 # --- the one rule of its own (the norm and mask math is in masks.py) ---------------------------
@@ -563,17 +525,6 @@ class PQIndexPruner(_MaskPruner):
 
 PRUNERS = {"MeanColumnNormPruner": MeanColumnNormPruner, "TaylorPruner": TaylorPruner,
            "PQIndexPruner": PQIndexPruner}
-
-
-def make_config(options=None):
-    """A DynamicConfig from a dict of its fields (or one already made); validated."""
-    if isinstance(options, DynamicConfig):
-        return options
-    unknown = sorted(set(options or {}) - {f.name for f in dataclasses.fields(DynamicConfig)})
-    if unknown:
-        raise TfpruneError(f"unknown dynamic option(s) {', '.join(unknown)}; known: "
-                           f"{', '.join(f.name for f in dataclasses.fields(DynamicConfig))}")
-    return DynamicConfig(**(options or {}))
 
 
 def summarize_decisions(pruner):

@@ -11,7 +11,10 @@ and how it is applied. Every place that used to ask "is this a dynamic method?" 
   paper's adaptive pruning is over weights.
 
 ``check_options`` is the one check of the combinations (schedule, target, initial sparsity,
-m:n blocks) that configs run before any training and ``core.prune`` runs again.
+m:n blocks) that configs run before any training and ``core.prune`` runs again; with
+``check_layer_sparsity``, ``check_channel_granularity`` and ``check_one_shot`` (the methods
+one-shot pruning applies to) the checks of a method's options that need no model. No
+TensorFlow here: the scripts' flags and the job configs read this module before it is imported.
 """
 
 import dataclasses
@@ -104,3 +107,46 @@ def check_options(method, schedule=None, target_sparsity=None, initial_sparsity=
             f"`initial_sparsity` ({initial_sparsity}) must not exceed `target_sparsity` "
             f"({target_sparsity})")
     return schedule, target_sparsity, m_by_n
+
+
+def check_layer_sparsity(method, layers=None, m_by_n=None, layer_sparsity=None):
+    """Per-layer targets apply to weight and unit pruning under a schedule, without `layers`
+    (they name the layers) or m:n blocks; returns the layers they name."""
+    method = METHODS.get(method) if isinstance(method, str) else method
+    if not method.takes_layer_sparsity:
+        raise TfpruneError(f"`layer_sparsity` applies to the methods "
+                           f"{', '.join(m.name for m in METHODS.entries() if m.takes_layer_sparsity)}"
+                           f", not {method.name!r}")
+    if isinstance(layer_sparsity, dict) and layer_sparsity and not any(layer_sparsity.values()):
+        raise TfpruneError("`layer_sparsity` must prune some layer, got every target 0")
+    if layers:
+        raise TfpruneError("give `layers` or `layer_sparsity`, not both: the per-layer "
+                           "sparsities name the layers they prune")
+    if m_by_n:
+        raise TfpruneError("`layer_sparsity` does not combine with `sparsity_m_by_n` (m:n "
+                           "blocks fix every layer's sparsity at m/n)")
+    return list(layer_sparsity) if isinstance(layer_sparsity, dict) else None
+
+
+def check_channel_granularity(method, layers=None, m_by_n=None, prune_first_conv=False,
+                              prune_classifier=False):
+    """The layer options that channel granularity refuses (it prunes every prunable group);
+    configs run it before any training, ``prune`` again."""
+    if layers or m_by_n or prune_first_conv or prune_classifier:
+        raise TfpruneError(f"`layers`, `sparsity_m_by_n`, `prune_first_conv` and "
+                           f"`prune_classifier` do not apply to channel pruning (method "
+                           f"{method!r}): it prunes every prunable channel group, the first "
+                           "convolution's too; the classifier's outputs are the model's and "
+                           "never pruned")
+
+
+ONE_SHOT = ("weight", "unit", "channel")  # the methods one-shot pruning applies to
+
+
+def check_one_shot(method):
+    """The Method, when one-shot pruning applies to it (a deciding method needs training)."""
+    spec = METHODS.get(method) if isinstance(method, str) else method
+    if spec.name not in ONE_SHOT:
+        raise TfpruneError(f"one-shot pruning (`fine_tune_epochs=0`) applies to the methods "
+                           f"{', '.join(ONE_SHOT)}, not {spec.name!r}: it decides while training")
+    return spec

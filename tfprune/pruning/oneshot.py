@@ -20,20 +20,8 @@ from tfprune.keras import check_model
 from tfprune.pruning import channels as channels_lib
 from tfprune.pruning import core
 from tfprune.pruning import masks as masks_lib
-from tfprune.pruning.methods import METHODS
+from tfprune.pruning.methods import METHODS, ONE_SHOT, check_one_shot as check_method  # noqa: F401
 from tfprune.pruning.schedules import ScheduleSteps
-
-ONE_SHOT = ("weight", "unit", "channel")  # the methods one-shot pruning applies to
-
-
-def check_method(method):
-    """The Method, when one-shot pruning applies to it (a deciding method needs training)."""
-    spec = METHODS.get(method) if isinstance(method, str) else method
-    if spec.name not in ONE_SHOT:
-        raise TfpruneError(f"one-shot pruning (`fine_tune_epochs=0`) applies to the methods "
-                           f"{', '.join(ONE_SHOT)}, not {spec.name!r}: it decides while training")
-    return spec
-
 
 def magnitude_mask(kernel, sparsity):
     """0/1 array keeping the ``size - round(sparsity x size)`` largest magnitudes (at least

@@ -14,15 +14,14 @@ A schedule is a pure ``step -> (should_prune, sparsity)`` object with get_config
 
 import dataclasses
 
-import tensorflow_model_optimization as tfmot
-
 from tfprune import checks
 from tfprune.errors import TfpruneError
 from tfprune.registry import Registry
 
+# tfmot's classes, imported on first use (the names without TensorFlow, for flags and configs).
 SCHEDULES = Registry("schedule")
-SCHEDULES.register("constant", tfmot.sparsity.keras.ConstantSparsity)
-SCHEDULES.register("polynomial", tfmot.sparsity.keras.PolynomialDecay)
+SCHEDULES.register_lazy("constant", "tensorflow_model_optimization:sparsity.keras.ConstantSparsity")
+SCHEDULES.register_lazy("polynomial", "tensorflow_model_optimization:sparsity.keras.PolynomialDecay")
 
 
 @dataclasses.dataclass(frozen=True)

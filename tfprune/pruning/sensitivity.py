@@ -7,22 +7,9 @@ The curves feed layer-wise sparsity (pruning/allocation.py); jobs/sensitivity.py
 
 import numpy as np
 
-from tfprune import checks
-from tfprune.errors import TfpruneError
 from tfprune.pruning import channels as channels_lib
 from tfprune.pruning import core, oneshot
-
-# 0-99%: the grid of the sensitivity job and of ``layer_sparsity="auto"``.
-GRID = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.99)
-
-
-def check_grid(sparsities):
-    """Sorted, distinct sparsities in [0, 1), starting at 0 (the unpruned reference)."""
-    checks.check_not_empty("sparsities", sparsities, "give values in [0, 1)")
-    values = sorted({checks.check_sparsity("sparsities", s) for s in sparsities} | {0.0})
-    if len(values) < 2:
-        raise TfpruneError(f"`sparsities` must hold a value above 0, got {list(sparsities)}")
-    return tuple(values)
+from tfprune.pruning.allocation import GRID, check_grid  # noqa: F401  (sensitivity.GRID)
 
 
 def accuracy(model, x, y, batch_size=256):

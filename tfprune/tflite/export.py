@@ -18,12 +18,9 @@ from tfprune import io
 from tfprune.errors import TfpruneError
 from tfprune.keras import check_model, tf
 from tfprune.pruning.unit import is_wrapped
-from tfprune.registry import Registry
 from tfprune.tflite import mixed as mixed_lib
+from tfprune.tflite.quantizations import QUANTIZATIONS  # noqa: F401  (export.QUANTIZATIONS)
 from tfprune.tflite.traced import Traced
-
-QUANTIZATIONS = Registry("quantization")
-
 
 @dataclasses.dataclass(frozen=True)
 class Quantization:
@@ -87,13 +84,13 @@ def _check_mixed(float32, layer_names, mixed):
     mixed_lib.extremes(float32, mixed or mixed_lib.MixedSpec(), layer_names=layer_names)
 
 
-QUANTIZATIONS.register("float32", Quantization(_float32))
-QUANTIZATIONS.register("float16", Quantization(_float16))
-QUANTIZATIONS.register("dynamic", Quantization(_dynamic))
-QUANTIZATIONS.register("int8", Quantization(_int8))
-QUANTIZATIONS.register("int4", Quantization(rewrite=_int4))
-QUANTIZATIONS.register("mixed", Quantization(rewrite=_mixed, check=_check_mixed,
-                                             needs_validation=True))
+# The entries of QUANTIZATIONS (tflite/quantizations.py names them and loads these on first use).
+FLOAT32 = Quantization(_float32)
+FLOAT16 = Quantization(_float16)
+DYNAMIC = Quantization(_dynamic)
+INT8 = Quantization(_int8)
+INT4 = Quantization(rewrite=_int4)
+MIXED = Quantization(rewrite=_mixed, check=_check_mixed, needs_validation=True)
 
 
 def check_rewrite(quantization, sparse=False, mixed=None, validation=None):

@@ -16,6 +16,7 @@ import numpy as np
 
 from tfprune import checks
 from tfprune.tflite import evaluate, export
+from tfprune.tflite.quantizations import validate_quantizations  # noqa: F401
 from tfprune.tflite.traced import Traced
 
 COMPARISON_COLUMNS = ["variant", "quantization", "sparse", "keras_accuracy", "tflite_accuracy",
@@ -26,10 +27,6 @@ COMPARISON_COLUMNS = ["variant", "quantization", "sparse", "keras_accuracy", "tf
 
 def variant_name(quantization, sparse):
     return quantization + ("_sparse" if sparse else "")
-
-
-def validate_quantizations(quantizations):
-    return list(export.QUANTIZATIONS.validate_list("quantizations", quantizations))
 
 
 def convert_and_measure(model, x_test, y_test, representative, quantizations, sparse_options,

@@ -28,12 +28,10 @@ import numpy as np
 
 from tfprune import checks
 from tfprune.errors import TfpruneError
-from tfprune.keras import keras
+from tfprune.lazy import keras
 from tfprune.tflite import evaluate
 
 OP_TYPES = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
-KERNEL_LAYERS = (keras.layers.Dense, keras.layers.Conv1D, keras.layers.Conv2D,
-                 keras.layers.DepthwiseConv2D)
 KB = 1024  # as tune's max_size_kb and the reports: KB are KiB
 DEFAULT_INT4_FRACTION = 0.5
 # Validation images the layers are ranked on (each alone at int4): enough to tell a costly layer
@@ -68,7 +66,7 @@ def keras_layers(model, prefix=""):
     for layer in model.layers:
         if isinstance(layer, keras.Model):
             paths += keras_layers(layer, f"{prefix}{layer.name}/")
-        elif isinstance(layer, KERNEL_LAYERS):
+        elif isinstance(layer, kernel_layers()):
             paths.append(prefix + layer.name)
     return paths
 
@@ -431,3 +429,15 @@ def mixed(content, spec, x, y, ops=None, layer_names=None, costs=None, num_threa
                 costs=costs, ranking=chosen["ranking"], note=chosen["note"],
                 costs_time_s=costs_time)
     return quantized, info
+
+
+def kernel_layers():
+    """The Keras layer classes whose kernel is one weighted op (also ``mixed.KERNEL_LAYERS``)."""
+    return (keras.layers.Dense, keras.layers.Conv1D, keras.layers.Conv2D,
+            keras.layers.DepthwiseConv2D)
+
+
+def __getattr__(name):  # KERNEL_LAYERS without importing Keras with this module
+    if name == "KERNEL_LAYERS":
+        return kernel_layers()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,97 @@
+"""The scripts answer before TensorFlow: defining the flags and building the config with the
+default flags import none of TensorFlow, Keras, tfmot, keras-tuner or ai-edge-*; a bad value
+is one line and exit status 2; the lazy registries name what their modules register."""
+
+import json
+import sys
+
+import pytest
+
+from conftest import run_python
+
+SCRIPTS = ("train", "prune", "sweep", "tune", "export_tflite", "sensitivity", "visualize")
+HEAVY = ("tensorflow", "tf_keras", "keras", "tensorflow_model_optimization", "keras_tuner",
+         "ai_edge_litert", "ai_edge_quantizer")
+
+# In a fresh interpreter: import the script, parse its flags, build its config as its main does
+# (main is run with the job's import replaced by a stop), then list the heavy modules loaded.
+PROBE = """
+import builtins, json, sys
+from absl import flags
+import experiments.{script} as script
+real_import = builtins.__import__
+
+class Built(Exception):
+    pass
+
+def stop_at_the_job(name, *args, **kwargs):
+    if name.startswith("tfprune.jobs.") and not name.startswith("tfprune.jobs.configs"):
+        raise Built(name)
+    return real_import(name, *args, **kwargs)
+
+flags.FLAGS(["{script}"] + {argv!r})
+builtins.__import__ = stop_at_the_job
+try:
+    script.main([])
+    stopped = None
+except Built as err:
+    stopped = str(err)
+builtins.__import__ = real_import
+print(json.dumps({{"stopped": stopped,
+                  "heavy": [m for m in {heavy!r} if m in sys.modules]}}))
+"""
+
+
+def _argv(script, tmp_path):
+    model = tmp_path / "model.keras"
+    model.write_bytes(b"not read before the job")
+    return {"tune": [f"--baseline={model}"], "export_tflite": [f"--model_path={model}"],
+            "visualize": [f"--models=dense={model}"]}.get(script, [])
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_flags_and_config_import_no_tensorflow(script, tmp_path):
+    result = run_python(["-c", PROBE.format(script=script, argv=_argv(script, tmp_path),
+                                            heavy=HEAVY)])
+    assert result.returncode == 0, result.stderr
+    found = json.loads(result.stdout.strip().splitlines()[-1])
+    assert found["stopped"] and found["stopped"].startswith("tfprune.jobs."), found
+    assert found["heavy"] == [], found
+
+
+def test_a_bad_value_is_one_line_without_tensorflow():
+    result = run_python(["-m", "experiments.prune", "--target_sparsity=1.5"])
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == ["error: `target_sparsity` must be in [0, 1), got 1.5"]
+    result = run_python(["-m", "experiments.sweep", "--methods=weight,bogus"])
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        "error: unknown pruning method 'bogus'; registered: adaptive, channel, dynamic, "
+        "incremental, unit, weight"]
+
+
+def test_the_package_and_its_registries_load_on_first_use():
+    code = ("import sys, tfprune, tfprune.pruning\n"
+            "before = [m for m in %r if m in sys.modules]\n"
+            "from tfprune import PruneConfig, keras, prune, tf\n"
+            "import tensorflow\n"
+            "print(before, keras.__name__, tfprune.keras.__name__, tf is tensorflow,\n"
+            "      prune is tfprune.pruning.core.prune, tensorflow.keras.__name__.split('.')[0])\n" % (HEAVY,))
+    result = run_python(["-c", code])
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["[]", "tf_keras", "tf_keras", "True", "True", "tf_keras"]
+
+
+def test_lazy_registries_name_what_their_modules_define():
+    from tfprune.pruning import channels
+    from tfprune.pruning.options import CRITERIA
+    from tfprune.pruning.schedules import SCHEDULES
+    from tfprune.tflite import export
+    from tfprune.tflite.quantizations import QUANTIZATIONS
+
+    assert [type(q) for q in QUANTIZATIONS.entries()] == [export.Quantization] * len(QUANTIZATIONS)
+    assert CRITERIA.get("l2") is channels.l2_importance and len(CRITERIA.entries()) == 4
+    import tensorflow_model_optimization as tfmot
+
+    assert SCHEDULES.get("polynomial") is tfmot.sparsity.keras.PolynomialDecay
+    assert "tensorflow" in sys.modules
