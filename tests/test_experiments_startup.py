@@ -49,6 +49,9 @@ def _argv(script, tmp_path):
             "visualize": [f"--models=dense={model}"]}.get(script, [])
 
 
+# Processes without TensorFlow (about 0.5 s each): in the fast tier's smoke set.
+@pytest.mark.integration
+@pytest.mark.smoke
 @pytest.mark.parametrize("script", SCRIPTS)
 def test_flags_and_config_import_no_tensorflow(script, tmp_path):
     result = run_python(["-c", PROBE.format(script=script, argv=_argv(script, tmp_path),
@@ -59,6 +62,8 @@ def test_flags_and_config_import_no_tensorflow(script, tmp_path):
     assert found["heavy"] == [], found
 
 
+@pytest.mark.integration
+@pytest.mark.smoke
 def test_a_bad_value_is_one_line_without_tensorflow():
     result = run_python(["-m", "experiments.prune", "--target_sparsity=1.5"])
     assert result.returncode == 2
@@ -70,6 +75,7 @@ def test_a_bad_value_is_one_line_without_tensorflow():
         "incremental, unit, weight"]
 
 
+@pytest.mark.integration
 def test_the_package_and_its_registries_load_on_first_use():
     code = ("import sys, tfprune, tfprune.pruning\n"
             "before = [m for m in %r if m in sys.modules]\n"

@@ -4,6 +4,10 @@ own pytester, so this check itself starts nothing and trains nothing."""
 
 import pytest
 
+# Loaded before pytester's in-process runs, which drop the modules they import (TensorFlow's
+# extensions cannot be loaded twice in one process).
+from tfprune.keras import keras  # noqa: F401
+
 pytest_plugins = ["pytester"]
 
 CASES = {

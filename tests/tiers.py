@@ -13,6 +13,7 @@ tier by accident, and the fast tier stays fast.
 """
 
 import functools
+import importlib.abc
 import multiprocessing.process
 import subprocess
 import sys
@@ -69,6 +70,32 @@ def install():
                 _guard(model, method, f"trains a model ({label} Model.{method})")
 
 
+class _GuardOnImport(importlib.abc.MetaPathFinder):
+    """Puts the Model guards on as tf_keras or Keras 3 is imported, even inside a test's body
+    (tfprune imports them on first use, so a unit test may be the first to)."""
+
+    NAMES = ("tf_keras", "keras")
+
+    def find_spec(self, name, path, target=None):
+        if name not in self.NAMES:
+            return None
+        for finder in sys.meta_path:
+            if finder is self or not hasattr(finder, "find_spec"):
+                continue
+            spec = finder.find_spec(name, path, target)
+            if spec is not None and spec.loader is not None and hasattr(spec.loader,
+                                                                         "exec_module"):
+                exec_module = spec.loader.exec_module
+
+                def exec_and_guard(module, exec_module=exec_module):
+                    exec_module(module)
+                    install()
+
+                spec.loader.exec_module = exec_and_guard
+                return spec
+        return None
+
+
 def _phase(item):
     install()
     previous = _running["test"]
@@ -80,6 +107,8 @@ def _phase(item):
 
 
 def pytest_configure(config):
+    if not any(isinstance(finder, _GuardOnImport) for finder in sys.meta_path):
+        sys.meta_path.insert(0, _GuardOnImport())
     for name, text in MARKERS.items():
         config.addinivalue_line("markers", f"{name}: {text}")
 
