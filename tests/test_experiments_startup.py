@@ -76,6 +76,22 @@ def test_a_bad_value_is_one_line_without_tensorflow():
 
 
 @pytest.mark.integration
+@pytest.mark.smoke
+def test_the_configs_and_registries_the_package_exports_import_no_tensorflow():
+    code = ("import sys\n"
+            "from tfprune import (PruneConfig, SweepConfig, TrainConfig, ExportConfig,\n"
+            "                     QUANTIZATIONS, METHODS, SCHEDULES)\n"
+            "print([PruneConfig.__module__, SweepConfig.__module__, TrainConfig.__module__,\n"
+            "       ExportConfig.__module__, QUANTIZATIONS.kind, METHODS.kind, SCHEDULES.kind],\n"
+            "      [m for m in %r if m in sys.modules])\n" % (HEAVY,))
+    result = run_python(["-c", code])
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == str([
+        "tfprune.jobs.configs.prune", "tfprune.jobs.configs.sweep", "tfprune.jobs.configs.train",
+        "tfprune.jobs.configs.export", "quantization", "pruning method", "schedule"]) + " []"
+
+
+@pytest.mark.integration
 def test_the_package_and_its_registries_load_on_first_use():
     code = ("import sys, tfprune, tfprune.pruning\n"
             "before = [m for m in %r if m in sys.modules]\n"
@@ -101,3 +117,26 @@ def test_lazy_registries_name_what_their_modules_define():
 
     assert SCHEDULES.get("polynomial") is tfmot.sparsity.keras.PolynomialDecay
     assert "tensorflow" in sys.modules
+
+
+def test_the_keras_stand_ins_load_once_and_forward_no_dunders(monkeypatch):
+    import copy
+    import types
+
+    from tfprune import lazy
+
+    loads = []
+    real = types.SimpleNamespace(tf=types.SimpleNamespace(constant="tf.constant"))
+
+    def import_module(name):
+        loads.append(name)
+        return real
+
+    monkeypatch.setattr(lazy, "importlib", types.SimpleNamespace(import_module=import_module))
+    tf = lazy.LazyModule("tf")
+    assert not hasattr(tf, "__wrapped__") and repr(copy.copy(tf)) == "<lazy tfprune.keras.tf>"
+    assert loads == []
+    assert tf.constant == "tf.constant" and tf.constant == "tf.constant"
+    assert loads == ["tfprune.keras"]
+    with pytest.raises(AttributeError, match="a LazyModule without a name"):
+        lazy.LazyModule.__new__(lazy.LazyModule).constant

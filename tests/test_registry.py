@@ -59,3 +59,12 @@ def test_lazy_entries_load_on_first_get():
         reg.register_lazy("bad", "base64")
     with pytest.raises(UnknownNameError, match="unknown codec 'rot13'; registered: b64, join"):
         reg.validate("rot13")
+    # Nothing but get imports: an entry whose module does not exist is listed, found and
+    # validated; only get fails.
+    missing = Registry("codec")
+    missing.register_lazy("nowhere", "tfprune_no_such_module:x")
+    assert missing.names() == ["nowhere"] and "nowhere" in missing
+    assert missing.validate("nowhere") == "nowhere"
+    assert missing.validate_list("codecs", ["nowhere"]) == ("nowhere",)
+    with pytest.raises(ModuleNotFoundError, match="tfprune_no_such_module"):
+        missing.get("nowhere")

@@ -15,6 +15,7 @@ tier by accident, and the fast tier stays fast.
 import functools
 import importlib.abc
 import multiprocessing.process
+import platform
 import subprocess
 import sys
 
@@ -107,6 +108,10 @@ def _phase(item):
 
 
 def pytest_configure(config):
+    # The standard library asks `uname -p` once, when platform.processor() is first read (h5py
+    # does, as TensorFlow imports it): answered here, before any guard, so a unit test that is
+    # the first to import TensorFlow starts no process.
+    platform.processor()
     if not any(isinstance(finder, _GuardOnImport) for finder in sys.meta_path):
         sys.meta_path.insert(0, _GuardOnImport())
     for name, text in MARKERS.items():

@@ -1,10 +1,9 @@
 """tfprune: prune and quantize Keras models, and measure what it costs.
 
-Importing tfprune sets up Keras 2 (``TF_USE_LEGACY_KERAS=1``, before TensorFlow is imported;
-see tfprune.environ and tfprune.keras) and imports nothing else: the stable API re-exported
-here (the library: data, models, pruning, TFLite; the jobs that write run directories: train,
-prune, export, sweep) is loaded on first access (PEP 562), so the scripts parse their flags and
-build their configs without TensorFlow.
+Importing tfprune sets up Keras 2 (tfprune.environ says why) and imports nothing else: the
+stable API re-exported here (the library: data, models, pruning, TFLite; the jobs that write run
+directories: train, prune, export, sweep) is loaded on first access (PEP 562), so the scripts
+parse their flags and build their configs without TensorFlow.
 """
 
 import sys
@@ -17,7 +16,9 @@ use_keras2()
 
 __version__ = "0.1.0"
 
-# public name -> the module that defines it
+# public name -> the module that defines it, so that reading a name imports only what it needs:
+# the configs (tfprune.jobs.configs.*) and the registries (pruning.methods, pruning.schedules,
+# tflite.quantizations) import no TensorFlow; the jobs and the library functions do.
 _EXPORTS = {
     "keras": "tfprune.keras", "tf": "tfprune.keras",
     "AUGMENTATIONS": "tfprune.data", "DATASETS": "tfprune.data", "Data": "tfprune.data",
@@ -25,15 +26,15 @@ _EXPORTS = {
     "DatasetNotAvailableError": "tfprune.errors", "InternalError": "tfprune.errors",
     "RunDirectoryError": "tfprune.errors", "TfpruneError": "tfprune.errors",
     "UnknownNameError": "tfprune.errors",
-    "ExportConfig": "tfprune.jobs.export", "run_export": "tfprune.jobs.export",
-    "PruneConfig": "tfprune.jobs.prune", "run_prune": "tfprune.jobs.prune",
-    "SweepConfig": "tfprune.jobs.sweep", "run_sweep": "tfprune.jobs.sweep",
-    "TrainConfig": "tfprune.jobs.train", "train_baseline": "tfprune.jobs.train",
+    "ExportConfig": "tfprune.jobs.configs.export", "run_export": "tfprune.jobs.export",
+    "PruneConfig": "tfprune.jobs.configs.prune", "run_prune": "tfprune.jobs.prune",
+    "SweepConfig": "tfprune.jobs.configs.sweep", "run_sweep": "tfprune.jobs.sweep",
+    "TrainConfig": "tfprune.jobs.configs.train", "train_baseline": "tfprune.jobs.train",
     "MODELS": "tfprune.models", "build_model": "tfprune.models", "load_model": "tfprune.models",
-    "METHODS": "tfprune.pruning", "SCHEDULES": "tfprune.pruning", "prune": "tfprune.pruning",
-    "strip": "tfprune.pruning",
+    "METHODS": "tfprune.pruning.methods", "SCHEDULES": "tfprune.pruning.schedules",
+    "prune": "tfprune.pruning.core", "strip": "tfprune.pruning.core",
     "shrink": "tfprune.pruning.surgery",
-    "QUANTIZATIONS": "tfprune.tflite.export", "to_tflite": "tfprune.tflite.export",
+    "QUANTIZATIONS": "tfprune.tflite.quantizations", "to_tflite": "tfprune.tflite.export",
 }
 __all__ = sorted(_EXPORTS, key=lambda name: (name.lower(), name))
 __getattr__, __dir__ = reexports(globals(), _EXPORTS)
