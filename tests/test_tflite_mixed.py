@@ -237,7 +237,7 @@ def test_every_zoo_layer_is_exactly_one_op(name):
     model = build_model(name, (8, 8, 1), 10, seed=0)
     float32 = export.to_tflite(model)
     names = mixed.keras_layers(model)
-    expected = [layer.name for layer in model.layers if isinstance(layer, mixed.KERNEL_LAYERS)]
+    expected = [layer.name for layer in model.layers if isinstance(layer, mixed.kernel_layers())]
     assert names == expected and len(names) >= 3
     ops = mixed.weighted_ops(float32, names)
     layers, kept = mixed.layer_map(ops, names)

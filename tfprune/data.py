@@ -20,7 +20,6 @@ from tfprune.datasets import tfds as tfds_source
 from tfprune.datasets.base import DatasetSpec, Splits
 from tfprune.errors import TfpruneError
 from tfprune.lazy import tf
-from tfprune.models import FULLY_CONNECTED_MODELS
 from tfprune.registry import Registry
 
 DATASETS = Registry("dataset")
@@ -259,12 +258,3 @@ def apply_dataset_defaults(config, **defaults):
         if getattr(config, name) is None:
             chosen = getattr(spec, field)
             setattr(config, name, fallback if chosen is None else chosen)
-
-
-def resolve_augmentation(augment, dataset, model, image_size=None):
-    """'auto' -> the dataset's augmentation for convolutional models, 'none' for an MLP."""
-    if augment != "auto":
-        return AUGMENTATIONS.validate(augment)
-    if model in FULLY_CONNECTED_MODELS:
-        return "none"
-    return dataset_spec(dataset, image_size).augmentation

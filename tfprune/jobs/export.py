@@ -12,7 +12,7 @@ import time
 
 from tfprune import io, training
 from tfprune.data import load_data
-from tfprune.jobs.configs.export import MIXED_NAMES, ExportConfig  # noqa: F401
+from tfprune.jobs.configs.export import ExportConfig  # noqa: F401  (jobs.export.ExportConfig)
 from tfprune.jobs.rundir import prepare_run_dir
 from tfprune.models import import_checked
 from tfprune.results.tables import markdown_table, write_csv

@@ -18,14 +18,13 @@ import shutil
 import time
 
 from tfprune import checks, distribute, io, keras3, precision, summaries, training
-from tfprune.jobs.configs.prune import (  # noqa: F401  (jobs.prune.PruneConfig, ...)
-    CHANNEL_OPTIONS, POLYNOMIAL_OPTIONS, SCHEDULE_OPTIONS, PruneConfig, check_dynamic_options,
-    deciding_methods)
+from tfprune.jobs.configs.prune import PruneConfig  # noqa: F401  (jobs.prune.PruneConfig)
 from tfprune.jobs.rundir import inside, prepare_run_dir, read_marker
 from tfprune.jobs.train import model_path, train_baseline
 from tfprune.keras import keras
 from tfprune.models import (CHECK_INPUTS, Imported, build_model, check_fits, import_checked,
                             load_model)
+from tfprune.optimizers import make_optimizer
 from tfprune.pruning import (allocation, channels, core, dynamic, oneshot, schedules,
                              sensitivity, stats, surgery)
 from tfprune.results import plots
@@ -80,16 +79,16 @@ def resolve_layer_sparsity(config, model, data, output_dir, log, curves_cache=No
             curves = (curves_cache or {}).get(key)
             if curves is None:
                 x, y = data.numpy("validation", limit=config.sensitivity_samples)
-                curves = sensitivity.layer_curves(model, granularity, layers, sensitivity.GRID,
+                curves = sensitivity.layer_curves(model, granularity, layers, allocation.GRID,
                                                   x, y, log=log)
                 if curves_cache is not None:
                     curves_cache[key] = curves
             write_csv(os.path.join(output_dir, "sensitivity.csv"),
                       [{"layer": name, "sparsity": s, "accuracy": a}
                        for name, values in curves.items()
-                       for s, a in zip(sensitivity.GRID, values)],
+                       for s, a in zip(allocation.GRID, values)],
                       ["layer", "sparsity", "accuracy"])
-            targets = allocation.equalize(curves, sensitivity.GRID, weights,
+            targets = allocation.equalize(curves, allocation.GRID, weights,
                                           config.target_sparsity)
     targets = {name: float(s) for name, s in targets.items()}
     overall = allocation.global_sparsity(targets, oneshot.layer_weights(model, list(targets)))
@@ -174,7 +173,7 @@ def _from_scratch(config, architecture, output_dir, log):
         if config.mixed_precision:
             precision.set_mixed_precision(True)
             model = precision.mixed_copy(model)
-        training.compile_model(model, training.make_optimizer(
+        training.compile_model(model, make_optimizer(
             baseline.optimizer, baseline.learning_rate, baseline.momentum,
             baseline.weight_decay, baseline.lr_schedule,
             decay_steps=epochs * data.steps_per_epoch))
@@ -267,7 +266,7 @@ def _run_prune(config, output_dir, strategy, overwrite, log, data, baseline, cur
                 train_data=data.split("train"), log=log, layer_sparsity=layer_targets,
                 channel=channel_options)
         if not config.one_shot:
-            optimizer = training.make_optimizer(
+            optimizer = make_optimizer(
                 "adam", config.learning_rate, lr_schedule="cosine",
                 decay_steps=config.fine_tune_epochs * data.steps_per_epoch)
             training.compile_model(result.model, optimizer)

@@ -20,10 +20,10 @@
 import os
 import time
 
-from tfprune import checks, io, training
+from tfprune import io, training
 from tfprune.errors import TfpruneError
 from tfprune.jobs.prune import load_baseline
-from tfprune.jobs.configs.sensitivity import LAYER_METHODS, SensitivityConfig  # noqa: F401
+from tfprune.jobs.configs.sensitivity import SensitivityConfig  # noqa: F401  (jobs.sensitivity.*)
 from tfprune.jobs.rundir import prepare_run_dir, read_marker
 from tfprune.models import build_model
 from tfprune.pruning import allocation, core, oneshot, sensitivity

@@ -17,13 +17,11 @@ import os
 import platform
 import time
 
-from tfprune import checks, distribute, io, precision, training
-from tfprune.data import load_data
+from tfprune import distribute, io, precision, training
 from tfprune.jobs import deployer as deployer_lib
 from tfprune.jobs import variant as variant_lib
 from tfprune.jobs.prune import preflight
-from tfprune.jobs.configs.sweep import (  # noqa: F401  (jobs.sweep.SweepConfig, ...)
-    HYBRID_LAYER_SPARSITY, HYBRID_QUANTIZATIONS, SweepConfig, VariantKey)
+from tfprune.jobs.configs.sweep import SweepConfig  # noqa: F401  (jobs.sweep.SweepConfig)
 from tfprune.jobs.rundir import inside, prepare_run_dir, read_marker, resolve
 from tfprune.jobs.train import model_path, train_baseline
 from tfprune.jobs.visualize import SWEEP_SUBDIR as VISUALIZE_DIR

@@ -12,10 +12,11 @@ import time
 from tfprune import distribute, io, precision, training
 from tfprune.data import load_data
 from tfprune.jobs.configs.train import (  # noqa: F401  (jobs.train.TrainConfig, ...)
-    MODEL_FILE, BaselineFields, TrainConfig, model_path)
+    MODEL_FILE, TrainConfig, model_path)
 from tfprune.jobs.rundir import prepare_run_dir, read_marker
 from tfprune.keras import keras, tf
 from tfprune.models import build_model
+from tfprune.optimizers import make_optimizer
 from tfprune.results import plots
 
 
@@ -53,7 +54,7 @@ def _train_baseline(config, output_dir, strategy, overwrite, log):
                      split_seed=config.split_seed, image_size=config.image_size)
     with strategy.scope():
         model = build_model(config.model, data.input_shape, data.num_classes)
-        optimizer = training.make_optimizer(
+        optimizer = make_optimizer(
             config.optimizer, config.learning_rate, config.momentum, config.weight_decay,
             config.lr_schedule, decay_steps=config.epochs * data.steps_per_epoch)
         training.compile_model(model, optimizer)

@@ -27,8 +27,8 @@ from tfprune.data import load_data
 from tfprune.errors import TfpruneError
 from tfprune.jobs import variant as variant_lib
 from tfprune.jobs.prune import PruneRun
-from tfprune.jobs.configs.tune import (  # noqa: F401  (jobs.tune.TuneConfig, ...)
-    OBJECTIVES, ORACLES, SIZE_MEASURES, TuneConfig)
+from tfprune.jobs.configs.prune import prune_config
+from tfprune.jobs.configs.tune import ORACLES, TuneConfig  # noqa: F401  (jobs.tune.TuneConfig)
 from tfprune.jobs.rundir import inside, resolve
 from tfprune.models import import_checked
 from tfprune.pruning import stats
@@ -142,18 +142,18 @@ class PruningTuner(keras_tuner.engine.base_tuner.BaseTuner):
         model, path, dense = self.baseline()
         key = VariantKey.of(config.seed, method, hp.get("schedule"),
                             float(hp.get("target_sparsity")))
-        prune_config = variant_lib.prune_config(
+        trial_config = prune_config(
             key, dataset=config.dataset, model=config.model, fine_tune_epochs=epochs,
             learning_rate=float(hp.get("learning_rate")), split_seed=config.split_seed,
             data_dir=config.data_dir, baseline=config.baseline, image_size=config.image_size,
             strategy=config.strategy,
             mixed_precision=config.mixed_precision)
         # Seeded as a sweep variant is, so a trial's result does not depend on trial order.
-        training.set_seed(prune_config.seed)
-        data = prune_config.load_data()
+        training.set_seed(trial_config.seed)
+        data = trial_config.load_data()
         reference = self._reference(data)
         run, (row,) = variant_lib.prune_and_deploy(
-            prune_config, key, os.path.join(trial_dir, "prune"), data, (model, path), dense,
+            trial_config, key, os.path.join(trial_dir, "prune"), data, (model, path), dense,
             quantizations=[hp.get("quantization")], representative_count=REPRESENTATIVE_COUNT,
             latency_runs=config.latency_runs, mixed=config.mixed_spec())
         size = row["gzip_bytes"] if config.size_measure == "gzip" else row["size_bytes"]
@@ -174,7 +174,7 @@ class PruningTuner(keras_tuner.engine.base_tuner.BaseTuner):
         result = {
             "trial_id": trial.trial_id, "tuner_id": self.tuner_id, "method": method,
             "schedule": row["schedule"], "target_sparsity": key.target_sparsity,
-            "learning_rate": prune_config.learning_rate, "fine_tune_epochs": epochs,
+            "learning_rate": trial_config.learning_rate, "fine_tune_epochs": epochs,
             "quantization": row["quantization"], "achieved_sparsity": row["achieved_sparsity"],
             "keras_accuracy": row["keras_accuracy"], "tflite_accuracy": accuracy,
             "size_bytes": row["size_bytes"], "gzip_bytes": row["gzip_bytes"], "size_kb": size / 1024,
@@ -184,7 +184,7 @@ class PruningTuner(keras_tuner.engine.base_tuner.BaseTuner):
         io.write_json(os.path.join(trial_dir, "tfprune_trial.json"), result)
         target = "auto" if key.target_sparsity is None else f"{key.target_sparsity:.2f}"
         self.log(f"trial {trial.trial_id} ({self.tuner_id}): {method} {row['schedule']} "
-                 f"{target} lr {prune_config.learning_rate:g} {epochs} epochs "
+                 f"{target} lr {trial_config.learning_rate:g} {epochs} epochs "
                  f"{result['quantization']}: tflite accuracy {accuracy:.4f}, "
                  f"{size / 1024:.1f} KB {config.size_measure}, "
                  f"{row['latency_ms_median'] * 1e3:.1f} us{'' if within else ' (over budget)'}")

@@ -7,7 +7,6 @@ not from counting the model again.
 
 import os
 
-from tfprune.jobs.configs.prune import prune_config  # noqa: F401  (variant.prune_config)
 from tfprune.jobs.prune import run_prune
 from tfprune.results import rows as rows_lib
 from tfprune.tflite import measure

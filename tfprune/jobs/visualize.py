@@ -16,10 +16,10 @@ import time
 
 import numpy as np
 
-from tfprune import checks, io, summaries
+from tfprune import io, summaries
 from tfprune.data import load_data
 from tfprune.jobs.configs.visualize import (  # noqa: F401  (jobs.visualize.VisualizeConfig, ...)
-    SWEEP_DATA_FIELDS, SWEEP_LAYOUT, SWEEP_SUBDIR, Entry, VisualizeConfig, sweep_entries)
+    SWEEP_SUBDIR, VisualizeConfig, sweep_entries)
 from tfprune.jobs.rundir import prepare_run_dir
 from tfprune.models import import_checked
 from tfprune.pruning import stats

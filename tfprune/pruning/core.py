@@ -15,9 +15,10 @@ from tfprune.keras import check_model, keras
 from tfprune.pruning import channels as channels_lib
 from tfprune.pruning import dynamic as dynamic_lib
 from tfprune.pruning import methods as methods_lib
+from tfprune.pruning import options as options_lib
 from tfprune.pruning import schedules as schedules_lib
 from tfprune.pruning import wrapper as wrapper_lib
-from tfprune.pruning.methods import check_channel_granularity, check_layer_sparsity  # noqa: F401
+from tfprune.pruning.methods import check_channel_granularity, check_layer_sparsity
 from tfprune.pruning.groups import channel_groups
 from tfprune.pruning.unit import PruneLowMagnitude, UnitPruneLowMagnitude, is_unit_prunable
 
@@ -191,7 +192,7 @@ def prune(model, method="weight", schedule="polynomial", target_sparsity=0.5, *,
         method, schedule, target_sparsity, initial_sparsity, sparsity_m_by_n)
     config = None
     if method.decides:
-        config = dynamic_lib.make_config(dynamic)
+        config = options_lib.make_config(dynamic)
         config = dataclasses.replace(
             config, granularity=method.resolve_granularity(config.granularity))
         if method.name == "incremental" and train_data is None:
@@ -291,7 +292,7 @@ def _decide_channels(model, method, target_sparsity, steps, config, train_data, 
 
 def _prune_channels(model, method, schedule, target_sparsity, steps, pruning_schedule, channel,
                     train_data, log):
-    options = channels_lib.check_options(channel)
+    options = options_lib.check_channel_options(channel)
     copy = _copy(model)
     groups = prunable_groups(copy)
     if options.get("criterion") == "taylor" and train_data is None:

@@ -20,7 +20,8 @@ from tfprune.keras import check_model
 from tfprune.pruning import channels as channels_lib
 from tfprune.pruning import core
 from tfprune.pruning import masks as masks_lib
-from tfprune.pruning.methods import METHODS, ONE_SHOT, check_one_shot as check_method  # noqa: F401
+from tfprune.pruning import methods as methods_lib
+from tfprune.pruning.options import check_channel_options
 from tfprune.pruning.schedules import ScheduleSteps
 
 def magnitude_mask(kernel, sparsity):
@@ -83,16 +84,17 @@ def prune_once(model, method="weight", target_sparsity=0.5, *, layers=None, laye
     shrink removes. ``in_place=True`` masks ``model`` itself (the caller restores it: the
     sensitivity curves reuse one model and its traced predict function)."""
     check_model(model)
-    spec = check_method(method)
+    spec = methods_lib.check_one_shot(method)
     target_sparsity = checks.check_sparsity("target_sparsity", target_sparsity)
     steps = ScheduleSteps(0, 0, 1)
     copy = model if in_place else core._copy(model)
     if spec.granularity == "channel":
         if layer_sparsity:
-            core.check_layer_sparsity(spec, layer_sparsity=layer_sparsity)  # refuses channel
-        core.check_channel_granularity(spec.name, layers, None, prune_first_conv,
-                                       prune_classifier)
-        options = channels_lib.check_options(channel)
+            # refuses channel
+            methods_lib.check_layer_sparsity(spec, layer_sparsity=layer_sparsity)
+        methods_lib.check_channel_granularity(spec.name, layers, None, prune_first_conv,
+                                              prune_classifier)
+        options = check_channel_options(channel)
         if options.get("criterion") == "taylor" and train_data is None:
             raise TfpruneError("criterion 'taylor' needs `train_data` to score channels")
         groups = core.prunable_groups(copy)
@@ -105,7 +107,7 @@ def prune_once(model, method="weight", target_sparsity=0.5, *, layers=None, laye
                                 schedule="constant", target_sparsity=target_sparsity,
                                 channel_masks=group_masks)
     if layer_sparsity:
-        layers = core.check_layer_sparsity(spec, layers, None, layer_sparsity)
+        layers = methods_lib.check_layer_sparsity(spec, layers, None, layer_sparsity)
     selected, skipped = core.select_layers(copy, spec.granularity, layers, prune_classifier,
                                            prune_first_conv)
     targets = dict(layer_sparsity) if layer_sparsity else {n: target_sparsity for n in selected}

@@ -9,7 +9,7 @@ import numpy as np
 
 from tfprune.pruning import channels as channels_lib
 from tfprune.pruning import core, oneshot
-from tfprune.pruning.allocation import GRID, check_grid  # noqa: F401  (sensitivity.GRID)
+from tfprune.pruning.allocation import check_grid
 
 
 def accuracy(model, x, y, batch_size=256):

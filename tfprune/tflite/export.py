@@ -19,7 +19,7 @@ from tfprune.errors import TfpruneError
 from tfprune.keras import check_model, tf
 from tfprune.pruning.unit import is_wrapped
 from tfprune.tflite import mixed as mixed_lib
-from tfprune.tflite.quantizations import QUANTIZATIONS  # noqa: F401  (export.QUANTIZATIONS)
+from tfprune.tflite.quantizations import QUANTIZATIONS
 from tfprune.tflite.traced import Traced
 
 @dataclasses.dataclass(frozen=True)

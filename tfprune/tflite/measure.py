@@ -16,7 +16,7 @@ import numpy as np
 
 from tfprune import checks
 from tfprune.tflite import evaluate, export
-from tfprune.tflite.quantizations import validate_quantizations  # noqa: F401
+from tfprune.tflite.quantizations import QUANTIZATIONS, validate_quantizations
 from tfprune.tflite.traced import Traced
 
 COMPARISON_COLUMNS = ["variant", "quantization", "sparse", "keras_accuracy", "tflite_accuracy",
@@ -55,7 +55,7 @@ def convert_and_measure(model, x_test, y_test, representative, quantizations, sp
 
         def convert(quantization, sparse):
             if (quantization, sparse) not in converted:
-                if export.QUANTIZATIONS.get(quantization).rewrites:
+                if QUANTIZATIONS.get(quantization).rewrites:
                     float32_content, float32_time, _ = convert("float32", False)
                     start = time.perf_counter()  # its time is the float32 conversion's and its own
                     content, info = export.from_float32(quantization, float32_content, model,
@@ -71,7 +71,7 @@ def convert_and_measure(model, x_test, y_test, representative, quantizations, sp
 
         rows = []
         done = done or {}
-        rewrites = {q for q in quantizations if export.QUANTIZATIONS.get(q).rewrites}
+        rewrites = {q for q in quantizations if QUANTIZATIONS.get(q).rewrites}
         # int4 and mixed have no sparse encoding (ai-edge-quantizer quantizes after the converter)
         todo = [(q, s) for q in quantizations for s in sparse_options if not (s and q in rewrites)]
         for quantization in dict.fromkeys(q for q, s in todo if variant_name(q, s) not in done):

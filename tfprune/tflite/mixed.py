@@ -432,12 +432,6 @@ def mixed(content, spec, x, y, ops=None, layer_names=None, costs=None, num_threa
 
 
 def kernel_layers():
-    """The Keras layer classes whose kernel is one weighted op (also ``mixed.KERNEL_LAYERS``)."""
+    """The Keras layer classes whose kernel is one weighted op."""
     return (keras.layers.Dense, keras.layers.Conv1D, keras.layers.Conv2D,
             keras.layers.DepthwiseConv2D)
-
-
-def __getattr__(name):  # KERNEL_LAYERS without importing Keras with this module
-    if name == "KERNEL_LAYERS":
-        return kernel_layers()
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

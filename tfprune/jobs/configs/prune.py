@@ -5,9 +5,9 @@ construction (``preflight`` in jobs/prune.py checks what needs the data and the 
 import dataclasses
 
 from tfprune import checks, distribute
-from tfprune.data import apply_dataset_defaults, check_dataset, resolve_augmentation
+from tfprune.data import apply_dataset_defaults, check_dataset
 from tfprune.errors import TfpruneError
-from tfprune.jobs.configs.train import BaselineFields
+from tfprune.jobs.configs.train import BaselineFields, resolve_augmentation
 from tfprune.models import MODELS
 from tfprune.pruning import allocation, schedules
 from tfprune.pruning.methods import (METHODS, check_channel_granularity, check_layer_sparsity,

@@ -3,8 +3,8 @@
 import dataclasses
 
 from tfprune import checks
-from tfprune.data import apply_dataset_defaults, check_dataset, resolve_augmentation
-from tfprune.jobs.configs.train import BaselineFields
+from tfprune.data import apply_dataset_defaults, check_dataset
+from tfprune.jobs.configs.train import BaselineFields, resolve_augmentation
 from tfprune.models import MODELS
 from tfprune.pruning import allocation
 from tfprune.pruning.methods import ONE_SHOT, check_one_shot

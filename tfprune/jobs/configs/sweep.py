@@ -5,11 +5,11 @@ import dataclasses
 import itertools
 
 from tfprune import checks, distribute
-from tfprune.data import apply_dataset_defaults, check_dataset, load_data, resolve_augmentation
+from tfprune.data import apply_dataset_defaults, check_dataset, load_data
 from tfprune.errors import TfpruneError
 from tfprune.jobs.configs.export import MIXED_NAMES
 from tfprune.jobs.configs.prune import check_dynamic_options, prune_config
-from tfprune.jobs.configs.train import TrainConfig
+from tfprune.jobs.configs.train import TrainConfig, resolve_augmentation
 from tfprune.models import MODELS
 from tfprune.pruning import allocation
 from tfprune.pruning.methods import METHODS

@@ -1,13 +1,24 @@
 """The training job's config: ``TrainConfig``; ``BaselineFields`` (the baseline a pruning or
-sensitivity config trains); where a training run keeps its model (``model_path``)."""
+sensitivity config trains); where a training run keeps its model (``model_path``); what a
+config's ``augment="auto"`` means (``resolve_augmentation``)."""
 
 import dataclasses
 
 from tfprune import checks, distribute
-from tfprune.data import apply_dataset_defaults, check_dataset, load_data, resolve_augmentation
+from tfprune.data import (AUGMENTATIONS, apply_dataset_defaults, check_dataset, dataset_spec,
+                          load_data)
 from tfprune.jobs.rundir import resolve
-from tfprune.models import MODELS
+from tfprune.models import FULLY_CONNECTED_MODELS, MODELS
 from tfprune.optimizers import LR_SCHEDULES, OPTIMIZERS
+
+
+def resolve_augmentation(augment, dataset, model, image_size=None):
+    """'auto' -> the dataset's augmentation for convolutional models, 'none' for an MLP."""
+    if augment != "auto":
+        return AUGMENTATIONS.validate(augment)
+    if model in FULLY_CONNECTED_MODELS:
+        return "none"
+    return dataset_spec(dataset, image_size).augmentation
 
 
 @dataclasses.dataclass
@@ -38,7 +49,7 @@ class TrainConfig:
         MODELS.validate(self.model)
         OPTIMIZERS.validate(self.optimizer)
         self.augment = resolve_augmentation(self.augment, self.dataset, self.model,
-                                                     self.image_size)
+                                            self.image_size)
         checks.check_int("epochs", self.epochs, 1)
         checks.check_int("batch_size", self.batch_size, 1)
         checks.check_int("seed", self.seed, 0)

@@ -5,9 +5,10 @@ algorithms by name (keras-tuner, which imports TensorFlow, is imported when one 
 import dataclasses
 
 from tfprune import checks, distribute
-from tfprune.data import check_dataset, load_data, resolve_augmentation
+from tfprune.data import check_dataset, load_data
 from tfprune.errors import TfpruneError
 from tfprune.jobs.configs.export import MIXED_NAMES
+from tfprune.jobs.configs.train import resolve_augmentation
 from tfprune.models import MODELS
 from tfprune.pruning.methods import METHODS, check_options
 from tfprune.pruning.schedules import SCHEDULES
