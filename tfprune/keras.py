@@ -1,10 +1,8 @@
 """The one place that imports Keras.
 
-tensorflow-model-optimization works only with Keras 2 (the ``tf_keras`` package). TensorFlow
-picks the Keras behind ``tf.keras`` from ``TF_USE_LEGACY_KERAS`` the first time ``tf.keras`` is
-touched, so the variable is set before TensorFlow is imported (``tfprune.environ.use_keras2``:
-on ``import tfprune``, which imports no TensorFlow itself, and again here). Every tfprune module takes
-Keras from here (``from tfprune.keras import keras``), never from ``tf.keras``.
+Keras 2 (the ``tf_keras`` package), set up by ``tfprune.environ.use_keras2`` (environ.py says
+why and when) again here, right before TensorFlow is imported. Every tfprune module takes Keras
+from here (``from tfprune.keras import keras``), never from ``tf.keras``.
 
 Import order: if user code imported TensorFlow *and already touched tf.keras* (so tf.keras is
 Keras 3), tfprune still works, because it uses ``tf_keras`` directly; only models built with

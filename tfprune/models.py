@@ -95,7 +95,7 @@ def _resnet_cifar(input_shape, num_classes, blocks_per_stage, name):
     """
     def conv_bn(x, filters, kernel, strides, label):
         x = keras.layers.Conv2D(filters, kernel, strides=strides, padding="same", use_bias=False,
-                          kernel_initializer="he_normal", name=f"{label}_conv")(x)
+                                kernel_initializer="he_normal", name=f"{label}_conv")(x)
         return keras.layers.BatchNormalization(name=f"{label}_bn")(x)
 
     inputs = keras.Input(input_shape, name="image")
@@ -104,7 +104,8 @@ def _resnet_cifar(input_shape, num_classes, blocks_per_stage, name):
         for block in range(1, blocks_per_stage + 1):
             label = f"stage{stage}_block{block}"
             strides = 2 if stage > 1 and block == 1 else 1
-            y = keras.layers.ReLU(name=f"{label}_relu1")(conv_bn(x, filters, 3, strides, f"{label}_1"))
+            y = keras.layers.ReLU(name=f"{label}_relu1")(
+                conv_bn(x, filters, 3, strides, f"{label}_1"))
             y = conv_bn(y, filters, 3, 1, f"{label}_2")
             shortcut = x
             if strides != 1 or x.shape[-1] != filters:

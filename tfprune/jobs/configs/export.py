@@ -1,5 +1,6 @@
-"""The export job's config: ``ExportConfig`` (validated on construction) and ``MIXED_NAMES``,
-the names of the mixed quantization's options as the jobs' errors give them."""
+"""The export job's config: ``ExportConfig`` (validated on construction); ``MIXED_NAMES``, the
+names of the mixed quantization's options as the jobs' errors give them, and ``MixedFields``,
+the MixedSpec of a config that has them (export, sweep, tune)."""
 
 import dataclasses
 
@@ -12,8 +13,17 @@ from tfprune.tflite.quantizations import validate_quantizations
 MIXED_NAMES = ("mixed_budget_kb", "mixed_int4_fraction")  # its options, as errors name them
 
 
+class MixedFields:
+    """For a job config with the fields quantizations, mixed_budget_kb and mixed_int4_fraction:
+    the MixedSpec they choose (checked: configs call it on construction)."""
+
+    def mixed_spec(self):
+        return mixed_lib.spec_for(self.quantizations, self.mixed_budget_kb,
+                                  self.mixed_int4_fraction, MIXED_NAMES)
+
+
 @dataclasses.dataclass
-class ExportConfig:
+class ExportConfig(MixedFields):
     model_path: str = None
     dataset: str = "digits"
     data_dir: str = None
@@ -41,7 +51,3 @@ class ExportConfig:
 
     def to_dict(self):
         return dataclasses.asdict(self)
-
-    def mixed_spec(self):
-        return mixed_lib.spec_for(self.quantizations, self.mixed_budget_kb,
-                                  self.mixed_int4_fraction, MIXED_NAMES)

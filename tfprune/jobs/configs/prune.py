@@ -76,7 +76,7 @@ class PruneConfig(BaselineFields):
     strategy: str = "default"   # distribute.STRATEGIES; batch_size is per replica
     dynamic: dict = None        # DynamicConfig fields for the methods that decide
     image_size: tuple = None    # folder: data sets only
-    criterion: str = "l2"       # channel method: group importance (pruning.channels.CRITERIA)
+    criterion: str = "l2"       # channel method: group importance (pruning.options.CRITERIA)
     selection: str = "uniform"  # channel method: uniform per group, or one global ratio
     max_per_group: float = 0.9  # channel method, global selection: most of a group pruned
     round_to: int = 1           # channel method: kept channels a multiple of this
@@ -148,7 +148,7 @@ class PruneConfig(BaselineFields):
                                f"{self.granularity()!r} granularity keeps the architecture")
         if self.granularity() == "channel":
             check_channel_granularity(self.method, self.layers, self.sparsity_m_by_n,
-                                           self.prune_first_conv, self.prune_classifier)
+                                      self.prune_first_conv, self.prune_classifier)
         if method.granularity == "channel":
             check_channel_options(self.channel_options())
         else:
@@ -157,7 +157,7 @@ class PruneConfig(BaselineFields):
                     raise TfpruneError(f"`{name}` applies to method 'channel', not "
                                        f"{self.method!r}")
         self.augment = resolve_augmentation(self.augment, self.dataset, self.model,
-                                                     self.image_size)
+                                            self.image_size)
         if isinstance(self.layers, str):
             self.layers = [name.strip() for name in self.layers.split(",") if name.strip()]
         self.layers = tuple(self.layers) if self.layers else None

@@ -58,7 +58,7 @@ class SensitivityConfig(BaselineFields):
             self.layers = [n.strip() for n in self.layers.split(",") if n.strip()]
         self.layers = tuple(self.layers) if self.layers else None
         self.augment = resolve_augmentation(self.augment, self.dataset, self.model,
-                                                     self.image_size)
+                                            self.image_size)
 
     def to_dict(self):
         return dataclasses.asdict(self)

@@ -7,7 +7,7 @@ import itertools
 from tfprune import checks, distribute
 from tfprune.data import apply_dataset_defaults, check_dataset, load_data
 from tfprune.errors import TfpruneError
-from tfprune.jobs.configs.export import MIXED_NAMES
+from tfprune.jobs.configs.export import MixedFields
 from tfprune.jobs.configs.prune import check_dynamic_options, prune_config
 from tfprune.jobs.configs.train import TrainConfig, resolve_augmentation
 from tfprune.models import MODELS
@@ -15,7 +15,6 @@ from tfprune.pruning import allocation
 from tfprune.pruning.methods import METHODS
 from tfprune.pruning.schedules import SCHEDULES
 from tfprune.results import rows as rows_lib
-from tfprune.tflite import mixed as mixed_lib
 from tfprune.tflite.quantizations import validate_quantizations
 
 
@@ -31,7 +30,7 @@ HYBRID_QUANTIZATIONS = ("dynamic", "int4", "mixed")
 
 
 @dataclasses.dataclass
-class SweepConfig:
+class SweepConfig(MixedFields):
     dataset: str = "digits"
     model: str = "cnn"
     methods: tuple = ("weight", "unit", "dynamic", "incremental", "adaptive")
@@ -115,10 +114,6 @@ class SweepConfig:
     def to_dict(self):
         return dataclasses.asdict(self)
 
-    def mixed_spec(self):
-        return mixed_lib.spec_for(self.quantizations, self.mixed_budget_kb,
-                                  self.mixed_int4_fraction, MIXED_NAMES)
-
     def variants(self):
         """Every VariantKey, dense ones first. Methods without a schedule run once per target;
         methods that choose their sparsity run once per seed; a method that decides but takes
@@ -158,5 +153,5 @@ class SweepConfig:
                          seed=seed,
                          data_dir=self.data_dir, split_seed=self.split_seed,
                          augment=resolve_augmentation("auto", self.dataset, self.model,
-                                                               self.image_size),
+                                                      self.image_size),
                          image_size=self.image_size)

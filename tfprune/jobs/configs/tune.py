@@ -7,13 +7,12 @@ import dataclasses
 from tfprune import checks, distribute
 from tfprune.data import check_dataset, load_data
 from tfprune.errors import TfpruneError
-from tfprune.jobs.configs.export import MIXED_NAMES
+from tfprune.jobs.configs.export import MixedFields
 from tfprune.jobs.configs.train import resolve_augmentation
 from tfprune.models import MODELS
 from tfprune.pruning.methods import METHODS, check_options
 from tfprune.pruning.schedules import SCHEDULES
 from tfprune.registry import Registry
-from tfprune.tflite import mixed as mixed_lib
 from tfprune.tflite.quantizations import validate_quantizations
 
 
@@ -47,7 +46,7 @@ SIZE_MEASURES = ("gzip", "raw")
 
 
 @dataclasses.dataclass
-class TuneConfig:
+class TuneConfig(MixedFields):
     baseline: str = None                # saved Keras baseline model
     dataset: str = "digits"
     model: str = "cnn"
@@ -122,12 +121,8 @@ class TuneConfig:
     def to_dict(self):
         return dataclasses.asdict(self)
 
-    def mixed_spec(self):
-        return mixed_lib.spec_for(self.quantizations, self.mixed_budget_kb,
-                                  self.mixed_int4_fraction, MIXED_NAMES)
-
     def load_data(self):
         return load_data(self.dataset, seed=self.seed, data_dir=self.data_dir,
                          split_seed=self.split_seed, image_size=self.image_size,
                          augment=resolve_augmentation("auto", self.dataset, self.model,
-                                                               self.image_size))
+                                                      self.image_size))
