@@ -49,15 +49,19 @@ def _argv(script, tmp_path):
             "visualize": [f"--models=dense={model}"]}.get(script, [])
 
 
+def _last_json(code):
+    """The last line ``code`` prints in a fresh interpreter (which must succeed), as JSON."""
+    result = run_python(["-c", code])
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
 # Processes without TensorFlow (about 0.5 s each): in the fast tier's smoke set.
 @pytest.mark.integration
 @pytest.mark.smoke
 @pytest.mark.parametrize("script", SCRIPTS)
 def test_flags_and_config_import_no_tensorflow(script, tmp_path):
-    result = run_python(["-c", PROBE.format(script=script, argv=_argv(script, tmp_path),
-                                            heavy=HEAVY)])
-    assert result.returncode == 0, result.stderr
-    found = json.loads(result.stdout.strip().splitlines()[-1])
+    found = _last_json(PROBE.format(script=script, argv=_argv(script, tmp_path), heavy=HEAVY))
     assert found["stopped"] and found["stopped"].startswith("tfprune.jobs."), found
     assert found["heavy"] == [], found
 
@@ -78,17 +82,17 @@ def test_a_bad_value_is_one_line_without_tensorflow():
 @pytest.mark.integration
 @pytest.mark.smoke
 def test_the_configs_and_registries_the_package_exports_import_no_tensorflow():
-    code = ("import sys\n"
-            "from tfprune import (PruneConfig, SweepConfig, TrainConfig, ExportConfig,\n"
-            "                     QUANTIZATIONS, METHODS, SCHEDULES)\n"
-            "print([PruneConfig.__module__, SweepConfig.__module__, TrainConfig.__module__,\n"
-            "       ExportConfig.__module__, QUANTIZATIONS.kind, METHODS.kind, SCHEDULES.kind],\n"
-            "      [m for m in %r if m in sys.modules])\n" % (HEAVY,))
-    result = run_python(["-c", code])
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == str([
-        "tfprune.jobs.configs.prune", "tfprune.jobs.configs.sweep", "tfprune.jobs.configs.train",
-        "tfprune.jobs.configs.export", "quantization", "pruning method", "schedule"]) + " []"
+    found = _last_json(
+        "import json, sys\n"
+        "from tfprune import (PruneConfig, SweepConfig, TrainConfig, ExportConfig, QUANTIZATIONS,\n"
+        "                     METHODS, SCHEDULES)\n"
+        "configs = (PruneConfig, SweepConfig, TrainConfig, ExportConfig)\n"
+        "print(json.dumps([[c.__module__ for c in configs],\n"
+        "                  [r.kind for r in (QUANTIZATIONS, METHODS, SCHEDULES)],\n"
+        "                  [m for m in %r if m in sys.modules]]))" % (HEAVY,))
+    assert found == [["tfprune.jobs.configs.prune", "tfprune.jobs.configs.sweep",
+                      "tfprune.jobs.configs.train", "tfprune.jobs.configs.export"],
+                     ["quantization", "pruning method", "schedule"], []]
 
 
 @pytest.mark.integration
