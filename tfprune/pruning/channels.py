@@ -390,7 +390,10 @@ class GroupMasks:
         """Apply the masks after every step of ``model``'s optimizer, in its compiled step
         (step_hooks.py), so the optimizer never revives a pruned channel and no callback acts
         per batch. The same products as ``apply`` (x * 1 is x, so unpruned groups keep their
-        values exactly), on the stored float32 variables under mixed precision."""
+        values exactly), on the stored float32 variables under mixed precision. A model not
+        compiled has no steps to hook (Keras also sets callbacks' model for predict)."""
+        if getattr(model, "optimizer", None) is None:
+            return
         pairs = [(wrapper.stored_variable(variable), mask)
                  for (_, _, variable, _), mask in zip(self._targets, self._masks)]
 
