@@ -6,6 +6,9 @@ Sections (--sections, all by default; each is saved when it finishes and skipped
 unless --rerun names it):
   training   training step time of weight/unit pruning wrappers vs dense (cnn on digits,
              resnet20 on CIFAR-shaped synthetic data), median per batch after a warm-up epoch
+  fine_tune  fine-tuning step time under weight, unit and channel pruning vs dense under
+             training.fit, a whole epoch per call of the train function and one batch per
+             call (cnn and resnet20 on digits and Fashion-MNIST, the first batches of an epoch)
   deployment TFLite latency (median, p90; 1 and 2 threads) and sizes (raw, gzip, sparse) of
              dense, 90% weight-pruned and 25/50/75% unit-pruned-and-shrunk models, against
              their FLOPs ratio and the non-zeros x bits limit
@@ -28,7 +31,7 @@ from tfprune import io
 from tfprune.keras import keras, tf
 
 FLAGS = flags.FLAGS
-SECTIONS = ["training", "deployment", "tfmot", "sweep", "memory"]
+SECTIONS = ["training", "fine_tune", "deployment", "tfmot", "sweep", "memory"]
 flags.DEFINE_list("sections", SECTIONS, f"Sections to run: {', '.join(SECTIONS)}.")
 flags.DEFINE_list("rerun", [], "Sections to measure again even if results.json has them.")
 flags.DEFINE_string("output_dir", "benchmarks/results", "Where results.json/results.md go.")
@@ -44,6 +47,21 @@ def section_training(out, log):
 
     return [training.step_times("cnn", "digits", 32, epochs=FLAGS.training_epochs),
             training.step_times("resnet20", "cifar_shaped", 64, epochs=FLAGS.training_epochs)]
+
+
+def section_fine_tune(out, log):
+    from benchmarks import training
+
+    rows = []
+    for model, dataset, batch_size, steps in (
+            ("cnn", "digits", 32, 40), ("resnet20", "digits", 32, 40),
+            ("cnn", "fashion_mnist", 64, 200), ("resnet20", "fashion_mnist", 64, 60)):
+        rows.append(training.fine_tune_step_times(model, dataset, batch_size, steps))
+        whole, single = rows[-1]["whole_epoch"], rows[-1]["per_batch"]
+        log(f"  {model} {dataset}: " + ", ".join(
+            f"{v} {whole[v]['ratio_to_dense']:.2f}x ({single[v]['ratio_to_dense']:.2f}x per batch)"
+            for v in training.FINE_TUNE_VARIANTS[1:]))
+    return rows
 
 
 def _baseline(out, log):

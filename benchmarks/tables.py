@@ -34,6 +34,24 @@ def render(results):
                              f"{r[v]['median_ms']:.2f}", f"{r[v]['mean_ms']:.2f}",
                              f"{r[v].get('ratio_to_dense', 1.0):.2f}x"])
         lines += _table(["model", "variant", "median ms/step", "mean ms/step", "median vs dense"], rows)
+    if "fine_tune" in results:
+        lines += ["## Fine-tuning step time under pruning vs dense, same steps per call "
+                  "(target <= 1.15x)", "",
+                  "training.fit as the jobs call it; ms per step of an epoch's training "
+                  "(median over the epochs after a warm-up): a whole epoch per call of the "
+                  "train function (`steps_per_execution`; the channel method's calls end at the "
+                  "steps its schedule fires), and one batch per call.", ""]
+        rows = []
+        for r in results["fine_tune"]:
+            for v in ("dense", "weight", "unit", "channel"):
+                whole, single = r["whole_epoch"][v], r["per_batch"][v]
+                rows.append([f"{r['model']} ({r['dataset']}, batch {r['batch_size']}, "
+                             f"{r['steps']} steps/epoch)", v, f"{whole['median_ms']:.2f}",
+                             f"{whole['ratio_to_dense']:.2f}x", f"{single['median_ms']:.2f}",
+                             f"{single['ratio_to_dense']:.2f}x",
+                             f"{single['median_ms'] / whole['median_ms']:.2f}x"])
+        lines += _table(["model", "variant", "epoch per call ms/step", "vs dense",
+                         "batch per call ms/step", "vs dense", "batch / epoch per call"], rows)
     if "deployment" in results:
         lines += ["## TFLite latency and size (digits cnn)", "",
                   "Latency: median (p90) of single-image invocations after warm-up. Ratios are to "

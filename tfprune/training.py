@@ -165,34 +165,64 @@ def fit(model, data, epochs, callbacks=(), log=print, prefix="", backup_dir=None
                     pass
         callbacks += [_Progress(backup_dir, history, stateful, states),
                       keras.callbacks.BackupAndRestore(backup_dir)]
-    with _whole_epochs_per_call(model, data.train, callbacks):
+    with _whole_epochs_per_call(model, data.train, callbacks) as chunks:
         result = model.fit(data.train, validation_data=data.validation, epochs=epochs,
-                           verbose=0, callbacks=callbacks)
+                           verbose=0, callbacks=callbacks + chunks)
     distribute.barrier()  # no worker removes the shared checkpoint while another still reads it
     # With a backup, the history of the whole run (earlier runs' epochs included).
     return _History(result.history if history is None else history, len(result.epoch))
 
 
+def _batch_hooks(callback):
+    return getattr(callback, "_implements_train_batch_hooks", lambda: True)()
+
+
+class _Chunks(keras.callbacks.Callback):
+    """Under whole-epoch calls, ends each call of the train function before the next step at
+    which a callback needs its batch hooks (its ``next_batch_step(step)``: the first step after
+    ``step`` it needs, None for none): steps_per_execution is set, before the epoch and after
+    each call, to the steps from the optimizer's iterations to that step, at most an epoch
+    (Keras ends a call at the epoch's end itself). Keras reads the count before each call."""
+
+    def __init__(self, counter, steps, hooked):
+        super().__init__()
+        self.counter, self.steps, self.hooked = counter, steps, hooked
+
+    def _set(self):
+        step = int(keras.backend.get_value(self.model.optimizer.iterations))
+        needed = [n for n in (c.next_batch_step(step) for c in self.hooked) if n is not None]
+        self.counter.assign(min([self.steps] + [n - step for n in needed]))
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._set()
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._set()
+
+
 @contextlib.contextmanager
 def _whole_epochs_per_call(model, dataset, callbacks):
-    """When no callback acts per batch (a baseline's training: progress, checkpoints and
+    """When no callback acts per batch (a baseline's training, weight and unit pruning, whose
+    pruning step and masks are updated inside the compiled step: progress, checkpoints and
     summaries per epoch), run each epoch's steps in one call of the compiled train function
     (steps_per_execution): the same steps in the same order, so the same weights, without a
-    Python round trip per batch. Not under a distribution strategy, nor for a model that was
-    compiled for more already."""
+    Python round trip per batch. A callback with batch hooks that names the steps it needs them
+    at (``next_batch_step``: the channel method's selection) gets calls that end there (yields
+    the callback that sets their lengths: pass it to fit too). Not under a distribution
+    strategy, nor for a model that was compiled for more already; yields [] then."""
     steps = int(dataset.cardinality())
     counter = getattr(model, "_steps_per_execution", None)
     distributed = tf.distribute.has_strategy() or \
         getattr(model, "_distribution_strategy", None) is not None  # compiled in a scope
+    hooked = [c for c in callbacks if _batch_hooks(c)]
     if (steps <= 1 or counter is None or int(counter.numpy()) != 1 or distributed
-            or any(getattr(c, "_implements_train_batch_hooks", lambda: True)()
-                   for c in callbacks)):
-        yield
+            or any(not hasattr(c, "next_batch_step") for c in hooked)):
+        yield []
         return
-    counter.assign(steps)
+    counter.assign(steps)  # > 1 when Keras traces the train function: its loop reads the count
     model.train_function = None  # made again for the new count (and after, for one step)
     try:
-        yield
+        yield [_Chunks(counter, steps, hooked)] if hooked else []
     finally:
         counter.assign(1)
         model.train_function = None

@@ -19,6 +19,7 @@ import numpy as np
 from tfprune import checks
 from tfprune.errors import InternalError, TfpruneError
 from tfprune.keras import keras, tf
+from tfprune.pruning import schedules, step_hooks, wrapper
 from tfprune.pruning.masks import kept_units
 from tfprune.pruning.surgery import ShrinkResult
 from tfprune.pruning.options import CRITERIA, SELECTIONS  # noqa: F401  (channels.CRITERIA)
@@ -313,6 +314,7 @@ class GroupMasks:
         self.groups = list(groups)
         self.keep = {}
         self.model = None
+        self._optimizer = None  # whose steps apply the masks (attach)
         if model is not None:
             self.bind(model)
 
@@ -364,6 +366,38 @@ class GroupMasks:
     def apply(self):
         if self.keep:
             self._apply()
+
+    def attach(self, model):
+        """Apply the masks after every step of ``model``'s optimizer, in its compiled step
+        (step_hooks.py), so the optimizer never revives a pruned channel and no callback acts
+        per batch. The same products as ``apply`` (x * 1 is x, so unpruned groups keep their
+        values exactly), on the stored float32 variables under mixed precision. A model not
+        compiled has no steps to hook (Keras also sets callbacks' model for predict)."""
+        if getattr(model, "optimizer", None) is None:
+            return
+        pairs = [(wrapper.stored_variable(variable), mask)
+                 for (_, _, variable, _), mask in zip(self._targets, self._masks)]
+
+        def mask_all(distribution, pairs):
+            return tf.group([distribution.extended.update(
+                variable, lambda v, m: v.assign(v * tf.cast(m, v.dtype)), args=(mask,))
+                for variable, mask in pairs])
+
+        def apply_gradients(apply, *args, **kwargs):
+            result = apply(*args, **kwargs)
+            context = tf.distribute.get_replica_context()
+            if context is not None:  # the optimizer's own updates are made this way too
+                context.merge_call(mask_all, args=(pairs,))
+            else:
+                mask_all(tf.distribute.get_strategy(), pairs)
+            return result
+
+        self._optimizer = step_hooks.add(model, self, apply_gradients)
+
+    def detach(self, model):
+        if self._optimizer is not None:
+            step_hooks.remove(model, self._optimizer, self)
+            self._optimizer = None
 
 
 class GroupSlot:
@@ -430,9 +464,12 @@ class GroupSlot:
 
 
 class GroupPruner(keras.callbacks.Callback):
-    """Prunes channel groups during fine-tuning under a tfmot schedule: at every step where the
-    schedule prunes, channels are selected again at its sparsity (``select``); after every
-    batch the masks are applied again, so the optimizer cannot revive a pruned channel."""
+    """Prunes channel groups during fine-tuning under a tfmot schedule: before every step where
+    the schedule prunes, channels are selected again at its sparsity (``select``); after every
+    optimizer step the masks are applied again in the compiled step (``GroupMasks.attach``), so
+    the optimizer cannot revive a pruned channel. Selection runs in Python, before a batch:
+    ``next_batch_step`` names the steps it needs, and training.fit ends its calls of the train
+    function there (a whole epoch per call between them)."""
 
     def __init__(self, groups, schedule, criterion="l2", mode="uniform", max_per_group=0.9,
                  round_to=1, data=None, log=None):
@@ -462,6 +499,14 @@ class GroupPruner(keras.callbacks.Callback):
     def set_model(self, model):
         super().set_model(model)
         self.masks.bind(model)
+        self.masks.attach(model)
+
+    def on_train_end(self, logs=None):
+        self.masks.detach(self.model)
+
+    def next_batch_step(self, step):
+        """The first step after ``step`` at which the schedule prunes (None: none left)."""
+        return schedules.next_pruning_step(self.schedule, step)
 
     def prune_now(self, sparsity):
         self.masks.set_keep(choose(self.model, self.groups, sparsity, self.criterion, self.mode,
@@ -474,6 +519,3 @@ class GroupPruner(keras.callbacks.Callback):
             self.prune_now(float(sparsity))
             self.history.append({"step": step, "sparsity": float(sparsity),
                                  "channel_sparsity": channel_sparsity(self.groups, self.keep)})
-
-    def on_train_batch_end(self, batch, logs=None):
-        self.masks.apply()

@@ -4,7 +4,7 @@ pruning and PQ-index adaptive pruning.
 All three run as Keras callbacks over "slots", each a kernel-like matrix with a mask the callback
 writes: at granularity "channel" (the default of dynamic and incremental) a slot is a channel
 group (channels.GroupSlot: removed from every layer it touches, through residual Adds, BatchNorm,
-depthwise convolutions and Concatenates) and the callback applies the masks after every batch;
+depthwise convolutions and Concatenates) and its masks are applied after every optimizer step;
 at "unit" or "weight" a slot is one layer under a tfmot pruning wrapper whose schedule never
 fires after step 1 (see ``core.prune``), so the wrapper applies the mask every step. Every
 decision is recorded (``decisions``) and written as JSON lines; sparsity per layer is recorded at
@@ -20,7 +20,7 @@ import numpy as np
 from tfprune import checks, io
 from tfprune.errors import InternalError, TfpruneError
 from tfprune.keras import keras, tf
-from tfprune.pruning import adaptive
+from tfprune.pruning import adaptive, step_hooks
 from tfprune.pruning.channels import taylor_contributions
 from tfprune.pruning.masks import (kept_and_total, kept_magnitudes, kept_units, layer_sparsity,
                                    low_norm_prune, lowest_scores_mask, mean_column_norm)
@@ -88,7 +88,9 @@ class LayerSlot:
 
 class _MaskPruner(keras.callbacks.Callback):
     """Shared machinery: read and write the masks of the slots, record decisions. With
-    ``group_masks`` (channel granularity) the masks are applied again after every batch."""
+    ``group_masks`` (channel granularity) the masks are applied again after every optimizer
+    step, inside the compiled step (``GroupMasks.attach``). Nothing acts per batch: every
+    decision is made at an epoch end, so fit runs a whole epoch per call (training.py)."""
 
     name = "dynamic"
 
@@ -108,10 +110,7 @@ class _MaskPruner(keras.callbacks.Callback):
         super().set_model(model)
         if self.group_masks is not None:
             self.group_masks.bind(model)
-
-    def on_train_batch_end(self, batch, logs=None):
-        if self.group_masks is not None:
-            self.group_masks.apply()
+            self.group_masks.attach(model)
 
     # Saved by training.fit with every checkpoint, restored before a resume (LayerSlot masks
     # are model variables and come back with the checkpoint; channel masks do not).
@@ -157,6 +156,8 @@ class _MaskPruner(keras.callbacks.Callback):
 
     def on_train_end(self, logs=None):
         self.write()
+        if self.group_masks is not None:
+            self.group_masks.detach(self.model)
 
     def last_check(self, epoch, every):
         """True when no later check remains to judge a pruning event made now."""
@@ -288,8 +289,8 @@ class MeanColumnNormPruner(_MaskPruner):
 
 class StepTaylor:
     """First-order Taylor contributions |w * dL/dw| of ``variables`` summed over the training
-    steps, from the optimizer's own gradients: ``attach`` wraps the model optimizer's
-    ``apply_gradients``, so scoring costs no extra pass over the data.
+    steps, from the optimizer's own gradients: ``attach`` hooks the model optimizer's
+    ``apply_gradients`` (step_hooks.py), so scoring costs no extra pass over the data.
 
     Under a distribution strategy the gradients are summed over the replicas first (what the
     optimizer applies), each replica adds its share, and a read sums the replicas (and the
@@ -314,11 +315,9 @@ class StepTaylor:
                                           aggregation=tf.VariableAggregation.SUM)
         if self._restored is not None:
             self.restore(self._restored)
-        optimizer = model.optimizer
-        original = type(optimizer).apply_gradients.__get__(optimizer)
         index = {v.ref(): i for i, v in enumerate(self.variables)}
 
-        def apply_gradients(grads_and_vars, *args, **kwargs):
+        def apply_gradients(original, grads_and_vars, *args, **kwargs):
             grads_and_vars = [(g, v) for g, v in grads_and_vars if g is not None]
             share = 1.0
             context = tf.distribute.get_replica_context()
@@ -345,15 +344,12 @@ class StepTaylor:
             self._steps.assign_add(share * tf.cast(finite, tf.float32))
             return original(grads_and_vars, *args, **kwargs)
 
-        optimizer.apply_gradients = apply_gradients
-        self._optimizer = optimizer
-        model.train_function = None  # a function traced before the wrapping would not feed it
+        self._optimizer = step_hooks.add(model, self, apply_gradients)
 
     def detach(self, model):
         if self._optimizer is not None:
-            vars(self._optimizer).pop("apply_gradients", None)
+            step_hooks.remove(model, self._optimizer, self)
             self._optimizer = None
-            model.train_function = None
 
     def steps(self):
         return 0.0 if self._sums is None else float(self._steps.read_value().numpy())

@@ -112,3 +112,16 @@ def trace(schedule, total_steps):
         should_prune, sparsity = schedule(step)
         points.append((step, bool(should_prune), float(sparsity)))
     return points
+
+
+def next_pruning_step(schedule, step):
+    """The first step after ``step`` at which ``schedule`` prunes, None when it never will
+    again: from begin, end and frequency for the SCHEDULES here (tfmot prunes where
+    begin <= s <= end, or from begin on when end is -1, and (s - begin) % frequency == 0);
+    ``step + 1`` for any other schedule, whose steps cannot be told without running it."""
+    if type(schedule) not in SCHEDULES.entries():
+        return step + 1
+    begin, end, frequency = schedule.begin_step, schedule.end_step, schedule.frequency
+    after = max(step + 1, begin)
+    after += -(after - begin) % frequency
+    return after if end < 0 or after <= end else None
