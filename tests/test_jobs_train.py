@@ -6,7 +6,7 @@ from tfprune import io, summaries
 from tfprune import training as train_lib
 from tfprune.errors import RunDirectoryError, TfpruneError, UnknownNameError
 from tfprune.jobs.train import TrainConfig, train_baseline
-from tfprune.training import make_optimizer
+from tfprune.optimizers import make_optimizer
 
 TINY = dict(dataset="digits", model="mlp", epochs=3, batch_size=128)
 

@@ -8,6 +8,7 @@ from tfprune.keras import keras
 from tfprune.models import build_model
 from tfprune.pruning import channels, stats
 from tfprune.pruning.groups import Group, Member, channel_groups
+from tfprune.pruning.options import CRITERIA
 
 L = keras.layers
 
@@ -70,12 +71,12 @@ def test_criteria_rank_by_hand():
     model.get_layer("out").kernel.assign(np.zeros((3, 2)))
     group = [g for g in channel_groups(model) if "h" in g.layers("out")][0]
     # L1 over the kernel column, gamma and beta (0), and the consumer's rows (0).
-    np.testing.assert_allclose(channels.CRITERIA.get("l1")(model, group), [3.1, 6.0, 3.0])
-    np.testing.assert_allclose(channels.CRITERIA.get("bn_scale")(model, group), [0.1, 5.0, 1.0])
+    np.testing.assert_allclose(CRITERIA.get("l1")(model, group), [3.1, 6.0, 3.0])
+    np.testing.assert_allclose(CRITERIA.get("bn_scale")(model, group), [0.1, 5.0, 1.0])
     data = [(np.eye(3, dtype=np.float32), np.array([0, 1, 0]))]
-    assert channels.CRITERIA.get("taylor")(model, group, data).shape == (3,)
+    assert CRITERIA.get("taylor")(model, group, data).shape == (3,)
     with pytest.raises(TfpruneError, match="criterion 'taylor' needs `data`"):
-        channels.CRITERIA.get("taylor")(model, group)
+        CRITERIA.get("taylor")(model, group)
 
 
 @pytest.mark.parametrize("name, shape, limit", [

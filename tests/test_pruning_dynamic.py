@@ -7,7 +7,7 @@ import pytest
 from tfprune.errors import TfpruneError
 from tfprune.models import build_model
 from tfprune.pruning import adaptive, channels, dynamic, prune, strip, stats
-from tfprune.pruning.dynamic import DynamicConfig
+from tfprune.pruning.options import DynamicConfig
 
 
 def test_is_stable():

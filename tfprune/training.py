@@ -10,7 +10,6 @@ import time
 from tfprune import distribute, io, summaries
 from tfprune.errors import TfpruneError
 from tfprune.keras import keras, tf
-from tfprune.optimizers import make_optimizer  # noqa: F401  (training.make_optimizer)
 
 
 def set_seed(seed, deterministic=True):

@@ -22,8 +22,7 @@ from tfprune.keras import keras, tf
 from tfprune.pruning import schedules, step_hooks, wrapper
 from tfprune.pruning.masks import kept_units
 from tfprune.pruning.surgery import ShrinkResult
-from tfprune.pruning.options import CRITERIA, SELECTIONS  # noqa: F401  (channels.CRITERIA)
-from tfprune.pruning.options import check_channel_options as check_options  # noqa: F401
+from tfprune.pruning.options import CRITERIA, SELECTIONS, check_channel_options
 
 L = keras.layers
 
@@ -474,8 +473,8 @@ class GroupPruner(keras.callbacks.Callback):
     def __init__(self, groups, schedule, criterion="l2", mode="uniform", max_per_group=0.9,
                  round_to=1, data=None, log=None):
         super().__init__()
-        check_options({"criterion": criterion, "mode": mode, "max_per_group": max_per_group,
-                       "round_to": round_to})
+        check_channel_options({"criterion": criterion, "mode": mode,
+                               "max_per_group": max_per_group, "round_to": round_to})
         self.masks = GroupMasks(groups)
         self.groups, self.schedule = self.masks.groups, schedule
         self.criterion, self.mode = criterion, mode

@@ -17,14 +17,13 @@ import math
 
 import numpy as np
 
-from tfprune import checks, io
+from tfprune import io
 from tfprune.errors import InternalError, TfpruneError
 from tfprune.keras import keras, tf
 from tfprune.pruning import adaptive, step_hooks
 from tfprune.pruning.channels import taylor_contributions
 from tfprune.pruning.masks import (kept_and_total, kept_magnitudes, kept_units, layer_sparsity,
                                    low_norm_prune, lowest_scores_mask, mean_column_norm)
-from tfprune.pruning.options import DynamicConfig, make_config  # noqa: F401
 
 
 # --- the one rule of its own (the norm and mask math is in masks.py) ---------------------------
