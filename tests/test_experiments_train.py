@@ -136,6 +136,7 @@ def test_missing_tfds_data_is_a_clean_error(python, tmp_path):
     assert_clean_error(result, "not prepared", "--dataset=digits")
 
 
+@pytest.mark.smoke  # a real script run that trains: in make test-fast too
 def test_tiny_run_prints_where_results_are(python, tmp_path):
     out = tmp_path / "run"
     result = python(["-m", "experiments.train", "--model=mlp", "--epochs=2", f"--output_dir={out}"])

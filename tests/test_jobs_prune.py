@@ -38,6 +38,7 @@ def test_config_validation(kwargs, message):
 
 
 @pytest.mark.integration
+@pytest.mark.smoke  # the pruning job end to end: in make test-fast too
 def test_run_prune_writes_everything_and_reuses(tmp_path):
     out = str(tmp_path / "run")
     lines = []

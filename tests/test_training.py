@@ -86,7 +86,8 @@ def _fine_tune(method, per_batch, tmp_path, name, extra=(), epochs=3):
     return model, history, calls.starts, data.steps_per_epoch, result.steps
 
 
-@pytest.mark.parametrize("method", ["weight", "unit", "channel", "incremental"])
+@pytest.mark.parametrize("method", [pytest.param("weight", marks=pytest.mark.smoke), "unit",
+                                    "channel", "incremental"])
 def test_fine_tuning_an_epoch_per_call_prunes_and_trains_the_same(tmp_path, method):
     """Masks (tfmot's variables, or the zeroed channels) and weights are those of the
     per-batch path: the pruning step and the masks are updated inside the compiled step; the
