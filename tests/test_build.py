@@ -85,6 +85,9 @@ def _isolated(where, runfiles, source):
                                                        where["path"])
 
 
+# Starts a script (integration); smoke, so make bazel-test, which runs the fast tiers, runs it.
+@pytest.mark.integration
+@pytest.mark.smoke
 @pytest.mark.skipif(not UNDER_BAZEL, reason="checks a Bazel test's runfiles")
 def test_under_bazel_first_party_code_comes_from_the_runfiles_only():
     """tfprune is imported from the target's runfiles, neither from the source tree nor from
