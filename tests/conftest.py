@@ -11,7 +11,10 @@ if "TEST_SRCDIR" in os.environ:
 else:
     ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-import tfprune  # noqa: E402,F401  (Keras 2 before any test imports TensorFlow)
+# Keras 2, and TensorFlow loaded before any test runs: importing it may start processes of its
+# own (ctypes asks ldconfig for libraries, under Bazel), which are not the test's doing and
+# would trip the tier guard in whichever unit test happened to import it first.
+import tfprune.keras  # noqa: E402,F401
 # The unit and integration tiers and the rule between them (tests/tiers.py).
 from tiers import pytest_configure, pytest_runtest_call, pytest_runtest_setup  # noqa: E402,F401
 
