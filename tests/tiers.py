@@ -2,7 +2,7 @@
 
 unit         trains no model and starts no process: runs in seconds, `make test-fast` runs it.
 integration  trains (Model.fit, train_on_batch: tf_keras or Keras 3), starts a process
-             (subprocess, multiprocessing) or kills one: marked ``@pytest.mark.integration``
+             (a Python interpreter through subprocess; any multiprocessing child) or kills one: marked ``@pytest.mark.integration``
              (a module: ``pytestmark = pytest.mark.integration``). `make test` runs it too;
              ``@pytest.mark.smoke`` picks the few of them `make test-fast` runs as well.
 
@@ -15,6 +15,7 @@ tier by accident, and the fast tier stays fast.
 import functools
 import importlib.abc
 import multiprocessing.process
+import os
 import platform
 import subprocess
 import sys
@@ -58,10 +59,36 @@ def _guard(owner, name, what):
     setattr(owner, name, guarded)
 
 
+def _starts_python(args, kwargs):
+    """True when a Popen starts a Python interpreter (a script, a worker, a `-c` program): what
+    costs seconds. Libraries run small programs of their own as they load (ctypes asks ldconfig
+    for libraries, platform asks uname), which are not the test's doing."""
+    command = kwargs.get("args", args[0] if args else None)
+    program = kwargs.get("executable") or (command if isinstance(command, (str, bytes)) else
+                                            (list(command) or [""])[0])
+    program = os.fsdecode(program).split()[0] if program else ""
+    return "python" in os.path.basename(program) or program == sys.executable
+
+
+def _guard_popen():
+    function = subprocess.Popen.__init__
+    if getattr(function, "_tier_guard", False):
+        return
+
+    @functools.wraps(function)
+    def guarded(self, *args, **kwargs):
+        if _starts_python(args, kwargs):
+            _refuse("starts a process (subprocess)")
+        return function(self, *args, **kwargs)
+
+    guarded._tier_guard = True
+    subprocess.Popen.__init__ = guarded
+
+
 def install():
     """Guard what only integration tests may do (again after a library loads: Keras 3 is
     imported lazily; a guard is never put on twice)."""
-    _guard(subprocess.Popen, "__init__", "starts a process (subprocess)")
+    _guard_popen()
     _guard(multiprocessing.process.BaseProcess, "start", "starts a process (multiprocessing)")
     for module_name, label in (("tf_keras", "tf_keras"), ("keras", "Keras 3")):
         module = sys.modules.get(module_name)
