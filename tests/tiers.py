@@ -45,14 +45,16 @@ def _refuse(what):
                     f"@pytest.mark.{INTEGRATION} (tests/tiers.py)", pytrace=False)
 
 
-def _guard(owner, name, what):
+def _guard(owner, name, what, applies=lambda args, kwargs: True):
+    """Wrap ``owner.name`` so that a call ``applies`` to is refused in a unit test."""
     function = getattr(owner, name)
     if getattr(function, "_tier_guard", False):
         return
 
     @functools.wraps(function)
     def guarded(*args, **kwargs):
-        _refuse(what)
+        if applies(args, kwargs):
+            _refuse(what)
         return function(*args, **kwargs)
 
     guarded._tier_guard = True
@@ -70,25 +72,11 @@ def _starts_python(args, kwargs):
     return "python" in os.path.basename(program) or program == sys.executable
 
 
-def _guard_popen():
-    function = subprocess.Popen.__init__
-    if getattr(function, "_tier_guard", False):
-        return
-
-    @functools.wraps(function)
-    def guarded(self, *args, **kwargs):
-        if _starts_python(args, kwargs):
-            _refuse("starts a process (subprocess)")
-        return function(self, *args, **kwargs)
-
-    guarded._tier_guard = True
-    subprocess.Popen.__init__ = guarded
-
-
 def install():
     """Guard what only integration tests may do (again after a library loads: Keras 3 is
     imported lazily; a guard is never put on twice)."""
-    _guard_popen()
+    _guard(subprocess.Popen, "__init__", "starts a process (subprocess)",
+           lambda args, kwargs: _starts_python(args[1:], kwargs))  # args[0]: the Popen
     _guard(multiprocessing.process.BaseProcess, "start", "starts a process (multiprocessing)")
     for module_name, label in (("tf_keras", "tf_keras"), ("keras", "Keras 3")):
         module = sys.modules.get(module_name)
