@@ -9,28 +9,34 @@ import pytest
 from tfprune.errors import file_fault_message
 from tfprune.keras import tf
 
-CKPT = "/run/backup/chkpt_temp/part-00000-of-00001.data-00000-of-00001.tempstate123"
+SAVE = ("{{function_node __wrapped__SaveV2_dtypes_2_device_/job:localhost/replica:0/task:0/"
+        "device:CPU:0}}")
+PART = "/run/backup/chkpt_temp/part-00000-of-00001.data-00000-of-00001.tempstate7511302925457529352"
+EVENTS = "/run/tb/events.out.tfevents.1796177831.vm.28102.0.v2"
 
-# Messages as TensorFlow 2.21 words them (captured from real failures, see the cases' notes):
+# Messages TensorFlow 2.21 gave on this machine (tf.train.Checkpoint.write, tf.io.gfile,
+# tf.summary.create_file_writer, tf.saved_model.save into a 300 KB tmpfs, a read-only tmpfs,
+# under `ulimit -f 200`, and in a 0555 directory with CAP_DAC_OVERRIDE dropped):
 # "<context>; <strerror>", the context ending in the path.
 TF_FAULTS = [
-    # RLIMIT_FSIZE during BackupAndRestore's checkpoint (SaveV2 in a tf.function).
-    (tf.errors.OutOfRangeError,
-     "{{function_node __wrapped__SaveV2_dtypes_19_device_/job:localhost/replica:0/task:0/"
-     f"device:CPU:0}}}} {CKPT}; File too large [Op:SaveV2]",
-     f"{CKPT!r}: File too large"),
-    # A full disk: ENOSPC is RESOURCE_EXHAUSTED.
-    (tf.errors.ResourceExhaustedError, f"{CKPT}; No space left on device [Op:SaveV2]",
-     f"{CKPT!r}: No space left on device"),
-    (tf.errors.ResourceExhaustedError, "/run/tensorboard/train/events.out.tfevents.1.host; "
-     "Disk quota exceeded", "'/run/tensorboard/train/events.out.tfevents.1.host': Disk quota "
-     "exceeded"),
-    # EROFS and EACCES are PERMISSION_DENIED; gfile's makedirs puts text before the path.
-    (tf.errors.PermissionDeniedError, "/ro/run/backup; Read-only file system",
-     "'/ro/run/backup': Read-only file system"),
-    (tf.errors.PermissionDeniedError, "Failed to create a directory: /locked/run/saved_model; "
-     "Permission denied", "'/locked/run/saved_model': Permission denied"),
-    # No path in the message: the run directory is named instead.
+    (tf.errors.OutOfRangeError, f"{SAVE} {PART}; File too large [Op:SaveV2]",
+     f"{PART!r}: File too large"),
+    (tf.errors.OutOfRangeError, "/run/f.bin; File too large", "'/run/f.bin': File too large"),
+    (tf.errors.ResourceExhaustedError, f"{SAVE} {PART}; No space left on device [Op:SaveV2]",
+     f"{PART!r}: No space left on device"),
+    (tf.errors.ResourceExhaustedError,
+     "{{function_node __wrapped__CreateSummaryFileWriter_device_/job:localhost/replica:0/task:0/"
+     f"device:CPU:0}}}} {EVENTS}; No space left on device\n\tFailed to flush 1 events to "
+     f"{EVENTS}\n\tFlushing first event.\n\tCould not initialize events writer. "
+     "[Op:CreateSummaryFileWriter] name: ", f"{EVENTS!r}: No space left on device"),
+    (tf.errors.PermissionDeniedError, f"{SAVE} /run/backup/chkpt_temp; Read-only file system "
+     "[Op:SaveV2]", "'/run/backup/chkpt_temp': Read-only file system"),
+    (tf.errors.PermissionDeniedError, "/run/saved_model; Read-only file system",
+     "'/run/saved_model': Read-only file system"),
+    (tf.errors.PermissionDeniedError, "/run/a; Permission denied", "'/run/a': Permission denied"),
+    # Not captured: EDQUOT (no quotas here), a message without a path (the run directory named).
+    (tf.errors.ResourceExhaustedError, f"{EVENTS}; Disk quota exceeded",
+     f"{EVENTS!r}: Disk quota exceeded"),
     (tf.errors.OutOfRangeError, "Failed to flush the event file; File too large",
      "a file under '/run': File too large"),
 ]
@@ -50,11 +56,11 @@ def test_the_reasons_are_the_platforms_words():
 def test_a_fault_raised_from_another_error_is_still_one():
     try:
         try:
-            raise tf.errors.OutOfRangeError(None, None, f"{CKPT}; File too large")
+            raise tf.errors.OutOfRangeError(None, None, f"{PART}; File too large")
         except tf.errors.OpError as err:
             raise RuntimeError("saving failed") from err
     except RuntimeError as err:
-        assert file_fault_message(err) == f"{CKPT!r}: File too large"
+        assert file_fault_message(err) == f"{PART!r}: File too large"
 
 
 def test_python_oserrors_keep_their_wording():
