@@ -86,3 +86,12 @@ NOT_FAULTS = [
 @pytest.mark.parametrize("err", NOT_FAULTS, ids=lambda e: type(e).__name__)
 def test_other_errors_are_not_file_faults(err):
     assert file_fault_message(err, directory="/run") is None
+
+
+def test_a_converter_error_with_an_errno_is_a_file_fault_and_others_are_not():
+    from tensorflow.lite.python.convert_phase import ConverterError
+
+    err = ConverterError("Could not write /tmp/tmpab12/model.tflite; No space left on device")
+    assert file_fault_message(err) == "'/tmp/tmpab12/model.tflite': No space left on device"
+    assert file_fault_message(ConverterError("'tf.Conv2D' op is neither a custom op nor a "
+                                             "flex op")) is None
