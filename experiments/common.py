@@ -18,7 +18,7 @@ from tfprune import data as data_lib
 from tfprune import distribute
 from tfprune.data import AUGMENTATIONS
 from tfprune.distribute import STRATEGIES
-from tfprune.errors import TfpruneError
+from tfprune.errors import TfpruneError, file_fault_message
 from tfprune.models import MODELS
 from tfprune.optimizers import LR_SCHEDULES, OPTIMIZERS
 from tfprune.pruning.methods import GRANULARITIES
@@ -177,13 +177,6 @@ def define_run_flags(default_output_dir_help):
                       "Replace an output directory that holds a run with a different configuration.")
 
 
-def os_error_message(err):
-    """One line for an OSError: the path and the reason (the one wording of file faults)."""
-    paths = " -> ".join(repr(p) for p in (err.filename, err.filename2) if p is not None)
-    reason = err.strerror or str(err)
-    return f"{paths}: {reason}" if paths else reason
-
-
 def _parse_flags(argv):
     """absl's flag parsing, its errors in the same style and with the same exit status as
     every other bad input (absl would print 'FATAL Flags parsing error' and exit 1)."""
@@ -209,8 +202,9 @@ def _lost_worker(err):
 
 
 def run(main):
-    """app.run(main): bad flags, TfpruneError and file-system faults (OSError) end with one
-    line "error: ..." on stderr and exit code 2, without a traceback."""
+    """app.run(main): bad flags, TfpruneError and file-system faults (OSError, and TensorFlow's
+    writers' errors that are one: errors.file_fault_message) end with one line "error: ..." on
+    stderr and exit code 2, without a traceback."""
 
     def guarded(argv):
         if len(argv) > 1:
@@ -223,10 +217,12 @@ def run(main):
         except TfpruneError as err:
             print(f"error: {err}", file=sys.stderr)
             sys.exit(EXIT_BAD_INPUT)
-        except OSError as err:
-            print(f"error: {os_error_message(err)}", file=sys.stderr)
-            sys.exit(EXIT_BAD_INPUT)
         except Exception as err:
+            fault = file_fault_message(err, FLAGS["output_dir"].value if "output_dir" in FLAGS
+                                       else None)
+            if fault is not None:  # OSError, or a TensorFlow writer's file-system error
+                print(f"error: {fault}", file=sys.stderr)
+                sys.exit(EXIT_BAD_INPUT)
             if not _lost_worker(err):
                 raise
             # A peer of a multi-worker run stopped (the collective ops fail on the others).

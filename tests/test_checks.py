@@ -31,3 +31,10 @@ def test_values_pass_through():
     assert checks.check_sparsity("s", 0) == 0.0
     assert checks.check_optional_int("n", None, 1) is None
     assert checks.parse_m_by_n("2:4") == (2, 4) and checks.parse_m_by_n(None) is None
+
+
+def test_clip_to_caps_a_size_and_says_so():
+    assert checks.clip_to("`n`", 5, 10, "the split (10 examples)") == (5, None)
+    assert checks.clip_to("`n`", 10, 10, "the split (10 examples)") == (10, None)
+    assert checks.clip_to("`n`", 11, 10, "the split (10 examples)") == (
+        10, "`n` 11 is larger than the split (10 examples); using 10")

@@ -40,6 +40,21 @@ def test_shift_augmentation_moves_pixels_but_keeps_shape():
     assert not np.allclose(np.sort(xp.numpy().ravel()), np.sort(xs.numpy().ravel()))
 
 
+def test_a_batch_larger_than_the_training_split_is_clipped_to_it_with_one_notice():
+    notices = []
+    data = load_data("digits", batch_size=10**9, log=notices.append)
+    assert data.batch_size == 1257 and data.steps_per_epoch == 1
+    assert notices == ["notice: the global batch (`batch_size` x replicas) 1000000000 is larger "
+                       "than the training split of digits (1257 examples); using 1257"]
+    assert [len(y) for _, y in data.train] == [1257]  # the one batch a batch of 10**9 gives
+    assert [len(y) for _, y in data.validation] == [180]
+    load_data("digits", batch_size=10**9, log=notices.append)
+    assert len(notices) == 1  # once per process
+    exact = []
+    assert load_data("digits", batch_size=1257, log=exact.append).batch_size == 1257
+    assert exact == []
+
+
 def test_representative_sample():
     data = load_data("digits")
     sample = data.representative_sample(50)

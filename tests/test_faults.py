@@ -6,8 +6,11 @@ process would, so a kill is a real kill.
 
 import json
 import os
+import resource
+import re
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -335,3 +338,71 @@ def test_an_unwritable_output_directory_is_named_before_any_work(tmp_path, monke
     monkeypatch.setattr(rundir.os, "access", lambda path, mode: False)  # root may write anywhere
     with pytest.raises(RunDirectoryError, match="is not writable"):
         rundir.check_output_dir(tmp_path / "new" / "run")
+
+
+# `ulimit -f 200` (200 KiB): the cnn's first BackupAndRestore checkpoint (weights and Adam's
+# slots, about 640 KB) cannot be written; Python ignores SIGXFSZ, so the write fails with EFBIG.
+FILE_SIZE_LIMIT = 200 * 1024
+# What TensorFlow's C++ start-up prints on stderr whatever TF_CPP_MIN_LOG_LEVEL says (before
+# absl's logging starts: "WARNING: All log messages before absl::InitializeLog() ...", "I0000 ...").
+TF_START = re.compile(r"WARNING: All log messages before absl::InitializeLog|[IWEF]\d{4} ")
+TRAIN_CNN = ["-m", "experiments.train", "--dataset=digits", "--model=cnn", "--epochs=2"]
+
+
+def _train(args, output_dir, file_size_limit=None, timeout=600):
+    """experiments.train in a fresh interpreter (killed if it outlives ``timeout``), its files
+    at most ``file_size_limit`` bytes (RLIMIT_FSIZE) when given."""
+    def limit():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (file_size_limit, file_size_limit))
+
+    return subprocess.run([sys.executable] + args + [f"--output_dir={output_dir}"], env=ENV,
+                          cwd=ROOT, capture_output=True, text=True, timeout=timeout,
+                          preexec_fn=limit if file_size_limit else None)
+
+
+@pytest.mark.integration
+def test_a_checkpoint_too_large_to_write_is_one_line_and_the_rerun_finishes(tmp_path):
+    run, full = tmp_path / "run", tmp_path / "full"
+    failed = _train(TRAIN_CNN, run, FILE_SIZE_LIMIT)
+    assert failed.returncode == 2, failed.stderr[-3000:]
+    lines = [line for line in failed.stderr.splitlines() if not TF_START.match(line)]
+    assert len(lines) == 1, failed.stderr[-3000:]  # no traceback, nothing else
+    assert re.fullmatch(rf"error: '{re.escape(str(run / 'backup'))}/\S+': File too large",
+                        lines[0]), lines[0]
+    assert not (run / "metrics.json").exists()
+    rerun = _train(TRAIN_CNN, run)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    uninterrupted = _train(TRAIN_CNN, full)
+    assert uninterrupted.returncode == 0, uninterrupted.stderr[-3000:]
+    for a, b in zip(_weights(full / "model.keras"), _weights(run / "model.keras")):
+        np.testing.assert_array_equal(a, b)
+    assert json.loads((run / "history.json").read_text()) == \
+        json.loads((full / "history.json").read_text())
+    resumed, reference = (json.loads((d / "metrics.json").read_text()) for d in (run, full))
+    assert (resumed["test_accuracy"], resumed["test_loss"]) == \
+        (reference["test_accuracy"], reference["test_loss"])
+
+
+@pytest.mark.integration
+def test_a_batch_larger_than_the_training_split_is_clipped_with_one_notice(tmp_path):
+    """--batch_size=1000000000 ran for more than 10 minutes inside Model.fit (issue 30: the cnn's
+    shift augmentation, whose map tf.data fuses with the batch); now the batch is the training
+    split, as a batch of 10**9 would hold, with the same results."""
+    train_cnn = ["-m", "experiments.train", "--dataset=digits", "--model=cnn", "--epochs=1"]
+    start = time.perf_counter()
+    huge = _train(train_cnn + ["--batch_size=1000000000"], tmp_path / "huge", timeout=180)
+    seconds = time.perf_counter() - start
+    assert huge.returncode == 0, huge.stderr[-3000:]
+    notices = [line for line in huge.stdout.splitlines() if "notice:" in line]
+    assert notices == ["notice: the global batch (`batch_size` x replicas) 1000000000 is larger "
+                       "than the training split of digits (1257 examples); using 1257"], \
+        huge.stdout[-3000:]
+    assert seconds < 120, seconds  # the whole process, TensorFlow's import included
+    exact = _train(train_cnn + ["--batch_size=1257"], tmp_path / "exact")
+    assert exact.returncode == 0, exact.stderr[-3000:]
+    assert "notice:" not in exact.stdout
+    clipped, reference = (json.loads((tmp_path / d / "metrics.json").read_text())
+                          for d in ("huge", "exact"))
+    assert clipped["global_batch_size"] == reference["global_batch_size"] == 1257
+    assert (clipped["test_accuracy"], clipped["test_loss"]) == \
+        (reference["test_accuracy"], reference["test_loss"])

@@ -35,6 +35,14 @@ def check_optional_positive(name, value):
     return None if value is None else check_positive(name, value)
 
 
+def clip_to(name, value, limit, what):
+    """``value`` capped at ``limit`` (a size the data cannot exceed), and the one-line notice
+    saying so, "NAME V is larger than WHAT; using LIMIT" (None when it fits)."""
+    if value <= limit:
+        return value, None
+    return limit, f"{name} {value} is larger than {what}; using {limit}"
+
+
 def check_sparsity(name, value, allow_zero=True):
     """``value`` as a float in [0, 1) (or (0, 1) without ``allow_zero``)."""
     if not (_is_number(value) and (value >= 0 if allow_zero else value > 0) and value < 1):

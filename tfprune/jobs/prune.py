@@ -165,7 +165,7 @@ def _from_scratch(config, architecture, output_dir, log):
     baseline's: the honest comparison for a structured result. Fresh pipelines, checkpointed
     every epoch (an interrupted run resumes exactly)."""
     training.set_seed(config.seed, config.deterministic)
-    data = config.load_data()
+    data = config.load_data(log)
     epochs = config.baseline_epochs + config.fine_tune_epochs
     baseline = config.baseline_config()
     with distribute.current().scope():  # as the baseline was trained
@@ -214,7 +214,7 @@ def _run_prune(config, output_dir, strategy, overwrite, log, data, baseline, cur
                draw):
     if data is None:
         training.set_seed(config.seed, config.deterministic)  # the pipelines' seeds depend on it
-        data = config.load_data()
+        data = config.load_data(log)
     if baseline is not None and not isinstance(baseline, Imported):
         baseline = Imported(*baseline)
     if baseline is None and config.baseline != "train":

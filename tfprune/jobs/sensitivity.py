@@ -51,7 +51,7 @@ def _table(rows, columns, formats):
 def run_sensitivity(config, output_dir, overwrite=False, log=print):
     """Run (or resume) the sensitivity analysis into ``output_dir``; return its summary."""
     training.set_seed(config.seed, config.deterministic)
-    data = config.load_data()
+    data = config.load_data(log)
     # Cheap checks before any training or writing: the layers and channel groups of the model
     # analysed (a baseline file is loaded now; the zoo architecture stands for one to train).
     loaded = None if config.baseline == "train" else load_baseline(config, output_dir, data, log)

@@ -298,7 +298,7 @@ def run_sweep(config, output_dir, overwrite=False, log=print, visualize=False, o
 
 def _run_sweep(config, output_dir, overwrite, log, visualize, overlap):
     # Cheap checks first: the steps of every schedule and the layers, before any baseline trains.
-    data = config.load_data(config.seeds[0])
+    data = config.load_data(config.seeds[0], log)
     architecture = build_model(config.model, data.input_shape, data.num_classes)
     for key in config.variants():
         if key.method != rows_lib.DENSE:

@@ -51,7 +51,7 @@ def _train_baseline(config, output_dir, strategy, overwrite, log):
     data = load_data(config.dataset, batch_size=distribute.global_batch(config.batch_size),
                      seed=config.seed,
                      data_dir=config.data_dir, augment=config.augment,
-                     split_seed=config.split_seed, image_size=config.image_size)
+                     split_seed=config.split_seed, image_size=config.image_size, log=log)
     with strategy.scope():
         model = build_model(config.model, data.input_shape, data.num_classes)
         optimizer = make_optimizer(

@@ -147,11 +147,11 @@ class SweepConfig(MixedFields):
             image_size=self.image_size, from_scratch=self.from_scratch, strategy=self.strategy,
             mixed_precision=self.mixed_precision)
 
-    def load_data(self, seed):
+    def load_data(self, seed, log=None):
         return load_data(self.dataset,
                          batch_size=distribute.global_batch(self.batch_size, self.strategy),
                          seed=seed,
                          data_dir=self.data_dir, split_seed=self.split_seed,
                          augment=resolve_augmentation("auto", self.dataset, self.model,
                                                       self.image_size),
-                         image_size=self.image_size)
+                         image_size=self.image_size, log=log)

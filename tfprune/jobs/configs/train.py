@@ -86,10 +86,11 @@ class BaselineFields:
             image_size=self.image_size, strategy=getattr(self, "strategy", "default"),
             mixed_precision=getattr(self, "mixed_precision", False))  # fields of PruneConfig
 
-    def load_data(self):
-        """The job's data, batched at the global batch (batch_size per replica)."""
+    def load_data(self, log=None):
+        """The job's data, batched at the global batch (batch_size per replica); ``log`` gets
+        the notice of a batch clipped to the training split."""
         batch = distribute.global_batch(self.batch_size, getattr(self, "strategy", "default"))
         return load_data(self.dataset, batch_size=batch,
                          seed=self.seed,
                          data_dir=self.data_dir, augment=self.augment,
-                         split_seed=self.split_seed, image_size=self.image_size)
+                         split_seed=self.split_seed, image_size=self.image_size, log=log)
