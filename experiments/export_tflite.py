@@ -49,7 +49,8 @@ def main(argv):
     output_dir = FLAGS.output_dir or os.path.join(os.path.dirname(FLAGS.model_path) or ".", "tflite")
     from tfprune.jobs.export import run_export  # TensorFlow: only once the config holds
 
-    rows = run_export(config, output_dir, overwrite=FLAGS.overwrite, log=common.log)
+    rows = run_export(config, output_dir, overwrite=FLAGS.overwrite,
+                      wait=FLAGS.wait, log=common.log)
     common.log(f"{len(rows)} .tflite files in {output_dir}; comparison: "
                f"{output_dir}/comparison.md (.csv, .json)")
 

@@ -101,7 +101,8 @@ def main(argv):
         "prune", f"{config.dataset}-{config.model}-{config.method}-{config.schedule or 'none'}-"
                  f"{'auto' if config.target_sparsity is None else f'{config.target_sparsity:g}'}"
                  f"-seed{config.seed}")
-    metrics = run_prune(config, output_dir, overwrite=FLAGS.overwrite, log=common.log).metrics
+    metrics = run_prune(config, output_dir, overwrite=FLAGS.overwrite,
+                        wait=FLAGS.wait, log=common.log).metrics
     if "decisions_path" in metrics:
         common.log(f"{metrics['pruning_events']} pruning events, {metrics['rollbacks']} rollbacks; "
                    f"decisions: {metrics['decisions_path']}")

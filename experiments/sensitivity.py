@@ -59,7 +59,7 @@ def main(argv):
         "sensitivity", f"{config.dataset}-{config.model}-seed{config.seed}")
     from tfprune.jobs.sensitivity import run_sensitivity  # TensorFlow: once the config holds
 
-    run_sensitivity(config, output_dir, overwrite=FLAGS.overwrite, log=common.log)
+    run_sensitivity(config, output_dir, overwrite=FLAGS.overwrite, wait=FLAGS.wait, log=common.log)
     common.log(f"report: {output_dir}/report.md")
 
 

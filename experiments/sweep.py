@@ -97,7 +97,7 @@ def main(argv):
                f"quantizations into {output_dir}")
     from tfprune.jobs.sweep import run_sweep  # TensorFlow: only once the config holds
 
-    run_sweep(config, output_dir, overwrite=FLAGS.overwrite, log=common.log,
+    run_sweep(config, output_dir, overwrite=FLAGS.overwrite, wait=FLAGS.wait, log=common.log,
               visualize=FLAGS.visualize, overlap=FLAGS.overlap_deploy)
     common.log(f"report: {output_dir}/report.md")
 

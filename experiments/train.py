@@ -33,7 +33,8 @@ def main(argv):
 
     output_dir = FLAGS.output_dir or common.default_output_dir(
         "train", f"{config.dataset}-{config.model}-seed{config.seed}")
-    metrics = train_baseline(config, output_dir, overwrite=FLAGS.overwrite, log=common.log)
+    metrics = train_baseline(config, output_dir, overwrite=FLAGS.overwrite,
+                             wait=FLAGS.wait, log=common.log)
     common.log(f"test accuracy {metrics['test_accuracy']:.4f}")
     common.log(f"results: {output_dir}/metrics.json, model: {metrics['model_path']}")
 

@@ -52,7 +52,8 @@ def main(argv):
                                       else common.default_output_dir("visualize", config.dataset))
     from tfprune.jobs.visualize import run_visualize  # TensorFlow: once the config holds
 
-    result = run_visualize(config, output_dir, overwrite=FLAGS.overwrite, log=common.log)
+    result = run_visualize(config, output_dir, overwrite=FLAGS.overwrite,
+                           wait=FLAGS.wait, log=common.log)
     common.log(f"drift table: {output_dir}/drift.csv ({result['time_s']:.1f}s); grids: "
                f"{output_dir}/plots/")
 
