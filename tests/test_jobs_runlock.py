@@ -214,8 +214,8 @@ def test_the_lock_file_is_no_part_of_the_run(tmp_path):
         assert sorted(os.listdir(run)) == [LOCK_FILE, "config.json"]
 
 
-def test_the_chief_holds_a_multi_worker_runs_lock_and_the_other_workers_share_it(tmp_path,
-                                                                                 monkeypatch):
+def test_the_chief_holds_a_multi_worker_runs_lock_and_the_other_workers_are_not_refused(
+        tmp_path, monkeypatch):
     run = str(tmp_path / "run")
     fd = other_holds(run, dict(OTHER, job="prune"))  # the chief, another process
     try:
@@ -225,7 +225,9 @@ def test_the_chief_holds_a_multi_worker_runs_lock_and_the_other_workers_share_it
         monkeypatch.setattr(distribute, "is_chief", lambda: False)
         monkeypatch.setattr(distribute, "_task", lambda: ("worker", 1))
         with runlock.job("default", run, "prune") as (_, own_dir):
-            assert own_dir == run + ".worker1"  # writes its twin, not refused
+            assert own_dir == run + ".worker1"  # writes its twin, locks that: not refused
+            holder = json.loads(open(os.path.join(own_dir, LOCK_FILE)).read())
+            assert holder["pid"] == os.getpid() and holder["directory"] == os.path.realpath(own_dir)
             with runlock.hold(os.path.join(own_dir, "baseline"), "train"):  # nested: its own
                 pass
         with runlock.hold(run, "tune", shared=True):  # keras-tuner's workers: the chief's lock

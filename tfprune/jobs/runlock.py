@@ -25,8 +25,8 @@ opens the file anew and is refused or waits as another process would (flock lock
 the open file description).
 
 Multi-worker runs (``distribute``): the chief holds the run directory's lock; another worker
-writes its twin ``<dir>.worker<k>`` and takes no lock on the run directory (``job``), and
-keras-tuner's distributed workers share the tuner's (``shared``).
+writes its twin ``<dir>.worker<k>`` and locks that instead (``job``); keras-tuner's distributed
+workers, which write trials inside the chief's directory, share the chief's lock (``shared``).
 
 File systems where flock is not reliable: on Linux NFS, flock is emulated with NFS byte-range
 locks, which work between clients only with a working lock manager (NLM for NFSv3, built into
@@ -70,8 +70,9 @@ class _Holding:
 
 def describe_self(job, directory):
     """This process as the lock file records it."""
-    argv = [os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else "python",
-            *sys.argv[1:]]
+    program = sys.argv[0] if sys.argv and sys.argv[0] else ""
+    argv = ["python", "-c"] if program in ("", "-c") else [os.path.basename(program)]
+    argv += sys.argv[1:]
     command = shlex.join(argv)
     if len(command) > _COMMAND_CHARS:
         command = command[:_COMMAND_CHARS - 3] + "..."
@@ -123,6 +124,7 @@ def _lock(directory, lock_path, wait, log):
     """An fd of ``lock_path`` holding its flock; None where the file system has no locks."""
     said = False
     while True:
+        os.makedirs(directory, exist_ok=True)  # again: a holder may have removed it as it left
         fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, io.file_mode())
         try:
             try:
@@ -142,9 +144,13 @@ def _lock(directory, lock_path, wait, log):
             if _same_file(fd, lock_path):
                 return fd
         except OSError as e:
+            empty = os.fstat(fd).st_size == 0
             os.close(fd)
             if e.errno not in _NO_LOCKS:
                 raise
+            if empty:  # made by this open: nothing to keep
+                with contextlib.suppress(OSError):
+                    os.remove(lock_path)
             log(f"{directory}: this file system cannot lock files ({e.strerror}); running "
                 "without a lock, so make sure no other job uses this directory")
             return None
@@ -196,7 +202,6 @@ def _take(directory, job, wait, log):
             return real
     check_output_dir(directory)
     created = not os.path.isdir(directory)
-    os.makedirs(directory, exist_ok=True)
     lock_path = os.path.join(directory, LOCK_FILE)
     fd = _lock(directory, lock_path, wait, log)
     if fd is None:
@@ -262,9 +267,10 @@ def hold(directory, job, wait=False, log=print, shared=False):
 
 @contextlib.contextmanager
 def job(strategy, output_dir, name, wait=False, log=print):
-    """``distribute.job`` and the run directory's lock: yields (the strategy, where this process
-    writes). The process that writes ``output_dir`` itself holds its lock; another worker of a
-    multi-worker run writes its twin and shares the chief's lock."""
+    """``distribute.job`` and the lock of where this process writes: yields (the strategy, that
+    directory). The chief of a multi-worker run (and a process without one) holds
+    ``output_dir``'s lock; another worker writes its twin and locks that, never refused by the
+    chief's (a lock file copied into the twin names another directory: replaced silently)."""
     with distribute.job(strategy, output_dir) as (started, own_dir):
-        with hold(own_dir, name, wait=wait, log=log, shared=own_dir != output_dir):
+        with hold(own_dir, name, wait=wait, log=log):
             yield started, own_dir
