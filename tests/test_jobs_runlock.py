@@ -234,3 +234,13 @@ def test_the_chief_holds_a_multi_worker_runs_lock_and_the_other_workers_are_not_
             pass
     finally:
         other_releases(run, fd)
+
+
+def test_a_script_locks_before_its_imports_and_its_job_re_enters_that_lock(tmp_path):
+    run = tmp_path / "new" / "run"
+    with runlock.before_imports(run, "sweep", "default"):
+        with runlock.hold(run, "sweep"):  # the job's own lock: the script's, re-entered
+            assert json.loads((run / LOCK_FILE).read_text())["pid"] == os.getpid()
+    assert not (tmp_path / "new").exists()  # made for the lock alone, parents too: removed
+    with runlock.before_imports(run, "sweep", "multi_worker"):  # the chief is not known yet
+        assert not run.exists()

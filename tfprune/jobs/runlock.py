@@ -201,7 +201,10 @@ def _take(directory, job, wait, log):
             mine.depth += 1
             return real
     check_output_dir(directory)
-    created = not os.path.isdir(directory)
+    created, missing = [], os.path.abspath(directory)
+    while not os.path.isdir(missing):  # made for the lock: removed again if nothing else came
+        created.append(missing)
+        missing = os.path.dirname(missing)
     lock_path = os.path.join(directory, LOCK_FILE)
     fd = _lock(directory, lock_path, wait, log)
     if fd is None:
@@ -240,9 +243,11 @@ def _release(real):
             os.remove(mine.path)  # while still locked: a taker checks it locked this path's file
     finally:
         os.close(mine.fd)
-    if mine.created:
-        with contextlib.suppress(OSError):
-            os.rmdir(os.path.dirname(mine.path))  # created for the lock, and nothing else came
+    for made in mine.created:  # the directory and the parents made for the lock, still empty
+        try:
+            os.rmdir(made)
+        except OSError:
+            break
 
 
 @contextlib.contextmanager
@@ -263,6 +268,15 @@ def hold(directory, job, wait=False, log=print, shared=False):
     finally:
         if real is not None:
             _release(real)
+
+
+def before_imports(output_dir, job, strategy="default", wait=False, log=print):
+    """The lock a script takes before it imports its job (TensorFlow: 10 to 40 s), so a second
+    job is refused at once; the job's own ``hold`` re-enters it. Nothing under multi_worker,
+    whose chief is known only once the strategy has started (the job's lock decides there)."""
+    if strategy == "multi_worker":
+        return contextlib.nullcontext()
+    return hold(output_dir, job, wait=wait, log=log)
 
 
 @contextlib.contextmanager
