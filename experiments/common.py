@@ -175,6 +175,8 @@ def define_run_flags(default_output_dir_help):
     flags.DEFINE_string("output_dir", None, f"Run directory. Default: {default_output_dir_help}.")
     flags.DEFINE_bool("overwrite", False,
                       "Replace an output directory that holds a run with a different configuration.")
+    flags.DEFINE_bool("wait", False, "When another job is using the output directory, wait for "
+                      "it to finish and then go on (resuming its work) instead of exiting.")
 
 
 def _parse_flags(argv):

@@ -18,6 +18,7 @@ import os
 from absl import flags
 
 from experiments import common
+from tfprune.jobs import runlock
 from tfprune.jobs.configs.export import ExportConfig
 from tfprune.tflite.quantizations import QUANTIZATIONS
 
@@ -47,9 +48,10 @@ def main(argv):
     config = ExportConfig(**dict({name: FLAGS[name].value for name in D},
                                  quantizations=tuple(FLAGS.quantizations)))
     output_dir = FLAGS.output_dir or os.path.join(os.path.dirname(FLAGS.model_path) or ".", "tflite")
-    from tfprune.jobs.export import run_export  # TensorFlow: only once the config holds
-
-    rows = run_export(config, output_dir, overwrite=FLAGS.overwrite, log=common.log)
+    with runlock.before_imports(output_dir, "export", wait=FLAGS.wait, log=common.log):
+        from tfprune.jobs.export import run_export  # TensorFlow: only once the config holds
+        rows = run_export(config, output_dir, overwrite=FLAGS.overwrite,
+                          wait=FLAGS.wait, log=common.log)
     common.log(f"{len(rows)} .tflite files in {output_dir}; comparison: "
                f"{output_dir}/comparison.md (.csv, .json)")
 

@@ -17,6 +17,7 @@ DIR/shrunk.keras (when units were removed), DIR/keras3/*.keras (Keras 3 input or
 from absl import flags
 
 from experiments import common
+from tfprune.jobs import runlock
 from tfprune.jobs.configs.prune import PruneConfig
 from tfprune.pruning.methods import METHODS
 from tfprune.pruning.options import CRITERIA, SELECTIONS
@@ -95,13 +96,16 @@ def main(argv):
     config = PruneConfig(**{name: FLAGS[name].value for name in D if name not in
                             ("deterministic", "dynamic", "layer_targets")},
                          dynamic=common.dynamic_options())
-    from tfprune.jobs.prune import run_prune  # TensorFlow: only once the config holds
 
     output_dir = FLAGS.output_dir or common.default_output_dir(
         "prune", f"{config.dataset}-{config.model}-{config.method}-{config.schedule or 'none'}-"
                  f"{'auto' if config.target_sparsity is None else f'{config.target_sparsity:g}'}"
                  f"-seed{config.seed}")
-    metrics = run_prune(config, output_dir, overwrite=FLAGS.overwrite, log=common.log).metrics
+    with runlock.before_imports(output_dir, "prune", config.strategy, wait=FLAGS.wait,
+                                log=common.log):
+        from tfprune.jobs.prune import run_prune  # TensorFlow: only once the config holds
+        metrics = run_prune(config, output_dir, overwrite=FLAGS.overwrite,
+                            wait=FLAGS.wait, log=common.log).metrics
     if "decisions_path" in metrics:
         common.log(f"{metrics['pruning_events']} pruning events, {metrics['rollbacks']} rollbacks; "
                    f"decisions: {metrics['decisions_path']}")

@@ -12,6 +12,7 @@ baseline trains.
 from absl import flags
 
 from experiments import common
+from tfprune.jobs import runlock
 from tfprune.jobs.configs.sweep import SweepConfig
 from tfprune.models import MODELS
 from tfprune.pruning.methods import METHODS
@@ -95,10 +96,11 @@ def main(argv):
         "sweep", f"{config.dataset}-{config.model}")
     common.log(f"sweep of {len(config.variants())} variants x {len(config.quantizations)} "
                f"quantizations into {output_dir}")
-    from tfprune.jobs.sweep import run_sweep  # TensorFlow: only once the config holds
-
-    run_sweep(config, output_dir, overwrite=FLAGS.overwrite, log=common.log,
-              visualize=FLAGS.visualize, overlap=FLAGS.overlap_deploy)
+    with runlock.before_imports(output_dir, "sweep", config.strategy, wait=FLAGS.wait,
+                                log=common.log):
+        from tfprune.jobs.sweep import run_sweep  # TensorFlow: only once the config holds
+        run_sweep(config, output_dir, overwrite=FLAGS.overwrite, wait=FLAGS.wait, log=common.log,
+                  visualize=FLAGS.visualize, overlap=FLAGS.overlap_deploy)
     common.log(f"report: {output_dir}/report.md")
 
 

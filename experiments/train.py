@@ -10,6 +10,7 @@ interrupted one from its last epoch.
 from absl import flags
 
 from experiments import common
+from tfprune.jobs import runlock
 from tfprune.jobs.configs.train import TrainConfig
 
 FLAGS = flags.FLAGS
@@ -29,11 +30,13 @@ common.define_run_flags("saved_models/train/<dataset>-<model>-seed<seed>")
 def main(argv):
     del argv
     config = TrainConfig(**{name: FLAGS[name].value for name in D})
-    from tfprune.jobs.train import train_baseline  # TensorFlow: only once the config holds
-
     output_dir = FLAGS.output_dir or common.default_output_dir(
         "train", f"{config.dataset}-{config.model}-seed{config.seed}")
-    metrics = train_baseline(config, output_dir, overwrite=FLAGS.overwrite, log=common.log)
+    with runlock.before_imports(output_dir, "train", config.strategy, wait=FLAGS.wait,
+                                log=common.log):
+        from tfprune.jobs.train import train_baseline  # TensorFlow: only once the config holds
+        metrics = train_baseline(config, output_dir, overwrite=FLAGS.overwrite,
+                                 wait=FLAGS.wait, log=common.log)
     common.log(f"test accuracy {metrics['test_accuracy']:.4f}")
     common.log(f"results: {output_dir}/metrics.json, model: {metrics['model_path']}")
 

@@ -81,7 +81,8 @@ def main(argv):
         "tune", f"{config.dataset}-{config.model}")
     from tfprune.jobs.tune import is_worker, run_tune  # TensorFlow: once the config holds
 
-    summary = run_tune(config, output_dir, overwrite=FLAGS.overwrite, log=common.log)
+    summary = run_tune(config, output_dir, overwrite=FLAGS.overwrite,
+                       wait=FLAGS.wait, log=common.log)
     if is_worker():
         common.log("worker done")
         return

@@ -20,6 +20,7 @@ import os
 from absl import flags
 
 from experiments import common
+from tfprune.jobs import runlock
 from tfprune.jobs.configs.visualize import SWEEP_SUBDIR, VisualizeConfig
 
 FLAGS = flags.FLAGS
@@ -50,9 +51,10 @@ def main(argv):
     config = VisualizeConfig(**{name: FLAGS[name].value for name in D})
     output_dir = FLAGS.output_dir or (os.path.join(config.run_dir, SWEEP_SUBDIR) if config.run_dir
                                       else common.default_output_dir("visualize", config.dataset))
-    from tfprune.jobs.visualize import run_visualize  # TensorFlow: once the config holds
-
-    result = run_visualize(config, output_dir, overwrite=FLAGS.overwrite, log=common.log)
+    with runlock.before_imports(output_dir, "visualize", wait=FLAGS.wait, log=common.log):
+        from tfprune.jobs.visualize import run_visualize  # TensorFlow: once the config holds
+        result = run_visualize(config, output_dir, overwrite=FLAGS.overwrite,
+                               wait=FLAGS.wait, log=common.log)
     common.log(f"drift table: {output_dir}/drift.csv ({result['time_s']:.1f}s); grids: "
                f"{output_dir}/plots/")
 

@@ -365,6 +365,7 @@ def test_multi_worker_results_are_written_once(multi_worker):
     for run in (out, out + "-inc"):
         assert os.path.isfile(os.path.join(run, "metrics.json"))
         assert not os.path.exists(os.path.join(run, "backup"))
+        assert not os.path.exists(os.path.join(run, ".tfprune.lock"))  # the chief's, released
     assert os.path.isfile(os.path.join(out, "baseline", "metrics.json"))
     left = sorted(p for p in os.listdir(tmp) if p.startswith("run") and
                   os.path.isdir(os.path.join(tmp, p)))

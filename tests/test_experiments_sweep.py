@@ -2,9 +2,12 @@
 
 import json
 import os
+import re
 import signal
+import socket
 import subprocess
 import sys
+import time
 
 import pytest
 from conftest import ROOT
@@ -57,6 +60,8 @@ def test_killed_sweep_resumes_without_redoing_finished_variants(python, tmp_path
 
     result = python(["-m", "experiments.sweep", f"--output_dir={out}"] + TINY)
     assert result.returncode == 0, result.stderr[-2000:]
+    # the killed sweep's lock (the kernel dropped its flock; its description stayed): taken over
+    assert f"{out}: taking over the lock of pid {proc.pid} on host " in result.stdout
     assert "resuming: 2 of 5 variants already done" in result.stdout
     assert "[1/3]" in result.stdout and "[4/" not in result.stdout
     assert f"report: {out}/report.md" in result.stdout
@@ -75,3 +80,81 @@ def test_killed_sweep_resumes_without_redoing_finished_variants(python, tmp_path
     different = python(["-m", "experiments.sweep", f"--output_dir={out}"] + TINY[:-1]
                        + ["--representative_count=30"])
     assert_clean_error(different, "differs in: representative_count", "--overwrite")
+
+
+ONE_METHOD = ["--model=mlp", "--methods=weight", "--schedules=constant", "--sparsities=0.5",
+              "--quantizations=float32", "--baseline_epochs=2", "--fine_tune_epochs=1",
+              "--batch_size=128", "--latency_runs=5", "--representative_count=20"]
+
+
+def _read_until(path, text, proc, timeout):
+    deadline = time.time() + timeout
+    while time.time() < deadline and proc.poll() is None:
+        with open(path) as f:
+            if text in f.read():
+                return True
+        time.sleep(0.1)
+    return False
+
+
+def _lock_holder(out, proc, timeout):
+    path = out / ".tfprune.lock"
+    deadline = time.time() + timeout
+    while time.time() < deadline and proc.poll() is None:
+        try:
+            return json.loads(path.read_text())
+        except (OSError, ValueError):
+            time.sleep(0.1)
+    return None
+
+
+def test_a_second_sweep_on_a_directory_in_use_exits_at_once_or_waits_and_resumes(python,
+                                                                                tmp_path):
+    out = tmp_path / "sweep"
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=ROOT)
+    env.pop("TF_USE_LEGACY_KERAS", None)
+    args = [sys.executable, "-m", "experiments.sweep", f"--output_dir={out}"] + ONE_METHOD
+    logs = {name: tmp_path / f"{name}.log" for name in ("first", "waiter")}
+    procs = {}
+    try:
+        with open(logs["first"], "w") as log:
+            procs["first"] = subprocess.Popen(args, cwd=ROOT, env=env, stdout=log,
+                                              stderr=subprocess.STDOUT, text=True)
+        first = procs["first"]
+        holder = _lock_holder(out, first, timeout=180)
+        assert holder is not None, logs["first"].read_text()[-3000:]
+        assert holder["pid"] == first.pid and holder["job"] == "sweep"
+        first.send_signal(signal.SIGSTOP)  # it holds the lock for as long as this test needs
+        start = time.perf_counter()
+        second = python(args[1:])
+        took = time.perf_counter() - start
+        assert second.returncode == 2, second.stderr[-3000:]
+        assert_clean_error(second, f"error: output directory {str(out)!r} is in use by pid "
+                                   f"{first.pid} on host {socket.gethostname()} (sweep job: ",
+                           "; wait for it with --wait")
+        last = second.stderr.strip().splitlines()[-1]  # the one line, naming the holder
+        assert last.startswith("error: output directory ") and f"pid {first.pid} " in last
+        assert "baseline seed" not in second.stdout and took < 60  # refused before any work
+
+        with open(logs["waiter"], "w") as log:
+            procs["waiter"] = subprocess.Popen(args + ["--wait"], cwd=ROOT, env=env, stdout=log,
+                                               stderr=subprocess.STDOUT, text=True)
+        waiter = procs["waiter"]
+        said = f"{out} is in use by pid {first.pid} on host "
+        assert _read_until(logs["waiter"], said, waiter, timeout=180), \
+            logs["waiter"].read_text()[-3000:]
+        first.send_signal(signal.SIGCONT)
+        assert first.wait(timeout=300) == 0, logs["first"].read_text()[-3000:]
+        assert waiter.wait(timeout=300) == 0, logs["waiter"].read_text()[-3000:]
+    finally:
+        for proc in procs.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGCONT)
+                proc.kill()
+                proc.wait()
+    text = logs["waiter"].read_text()
+    assert text.count(said) == 1 and "; waiting for it to finish" in text
+    # it went on after the first finished: found every variant done, redid none
+    assert re.search(r"resuming: (\d+) of \1 variants already done", text), text[-3000:]
+    assert "[1/" not in text and f"report: {out}/report.md" in text
+    assert not (out / ".tfprune.lock").exists()

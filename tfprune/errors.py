@@ -36,6 +36,10 @@ class RunDirectoryError(TfpruneError):
     """An output directory that holds a different run."""
 
 
+class RunDirectoryInUseError(RunDirectoryError):
+    """An output directory another running job holds (jobs/runlock.py): the holder is named."""
+
+
 class ModelTypeError(TfpruneError, TypeError):
     """A model of a kind tfprune cannot take (a Keras 3 model where tf_keras is needed)."""
 

@@ -13,6 +13,7 @@ import time
 from tfprune import io, training
 from tfprune.data import load_data
 from tfprune.jobs.configs.export import ExportConfig  # noqa: F401  (jobs.export.ExportConfig)
+from tfprune.jobs import runlock
 from tfprune.jobs.rundir import prepare_run_dir
 from tfprune.models import import_checked
 from tfprune.results.tables import markdown_table, write_csv
@@ -20,8 +21,14 @@ from tfprune.tflite import export, measure
 from tfprune.tflite import mixed as mixed_lib
 
 
-def run_export(config, output_dir, overwrite=False, log=print):
-    """Export ``config.model_path`` to every variant and write the comparison tables."""
+def run_export(config, output_dir, overwrite=False, log=print, wait=False):
+    """Export ``config.model_path`` to every variant and write the comparison tables, holding
+    ``output_dir``'s lock (runlock.py; ``wait``: wait for another job holding it)."""
+    with runlock.hold(output_dir, "export", wait=wait, log=log):
+        return _run_export(config, output_dir, overwrite, log)
+
+
+def _run_export(config, output_dir, overwrite, log):
     data = load_data(config.dataset, data_dir=config.data_dir, split_seed=config.split_seed,
                      image_size=config.image_size)
     x_test, y_test = data.numpy("test")

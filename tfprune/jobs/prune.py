@@ -19,6 +19,7 @@ import time
 
 from tfprune import checks, distribute, io, keras3, precision, summaries, training
 from tfprune.jobs.configs.prune import PruneConfig  # noqa: F401  (jobs.prune.PruneConfig)
+from tfprune.jobs import runlock
 from tfprune.jobs.rundir import inside, prepare_run_dir, read_marker
 from tfprune.jobs.train import model_path, train_baseline
 from tfprune.keras import keras
@@ -190,7 +191,7 @@ def _from_scratch(config, architecture, output_dir, log):
 
 @precision.restores_policy
 def run_prune(config, output_dir, overwrite=False, log=print, data=None, baseline=None,
-              curves_cache=None, draw=None):
+              curves_cache=None, draw=None, wait=False):
     """Run one pruning configuration into ``output_dir``; return a PruneRun.
 
     ``data`` and ``baseline`` (a (model, path) pair) may be passed in by a caller that already
@@ -199,9 +200,10 @@ def run_prune(config, output_dir, overwrite=False, log=print, data=None, baselin
     picklable arguments); by default now, a sweep hands them to its deploying process.
     Under ``config.strategy`` the baseline trains, and the pruned model fine-tunes, on every
     replica; under multi_worker only the chief writes ``output_dir`` (distribute.py; the
-    returned run of another worker points at its twin, removed on return).
+    returned run of another worker points at its twin, removed on return). The job holds
+    ``output_dir``'s lock (runlock.py; ``wait``: wait for another job holding it).
     """
-    with distribute.job(config.strategy, output_dir) as (strategy, own_dir):
+    with runlock.job(config.strategy, output_dir, "prune", wait, log) as (strategy, own_dir):
         return _run_prune(config, own_dir, strategy, overwrite, log, data, baseline,
                           curves_cache, draw or _draw_now)
 

@@ -2,7 +2,9 @@
 
 Only the jobs layer knows about run directories; the library below it is handed paths. Files
 inside a run refer to each other by relative path (``inside`` / ``resolve``), so a run directory
-can be copied or moved and still be resumed or reused.
+can be copied or moved and still be resumed or reused. A running job holds the directory's
+lock (jobs/runlock.py), the file ``LOCK_FILE``, which is no part of the run: it is kept when the
+directory is emptied and not counted as content.
 """
 
 import os
@@ -10,6 +12,8 @@ import shutil
 
 from tfprune.errors import RunDirectoryError
 from tfprune.io import read_json, to_jsonable, write_json
+
+LOCK_FILE = ".tfprune.lock"
 
 
 def inside(directory, path):
@@ -58,11 +62,17 @@ def check_output_dir(directory):
                                 "(permission denied); choose a writable directory")
 
 
+def _contents(directory):
+    """The names in ``directory`` that belong to a run (all but the lock file)."""
+    return [name for name in os.listdir(directory) if name != LOCK_FILE]
+
+
 def _clear(directory, config_path):
-    """Empty a tfprune run directory: config.json first, so an interrupted clearing leaves a
-    directory that claims no configuration (an unfinished run), never a mix of two."""
+    """Empty a tfprune run directory (its lock file kept): config.json first, so an interrupted
+    clearing leaves a directory that claims no configuration (an unfinished run), never a mix
+    of two."""
     os.remove(config_path)
-    for name in os.listdir(directory):
+    for name in _contents(directory):
         path = os.path.join(directory, name)
         if os.path.isdir(path) and not os.path.islink(path):
             shutil.rmtree(path)
@@ -106,7 +116,7 @@ def prepare_run_dir(directory, config, overwrite=False, marker=None):
                 "--overwrite to replace it"
             )
         _clear(directory, config_path)
-    elif os.path.isdir(directory) and os.listdir(directory) and not overwrite:
+    elif os.path.isdir(directory) and _contents(directory) and not overwrite:
         raise RunDirectoryError(
             f"output directory {directory!r} is not empty and holds no tfprune config.json; "
             "choose another --output_dir or pass --overwrite"

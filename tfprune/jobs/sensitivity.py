@@ -24,6 +24,7 @@ from tfprune import io, training
 from tfprune.errors import TfpruneError
 from tfprune.jobs.prune import load_baseline
 from tfprune.jobs.configs.sensitivity import SensitivityConfig  # noqa: F401  (jobs.sensitivity.*)
+from tfprune.jobs import runlock
 from tfprune.jobs.rundir import prepare_run_dir, read_marker
 from tfprune.models import build_model
 from tfprune.pruning import allocation, core, oneshot, sensitivity
@@ -48,8 +49,14 @@ def _table(rows, columns, formats):
     return markdown_table(rows, columns, formats) if rows else "(none)\n"
 
 
-def run_sensitivity(config, output_dir, overwrite=False, log=print):
-    """Run (or resume) the sensitivity analysis into ``output_dir``; return its summary."""
+def run_sensitivity(config, output_dir, overwrite=False, log=print, wait=False):
+    """Run (or resume) the sensitivity analysis into ``output_dir``; return its summary. The
+    job holds ``output_dir``'s lock (runlock.py; ``wait``: wait for another job holding it)."""
+    with runlock.hold(output_dir, "sensitivity", wait=wait, log=log):
+        return _run_sensitivity(config, output_dir, overwrite, log)
+
+
+def _run_sensitivity(config, output_dir, overwrite, log):
     training.set_seed(config.seed, config.deterministic)
     data = config.load_data(log)
     # Cheap checks before any training or writing: the layers and channel groups of the model

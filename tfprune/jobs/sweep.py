@@ -17,11 +17,12 @@ import os
 import platform
 import time
 
-from tfprune import distribute, io, precision, training
+from tfprune import io, precision, training
 from tfprune.jobs import deployer as deployer_lib
 from tfprune.jobs import variant as variant_lib
 from tfprune.jobs.prune import preflight
 from tfprune.jobs.configs.sweep import SweepConfig  # noqa: F401  (jobs.sweep.SweepConfig)
+from tfprune.jobs import runlock
 from tfprune.jobs.rundir import inside, prepare_run_dir, read_marker, resolve
 from tfprune.jobs.train import model_path, train_baseline
 from tfprune.jobs.visualize import SWEEP_SUBDIR as VISUALIZE_DIR
@@ -284,15 +285,17 @@ def write_results(output_dir, config, rows, wall_time_s=None, draw=True):
 
 
 @precision.restores_policy
-def run_sweep(config, output_dir, overwrite=False, log=print, visualize=False, overlap=True):
+def run_sweep(config, output_dir, overwrite=False, log=print, visualize=False, overlap=True,
+              wait=False):
     """Run (or resume) the sweep into ``output_dir``; return the result rows. With
     ``visualize``, then the visualize job on it (``output_dir``/visualize: saliency and
     Grad-CAM grids, class models, drift), which report.md shows. With ``overlap`` (where
     ``overlaps``), each finished variant is converted and measured in a second process while the
     next fine-tunes (jobs/deployer.py; the same rows). Under ``config.strategy`` every baseline
     and fine-tuning trains on all replicas; under multi_worker only the chief writes
-    ``output_dir`` (distribute.py)."""
-    with distribute.job(config.strategy, output_dir) as (_, own_dir):
+    ``output_dir`` (distribute.py). The sweep holds ``output_dir``'s lock while it runs
+    (runlock.py): a second sweep there is refused, or with ``wait`` waits and then resumes."""
+    with runlock.job(config.strategy, output_dir, "sweep", wait, log) as (_, own_dir):
         return _run_sweep(config, own_dir, overwrite, log, visualize, overlap)
 
 

@@ -13,6 +13,7 @@ from tfprune import distribute, io, precision, training
 from tfprune.data import load_data
 from tfprune.jobs.configs.train import (  # noqa: F401  (jobs.train.TrainConfig, ...)
     MODEL_FILE, TrainConfig, model_path)
+from tfprune.jobs import runlock
 from tfprune.jobs.rundir import prepare_run_dir, read_marker
 from tfprune.keras import keras, tf
 from tfprune.models import build_model
@@ -21,15 +22,16 @@ from tfprune.results import plots
 
 
 @precision.restores_policy
-def train_baseline(config, output_dir, overwrite=False, log=print):
+def train_baseline(config, output_dir, overwrite=False, log=print, wait=False):
     """Train ``config`` into ``output_dir``; skip a finished run, resume an interrupted one.
     ``mixed_precision`` trains under mixed_float16; the model is saved float32.
 
     Returns the metrics dict (also written to output_dir/metrics.json). Under
     ``config.strategy`` multi_worker every worker trains; only the chief writes ``output_dir``
-    (distribute.py).
+    (distribute.py). The job holds ``output_dir``'s lock while it runs (runlock.py): another
+    job's directory is refused, or with ``wait`` waited for.
     """
-    with distribute.job(config.strategy, output_dir) as (strategy, own_dir):
+    with runlock.job(config.strategy, output_dir, "train", wait, log) as (strategy, own_dir):
         return _train_baseline(config, own_dir, strategy, overwrite, log)
 
 

@@ -25,6 +25,7 @@ import keras_tuner
 from tfprune import distribute, io, precision, training
 from tfprune.data import load_data
 from tfprune.errors import TfpruneError
+from tfprune.jobs import runlock
 from tfprune.jobs import variant as variant_lib
 from tfprune.jobs.prune import PruneRun
 from tfprune.jobs.configs.prune import prune_config
@@ -222,9 +223,15 @@ def is_worker():
 
 
 @precision.restores_policy
-def run_tune(config, directory, overwrite=False, log=print):
+def run_tune(config, directory, overwrite=False, log=print, wait=False):
     """Check the baseline, search, and (except on a worker) write the results; return the
-    summary (None on a worker)."""
+    summary (None on a worker). The chief holds ``directory``'s lock (runlock.py; ``wait``: wait
+    for another job holding it); keras-tuner's workers share it."""
+    with runlock.hold(directory, "tune", wait=wait, log=log, shared=is_worker()):
+        return _run_tune(config, directory, overwrite, log)
+
+
+def _run_tune(config, directory, overwrite, log):
     distribute.start(config.strategy)  # before any trial's data: the batch is per replica
     model = load_baseline(config, log)  # a damaged baseline is one clear error, not one a trial
     if "mixed" in config.quantizations:  # a budget below its all-int4 size: refused before trials

@@ -20,6 +20,7 @@ from tfprune import io, summaries
 from tfprune.data import load_data
 from tfprune.jobs.configs.visualize import (  # noqa: F401  (jobs.visualize.VisualizeConfig, ...)
     SWEEP_SUBDIR, VisualizeConfig, sweep_entries)
+from tfprune.jobs import runlock
 from tfprune.jobs.rundir import prepare_run_dir
 from tfprune.models import import_checked
 from tfprune.pruning import stats
@@ -66,8 +67,14 @@ def _params_removed(model, reference):
         reference)["params"], 1)
 
 
-def run_visualize(config, output_dir, overwrite=False, log=print):
-    """Grids, class models and the drift table for ``config``'s models into ``output_dir``."""
+def run_visualize(config, output_dir, overwrite=False, log=print, wait=False):
+    """Grids, class models and the drift table for ``config``'s models into ``output_dir``,
+    holding its lock (runlock.py; ``wait``: wait for another job holding it)."""
+    with runlock.hold(output_dir, "visualize", wait=wait, log=log):
+        return _run_visualize(config, output_dir, overwrite, log)
+
+
+def _run_visualize(config, output_dir, overwrite, log):
     start = time.perf_counter()
     entries = config.entries()
     data = load_data(config.dataset, data_dir=config.data_dir, split_seed=config.split_seed,
