@@ -12,7 +12,7 @@ import psutil
 import pytest
 from conftest import ROOT
 
-from tfprune import io, lifeline
+from tfprune import lifeline
 
 # The parent: starts a spawned child from its main thread or from a thread that then ends; the
 # child binds, holds a temporary file of io.atomic_path, and waits in time.sleep (its main
@@ -20,7 +20,7 @@ from tfprune import io, lifeline
 # temporary path, then sleeps until it is killed.
 PARENT = r"""
 import multiprocessing, os, sys, threading, time
-from tfprune import io, lifeline
+from tfprune import lifeline
 
 def child(path, started_by_main_thread, ready):
     lifeline.bind(multiprocessing.parent_process().pid, started_by_main_thread)
@@ -122,17 +122,6 @@ def test_sigterm_ends_a_bound_child_with_status_143_and_no_temporary_file(parent
     proc.kill()
     proc.wait()
     assert _wait_gone(family, timeout=10) is not None
-
-
-def test_temporary_paths_are_in_flight_until_renamed_or_removed(tmp_path):
-    path = tmp_path / "a.txt"
-    with io.atomic_path(path) as tmp:
-        assert tmp in io.in_flight()
-    assert tmp not in io.in_flight() and os.listdir(tmp_path) == []
-    directory = io.temp_dir("tfprune_test_")
-    assert directory in io.in_flight() and os.path.isdir(directory)
-    io.remove_temp(directory)
-    assert directory not in io.in_flight() and not os.path.exists(directory)
 
 
 def test_sigterm_raises_terminated_a_keyboard_interrupt():
