@@ -50,10 +50,11 @@ def test_bad_input_is_a_clean_error(python, tmp_path):
 def _start(out, log):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=ROOT)
     env.pop("TF_USE_LEGACY_KERAS", None)
-    with open(log, "w") as f:  # files, not pipes: nothing blocks while the test polls
+    # Files, not pipes: nothing blocks while the test polls.
+    with open(log, "w") as stdout, open(str(log) + ".err", "w") as stderr:
         return subprocess.Popen([sys.executable, "-m", "experiments.sweep",
-                                 f"--output_dir={out}"] + KILLED, cwd=ROOT, env=env, stdout=f,
-                                stderr=open(str(log) + ".err", "w"), text=True)
+                                 f"--output_dir={out}"] + KILLED, cwd=ROOT, env=env,
+                                stdout=stdout, stderr=stderr, text=True)
 
 
 def _when_the_worker_converts(proc, out, done_before):

@@ -30,7 +30,7 @@ def test_an_orphan_left_running_is_listed_killed_and_fails_the_run(suite, tmp_pa
 import subprocess
 
 def test_leaves_an_orphan():
-    out = subprocess.run(["sh", "-c", "sleep 120 > /dev/null & echo $!"], capture_output=True,
+    out = subprocess.run(["sh", "-c", "sleep 120 > /dev/null 2>&1 & echo $!"], capture_output=True,
                          text=True, check=True).stdout
     open({str(pid_file)!r}, "w").write(out.strip())
 """)

@@ -20,7 +20,7 @@ from tfprune import lifeline
 # temporary path, then sleeps until it is killed.
 PARENT = r"""
 import multiprocessing, os, sys, threading, time
-from tfprune import lifeline
+from tfprune import io, lifeline
 
 def child(path, started_by_main_thread, ready):
     lifeline.bind(multiprocessing.parent_process().pid, started_by_main_thread)
@@ -45,7 +45,7 @@ if __name__ == "__main__":
         thread = threading.Thread(target=start)
         thread.start()
         thread.join()  # the thread that started the child has ended
-    tmp = ready.get(timeout=60)
+    tmp = ready.get(timeout=30)
     print(processes[0].pid, tmp, flush=True)
     time.sleep(600)
 """
@@ -74,7 +74,10 @@ def parent(tmp_path):
 
     def start(where):
         env = dict(os.environ, PYTHONPATH=ROOT)
-        proc = subprocess.Popen([sys.executable, "-c", PARENT, str(tmp_path / "result.txt"),
+        script = tmp_path / "parent.py"  # a file: spawn imports the child's function from it
+        script.write_text(PARENT)
+        (tmp_path / "out").mkdir()
+        proc = subprocess.Popen([sys.executable, str(script), str(tmp_path / "out" / "a.txt"),
                                  where], cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
         started.append(proc)
         pid, tmp = proc.stdout.readline().split()
