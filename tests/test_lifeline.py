@@ -14,7 +14,8 @@ from conftest import ROOT
 
 from tfprune import lifeline
 
-# The parent: starts a spawned child from its main thread or from a thread that then ends; the
+# The parent: starts a spawned child from its main thread or from a thread that ends after the
+# child has bound (the parent-death signal set: it would fire now, the parent alive); the
 # child binds, holds a temporary file of io.atomic_path, and waits in time.sleep (its main
 # thread outside Python, as in TensorFlow's C++). The parent prints the child's pid and the
 # temporary path, then sleeps until it is killed.
@@ -34,19 +35,18 @@ if __name__ == "__main__":
     ctx = multiprocessing.get_context("spawn")
     ready = ctx.Queue()
     where = sys.argv[2]
-    processes = []
-    def start():
+    started = []
+    def start():  # returns once the child has bound
         p = ctx.Process(target=child, args=(sys.argv[1], where == "main", ready))
         p.start()
-        processes.append(p)
+        started.append((p, ready.get(timeout=30)))
     if where == "main":
         start()
     else:
         thread = threading.Thread(target=start)
         thread.start()
         thread.join()  # the thread that started the child has ended
-    tmp = ready.get(timeout=30)
-    print(processes[0].pid, tmp, flush=True)
+    print(started[0][0].pid, started[0][1], flush=True)
     time.sleep(600)
 """
 
