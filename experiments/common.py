@@ -15,7 +15,7 @@ from absl import app, flags, logging
 
 import tfprune  # noqa: F401  (sets up Keras 2 before anything imports TensorFlow)
 from tfprune import data as data_lib
-from tfprune import distribute
+from tfprune import distribute, lifeline
 from tfprune.data import AUGMENTATIONS
 from tfprune.distribute import STRATEGIES
 from tfprune.errors import TfpruneError, file_fault_message
@@ -206,7 +206,8 @@ def _lost_worker(err):
 def run(main):
     """app.run(main): bad flags, TfpruneError and file-system faults (OSError, and TensorFlow's
     writers' errors that are one: errors.file_fault_message) end with one line "error: ..." on
-    stderr and exit code 2, without a traceback."""
+    stderr and exit code 2, without a traceback; Ctrl-C and SIGTERM stop the job with one line
+    and exit 130 and 143."""
 
     def guarded(argv):
         if len(argv) > 1:
@@ -214,6 +215,7 @@ def run(main):
             sys.exit(EXIT_BAD_INPUT)
         if not FLAGS["verbosity"].present:
             logging.set_verbosity(logging.WARNING)  # TensorFlow's INFO lines drown the progress
+        lifeline.raise_on_sigterm()  # stopped as by Ctrl-C (below: its own line and status)
         try:
             return main(argv)
         except TfpruneError as err:
@@ -233,10 +235,11 @@ def run(main):
                   "worker again with the same command: the run resumes from its last "
                   "checkpoint", file=sys.stderr)
             sys.exit(EXIT_WORKER_LOST)
-        except KeyboardInterrupt:
-            print("interrupted; finished results are kept, rerun the same command to resume",
-                  file=sys.stderr)
-            sys.exit(130)
+        except KeyboardInterrupt as err:
+            terminated = isinstance(err, lifeline.Terminated)
+            print(f"{'terminated' if terminated else 'interrupted'}; finished results are kept, "
+                  "rerun the same command to resume", file=sys.stderr)
+            sys.exit(lifeline.EXIT_TERMINATED if terminated else 130)
 
     app.run(guarded, flags_parser=_parse_flags)
 

@@ -17,6 +17,8 @@ else:
 import tfprune.keras  # noqa: E402,F401
 # The unit and integration tiers and the rule between them (tests/tiers.py).
 from tiers import pytest_configure, pytest_runtest_call, pytest_runtest_setup  # noqa: E402,F401
+# No process the run started outlives it: checked when the session ends (tests/leftovers.py).
+from leftovers import pytest_sessionfinish, pytest_sessionstart  # noqa: E402,F401
 
 
 def run_python(args, cwd=ROOT, timeout=600, env=None):

@@ -1,5 +1,7 @@
-"""experiments/sweep.py as a user runs it: bad input, and killing and resuming a sweep."""
+"""experiments/sweep.py as a user runs it: bad input, and killing (SIGKILL, SIGTERM) and resuming
+a sweep."""
 
+import glob
 import json
 import os
 import re
@@ -9,15 +11,21 @@ import subprocess
 import sys
 import time
 
+import psutil
 import pytest
 from conftest import ROOT
 from test_experiments_train import assert_clean_error, assert_same_outcome, script_cases
+
+from tfprune import io
 
 pytestmark = pytest.mark.integration  # every test trains or starts a process
 
 TINY = ["--model=mlp", "--methods=weight,unit", "--schedules=constant", "--sparsities=0.5,0.8",
         "--quantizations=float32", "--baseline_epochs=2", "--fine_tune_epochs=1",
         "--batch_size=128", "--latency_runs=5", "--representative_count=20"]
+# Killed while the worker converts: int8 after float32, so a variant's conversions take a while;
+# 7 variants, so that the rerun after a kill still has the 4 a worker takes (sweep.overlaps).
+KILLED = TINY[:3] + ["--sparsities=0.5,0.7,0.8", "--quantizations=float32,int8"] + TINY[5:]
 
 
 def test_bad_input_is_a_clean_error(python, tmp_path):
@@ -42,42 +50,108 @@ def test_bad_input_is_a_clean_error(python, tmp_path):
     assert not out.exists()
 
 
-def test_killed_sweep_resumes_without_redoing_finished_variants(python, tmp_path):
-    out = tmp_path / "sweep"
+def _start(out, log):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=ROOT)
     env.pop("TF_USE_LEGACY_KERAS", None)
-    proc = subprocess.Popen([sys.executable, "-m", "experiments.sweep", f"--output_dir={out}"] + TINY,
-                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                            text=True)
-    for line in proc.stdout:
-        if line.startswith("[2/5]"):
-            proc.send_signal(signal.SIGKILL)  # no chance to clean up
-            break
-    proc.wait(timeout=60)
-    done = json.loads((out / "results.json").read_text())
-    assert done["variants_done"] == 2 and done["variants_total"] == 5
-    assert "in progress: 2 of 5 variants" in (out / "report.md").read_text()
+    # Files, not pipes: nothing blocks while the test polls.
+    with open(log, "w") as stdout, open(str(log) + ".err", "w") as stderr:
+        return subprocess.Popen([sys.executable, "-m", "experiments.sweep",
+                                 f"--output_dir={out}"] + KILLED, cwd=ROOT, env=env,
+                                stdout=stdout, stderr=stderr, text=True)
 
-    result = python(["-m", "experiments.sweep", f"--output_dir={out}"] + TINY)
-    assert result.returncode == 0, result.stderr[-2000:]
+
+def _when_the_worker_converts(proc, out, done_before):
+    """Wait until the conversion worker is deploying a variant after ``done_before`` finished
+    ones (a .tflite written, its variant.json not yet); return the sweep's processes then."""
+    since = time.time()  # a killed run's .tflite files are older
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and proc.poll() is None:
+        variants = glob.glob(str(out / "variants" / "seed0" / "*"))
+        done = [v for v in variants if os.path.exists(os.path.join(v, "variant.json"))]
+        try:  # the tables of the finished variants written (after their variant.json)
+            tabled = json.loads((out / "results.json").read_text())["variants_done"]
+        except (OSError, ValueError):
+            tabled = 0
+        if len(done) >= done_before and tabled == len(done) and any(
+                v not in done and any(os.path.getmtime(f) > since for f in
+                                     glob.glob(os.path.join(v, "tflite", "*.tflite")))
+                for v in variants):
+            family = psutil.Process(proc.pid).children(recursive=True)
+            commands = [" ".join(p.cmdline()) for p in family]
+            assert any("spawn_main" in c for c in commands), commands  # the worker
+            assert any("resource_tracker" in c for c in commands), commands
+            return family
+        time.sleep(0.02)
+    raise AssertionError(f"the worker never converted (exit {proc.poll()})")
+
+
+def _assert_gone(family, within_s):
+    _, alive = psutil.wait_procs(family, timeout=within_s)
+    alive = [p for p in alive if p.status() != psutil.STATUS_ZOMBIE]
+    assert not alive, [" ".join(p.cmdline()) for p in alive]
+
+
+def _assert_no_temporary_file(out):
+    assert not glob.glob(str(out / "**" / io.TEMP_PATTERN), recursive=True)
+
+
+def test_killed_and_terminated_sweeps_stop_their_worker_and_resume(python, tmp_path):
+    """SIGKILL while the worker converts: the worker and the resource tracker end within
+    seconds, no temporary file is left; SIGTERM: one line, exit 143, the same; then the rerun
+    finishes without redoing a finished variant."""
+    out = tmp_path / "sweep"
+    proc = _start(out, tmp_path / "killed.log")
+    try:
+        family = _when_the_worker_converts(proc, out, done_before=1)
+        proc.send_signal(signal.SIGKILL)  # no chance to clean up
+        proc.wait(timeout=60)
+        _assert_gone(family, within_s=5)
+    finally:
+        _kill(proc)
+    killed_pid = proc.pid
+    _assert_no_temporary_file(out)
+    done = json.loads((out / "results.json").read_text())
+    assert 1 <= done["variants_done"] <= 3 and done["variants_total"] == 7
+    assert "in progress: " in (out / "report.md").read_text()
+
+    proc = _start(out, tmp_path / "terminated.log")
+    try:
+        family = _when_the_worker_converts(proc, out, done_before=done["variants_done"])
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 143
+        _assert_gone(family, within_s=5)
+    finally:
+        _kill(proc)
+    _assert_no_temporary_file(out)
+    stderr = (tmp_path / "terminated.log.err").read_text()
+    assert stderr.strip().splitlines()[-1] == \
+        "terminated; finished results are kept, rerun the same command to resume", stderr
+    assert "Traceback" not in stderr
+    terminated = (tmp_path / "terminated.log").read_text()
+    assert "resuming:" in terminated
     # the killed sweep's lock (the kernel dropped its flock; its description stayed): taken over
-    assert f"{out}: taking over the lock of pid {proc.pid} on host " in result.stdout
-    assert "resuming: 2 of 5 variants already done" in result.stdout
-    assert "[1/3]" in result.stdout and "[4/" not in result.stdout
+    assert f"{out}: taking over the lock of pid {killed_pid} on host " in terminated
+
+    result = python(["-m", "experiments.sweep", f"--output_dir={out}"] + KILLED)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "resuming: " in result.stdout
     assert f"report: {out}/report.md" in result.stdout
     final = json.loads((out / "results.json").read_text())
-    assert final["variants_done"] == 5
+    assert final["variants_done"] == 7
     # Not redone: every column but the latency, which all files get together at the end.
     timed = {"latency_ms_median", "latency_ms_p90", "latency_vs_dense", "num_threads", "delegate"}
 
     def untimed(rows):
-        return [{k: v for k, v in r.items() if k not in timed} for r in rows if r["method"] == "dense"]
+        return sorted((json.dumps({k: v for k, v in r.items() if k not in timed},
+                                  sort_keys=True) for r in rows))
 
-    assert untimed(final["rows"]) == untimed(done["rows"])
+    finished_first = {r["tflite_file"] for r in done["rows"]}
+    assert untimed(r for r in final["rows"] if r["tflite_file"] in finished_first) == \
+        untimed(done["rows"])
     assert all(r["latency_ms_median"] is None for r in done["rows"])  # not timed alone
     assert all(r["latency_ms_median"] > 0 and r["latency_vs_dense"] > 0 for r in final["rows"])
 
-    different = python(["-m", "experiments.sweep", f"--output_dir={out}"] + TINY[:-1]
+    different = python(["-m", "experiments.sweep", f"--output_dir={out}"] + KILLED[:-1]
                        + ["--representative_count=30"])
     assert_clean_error(different, "differs in: representative_count", "--overwrite")
 
@@ -158,3 +232,9 @@ def test_a_second_sweep_on_a_directory_in_use_exits_at_once_or_waits_and_resumes
     assert re.search(r"resuming: (\d+) of \1 variants already done", text), text[-3000:]
     assert "[1/" not in text and f"report: {out}/report.md" in text
     assert not (out / ".tfprune.lock").exists()
+
+
+def _kill(proc):
+    if proc.poll() is None:
+        proc.kill()
+    proc.wait()

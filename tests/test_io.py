@@ -24,3 +24,14 @@ def test_failed_write_keeps_previous_file(tmp_path):
             raise RuntimeError("interrupted")
     assert path.read_text() == "old"
     assert os.listdir(tmp_path) == ["m.txt"]
+
+
+def test_temporary_paths_are_in_flight_until_renamed_or_removed(tmp_path):
+    path = tmp_path / "a.txt"
+    with io.atomic_path(path) as tmp:
+        assert tmp in io.in_flight()
+    assert tmp not in io.in_flight() and os.listdir(tmp_path) == ["a.txt"]
+    directory = io.temp_dir("tfprune_test_")
+    assert directory in io.in_flight() and os.path.isdir(directory)
+    io.remove_temp(directory)
+    assert directory not in io.in_flight() and not os.path.exists(directory)

@@ -1,13 +1,18 @@
-"""Atomic file writes and JSON.
+"""Atomic file writes and JSON, and the temporary files and directories a process has in flight.
 
 Every result file is written to a temporary file in the same directory and renamed into place,
 so an interrupted run never leaves a half-written file and a rerun can trust what it finds.
+Each temporary path is registered while it exists (``in_flight``): a process that is ending
+without unwinding (tfprune/lifeline.py: its parent died, SIGTERM) removes them with
+``remove_in_flight``, which skips the ``finally`` blocks that normally do.
 """
 
 import contextlib
 import json
 import os
+import shutil
 import tempfile
+import threading
 
 import numpy as np
 
@@ -17,6 +22,64 @@ import numpy as np
 # either renamed into place or removed in a moment.
 _TEMP_SUFFIX = ".tmp"
 TEMP_PATTERN = ".*" + _TEMP_SUFFIX + "*"
+
+
+# The temporary paths this process has created and not yet renamed or removed. The lock is held
+# while one is created, so ``remove_in_flight`` (another thread) cannot miss one half-made.
+_IN_FLIGHT = set()
+_IN_FLIGHT_LOCK = threading.Lock()
+
+
+def _register(make):
+    """``make()`` -> a new temporary path, registered; under the lock (after
+    ``remove_in_flight`` it blocks: the process is ending, nothing new may be written)."""
+    with _IN_FLIGHT_LOCK:
+        path = make()
+        _IN_FLIGHT.add(path)
+        return path
+
+
+def _remove(path):
+    """Remove a temporary file or directory of this process (gone already: nothing to do)."""
+    with _IN_FLIGHT_LOCK:
+        _IN_FLIGHT.discard(path)
+    if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path, ignore_errors=True)
+    elif os.path.lexists(path):
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(path)
+
+
+def in_flight():
+    """The temporary paths this process holds now (sorted)."""
+    with _IN_FLIGHT_LOCK:
+        return sorted(_IN_FLIGHT)
+
+
+def remove_in_flight():
+    """Remove every temporary path this process holds, for a process that is about to end
+    without unwinding; return them. The registry stays locked: a thread that goes on writing
+    blocks in its next ``atomic_path`` / ``temp_dir`` instead of leaving a new partial file."""
+    _IN_FLIGHT_LOCK.acquire()
+    paths = sorted(_IN_FLIGHT)
+    for path in paths:
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            with contextlib.suppress(OSError):
+                os.remove(path)
+    _IN_FLIGHT.clear()
+    return paths
+
+
+def temp_dir(prefix):
+    """A new temporary directory (``tempfile.mkdtemp``), in flight until ``remove_temp``."""
+    return _register(lambda: tempfile.mkdtemp(prefix=prefix))
+
+
+def remove_temp(path):
+    """Remove a path from ``temp_dir`` and forget it."""
+    _remove(path)
 
 
 def _json_default(obj):
@@ -48,16 +111,20 @@ def atomic_path(path, suffix=""):
     path = os.fspath(path)
     directory = os.path.dirname(path) or "."
     os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".",
-                               suffix=_TEMP_SUFFIX + suffix, dir=directory)
-    os.close(fd)
+
+    def make():
+        fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".",
+                                   suffix=_TEMP_SUFFIX + suffix, dir=directory)
+        os.close(fd)
+        return tmp
+
+    tmp = _register(make)
     try:
         yield tmp
         os.chmod(tmp, file_mode())
         os.replace(tmp, path)
     finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+        _remove(tmp)
 
 
 def write_bytes(path, data):

@@ -11,6 +11,8 @@ deployed model's exact copy), and so are the rows but their times.
 Results come back in submission order, and at most ``depth`` variants wait, so an interruption
 loses at most those (their variant.json is not written yet: a rerun redoes them).
 With ``processes=False`` the same calls run in-process, one after the other.
+The worker ends with the sweep however the sweep ends (tfprune/lifeline.py: SIGKILL included),
+leaving no temporary file; multiprocessing's resource tracker ends when both have.
 """
 
 import collections
@@ -19,10 +21,13 @@ import contextlib
 import dataclasses
 import importlib
 import multiprocessing
+import os
 import signal
 import sys
+import threading
 import types
 
+from tfprune import lifeline
 from tfprune.jobs import variant as variant_lib
 from tfprune.models import load_model
 
@@ -40,6 +45,8 @@ class Deployment:
     options: dict  # deploy's keyword arguments but model, kind, data, out_dir and key
     plots: list = dataclasses.field(default_factory=list)  # (plot, args, kwargs) to draw too
 
+
+WORKER_EXIT_S = 10  # the longest a stopped worker is waited for (it exits within a second)
 
 _DATA = {}  # in a worker process: the data of each loader, loaded once
 
@@ -62,9 +69,11 @@ def run(deployment, model=None, data=None):
     return rows
 
 
-def _start_worker():
-    """In the worker: Ctrl-C is the sweep's to handle (it stops the worker), not the worker's;
-    the GPUs are the sweep's too (converting and the interpreter need none)."""
+def _start_worker(parent_pid, started_by_main_thread):
+    """In the worker: it ends with the sweep (and on SIGTERM, which the sweep sends to stop it);
+    Ctrl-C is the sweep's to handle (it stops the worker), not the worker's; the GPUs are the
+    sweep's too (converting and the interpreter need none)."""
+    lifeline.bind(parent_pid, started_by_main_thread)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     from tfprune.keras import tf
 
@@ -113,8 +122,11 @@ class Deployer:
         if self.processes:
             self._pool = concurrent.futures.ProcessPoolExecutor(
                 max_workers=1, mp_context=multiprocessing.get_context("spawn"),
-                initializer=_start_worker)
-            with _main_hidden():  # the worker process starts with its first task
+                initializer=_start_worker,
+                initargs=(os.getpid(), threading.current_thread() is threading.main_thread()))
+            # The worker process starts with its first task, from this thread (Python 3.11:
+            # submit spawns it; a pool without max_tasks_per_child never spawns another).
+            with _main_hidden():
                 self._pool.submit(_warm_up)
         return self
 
@@ -131,8 +143,11 @@ class Deployer:
     def _stop(self, wait):
         if self._pool is not None:
             if not wait:
-                for process in list((self._pool._processes or {}).values()):
+                processes = list((self._pool._processes or {}).values())
+                for process in processes:
                     process.terminate()  # nothing of an interrupted sweep runs on
+                for process in processes:
+                    process.join(WORKER_EXIT_S)  # gone (its temporary files removed) on return
             self._pool.shutdown(wait=wait, cancel_futures=True)
             self._pool = None
 

@@ -13,9 +13,8 @@ after the save); if those internals are missing or the model cannot be saved, ev
 takes the ordinary ``from_keras_model`` path instead (``shared`` is then False).
 """
 
-import shutil
-import tempfile
 
+from tfprune import io
 from tfprune.keras import tf
 
 try:  # TensorFlow internals the shared path needs; without them it is simply not used
@@ -84,17 +83,17 @@ class Traced:
         self._tried = True
         if self._class is None:
             return
-        directory = tempfile.mkdtemp(prefix="tfprune_trace_")
+        directory = io.temp_dir("tfprune_trace_")  # removed by a worker that is ending too
         try:  # the same save as from_keras_model's (debug info on)
             _save.save(self.model, directory,
                        options=_save_options.SaveOptions(save_debug_info=True))
             self.directory = directory
         except Exception:  # noqa: BLE001 - from_keras_model falls back the same way
-            shutil.rmtree(directory, ignore_errors=True)
+            io.remove_temp(directory)
 
     def __exit__(self, *exc):
         if self.directory:
-            shutil.rmtree(self.directory, ignore_errors=True)
+            io.remove_temp(self.directory)
         self.directory, self._loaded, self._tried = None, None, False
         return False
 
