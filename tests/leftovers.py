@@ -58,6 +58,17 @@ def survivors(token, grace_s):
         time.sleep(_POLL_S)
 
 
+def _stop_own_resource_tracker():
+    """multiprocessing's resource tracker, started by this process when a test ran a worker in
+    it (a Deployer in-process, without xdist), lives until this process ends, after the check:
+    it is this process's, not a leftover of a test, so it is stopped first (as at exit)."""
+    from multiprocessing import resource_tracker
+
+    tracker = getattr(resource_tracker, "_resource_tracker", None)
+    if tracker is not None and getattr(tracker, "_pid", None) is not None:
+        tracker._stop()
+
+
 def pytest_sessionstart(session):
     # Before pytest-xdist starts its workers (its own hook runs last), so they carry it too.
     if _is_session_process(session.config) and os.path.isdir("/proc"):
@@ -75,6 +86,7 @@ def pytest_sessionfinish(session):
         os.environ.pop(RUN_VARIABLE, None)
     else:
         os.environ[RUN_VARIABLE] = previous
+    _stop_own_resource_tracker()
     left = survivors(token, GRACE_S)
     if left:
         for pid in left:

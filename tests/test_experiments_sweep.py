@@ -91,8 +91,8 @@ def _assert_gone(family, within_s):
     assert not alive, [" ".join(p.cmdline()) for p in alive]
 
 
-def _assert_no_temporary_file(out):
-    assert not glob.glob(str(out / "**" / io.TEMP_PATTERN), recursive=True)
+def _assert_no_temporary_file(out, where="**"):
+    assert not glob.glob(str(out / where / io.TEMP_PATTERN), recursive=True)
 
 
 def test_killed_and_terminated_sweeps_stop_their_worker_and_resume(python, tmp_path):
@@ -109,7 +109,9 @@ def test_killed_and_terminated_sweeps_stop_their_worker_and_resume(python, tmp_p
     finally:
         _kill(proc)
     killed_pid = proc.pid
-    _assert_no_temporary_file(out)
+    # none of the worker's (.tflite files); the killed sweep's own, if it was writing one, are
+    # removed by the rerun that takes over its lock (checked after it)
+    _assert_no_temporary_file(out, where="variants/*/*/tflite")
     done = json.loads((out / "results.json").read_text())
     assert 1 <= done["variants_done"] <= 3 and done["variants_total"] == 7
     assert "in progress: " in (out / "report.md").read_text()

@@ -62,3 +62,25 @@ def test_waits_for_its_child():
     result.assert_outcomes(passed=1)
     assert result.ret == pytest.ExitCode.OK
     assert "still running" not in result.stdout.str()
+
+
+def test_the_session_process_own_resource_tracker_is_not_a_leftover(suite):
+    """A worker started in the pytest process itself (a Deployer, without xdist) starts
+    multiprocessing's resource tracker, which lives as long as that process: stopped before the
+    check, not reported."""
+    suite.makepyfile("""
+import time
+from multiprocessing import resource_tracker
+
+def test_starts_the_tracker():
+    resource_tracker.ensure_running()
+    pid = resource_tracker._resource_tracker._pid
+    deadline = time.monotonic() + 10  # until it runs the tracker (exec'd: its own environment)
+    while b"resource_tracker" not in open(f"/proc/{pid}/cmdline", "rb").read():
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+""")
+    result = suite.runpytest_inprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+    assert result.ret == pytest.ExitCode.OK, result.stdout.str()
+    assert "still running" not in result.stdout.str()

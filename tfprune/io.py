@@ -40,14 +40,16 @@ def _register(make):
 
 
 def _remove(path):
-    """Remove a temporary file or directory of this process (gone already: nothing to do)."""
-    with _IN_FLIGHT_LOCK:
-        _IN_FLIGHT.discard(path)
+    """Remove a temporary file or directory of this process (gone already: nothing to do),
+    then forget it: removed first, so a process that ends meanwhile (``remove_in_flight``)
+    still finds it in the registry and removes the rest."""
     if os.path.isdir(path) and not os.path.islink(path):
         shutil.rmtree(path, ignore_errors=True)
     elif os.path.lexists(path):
         with contextlib.suppress(FileNotFoundError):
             os.remove(path)
+    with _IN_FLIGHT_LOCK:
+        _IN_FLIGHT.discard(path)
 
 
 def in_flight():

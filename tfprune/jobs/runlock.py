@@ -3,7 +3,8 @@
 Every job that writes a run directory (train, prune, sweep, tune, sensitivity, export,
 visualize) runs inside ``hold`` (or ``job``: ``distribute.job`` and the lock together); the
 scripts take it before importing their job (``before_imports``: TensorFlow's import took 13 s
-alone and 38 s with two sweeps starting at once, the refusal now 2 s). A second job on a
+alone and 38 s with two sweeps starting at once, the refusal now 2 s), but for tune and
+multi_worker runs, whose role (chief or worker) is known only after the import. A second job on a
 directory in use is refused with a ``RunDirectoryInUseError`` naming the process that
 holds it (pid, host, command, job, since when), or with ``wait`` waits for it, says so once and
 then goes on: the run directory then holds the other job's finished work, which it resumes.
@@ -127,7 +128,10 @@ def _lock(directory, lock_path, wait, log):
     said = False
     while True:
         os.makedirs(directory, exist_ok=True)  # again: a holder may have removed it as it left
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, io.file_mode())
+        try:
+            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, io.file_mode())
+        except FileNotFoundError:  # ... between the two lines: make it again
+            continue
         try:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
