@@ -230,7 +230,8 @@ def test_time_left_comes_from_variants_of_the_same_kind():
             VariantKey(0, "weight", "constant", 0.9)]
     assert estimate_left({"weight": [10.0, 20.0]}, keys) == (30.0, ["unit"])
     assert estimate_left({"weight": [10.0], "unit": [100.0]}, keys) == (120.0, [])
-    assert sweep_module._left_text({}, keys).startswith("time left unknown until a weight, unit")
+    assert sweep_module._left_text({}, keys).startswith(
+        "time left unknown until one variant of each of these has finished: weight, unit")
 
 
 def test_latency_is_merged_with_the_ratio_to_dense():

@@ -113,7 +113,8 @@ def _left_text(durations, remaining):
     if not remaining:
         return "0s left"
     if unknown and not seconds:
-        return f"time left unknown until a {', '.join(unknown)} variant has finished"
+        return ("time left unknown until one variant of each of these has finished: "
+                f"{', '.join(unknown)}")
     if unknown:
         return (f"~{_format_duration(seconds)} left, plus the {', '.join(unknown)} variants "
                 "(none finished yet, time unknown)")
