@@ -252,8 +252,8 @@ def load_data(name="digits", batch_size=32, seed=0, data_dir=None, augment="none
     batch_size, notice = checks.clip_to(
         "the global batch (`batch_size` x replicas)", batch_size, train_size,
         f"the training split of {name} ({train_size} examples)")
-    if notice and log is not None and (name, notice) not in _CLIPPED:
-        _CLIPPED.add((name, notice))
+    if notice and log is not None and notice not in _CLIPPED:  # it names the data set
+        _CLIPPED.add(notice)
         log(f"notice: {notice}")
     train = raw.train.shuffle(max(raw.sizes["train"], 1), seed=seed, reshuffle_each_iteration=True)
     if augmentation is not None:
