@@ -43,13 +43,18 @@ def _remove(path):
     """Remove a temporary file or directory of this process (gone already: nothing to do),
     then forget it: removed first, so a process that ends meanwhile (``remove_in_flight``)
     still finds it in the registry and removes the rest."""
-    if os.path.isdir(path) and not os.path.islink(path):
-        shutil.rmtree(path, ignore_errors=True)
-    elif os.path.lexists(path):
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(path)
+    _delete(path, FileNotFoundError)
     with _IN_FLIGHT_LOCK:
         _IN_FLIGHT.discard(path)
+
+
+def _delete(path, ignored):
+    """Delete a temporary file, or directory tree, ignoring ``ignored`` errors for a file."""
+    if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        with contextlib.suppress(ignored):
+            os.remove(path)
 
 
 def in_flight():
@@ -65,11 +70,7 @@ def remove_in_flight():
     _IN_FLIGHT_LOCK.acquire()
     paths = sorted(_IN_FLIGHT)
     for path in paths:
-        if os.path.isdir(path) and not os.path.islink(path):
-            shutil.rmtree(path, ignore_errors=True)
-        else:
-            with contextlib.suppress(OSError):
-                os.remove(path)
+        _delete(path, OSError)
     _IN_FLIGHT.clear()
     return paths
 
