@@ -17,32 +17,14 @@ import math
 import numpy as np
 
 from tfprune import checks
-from tfprune.errors import InternalError, TfpruneError
+from tfprune.errors import TfpruneError
 from tfprune.keras import keras, tf
-from tfprune.pruning import schedules, step_hooks, wrapper
+from tfprune.pruning import schedules, step_hooks, surgery, wrapper
+from tfprune.pruning.groups import parameters
 from tfprune.pruning.masks import kept_units
-from tfprune.pruning.surgery import ShrinkResult
 from tfprune.pruning.options import CRITERIA, SELECTIONS, check_channel_options
 
 L = keras.layers
-
-
-def _variables(layer, role):
-    """[(variable, axis)] of ``layer``'s parameters along ``role``'s channel axis."""
-    if role == "out":
-        return [(layer.kernel, -1)] + ([(layer.bias, 0)] if getattr(layer, "use_bias", False) else [])
-    if role == "in":
-        return [(layer.kernel, -2)]
-    if isinstance(layer, L.BatchNormalization):
-        return [(v, 0) for v in (layer.gamma, layer.beta) if v is not None]
-    if isinstance(layer, L.DepthwiseConv2D):
-        return [(layer.depthwise_kernel, -2)] + ([(layer.bias, 0)] if layer.use_bias else [])
-    return []
-
-
-def _dropped(group, kept):
-    """The channels of ``group`` not in ``kept``."""
-    return np.setdiff1d(np.arange(group.width), kept)
 
 
 def _set_along(array, axis, index, values):
@@ -58,7 +40,7 @@ def _per_channel(model, group, reduce, arrays=None):
     total = np.zeros(group.width)
     for member in group.members:
         layer = model.get_layer(member.layer)
-        for variable, axis in _variables(layer, member.role):
+        for variable, axis in parameters(layer, member.role):
             array = arrays[variable.ref()] if arrays is not None else variable.numpy()
             moved = np.moveaxis(array, axis, 0)
             for c in range(group.width):
@@ -203,98 +185,30 @@ def apply_masks(model, groups, keep):
     for group in groups:
         if group.id not in keep:
             continue
-        dropped = _dropped(group, keep[group.id])
+        dropped = group.dropped(keep[group.id])
         if not dropped.size:
             continue
         for member in group.members:
             layer = model.get_layer(member.layer)
-            for variable, axis in _variables(layer, member.role):
+            for variable, axis in parameters(layer, member.role):
                 variable.assign(_set_along(variable.numpy(), axis, member.indices(dropped), 0))
 
 
-def _kept_along(layer_members, keep, groups_by_id, role, full):
-    """Kept indices along a layer's ``role`` axis (all of ``full`` where nothing is pruned)."""
-    members = [(gid, m) for gid, m in layer_members if m.role == role]
-    if not members:
-        return np.arange(full)
-    dropped = []
-    for gid, member in members:
-        group = groups_by_id[gid]
-        if gid in keep:
-            dropped.append(member.indices(_dropped(group, keep[gid])))
-    drop = np.concatenate(dropped) if dropped else np.array([], np.int64)
-    return np.setdiff1d(np.arange(full), drop)
-
-
-def shrink(model, groups, keep, check_inputs=None, atol=1e-5, masked=False):
+def shrink(model, groups, keep, check_inputs=None, atol=surgery.TOLERANCE, masked=False):
     """A thinner copy of ``model`` (a surgery.ShrinkResult) without the channels ``keep`` leaves
-    out, every group removed from every layer it touches. With ``check_inputs``, the outputs are
-    compared with the model masked the same way (the caller's model is not changed), or with
-    ``model`` itself when it claims to be ``masked`` already (after fine-tuning under masks:
-    then a mask that did not hold during training is caught here)."""
-    from tfprune.keras import check_model
-
-    check_model(model)
-    source = keras.models.clone_model(model)  # one inbound node per layer (a stripped or
-    source.set_weights(model.get_weights())   # reused layer may have several)
-    groups_by_id = {g.id: g for g in groups}
-    per_layer = {}
-    for group in groups:
-        for member in group.members:
-            per_layer.setdefault(member.layer, []).append((group.id, member))
-    new_tensors = {}
-    inputs = []
-    for t in (source.inputs if isinstance(source.inputs, list) else [source.inputs]):
-        new = keras.Input(shape=t.shape[1:], dtype=t.dtype, name=t.name.split(":")[0])
-        new_tensors[id(t)] = new
-        inputs.append(new)
-    for layer in source.layers:
-        if isinstance(layer, L.InputLayer):
-            continue
-        members = per_layer.get(layer.name, [])
-        config, weights = layer.get_config(), layer.get_weights()
-        if isinstance(layer, (L.Dense, L.Conv1D, L.Conv2D)):
-            kernel = weights[0]
-            in_keep = _kept_along(members, keep, groups_by_id, "in", kernel.shape[-2])
-            out_keep = _kept_along(members, keep, groups_by_id, "out", kernel.shape[-1])
-            config["units" if isinstance(layer, L.Dense) else "filters"] = int(out_keep.size)
-            weights = [kernel[..., in_keep, :][..., out_keep]] + [w[out_keep] for w in weights[1:]]
-        elif isinstance(layer, L.BatchNormalization):
-            k = _kept_along(members, keep, groups_by_id, "channel", weights[0].shape[0])
-            weights = [w[k] for w in weights]
-        elif isinstance(layer, L.DepthwiseConv2D):
-            k = _kept_along(members, keep, groups_by_id, "channel", weights[0].shape[-2])
-            weights = [weights[0][:, :, k, :]] + [w[k] for w in weights[1:]]
-        new_layer = type(layer).from_config(config)
-        args = [new_tensors[id(t)] for t in (layer.input if isinstance(layer.input, list) else [layer.input])]
-        out = new_layer(args if isinstance(layer.input, list) else args[0])
-        new_layer.set_weights(weights)
-        new_tensors[id(layer.output)] = out
-    outputs = [new_tensors[id(t)] for t in (source.outputs if isinstance(source.outputs, list) else [source.outputs])]
-    thin = keras.Model(inputs if len(inputs) > 1 else inputs[0],
-                       outputs if len(outputs) > 1 else outputs[0], name=model.name)
-    removed = {}
-    for gid, kept in keep.items():
-        for member in groups_by_id[gid].members:
-            if member.role == "out" and len(kept) < groups_by_id[gid].width:
-                removed[member.layer] = (groups_by_id[gid].width, int(len(kept)))
+    out, every group removed from every layer it touches (surgery.remove). With
+    ``check_inputs``, the outputs are compared with the model masked the same way (the caller's
+    model is not changed), or with ``model`` itself when it claims to be ``masked`` already
+    (after fine-tuning under masks: then a mask that did not hold during training is caught
+    here)."""
+    reference = model
+    if check_inputs is not None and not masked:
+        reference = surgery.fresh_copy(model)
+        apply_masks(reference, groups, keep)
     notes = [f"{', '.join(g.layers('out')) or 'group ' + str(g.id)}: {g.width} channels kept "
              f"({g.blocked})" for g in groups if g.blocked and g.layers("out")]
-    result = ShrinkResult(thin, removed, notes, int(model.count_params()),
-                          int(thin.count_params()))
-    if check_inputs is not None:
-        reference = model
-        if not masked:
-            reference = keras.models.clone_model(model)
-            reference.set_weights(model.get_weights())
-            apply_masks(reference, groups, keep)
-        expected = np.asarray(reference(check_inputs, training=False))
-        got = np.asarray(thin(check_inputs, training=False))
-        result.max_abs_diff = float(np.max(np.abs(expected - got)))
-        if not result.max_abs_diff <= atol:
-            raise InternalError(f"group shrink differs from the {'trained' if masked else 'masked'} "
-                                f"model by {result.max_abs_diff:.3g} (> {atol})")
-    return result
+    return surgery.remove(model, groups, keep, check_inputs, reference, atol, notes,
+                          against="trained" if masked else "masked")
 
 
 def channel_sparsity(groups, keep):
@@ -324,7 +238,7 @@ class GroupMasks:
         self._targets = []
         for group in prunable(self.groups):  # blocked groups are never masked
             for member in group.members:
-                for variable, axis in _variables(model.get_layer(member.layer), member.role):
+                for variable, axis in parameters(model.get_layer(member.layer), member.role):
                     self._targets.append((group, member, variable, axis))
         self._masks = [tf.Variable(tf.ones_like(v), trainable=False) for _, _, v, _ in self._targets]
         self._apply = tf.function(self._apply_all)  # traced for this model's variables
@@ -354,7 +268,7 @@ class GroupMasks:
                 continue
             ones = np.ones(variable.shape, np.float32)
             if group.id in self.keep:
-                ones = _set_along(ones, axis, member.indices(_dropped(group, self.keep[group.id])),
+                ones = _set_along(ones, axis, member.indices(group.dropped(self.keep[group.id])),
                                   0)
             mask.assign(ones)
 
@@ -412,7 +326,7 @@ class GroupSlot:
     def _parts(self):
         for member in self.group.members:
             layer = self.masks.model.get_layer(member.layer)
-            for variable, axis in _variables(layer, member.role):
+            for variable, axis in parameters(layer, member.role):
                 yield member, variable, axis
 
     def variables(self):
@@ -438,14 +352,13 @@ class GroupSlot:
         self.masks.set_keep({self.group.id: kept_units(mask)})
 
     def _restorable(self):
-        """Every (member, variable, axis) a rollback restores: the parameters, and the moving
-        statistics of the group's BatchNorms (they decay while a channel is pruned)."""
-        yield from self._parts()
+        """Every (member, variable, axis) a rollback restores: the parameters, and the
+        per-channel statistics of the group's layers (BatchNorms' decay while a channel is
+        pruned)."""
         for member in self.group.members:
             layer = self.masks.model.get_layer(member.layer)
-            if member.role == "channel" and isinstance(layer, L.BatchNormalization):
-                yield member, layer.moving_mean, 0
-                yield member, layer.moving_variance, 0
+            for variable, axis in parameters(layer, member.role, statistics=True):
+                yield member, variable, axis
 
     def save(self):
         """The group's kept channels and values (picklable: values in ``_restorable`` order)."""

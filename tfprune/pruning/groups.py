@@ -2,18 +2,29 @@
 
 Channels are coupled when removing one from a layer forces removing it elsewhere: a residual Add
 sums channel i of each of its inputs, so the producers of both inputs must drop channel i
-together; a BatchNormalization or a DepthwiseConv2D (depth multiplier 1) carries channel i
-through with parameters of its own; a Concatenate places its inputs' channels side by side, so
-channel i of its second input is channel (width of the first) + i downstream; a Flatten turns
-channel c of an (H, W, C) map into the rows p * C + c of the next Dense kernel.
+together; a BatchNormalization or a depthwise convolution carries channel i through with
+parameters of its own; a squeeze-and-excitation branch (global pooling, a Reshape adding unit
+axes, a Dense or 1x1 convolution, a Multiply broadcasting over the map) ends in a producer whose
+channel i scales channel i of the map, so both are one group; a Concatenate places its inputs'
+channels side by side, so channel i of its second input is channel (width of the first) + i
+downstream; a Flatten (or a Reshape to one axis) turns channel c of an (H, W, C) map into the
+rows p * C + c of the next Dense kernel.
 
 ``channel_groups(model)`` walks the graph once and returns the groups: each is a set of channels
 (``width`` of them) and every place they occur, as ``Member(layer, role, offset, stride,
-repeat)``: role "out" (the layer's output channels: last kernel axis and bias), "in" (the
-layer's input channels: the kernel's input axis) or "channel" (per-channel parameters of a
-channel-preserving layer: BatchNorm, DepthwiseConv2D). Where the graph meets an op it cannot see
-through (a Reshape, an unknown layer, a model input or output), the groups touching it are
-``blocked`` with the reason, never guessed.
+repeat)``: role "out" (the layer's output channels: the last kernel axis and bias of a Dense,
+Conv or SeparableConv, the kernel's third axis of a Conv2DTranspose), "in" (the layer's input
+channels: the kernel's input axis, and the depthwise kernel of a SeparableConv), "channel"
+(per-channel parameters of a channel-preserving layer: BatchNorm, DepthwiseConv2D, a Conv2D with
+one group per channel, PReLU, Normalization) or "pass" (a layer the channels pass through
+without parameters: activations, pooling, padding, merges, Reshape, Rescaling; recorded so the
+shrink can rewrite shape-dependent configs and unit pruning can check that zero stays zero).
+``parameters(layer, role)`` names each member's variables and axes: the one answer masking,
+scoring and shrinking share.
+
+Where the graph meets an op it cannot see through (an unknown layer, MultiHeadAttention, a
+LayerNormalization, whose statistics span the channels, a model input or output), the groups
+touching it are ``blocked`` with the reason, never guessed; ``opaque_layers`` lists such layers.
 """
 
 import dataclasses
@@ -24,15 +35,20 @@ from tfprune.keras import keras
 
 L = keras.layers
 
-PRODUCERS = (L.Dense, L.Conv1D, L.Conv2D)
+PRODUCERS = (L.Dense, L.Conv1D, L.Conv2D, L.SeparableConv1D, L.SeparableConv2D,
+             L.Conv1DTranspose, L.Conv2DTranspose)
 MERGES = (L.Add, L.Subtract, L.Multiply, L.Average, L.Maximum, L.Minimum)
 # Channel-preserving layers without per-channel parameters.
-PASS_THROUGH = (L.ReLU, L.LeakyReLU, L.ELU, L.Dropout,
+PASS_THROUGH = (L.ReLU, L.LeakyReLU, L.ELU, L.ThresholdedReLU, L.Dropout, L.AlphaDropout,
                 L.SpatialDropout1D, L.SpatialDropout2D, L.GaussianNoise, L.GaussianDropout,
+                L.ActivityRegularization,
                 L.MaxPooling1D, L.MaxPooling2D, L.AveragePooling1D, L.AveragePooling2D,
                 L.GlobalAveragePooling1D, L.GlobalAveragePooling2D, L.GlobalMaxPooling1D,
                 L.GlobalMaxPooling2D, L.ZeroPadding1D, L.ZeroPadding2D, L.Cropping1D,
                 L.Cropping2D, L.UpSampling1D, L.UpSampling2D, L.Resizing, L.Rescaling)
+# Channel-preserving layers with per-channel parameters of their own.
+CHANNELWISE = (L.BatchNormalization, L.DepthwiseConv1D, L.DepthwiseConv2D, L.PReLU,
+               L.Normalization)
 
 _CROSS_CHANNEL = {"softmax", "log_softmax"}
 
@@ -44,7 +60,7 @@ class Member:
     ``repeat`` spatial positions p)."""
 
     layer: str
-    role: str            # "out", "in" or "channel"
+    role: str            # "out", "in", "channel" or "pass"
     offset: int = 0
     stride: int = 0
     repeat: int = 1
@@ -66,11 +82,58 @@ class Group:
     def layers(self, role=None):
         return [m.layer for m in self.members if role is None or m.role == role]
 
+    def dropped(self, kept):
+        """The channels not in ``kept``."""
+        return np.setdiff1d(np.arange(self.width), kept)
+
     def describe(self):
         places = ", ".join(f"{m.layer}:{m.role}" + (f"@{m.offset}" if m.offset else "")
-                           + (f"x{m.repeat}" if m.repeat > 1 else "") for m in self.members)
+                           + (f"x{m.repeat}" if m.repeat > 1 else "")
+                           for m in self.members if m.role != "pass")
         state = f"blocked: {self.blocked}" if self.blocked else "prunable"
         return f"group {self.id}: {self.width} channels, {state}; {places}"
+
+
+def is_grouped_depthwise(layer):
+    """A Conv2D/Conv1D with one group per input channel and one filter per group (ConvNeXt's
+    depthwise convolution): per-channel parameters, like a DepthwiseConv2D."""
+    groups = getattr(layer, "groups", 1) or 1
+    return type(layer) in (L.Conv1D, L.Conv2D) and groups > 1 \
+        and layer.filters == groups and int(layer.kernel.shape[-2]) == 1
+
+
+def parameters(layer, role, statistics=False):
+    """[(variable, axis)] of ``layer``'s parameters along ``role``'s channel axis: what masking
+    zeroes and scoring reads; with ``statistics``, also the per-channel state that is not
+    trained (BatchNorm moving statistics, Normalization's mean and variance), which a shrink
+    slices and a rollback restores but a mask never zeroes."""
+    if role == "pass":
+        return []
+    bias = [(layer.bias, 0)] if getattr(layer, "use_bias", False) and \
+        getattr(layer, "bias", None) is not None else []
+    if isinstance(layer, (L.SeparableConv1D, L.SeparableConv2D)):
+        if role == "out":
+            return [(layer.pointwise_kernel, -1)] + bias
+        return [(layer.depthwise_kernel, -2), (layer.pointwise_kernel, -2)]
+    if isinstance(layer, (L.Conv1DTranspose, L.Conv2DTranspose)):
+        return [(layer.kernel, -2)] + bias if role == "out" else [(layer.kernel, -1)]
+    if role == "out":
+        return [(layer.kernel, -1)] + bias
+    if role == "in":
+        return [(layer.kernel, -2)]
+    if isinstance(layer, L.BatchNormalization):
+        found = [(v, 0) for v in (layer.gamma, layer.beta) if v is not None]
+        return found + ([(layer.moving_mean, 0), (layer.moving_variance, 0)]
+                        if statistics else [])
+    if isinstance(layer, (L.DepthwiseConv1D, L.DepthwiseConv2D)):
+        return [(layer.depthwise_kernel, -2)] + bias
+    if is_grouped_depthwise(layer):
+        return [(layer.kernel, -1)] + bias
+    if isinstance(layer, L.PReLU):
+        return [(layer.alpha, -1)]
+    if isinstance(layer, L.Normalization):
+        return [(layer.mean, -1), (layer.variance, -1)] if statistics else []
+    return []
 
 
 class _Graph:
@@ -78,6 +141,7 @@ class _Graph:
 
     def __init__(self):
         self.parent, self.width, self.members, self.blocked = [], [], [], []
+        self.opaque = {}   # layer name -> why the graph cannot see through it
 
     def new(self, width, blocked=None):
         self.parent.append(len(self.parent))
@@ -113,6 +177,10 @@ class _Tensor:
     segments: list           # [(group id, width)] along the channel axis
     flat: tuple = None       # (spatial positions, channels) when a Flatten made it
 
+    @property
+    def width(self):
+        return sum(w for _, w in self.segments)
+
 
 def _as_list(x):
     return list(x) if isinstance(x, (list, tuple)) else [x]
@@ -122,8 +190,24 @@ def _structure(graph, tensor):
     return [(graph.find(g), w) for g, w in tensor.segments]
 
 
-def channel_groups(model):
-    """The groups of coupled channels of a functional ``model``, in order of first appearance."""
+def model_node(model, layer):
+    """The one node of ``layer`` in ``model`` (None when the model calls it more than once)."""
+    nodes = [node for index, node in enumerate(layer._inbound_nodes)
+             if f"{layer.name}_ib-{index}" in model._network_nodes]
+    return nodes[0] if len(nodes) == 1 else None
+
+
+@dataclasses.dataclass
+class Graph:
+    """The groups of a model and the layers the graph could not see through."""
+
+    groups: list
+    opaque: dict     # layer name -> reason
+
+
+def analyze(model):
+    """The ``Graph`` of a functional ``model``: its channel groups, in order of first
+    appearance, and the layers that end them."""
     graph = _Graph()
     tensors = {}
     for t in _as_list(model.inputs):
@@ -131,80 +215,182 @@ def channel_groups(model):
     for layer in model.layers:
         if isinstance(layer, L.InputLayer):
             continue
-        inputs = [tensors[id(t)] for t in _as_list(layer.input)]
-        tensors[id(layer.output)] = _visit(graph, layer, inputs)
+        node = model_node(model, layer)
+        if node is not None and not isinstance(node.outputs, (list, tuple)):
+            tensors[id(node.outputs)] = _visit(graph, layer,
+                                               [tensors[id(t)] for t in node.keras_inputs])
+            continue
+        # Called more than once (shared weights) or with several outputs: every input blocked,
+        # every output a new blocked group.
+        nodes = [node] if node is not None else layer._inbound_nodes
+        why = "which has several outputs" if node is not None else \
+            "which the model calls more than once (shared weights)"
+        _block(graph, layer, [tensors[id(t)] for n in nodes for t in n.keras_inputs
+                              if id(t) in tensors], why)
+        for t in (t for n in nodes for t in _as_list(n.outputs)):
+            tensors[id(t)] = _fresh(graph, layer, t, why)
     for t in _as_list(model.outputs):
         for g, _ in tensors[id(t)].segments:
             graph.block(g, "the model output")
     roots = sorted({graph.find(g) for g in range(len(graph.parent))})
-    return [Group(i, graph.width[r], list(graph.members[r]), graph.blocked[r])
-            for i, r in enumerate(roots)]
+    groups = [Group(i, graph.width[r], list(graph.members[r]), graph.blocked[r])
+              for i, r in enumerate(roots)]
+    return Graph(groups, dict(graph.opaque))
+
+
+def channel_groups(model):
+    """The groups of coupled channels of a functional ``model``, in order of first appearance."""
+    return analyze(model).groups
+
+
+def _fresh(graph, layer, tensor, why):
+    width = int(tensor.shape[-1]) if tensor.shape.rank else 1
+    return _Tensor([(graph.new(width, f"made by {type(layer).__name__} {layer.name!r}, {why}"),
+                     width)])
 
 
 def _feed(graph, layer, tensor, role):
-    """Record ``layer`` as a member of every group of ``tensor`` (role "in" or "channel")."""
+    """Record ``layer`` as a member of every group of ``tensor``."""
     offset = 0
-    channels = sum(w for _, w in tensor.segments)
     for g, width in tensor.segments:
         if tensor.flat:
-            graph.add(g, Member(layer.name, role, offset, stride=channels, repeat=tensor.flat[0]))
+            graph.add(g, Member(layer.name, role, offset, stride=tensor.width,
+                                repeat=tensor.flat[0]))
         else:
             graph.add(g, Member(layer.name, role, offset))
         offset += width
 
 
-def _opaque(graph, layer, inputs, why):
+def _through(graph, layer, tensor, role="pass"):
+    """``tensor``'s channels, unchanged, through ``layer`` (recorded as ``role``)."""
+    _feed(graph, layer, tensor, role)
+    return _Tensor(list(tensor.segments), tensor.flat)
+
+
+def _block(graph, layer, inputs, why):
+    graph.opaque.setdefault(layer.name, why)
     for tensor in inputs:
         for g, _ in tensor.segments:
             graph.block(g, f"consumed by {type(layer).__name__} {layer.name!r}, {why}")
-    width = int(layer.output.shape[-1])
-    return _Tensor([(graph.new(width, f"made by {type(layer).__name__} {layer.name!r}, {why}"),
-                     width)])
+
+
+def _opaque(graph, layer, inputs, why):
+    _block(graph, layer, inputs, why)
+    return _fresh(graph, layer, layer.output, why)
+
+
+def _last_axis(axis, rank):
+    return any(a in (-1, rank - 1) for a in _as_list(axis)) and len(_as_list(axis)) == 1
 
 
 def _visit(graph, layer, inputs):
-    if type(layer) in PRODUCERS:
-        if inputs[0].flat and not isinstance(layer, L.Dense):
+    if not inputs:
+        return _opaque(graph, layer, inputs, "which has no tensor input")
+    first = inputs[0]
+    if type(layer) in PRODUCERS and len(inputs) == 1:
+        if first.flat and not isinstance(layer, L.Dense):
             return _opaque(graph, layer, inputs, "which reads a Flatten other than as a Dense")
-        _feed(graph, layer, inputs[0], "in")
+        if getattr(layer, "groups", 1) not in (1, None):
+            if first.flat or not is_grouped_depthwise(layer):
+                return _opaque(graph, layer, inputs, f"a convolution in {layer.groups} groups")
+            return _through(graph, layer, first, "channel")
+        if getattr(layer, "depth_multiplier", 1) != 1:
+            return _opaque(graph, layer, inputs, "a separable convolution with depth "
+                                                 f"multiplier {layer.depth_multiplier}")
+        _feed(graph, layer, first, "in")
         width = int(layer.output.shape[-1])
         g = graph.new(width)
         graph.add(g, Member(layer.name, "out"))
         return _Tensor([(g, width)])
-    if inputs[0].flat:  # only a Dense reads a flattened map channel by channel
+    if first.flat and not isinstance(layer, (L.Dropout, L.Activation, L.ReLU)):
+        # Only a Dense reads a flattened map channel by channel.
         return _opaque(graph, layer, inputs, "after a Flatten (only a Dense can follow one)")
-    if isinstance(layer, L.DepthwiseConv2D):
-        if layer.depth_multiplier != 1:
-            return _opaque(graph, layer, inputs, "a depthwise convolution with depth multiplier "
-                                                 f"{layer.depth_multiplier}")
-        _feed(graph, layer, inputs[0], "channel")
-        return _Tensor(list(inputs[0].segments))
-    if isinstance(layer, L.BatchNormalization):
-        if layer.axis not in ([-1], [len(layer.input.shape) - 1], -1):
-            return _opaque(graph, layer, inputs, f"normalizing axis {layer.axis}")
-        _feed(graph, layer, inputs[0], "channel")
-        return _Tensor(list(inputs[0].segments))
-    if isinstance(layer, L.Activation):
+    if len(inputs) == 1 and isinstance(layer, CHANNELWISE):
+        return _channelwise(graph, layer, inputs)
+    if len(inputs) == 1 and isinstance(layer, L.Activation):
         if getattr(layer.activation, "__name__", "") in _CROSS_CHANNEL:
             return _opaque(graph, layer, inputs, "which mixes channels")
-        return _Tensor(list(inputs[0].segments))
-    if isinstance(layer, PASS_THROUGH):
-        return _Tensor(list(inputs[0].segments))
+        return _through(graph, layer, first)
+    if len(inputs) == 1 and isinstance(layer, L.Softmax):
+        if _last_axis(layer.axis, len(layer.input.shape)):
+            return _opaque(graph, layer, inputs, "which mixes channels")
+        return _through(graph, layer, first)
+    if len(inputs) == 1 and isinstance(layer, PASS_THROUGH):
+        if isinstance(layer, L.GlobalAveragePooling1D) or isinstance(layer, L.GlobalMaxPooling1D):
+            if getattr(layer, "data_format", "channels_last") != "channels_last":
+                return _opaque(graph, layer, inputs, "pooling channels first")
+        return _through(graph, layer, first)
     if isinstance(layer, MERGES):
-        first = _structure(graph, inputs[0])
-        if any([w for _, w in _structure(graph, t)] != [w for _, w in first] for t in inputs[1:]):
-            return _opaque(graph, layer, inputs, "whose inputs arrange their channels differently")
-        for tensor in inputs[1:]:
-            for (a, _), (b, _) in zip(inputs[0].segments, tensor.segments):
-                graph.union(a, b)
-        return _Tensor(list(inputs[0].segments))
+        return _merge(graph, layer, inputs)
     if isinstance(layer, L.Concatenate):
-        if layer.axis not in (-1, len(layer.output.shape) - 1):
+        if not _last_axis(layer.axis, len(layer.output.shape)):
             return _opaque(graph, layer, inputs, f"concatenating along axis {layer.axis}")
-        return _Tensor([segment for tensor in inputs for segment in tensor.segments])
-    if isinstance(layer, L.Flatten):
-        shape = layer.input.shape
-        if len(shape) <= 2:
-            return _Tensor(list(inputs[0].segments))
-        return _Tensor(list(inputs[0].segments), flat=(int(np.prod(shape[1:-1])), int(shape[-1])))
+        out = _Tensor([segment for tensor in inputs for segment in tensor.segments])
+        _feed(graph, layer, out, "pass")
+        return out
+    if len(inputs) == 1 and isinstance(layer, L.Flatten):
+        return _flatten(graph, layer, first)
+    if len(inputs) == 1 and isinstance(layer, L.Reshape):
+        return _reshape(graph, layer, first)
+    if len(inputs) == 1 and isinstance(layer, L.Permute):
+        if layer.dims[-1] != len(layer.dims):
+            return _opaque(graph, layer, inputs, "which moves the channel axis")
+        return _through(graph, layer, first)
+    if isinstance(layer, L.LayerNormalization) and len(inputs) == 1:
+        return _opaque(graph, layer, inputs, "whose mean and variance span the channels "
+                                             "(removing one would change every other)")
     return _opaque(graph, layer, inputs, "which the graph cannot see through")
+
+
+def _channelwise(graph, layer, inputs):
+    if isinstance(layer, (L.DepthwiseConv1D, L.DepthwiseConv2D)) and layer.depth_multiplier != 1:
+        return _opaque(graph, layer, inputs, "a depthwise convolution with depth multiplier "
+                                             f"{layer.depth_multiplier}")
+    rank = len(layer.input.shape)
+    if isinstance(layer, (L.BatchNormalization, L.Normalization)) \
+            and not _last_axis(layer.axis, rank):
+        return _opaque(graph, layer, inputs, f"normalizing axis {layer.axis}")
+    if isinstance(layer, L.PReLU) and layer.alpha.shape[-1] != layer.input.shape[-1]:
+        return _through(graph, layer, inputs[0])  # one alpha shared across the channels
+    return _through(graph, layer, inputs[0], "channel")
+
+
+def _merge(graph, layer, inputs):
+    """Elementwise merges tie channel i of every input; an input of one channel broadcasts
+    over the others (a spatial gate) and is not tied."""
+    width = max(t.width for t in inputs)
+    full = [t for t in inputs if t.width == width]
+    if width > 1 and len(full) < len(inputs) and any(t.width != 1 for t in inputs):
+        return _opaque(graph, layer, inputs, "whose inputs have different channel counts")
+    shape = [w for _, w in _structure(graph, full[0])]
+    if any([w for _, w in _structure(graph, t)] != shape for t in full[1:]) \
+            or any(t.flat != full[0].flat for t in full[1:]):
+        return _opaque(graph, layer, inputs, "whose inputs arrange their channels differently")
+    for tensor in full[1:]:
+        for (a, _), (b, _) in zip(full[0].segments, tensor.segments):
+            graph.union(a, b)
+    out = _Tensor(list(full[0].segments), full[0].flat)
+    _feed(graph, layer, out, "pass")
+    return out
+
+
+def _flatten(graph, layer, tensor):
+    shape = layer.input.shape
+    if len(shape) <= 2:
+        return _through(graph, layer, tensor)
+    out = _Tensor(list(tensor.segments), flat=(int(np.prod(shape[1:-1])), int(shape[-1])))
+    _feed(graph, layer, out, "pass")
+    return out
+
+
+def _reshape(graph, layer, tensor):
+    """A Reshape keeping the channel axis last and whole (adding or removing unit axes, or
+    merging spatial axes: tokens from a patch grid) passes it; one flattening everything into
+    one axis is a Flatten."""
+    in_shape, out_shape = layer.input.shape, layer.output.shape
+    if in_shape[-1] == out_shape[-1] and all(d is not None for d in in_shape[1:]) \
+            and np.prod(in_shape[1:-1]) == np.prod(out_shape[1:-1]):
+        return _through(graph, layer, tensor)
+    if len(out_shape) == 2 and len(in_shape) > 2:
+        return _flatten(graph, layer, tensor)
+    return _opaque(graph, layer, [tensor], "which does not keep the channel axis whole")

@@ -1,11 +1,18 @@
-"""Physically remove pruned units: rebuild a thinner dense model with the same outputs.
+"""Physically remove channels: rebuild a thinner model with the same outputs. The one shrink of
+every structured method, over the channel groups of pruning/groups.py.
 
-A channel (a Dense unit, a Conv2D filter, and the channel it feeds through BatchNorm, ReLU,
-pooling, Flatten, ...) can be removed when it is provably zero for every input and every layer
-that touches it can drop it. Channels that are tied together (through channel-wise layers and
-residual Adds) form a group, and a group drops only the channels that are zero in all its
-tensors. Whatever cannot be removed safely is left in place and explained in ``notes``; the
-result is checked against the original model's outputs.
+- ``remove(model, groups, keep, reference=...)``: the rebuild. Every layer is cloned from its
+  config (with its call arguments: a MultiHeadAttention keeps its query, value and key), the
+  configs that depend on a width rewritten (units, filters, a depthwise Conv2D's groups, a
+  Reshape's target shape, Rescaling's per-channel constants), and every parameter sliced along
+  the axes ``groups.parameters`` names, so what masking zeroes is exactly what is removed. The
+  result is checked against ``reference`` on the check inputs and refused when it differs.
+- ``shrink(model)``: unit pruning's shrink. A channel goes when it is provably zero for every
+  input in every tensor of its group (its producers' kernel columns and biases are zero and
+  their activations keep zero at zero, and so does every layer it passes through: a BatchNorm
+  with beta - gamma * mean / sqrt(var) = 0, ...), so a group of one layer's own channels loses
+  that layer's zero units, and channels tied through a residual Add go only when they are zero
+  in every producer. What cannot be removed is kept and explained in ``notes``.
 """
 
 import dataclasses
@@ -14,251 +21,247 @@ import numpy as np
 
 from tfprune.errors import InternalError, TfpruneError
 from tfprune.keras import check_model, keras, tf
+from tfprune.pruning import groups as groups_lib
 from tfprune.pruning.unit import is_wrapped
 
 L = keras.layers
 
-# Layers that act on each channel separately and keep the channel count.
-_CHANNELWISE = (L.ReLU, L.Activation, L.Dropout, L.MaxPooling2D, L.AveragePooling2D,
-                L.GlobalAveragePooling2D, L.GlobalMaxPooling2D, L.ZeroPadding2D,
-                L.BatchNormalization, L.DepthwiseConv2D, L.Resizing, L.UpSampling2D,
-                L.SpatialDropout2D, L.GaussianNoise, L.LeakyReLU)
-_ELEMENTWISE_ACTIVATIONS = {"linear", "relu", "relu6", "tanh", "elu", "selu", "gelu", "swish",
-                            "silu", "sigmoid", "hard_sigmoid", "softplus", "softsign",
-                            "exponential", "leaky_relu", "hard_silu", "hard_swish", "mish"}
+TOLERANCE = 1e-4  # largest |shrunk - reference| output difference accepted
 
 
 @dataclasses.dataclass
 class ShrinkResult:
     model: keras.Model
     removed: dict          # layer name -> (units before, units after), for thinned layers
-    notes: list            # why zero units were left in place
+    notes: list            # why channels were left in place
     params_before: int
     params_after: int
-    max_abs_diff: float = None  # against the masked model on the check inputs
+    max_abs_diff: float = None  # against the reference model on the check inputs
 
     @property
     def param_reduction(self):
         return self.params_before / max(self.params_after, 1)
 
 
-class _UnionFind:
-    def __init__(self):
-        self.parent = {}
-
-    def find(self, x):
-        self.parent.setdefault(x, x)
-        while self.parent[x] != x:
-            self.parent[x] = self.parent[self.parent[x]]
-            x = self.parent[x]
-        return x
-
-    def union(self, a, b):
-        self.parent[self.find(a)] = self.find(b)
-
-
-def _as_list(x):
-    return list(x) if isinstance(x, (list, tuple)) else [x]
-
-
-def _activation_name(layer):
-    fn = getattr(layer, "activation", None)
-    return getattr(fn, "__name__", "") if fn is not None else "linear"
-
-
-def _maps_zero_to_zero(fn):
-    return float(np.max(np.abs(fn(tf.zeros((1, 1))).numpy()))) == 0.0
-
-
-def _is_channelwise(layer):
-    if isinstance(layer, L.Activation):
-        return _activation_name(layer) in _ELEMENTWISE_ACTIVATIONS
-    if isinstance(layer, L.DepthwiseConv2D):
-        return layer.depth_multiplier == 1
-    return isinstance(layer, _CHANNELWISE)
-
-
-def _zero_out_channelwise(layer, zero_in):
-    """Which output channels are zero, given which input channels are."""
-    if isinstance(layer, L.BatchNormalization):
-        gamma, beta, mean, var = _bn_params(layer)
-        return zero_in & (beta - gamma * mean / np.sqrt(var + layer.epsilon) == 0)
-    if isinstance(layer, L.DepthwiseConv2D):
-        bias = layer.bias.numpy() if layer.use_bias else np.zeros(zero_in.shape)
-        return zero_in & (bias == 0) & _maps_zero_to_zero(layer.activation)
-    if isinstance(layer, (L.Activation, L.ReLU, L.LeakyReLU)):
-        return zero_in & _maps_zero_to_zero(layer)
-    return zero_in.copy()
-
-
-def _bn_params(layer):
-    channels = layer.moving_mean.shape[-1]
-    gamma = layer.gamma.numpy() if layer.scale else np.ones(channels)
-    beta = layer.beta.numpy() if layer.center else np.zeros(channels)
-    return gamma, beta, layer.moving_mean.numpy(), layer.moving_variance.numpy()
-
-
-def _zero_units(layer):
-    """Output units of a Dense/Conv2D layer that are zero for every input."""
-    kernel = layer.kernel.numpy()
-    zero = ~np.any(kernel.reshape(-1, kernel.shape[-1]) != 0, axis=0)
-    if layer.use_bias:
-        zero &= layer.bias.numpy() == 0
-    return zero & _maps_zero_to_zero(layer.activation)
-
-
-def _is_producer(layer):
-    return type(layer) in (L.Dense, L.Conv2D)
-
-
-def _fresh_copy(model):
-    # After strip_pruning a layer can have several inbound nodes; a clone has exactly one.
+def fresh_copy(model):
+    """A clone with the same weights: one inbound node per layer (a stripped or reused layer
+    may have several)."""
     copy = keras.models.clone_model(model)
     copy.set_weights(model.get_weights())
     return copy
 
 
-def shrink(model, check_inputs=None, atol=1e-4):
-    """Rebuild ``model`` without its provably-zero units.
+def _kept_along(members, keep, groups_by_id, role, full):
+    """Kept indices along a layer's ``role`` axis (all of ``full`` where nothing is pruned)."""
+    drop = [member.indices(groups_by_id[gid].dropped(keep[gid]))
+            for gid, member in members if member.role == role and gid in keep]
+    return np.setdiff1d(np.arange(full), np.concatenate(drop)) if drop else np.arange(full)
+
+
+def _slice_constant(value, kept, width):
+    """A per-channel constant of a config (a list of ``width`` numbers) at ``kept``."""
+    array = np.asarray(value)
+    if array.ndim and array.shape[-1] == width:
+        return np.take(array, kept, axis=-1).tolist()
+    return value
+
+
+def _thinned(layer, members, keep, groups_by_id):
+    """(config, weights) of ``layer`` without the channels ``keep`` leaves out."""
+    config, weights = layer.get_config(), layer.get_weights()
+    position = {id(v): i for i, v in enumerate(layer.weights)}
+    kept = {}
+    for role in {m.role for _, m in members}:
+        pairs = groups_lib.parameters(layer, role, statistics=True)
+        if role == "pass":
+            full = int(layer.output.shape[-1])
+        elif role == "out" or role == "channel":
+            full = int(layer.output.shape[-1])
+        else:
+            full = int(pairs[0][0].shape[pairs[0][1]])
+        kept[role] = _kept_along(members, keep, groups_by_id, role, full)
+        for variable, axis in pairs:
+            i = position[id(variable)]
+            weights[i] = np.take(weights[i], kept[role], axis=axis)
+    if "out" in kept:
+        config["units" if isinstance(layer, L.Dense) else "filters"] = int(kept["out"].size)
+    if "channel" in kept and groups_lib.is_grouped_depthwise(layer):
+        config["filters"] = config["groups"] = int(kept["channel"].size)
+    if "pass" in kept:
+        width, new = int(layer.output.shape[-1]), kept["pass"]
+        if isinstance(layer, L.Reshape):
+            target = list(config["target_shape"])
+            config["target_shape"] = tuple(target[:-1] + [int(new.size)]) if \
+                int(layer.input.shape[-1]) == width else (-1,)
+        elif isinstance(layer, L.Rescaling):
+            config["scale"] = _slice_constant(config["scale"], new, width)
+            config["offset"] = _slice_constant(config["offset"], new, width)
+    if "channel" in kept and isinstance(layer, L.Normalization):
+        width = int(layer.output.shape[-1])
+        for key in ("mean", "variance"):
+            if config.get(key) is not None:
+                config[key] = _slice_constant(config[key], kept["channel"], width)
+    return config, weights
+
+
+def remove(model, groups, keep, check_inputs=None, reference=None, atol=TOLERANCE,
+           notes=(), against="masked"):
+    """A thinner copy of ``model`` (a ShrinkResult) without the channels ``keep`` (group id ->
+    kept indices) leaves out, each group removed from every layer it touches. With
+    ``check_inputs``, its outputs are compared with ``reference``'s (``against`` names it in
+    the error) and refused above ``atol``."""
+    check_model(model)
+    source = fresh_copy(model)
+    groups_by_id = {g.id: g for g in groups}
+    per_layer = {}
+    for group in groups:
+        if group.id in keep:
+            for member in group.members:
+                per_layer.setdefault(member.layer, []).append((group.id, member))
+    thinned = {name: _thinned(source.get_layer(name), members, keep, groups_by_id)
+               for name, members in per_layer.items()}
+
+    def clone(layer):
+        config = thinned[layer.name][0] if layer.name in thinned else layer.get_config()
+        return type(layer).from_config(config)
+
+    thin = keras.models.clone_model(source, clone_function=clone)
+    for layer in source.layers:
+        if isinstance(layer, L.InputLayer) or not layer.weights:
+            continue
+        values = thinned[layer.name][1] if layer.name in thinned else layer.get_weights()
+        thin.get_layer(layer.name).set_weights(values)
+    removed = {}
+    for gid, kept in keep.items():
+        group = groups_by_id[gid]
+        for member in group.members:
+            if member.role == "out" and len(kept) < group.width:
+                removed[member.layer] = (group.width, int(len(kept)))
+    result = ShrinkResult(thin, removed, list(notes), int(model.count_params()),
+                          int(thin.count_params()))
+    if check_inputs is not None:
+        expected = _outputs(reference if reference is not None else model, check_inputs)
+        got = _outputs(thin, check_inputs)
+        result.max_abs_diff = max(float(np.max(np.abs(e - g))) if e.size else 0.0
+                                  for e, g in zip(expected, got))
+        if not result.max_abs_diff <= atol:
+            raise InternalError(f"shrunk model differs from the {against} model by "
+                                f"{result.max_abs_diff:.3g} (> {atol}); refusing to return it")
+    return result
+
+
+def _outputs(model, x):
+    out = model(x, training=False)
+    return [np.asarray(o) for o in (out if isinstance(out, (list, tuple)) else [out])]
+
+
+# --- unit pruning: which channels are provably zero ---------------------------------------
+
+def _maps_zero_to_zero(fn):
+    if fn is None:
+        return True
+    return float(np.max(np.abs(np.asarray(fn(tf.zeros((1, 1, 1, 2))))))) == 0.0
+
+
+def _zero_columns(layer, role):
+    """Per channel of ``layer``'s ``role`` axis: are all its parameters there zero?"""
+    pairs = groups_lib.parameters(layer, role)
+    zero = None
+    for variable, axis in pairs:
+        moved = np.moveaxis(variable.numpy(), axis, 0)
+        column = ~np.any(moved.reshape(moved.shape[0], -1) != 0, axis=1)
+        zero = column if zero is None else zero & column
+    return zero
+
+
+def _keeps_zero(layer, role, size):
+    """Per channel along the member's axis (``size`` of them): does ``layer`` output zero
+    where that channel's input is zero?"""
+    yes, no = np.ones(size, bool), np.zeros(size, bool)
+    if role == "out":
+        zero = _zero_columns(layer, "out")
+        return zero & _maps_zero_to_zero(getattr(layer, "activation", None))
+    if isinstance(layer, L.BatchNormalization):
+        channels = layer.moving_mean.shape[-1]
+        gamma = layer.gamma.numpy() if layer.scale else np.ones(channels)
+        beta = layer.beta.numpy() if layer.center else np.zeros(channels)
+        shift = beta - gamma * layer.moving_mean.numpy() / np.sqrt(
+            layer.moving_variance.numpy() + layer.epsilon)
+        return shift == 0
+    if isinstance(layer, (L.DepthwiseConv1D, L.DepthwiseConv2D)) or \
+            groups_lib.is_grouped_depthwise(layer):
+        bias = layer.bias.numpy() if layer.use_bias else np.zeros(size)
+        return (bias == 0) & _maps_zero_to_zero(layer.activation)
+    if isinstance(layer, L.Normalization):
+        return np.broadcast_to(np.asarray(layer.mean).reshape(-1) == 0, (size,)).copy()
+    if isinstance(layer, L.Rescaling):
+        return np.broadcast_to(np.asarray(layer.offset).reshape(-1) == 0, (size,)).copy()
+    if isinstance(layer, groups_lib.MERGES):
+        widths = {int(t.shape[-1]) for t in layer.input}
+        return yes if len(widths) == 1 or isinstance(layer, L.Multiply) else no
+    if isinstance(layer, L.Activation):
+        return yes if _maps_zero_to_zero(layer.activation) else no
+    if isinstance(layer, (L.ReLU, L.LeakyReLU, L.ELU, L.ThresholdedReLU, L.PReLU, L.Softmax)):
+        return yes if _maps_zero_to_zero(layer) else no
+    return yes
+
+
+def _removable_zeros(model, group):
+    """(channels of ``group`` zero in every tensor, {producer: its own zero channels},
+    {layer: channels its producers leave zero that it does not keep at zero})."""
+    own, keeps = {}, {}
+    for member in group.members:
+        if member.role == "in":
+            continue
+        layer = model.get_layer(member.layer)
+        size = int(layer.output.shape[-1])
+        index = np.stack([member.indices([c]) for c in range(group.width)])  # (width, repeat)
+        zero = _keeps_zero(layer, member.role, size)[index].all(axis=1)
+        (own if member.role == "out" else keeps)[member.layer] = zero
+    produced = np.logical_and.reduce(list(own.values())) if own else np.zeros(group.width, bool)
+    breakers = {name: produced & ~zero for name, zero in keeps.items() if (produced & ~zero).any()}
+    zero = np.logical_and.reduce([produced] + list(keeps.values()))
+    return zero, own, breakers, produced
+
+
+def shrink(model, check_inputs=None, atol=TOLERANCE):
+    """Rebuild ``model`` without its provably-zero channels (unit pruning's shrink).
 
     ``check_inputs`` (a batch of inputs) verifies the result: the outputs must match the input
-    model's within ``atol``, else TfpruneError (a wrong model is never returned).
+    model's within ``atol``, else InternalError (a wrong model is never returned).
     """
     check_model(model)
     if is_wrapped(model):
         raise TfpruneError("`model` still has pruning wrappers; call tfprune.pruning.strip first")
-    source = _fresh_copy(model)
-    layers = [layer for layer in source.layers if not isinstance(layer, L.InputLayer)]
-    inputs = {id(t) for t in _as_list(source.inputs)}
-    outputs = {id(t) for t in _as_list(source.outputs)}
-    width = {}          # tensor id -> channel count (last axis)
-    zero = {}           # tensor id -> bool array over channels
-    producer = {}       # tensor id -> producing layer
-    consumers = {}      # tensor id -> consuming layers
-    for t in _as_list(source.inputs):
-        width[id(t)] = int(t.shape[-1])
-        zero[id(t)] = np.zeros(width[id(t)], bool)
-    groups = _UnionFind()
-    blocked = {}        # group root -> reason nothing in it can be removed
-    flatten_edges = []  # (input tensor id, output tensor id, spatial size)
-    adds = {}           # tensor id -> Add layer name, for notes
-
-    for layer in layers:
-        ins, out = _as_list(layer.input), layer.output
-        producer[id(out)] = layer
-        width[id(out)] = int(out.shape[-1])
-        for t in ins:
-            consumers.setdefault(id(t), []).append(layer)
-        groups.find(id(out))
-        if _is_producer(layer):
-            zero[id(out)] = _zero_units(layer)
-        elif _is_channelwise(layer):
-            zero[id(out)] = _zero_out_channelwise(layer, zero[id(ins[0])])
-            groups.union(id(ins[0]), id(out))
-        elif isinstance(layer, L.Add):
-            zero[id(out)] = np.logical_and.reduce([zero[id(t)] for t in ins])
-            for t in ins:
-                groups.union(id(t), id(out))
-                adds[id(t)] = layer.name
-        elif isinstance(layer, L.Flatten) and len(ins[0].shape) >= 2:
-            spatial = int(np.prod(ins[0].shape[1:-1]))
-            zero[id(out)] = np.tile(zero[id(ins[0])], spatial)
-            flatten_edges.append((id(ins[0]), id(out), spatial))
-        else:
-            zero[id(out)] = np.zeros(width[id(out)], bool)
-            for t in ins:
-                blocked.setdefault(id(t), f"consumed by {type(layer).__name__} {layer.name!r}, "
-                                          "which shrink does not thin")
-
-    members = {}
-    for tid in zero:
-        members.setdefault(groups.find(tid), []).append(tid)
-    # A group can drop channels only if every tensor in it can.
-    group_block = {}
-    for root, tids in members.items():
-        for tid in tids:
-            reason = None
-            if tid in inputs:
-                reason = "the model input"
-            elif tid in outputs:
-                reason = "the model output"
-            elif tid in blocked:
-                reason = blocked[tid]
-            if reason:
-                group_block[root] = reason
-                break
-    # Flatten: its input channels go only if every feature they become can go.
-    for in_id, out_id, _ in flatten_edges:
-        if groups.find(out_id) in group_block:
-            group_block.setdefault(groups.find(in_id), group_block[groups.find(out_id)])
-
-    removable = {}
-    notes = []
-    for root, tids in members.items():
-        common = np.logical_and.reduce([zero[t] for t in tids])
-        if root in group_block:
-            common = np.zeros_like(common)
-        removable[root] = common
-        for tid in tids:
-            layer = producer.get(tid)
-            extra = int(np.count_nonzero(zero[tid] & ~common))
-            if not extra or layer is None or not _is_producer(layer):
+    source = fresh_copy(model)
+    groups = groups_lib.channel_groups(source)
+    keep, notes = {}, []
+    for group in groups:
+        if not group.layers("out"):
+            continue
+        zero, own, breakers, produced = _removable_zeros(source, group)
+        if group.blocked or group.width < 2:
+            zero[:] = False
+        elif zero.all():
+            zero[0] = False  # a layer keeps one channel
+        if zero.any():
+            keep[group.id] = np.flatnonzero(~zero)
+        adds = [m.layer for m in group.members if m.role == "pass"
+                and isinstance(source.get_layer(m.layer), L.Add)]
+        for layer, own_zero in own.items():
+            extra = int(np.count_nonzero(own_zero & ~zero))
+            if not extra:
                 continue
-            if root in group_block:
-                why = group_block[root]
-            elif any(t in adds for t in tids):
+            tied = own_zero & ~produced
+            if group.blocked:
+                why = group.blocked
+            elif not tied.any() and breakers:
+                name = next(n for n, b in breakers.items() if (b & own_zero).any())
+                why = f"{name!r} does not keep them at zero"
+            elif adds:
                 why = "tied by a residual Add to channels that are not zero"
             else:
                 why = "tied to channels that are not zero"
-            notes.append(f"{layer.name}: {extra} zero unit(s) kept ({why})")
-
-    def keep_of(tid):
-        return np.flatnonzero(~removable[groups.find(tid)])
-
-    for in_id, out_id, spatial in flatten_edges:
-        # Flatten cannot drop a feature without dropping its channel upstream.
-        removable[groups.find(out_id)] = np.tile(removable[groups.find(in_id)], spatial)
-
-    # Rebuild layer by layer with thinned configs and sliced weights.
-    new_tensors = {}
-    new_inputs = []
-    for t in _as_list(source.inputs):
-        new = keras.Input(shape=t.shape[1:], dtype=t.dtype, name=t.name.split(":")[0])
-        new_tensors[id(t)] = new
-        new_inputs.append(new)
-    removed = {}
-    for layer in layers:
-        ins, out = _as_list(layer.input), layer.output
-        in_keep = keep_of(id(ins[0]))
-        out_keep = keep_of(id(out))
-        config = layer.get_config()
-        weights = layer.get_weights()
-        if _is_producer(layer):
-            key = "units" if isinstance(layer, L.Dense) else "filters"
-            config[key] = len(out_keep)
-            kernel = weights[0][..., in_keep, :][..., out_keep]
-            weights = [kernel] + ([weights[1][out_keep]] if layer.use_bias else [])
-            if len(out_keep) != width[id(out)]:
-                removed[layer.name] = (width[id(out)], len(out_keep))
-        elif isinstance(layer, L.BatchNormalization):
-            weights = [w[out_keep] for w in weights]
-        elif isinstance(layer, L.DepthwiseConv2D):
-            weights = [weights[0][:, :, out_keep, :]] + [w[out_keep] for w in weights[1:]]
-        new_layer = type(layer).from_config(config)
-        args = [new_tensors[id(t)] for t in ins]
-        new_out = new_layer(args if isinstance(layer.input, (list, tuple)) else args[0])
-        new_layer.set_weights(weights)
-        new_tensors[id(out)] = new_out
-    new_outputs = [new_tensors[id(t)] for t in _as_list(source.outputs)]
-    thin = keras.Model(new_inputs if len(new_inputs) > 1 else new_inputs[0],
-                       new_outputs if len(new_outputs) > 1 else new_outputs[0], name=model.name)
-    result = ShrinkResult(thin, removed, notes, int(model.count_params()), int(thin.count_params()))
-    if check_inputs is not None:
-        expected = model(check_inputs, training=False)
-        got = thin(check_inputs, training=False)
-        result.max_abs_diff = float(np.max(np.abs(np.asarray(expected) - np.asarray(got))))
-        if not result.max_abs_diff <= atol:
-            raise InternalError(
-                f"shrunk model differs from the masked model by {result.max_abs_diff:.3g} "
-                f"(> {atol}); refusing to return it")
-    return result
+            notes.append(f"{layer}: {extra} zero unit(s) kept ({why})")
+    return remove(source, groups, keep, check_inputs, reference=model, atol=atol, notes=notes,
+                  against="input")
