@@ -4,7 +4,7 @@ import numpy as np
 
 from tfprune.keras import keras
 from tfprune.models import build_model
-from tfprune.pruning.groups import Member, channel_groups
+from tfprune.pruning.groups import Member, analyze, channel_groups
 
 L = keras.layers
 
@@ -15,7 +15,7 @@ def by_layer(groups, layer, role="out"):
 
 
 def places(group):
-    return sorted((m.layer, m.role, m.offset) for m in group.members)
+    return sorted((m.layer, m.role, m.offset) for m in group.members if m.role != "pass")
 
 
 def test_two_branch_add_couples_both_producers_and_the_consumer():
@@ -28,7 +28,7 @@ def test_two_branch_add_couples_both_producers_and_the_consumer():
     stream = by_layer(groups, "a")
     assert stream is by_layer(groups, "b") and stream.width == 8 and stream.blocked is None
     assert places(stream) == [("a", "out", 0), ("b", "out", 0), ("c", "in", 0)]
-    assert by_layer(groups, "c").layers() == ["c", "head"]
+    assert by_layer(groups, "c").layers() == ["c", "gap", "head"]  # gap: passed through
     assert "model input" in by_layer(groups, "a", "in").blocked
     assert by_layer(groups, "head").blocked == "the model output"
 
@@ -73,15 +73,29 @@ def test_flatten_to_dense_maps_a_channel_to_a_block_of_rows():
 def test_an_op_the_graph_cannot_see_through_is_reported_not_guessed():
     x = keras.Input((4, 4, 2))
     c = L.Conv2D(6, 1, name="conv")(x)
-    r = L.Reshape((4, 4, 6), name="reshape")(c)
-    out = L.Conv2D(2, 1, name="after")(r)
-    groups = channel_groups(keras.Model(x, out))
-    assert "consumed by Reshape 'reshape', which the graph cannot see through" in \
-        by_layer(groups, "conv").blocked
-    assert "made by Reshape 'reshape'" in by_layer(groups, "after", "in").blocked
+    r = L.Reshape((4, 24), name="reshape")(c)
+    out = L.Conv1D(2, 1, name="after")(r)
+    graph = analyze(keras.Model(x, out))
+    assert "consumed by Reshape 'reshape', which does not keep the channel axis whole" in \
+        by_layer(graph.groups, "conv").blocked
+    assert "made by Reshape 'reshape'" in by_layer(graph.groups, "after", "in").blocked
+    assert graph.opaque == {"reshape": "which does not keep the channel axis whole"}
     softmax = L.Activation("softmax", name="sm")(L.Conv2D(3, 1, name="pre")(x))
     groups = channel_groups(keras.Model(x, L.Conv2D(2, 1, name="post")(softmax)))
     assert "mixes channels" in by_layer(groups, "pre").blocked
+
+
+def test_reshapes_that_keep_the_channel_axis_pass_it():
+    x = keras.Input((4, 4, 2))
+    c = L.Conv2D(6, 1, name="conv")(x)
+    tokens = L.Reshape((16, 6), name="tokens")(c)          # a patch grid to tokens
+    d = L.Dense(3, name="mlp")(tokens)
+    flat = L.Reshape((48,), name="flat")(d)                 # a Flatten written as a Reshape
+    groups = channel_groups(keras.Model(x, L.Dense(2, name="head")(flat)))
+    assert places(by_layer(groups, "conv")) == [("conv", "out", 0), ("mlp", "in", 0)]
+    assert by_layer(groups, "conv").layers("pass") == ["tokens"]
+    member = [m for m in by_layer(groups, "mlp").members if m.layer == "head"][0]
+    assert member == Member("head", "in", 0, stride=3, repeat=16)
 
 
 def test_resnet20_stem_couples_the_whole_first_stage_stream():

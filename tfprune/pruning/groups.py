@@ -360,7 +360,7 @@ def _merge(graph, layer, inputs):
     over the others (a spatial gate) and is not tied."""
     width = max(t.width for t in inputs)
     full = [t for t in inputs if t.width == width]
-    if width > 1 and len(full) < len(inputs) and any(t.width != 1 for t in inputs):
+    if any(t.width not in (1, width) for t in inputs):
         return _opaque(graph, layer, inputs, "whose inputs have different channel counts")
     shape = [w for _, w in _structure(graph, full[0])]
     if any([w for _, w in _structure(graph, t)] != shape for t in full[1:]) \

@@ -2,8 +2,9 @@
 
 Definitions follow ShrinkBench (Blalock et al. 2020): compression ratio = parameters / non-zero
 parameters; theoretical speedup = FLOPs / non-zero FLOPs. FLOPs here are the multiply-accumulates
-of the Dense and convolution kernels (out_h x out_w x kernel size for a convolution), the layers
-that hold nearly all of the compute; the non-zero FLOPs count only non-zero kernel weights.
+of the Dense and convolution kernels (out_h x out_w x kernel size for a convolution; both kernels
+of a separable one; in_h x in_w x kernel size for a transposed one), the layers that hold nearly
+all of the compute (attention's products are not counted yet); the non-zero FLOPs count only non-zero kernel weights.
 """
 
 import numpy as np
@@ -13,44 +14,56 @@ from tfprune.pruning import masks
 from tfprune.pruning.unit import PruneLowMagnitude
 
 L = keras.layers
-_KERNEL_LAYERS = (L.Dense, L.Conv1D, L.Conv2D, L.DepthwiseConv2D)
+_KERNEL_LAYERS = (L.Dense, L.Conv1D, L.Conv2D, L.DepthwiseConv1D, L.DepthwiseConv2D,
+                  L.SeparableConv1D, L.SeparableConv2D, L.Conv1DTranspose, L.Conv2DTranspose)
 
 
-def _spatial_positions(layer):
-    shape = layer.output_shape
+def _positions(shape):
     shape = shape[0] if isinstance(shape, list) else shape
     return int(np.prod(shape[1:-1])) if len(shape) > 2 else 1
 
 
-def _kernel(layer):
+def _parts(layer):
+    """(the layer, [(kernel, positions it is applied at)], its units' axis) of a kernel layer,
+    or (layer, None, None): a separable convolution has two kernels; a transposed one is
+    applied at every input position."""
     inner = layer.layer if isinstance(layer, PruneLowMagnitude) else layer
     if not isinstance(inner, _KERNEL_LAYERS):
-        return None, inner
-    kernel = inner.depthwise_kernel if isinstance(inner, L.DepthwiseConv2D) else inner.kernel
-    return np.asarray(kernel.numpy()), inner
+        return inner, None, None
+    out = _positions(layer.output_shape)
+    if isinstance(inner, (L.SeparableConv1D, L.SeparableConv2D)):
+        return inner, [(inner.depthwise_kernel, out), (inner.pointwise_kernel, out)], -1
+    if isinstance(inner, (L.DepthwiseConv1D, L.DepthwiseConv2D)):
+        return inner, [(inner.depthwise_kernel, out)], -2
+    if isinstance(inner, (L.Conv1DTranspose, L.Conv2DTranspose)):
+        return inner, [(inner.kernel, _positions(layer.input_shape))], -2
+    return inner, [(inner.kernel, out)], -1
 
 
 def layer_table(model):
     """One row per Dense/convolution layer: weights, non-zeros, sparsity, units, FLOPs."""
     rows = []
     for layer in model.layers:
-        kernel, inner = _kernel(layer)
-        if kernel is None:
+        inner, parts, axis = _parts(layer)
+        if parts is None:
             continue
-        positions = _spatial_positions(layer)
-        nonzero = int(np.count_nonzero(kernel))
-        units = int(kernel.shape[-2] if isinstance(inner, L.DepthwiseConv2D) else kernel.shape[-1])
-        kept = units if isinstance(inner, L.DepthwiseConv2D) else masks.units_kept(kernel)
+        kernels = [np.asarray(kernel.numpy()) for kernel, _ in parts]
+        size = sum(k.size for k in kernels)
+        nonzero = sum(int(np.count_nonzero(k)) for k in kernels)
+        last = np.moveaxis(kernels[-1], axis, -1)
+        units = int(last.shape[-1])
+        depthwise = isinstance(inner, (L.DepthwiseConv1D, L.DepthwiseConv2D))
+        kept = units if depthwise else masks.units_kept(last)
         rows.append({
             "layer": inner.name,
             "type": type(inner).__name__,
-            "weights": int(kernel.size),
+            "weights": int(size),
             "nonzeros": nonzero,
-            "sparsity": 1.0 - nonzero / kernel.size,
+            "sparsity": 1.0 - nonzero / size,
             "units": units,
             "units_kept": int(kept),
-            "flops": int(positions * kernel.size),
-            "nonzero_flops": int(positions * nonzero),
+            "flops": int(sum(p * k.size for (_, p), k in zip(parts, kernels))),
+            "nonzero_flops": int(sum(p * np.count_nonzero(k) for (_, p), k in zip(parts, kernels))),
         })
     return rows
 

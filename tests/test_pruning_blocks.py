@@ -1,0 +1,188 @@
+"""The blocks users' models are built from, by hand: squeeze-and-excitation, separable and
+transposed convolutions, a depthwise grouped Conv2D, a spatial gate, a small vision transformer.
+For each: the groups the graph finds, and channel pruning that shrinks exactly (the shrunk
+model computes what the masked one does)."""
+
+import numpy as np
+import pytest
+
+from tfprune.keras import keras
+from tfprune.pruning import channels, stats, surgery
+from tfprune.pruning.groups import analyze, channel_groups
+
+L = keras.layers
+
+
+def by_layer(groups, layer, role="out"):
+    (group,) = [g for g in groups if any(m.layer == layer and m.role == role for m in g.members)]
+    return group
+
+
+def _randomized(model, seed=0):
+    """Weights and BatchNorm statistics that are not the initial ones."""
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:
+        if isinstance(layer, L.BatchNormalization):
+            n = layer.moving_mean.shape[0]
+            layer.set_weights([rng.uniform(0.2, 1.5, n), rng.normal(0, 0.3, n),
+                               rng.normal(0, 0.5, n), rng.uniform(0.5, 2, n)])
+        elif layer.weights:
+            layer.set_weights([rng.normal(0, 0.3, w.shape).astype(np.float32)
+                               for w in layer.get_weights()])
+    return model
+
+
+def _prune_half(model, shape, seed=0):
+    """(groups, ShrinkResult, FLOPs ratio) of pruning half of every prunable group's channels."""
+    groups = channel_groups(model)
+    keep = channels.select(groups, channels.importance(model, groups, "l2"), 0.5)
+    x = np.random.default_rng(seed).random((3,) + shape).astype(np.float32)
+    result = channels.shrink(model, groups, keep, check_inputs=x)
+    assert result.max_abs_diff <= 1e-5
+    flops = stats.summarize(result.model)["flops"] / stats.summarize(model)["flops"]
+    return groups, result, flops
+
+
+def se_net(keepdims=False, shape=(8, 8, 3)):
+    """EfficientNet's block (GlobalAveragePooling, Reshape to (1, 1, C), two 1x1 convolutions,
+    Multiply) or, with ``keepdims``, MobileNetV3's (pooling keeps the axes; a hard sigmoid made
+    of Rescaling and ReLU)."""
+    x = keras.Input(shape)
+    y = L.Activation("swish")(L.BatchNormalization(name="bn")(L.Conv2D(16, 3, padding="same",
+                                                                       name="expand")(x)))
+    y = L.DepthwiseConv2D(3, padding="same", name="dw")(y)
+    if keepdims:
+        se = L.GlobalAveragePooling2D(keepdims=True, name="squeeze")(y)
+    else:
+        se = L.Reshape((1, 1, 16), name="se_reshape")(L.GlobalAveragePooling2D(name="squeeze")(y))
+    se = L.Conv2D(4, 1, activation="relu", name="se_reduce")(se)
+    se = L.Conv2D(16, 1, name="se_expand")(se)
+    if keepdims:
+        se = L.Rescaling(1 / 6, name="hs_scale")(L.ReLU(6.0)(L.Rescaling(1.0, 3.0)(se)))
+    else:
+        se = L.Activation("sigmoid")(se)
+    y = L.Multiply(name="excite")([y, se])
+    y = L.Conv2D(8, 1, name="project")(y)
+    out = L.Dense(3, activation="softmax")(L.GlobalAveragePooling2D()(y))
+    return keras.Model(x, out)
+
+
+@pytest.mark.parametrize("keepdims", [False, True])
+def test_squeeze_and_excitation_is_one_group_with_the_map_it_scales(keepdims):
+    model = _randomized(se_net(keepdims))
+    groups = channel_groups(model)
+    main = by_layer(groups, "expand")
+    assert main is by_layer(groups, "se_expand") and main.blocked is None
+    assert {"bn", "dw"} <= set(main.layers("channel"))
+    assert set(main.layers("in")) == {"se_reduce", "project"}
+    assert by_layer(groups, "se_reduce").layers("in") == ["se_expand"]
+    _, result, _ = _prune_half(model, (8, 8, 3))
+    assert result.removed["expand"] == (16, 8) and result.removed["se_expand"] == (16, 8)
+    assert result.removed["se_reduce"] == (4, 2)
+
+
+def test_a_one_channel_gate_broadcasts_and_is_not_tied():
+    x = keras.Input((6, 6, 2))
+    y = L.Conv2D(8, 3, padding="same", name="features")(x)
+    gate = L.Conv2D(1, 1, activation="sigmoid", name="gate")(y)
+    y = L.Multiply(name="gated")([y, gate])
+    model = _randomized(keras.Model(x, L.Conv2D(2, 1, name="out")(y)))
+    groups = channel_groups(model)
+    assert by_layer(groups, "features").blocked is None
+    assert set(by_layer(groups, "features").layers("in")) == {"gate", "out"}
+    assert by_layer(groups, "gate") is not by_layer(groups, "features")
+    _prune_half(model, (6, 6, 2))
+
+
+def xception_like(shape=(12, 12, 3)):
+    x = keras.Input(shape)
+    y = L.ReLU()(L.BatchNormalization()(L.Conv2D(16, 3, padding="same", name="stem")(x)))
+    r = L.SeparableConv2D(16, 3, padding="same", name="sep1")(y)
+    r = L.SeparableConv2D(16, 3, padding="same", name="sep2")(L.ReLU()(L.BatchNormalization()(r)))
+    y = L.Add(name="res")([y, L.BatchNormalization()(r)])
+    y = L.SeparableConv2D(24, 3, padding="same", depth_multiplier=1, name="sep3")(y)
+    out = L.Dense(4, activation="softmax")(L.GlobalAveragePooling2D()(y))
+    return keras.Model(x, out)
+
+
+def test_a_separable_convolution_ties_its_input_and_produces_its_output():
+    model = _randomized(xception_like())
+    groups = channel_groups(model)
+    stream = by_layer(groups, "stem")
+    assert stream is by_layer(groups, "sep2") and set(stream.layers("in")) == {"sep1", "sep3"}
+    assert by_layer(groups, "sep1").layers("in") == ["sep2"]
+    _, result, flops = _prune_half(model, (12, 12, 3))
+    sep1 = result.model.get_layer("sep1")
+    assert sep1.depthwise_kernel.shape[-2] == 8 and sep1.pointwise_kernel.shape[-2:] == (8, 8)
+    assert flops <= 0.40, flops  # the stem reads the image's 3 channels: 0.37
+
+
+def test_a_transposed_convolution_and_a_concatenate_skip():
+    x = keras.Input((8, 8, 3))
+    e = L.Conv2D(8, 3, padding="same", activation="relu", name="enc")(x)
+    d = L.Conv2D(16, 3, strides=2, padding="same", activation="relu", name="down")(e)
+    u = L.Conv2DTranspose(8, 3, strides=2, padding="same", name="up")(d)
+    y = L.Concatenate(name="skip")([e, u])
+    out = L.Conv2D(2, 1, name="head")(L.ReLU()(y))
+    model = _randomized(keras.Model(x, out))
+    groups = channel_groups(model)
+    assert by_layer(groups, "down").layers("in") == ["up"]
+    assert by_layer(groups, "up").layers("in") == ["head"] and by_layer(groups, "up").blocked is None
+    _, result, _ = _prune_half(model, (8, 8, 3))
+    assert result.model.get_layer("up").kernel.shape == (3, 3, 4, 8)  # (h, w, out, in)
+    assert result.model.get_layer("head").kernel.shape[-2] == 8
+
+
+def test_a_conv2d_with_one_group_per_channel_is_a_depthwise_convolution():
+    x = keras.Input((8, 8, 3))
+    y = L.Conv2D(12, 1, name="pw")(x)
+    y = L.Conv2D(12, 3, padding="same", groups=12, name="grouped")(y)
+    y = L.Conv2D(6, 3, padding="same", groups=3, name="three_groups")(y)
+    model = _randomized(keras.Model(x, L.Conv2D(2, 1, name="head")(y)))
+    graph = analyze(model)
+    assert by_layer(graph.groups, "pw").layers("channel") == ["grouped"]
+    assert "in 3 groups" in by_layer(graph.groups, "pw").blocked
+    assert "three_groups" in graph.opaque
+
+
+def vision_transformer(shape=(16, 16, 3), dim=16, patch=4, classes=5):
+    """The user's small ViT: patchify Conv2D, tokens, LayerNormalization, MultiHeadAttention,
+    a Dense MLP and residual Adds."""
+    x = keras.Input(shape)
+    t = L.Conv2D(dim, patch, strides=patch, name="patchify")(x)
+    t = L.Reshape(((shape[0] // patch) * (shape[1] // patch), dim), name="tokens")(t)
+    for i in range(2):
+        h = L.LayerNormalization(name=f"ln{i}_a")(t)
+        h = L.MultiHeadAttention(2, dim // 2, name=f"mha{i}")(h, h)
+        t = L.Add(name=f"res{i}_a")([t, h])
+        h = L.LayerNormalization(name=f"ln{i}_b")(t)
+        h = L.Dense(2 * dim, activation="gelu", name=f"mlp{i}_up")(h)
+        h = L.Dense(dim, name=f"mlp{i}_down")(h)
+        t = L.Add(name=f"res{i}_b")([t, h])
+    out = L.Dense(classes, activation="softmax", name="classifier")(
+        L.GlobalAveragePooling1D()(L.LayerNormalization(name="ln_head")(t)))
+    return keras.Model(x, out, name="vit")
+
+
+def test_a_vision_transformer_is_pruned_around_its_attention():
+    model = _randomized(vision_transformer())
+    graph = analyze(model)
+    stream = by_layer(graph.groups, "patchify")
+    assert "LayerNormalization 'ln0_a'" in stream.blocked or "MultiHeadAttention" in stream.blocked
+    assert {"mha0", "mha1", "ln0_a"} <= set(graph.opaque)
+    hidden = by_layer(graph.groups, "mlp0_up")
+    assert hidden.blocked is None and hidden.layers("in") == ["mlp0_down"]
+    _, result, _ = _prune_half(model, (16, 16, 3))
+    assert result.removed == {"mlp0_up": (32, 16), "mlp1_up": (32, 16)}
+    assert any(note.startswith("patchify") for note in result.notes)
+
+
+def test_unit_shrink_of_a_model_with_attention_keeps_its_call_arguments():
+    model = _randomized(vision_transformer())
+    weights = model.get_layer("mlp1_up").get_weights()
+    weights[0][:, :5] = 0
+    weights[1][:5] = 0
+    model.get_layer("mlp1_up").set_weights(weights)
+    x = np.random.default_rng(3).random((2, 16, 16, 3)).astype(np.float32)
+    result = surgery.shrink(model, check_inputs=x)
+    assert result.removed == {"mlp1_up": (32, 27)} and result.max_abs_diff <= 1e-5
