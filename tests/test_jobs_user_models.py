@@ -1,0 +1,51 @@
+"""Models users bring, through the prune job: a small vision transformer built and saved by
+plain Keras 3 (patchify Conv2D, tokens, LayerNormalization, MultiHeadAttention, a Dense MLP,
+residual Adds), pruned by weight, unit and channel pruning, one-shot, on the digits."""
+
+import pytest
+
+from tfprune.jobs.prune import PruneConfig, run_prune
+
+
+def keras3_vit(path, shape=(8, 8, 1), dim=16, patch=2, classes=10):
+    import keras
+
+    keras.utils.set_random_seed(0)
+    L = keras.layers
+    x = keras.Input(shape)
+    t = L.Conv2D(dim, patch, strides=patch, name="patchify")(x)
+    t = L.Reshape(((shape[0] // patch) * (shape[1] // patch), dim), name="tokens")(t)
+    for i in range(2):
+        h = L.LayerNormalization(name=f"ln{i}_a")(t)
+        t = L.Add(name=f"res{i}_a")([t, L.MultiHeadAttention(2, 8, name=f"mha{i}")(h, h)])
+        h = L.LayerNormalization(name=f"ln{i}_b")(t)
+        h = L.Dense(2 * dim, activation="gelu", name=f"mlp{i}_up")(h)
+        t = L.Add(name=f"res{i}_b")([t, L.Dense(dim, name=f"mlp{i}_down")(h)])
+    out = L.Dense(classes, activation="softmax", name="classifier")(
+        L.GlobalAveragePooling1D()(L.LayerNormalization(name="ln_head")(t)))
+    keras.Model(x, out, name="vit").save(path)
+    return path
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("method", ["weight", "unit", "channel"])
+def test_a_keras3_vision_transformer_is_pruned_around_its_attention(tmp_path, method):
+    baseline = keras3_vit(str(tmp_path / "vit.keras"))
+    config = PruneConfig(model="mlp", baseline=baseline, method=method, schedule="constant",
+                         target_sparsity=0.5, fine_tune_epochs=0, batch_size=128,
+                         prune_classifier=method == "weight")
+    metrics = run_prune(config, str(tmp_path / method), log=lambda _: None).metrics
+    pruned, skipped = set(metrics["pruned_layers"]), metrics["skipped_layers"]
+    if method == "weight":
+        assert {"mlp0_up", "mlp0_down", "mlp1_up", "mlp1_down", "classifier"} <= pruned
+        assert abs(metrics["pruned_sparsity"] - 0.5) < 0.01
+    elif method == "unit":
+        assert {"mlp0_up", "mlp1_up"} <= pruned
+        assert metrics["shrink"]["removed"]["mlp0_up"] == [32, 16]
+    else:
+        assert pruned == {"mlp0_up", "mlp1_up"}
+        assert metrics["shrink"]["removed"] == {"mlp0_up": [32, 16], "mlp1_up": [32, 16]}
+        # What is left dense is named: the residual stream, and why.
+        assert "LayerNormalization" in skipped["patchify"] or "MultiHeadAttention" in \
+            skipped["patchify"]
+    assert metrics["shrink"]["max_abs_diff"] <= 1e-5
