@@ -40,14 +40,14 @@ def one_line(error):
 
 
 def blocked_summary(skipped_layers, groups, prunable_groups, top=2):
-    """"k of n groups blocked: 30x <reason>; 5x <reason>" from a channel run's metrics: the
+    """"k of n groups not prunable: 30x <reason>; 5x <reason>" from a channel run's metrics: the
     reasons of its skipped layers (layer names in quotes replaced by '*', so one kind of block
     counts once per layer it stopped), the most frequent first. None when nothing is blocked."""
     if groups is None or prunable_groups is None or groups == prunable_groups:
         return None
     kinds = collections.Counter(re.sub(r"'[^']*'", "'*'", why)
                                 for why in (skipped_layers or {}).values())
-    text = f"{groups - prunable_groups} of {groups} groups blocked"
+    text = f"{groups - prunable_groups} of {groups} groups not prunable"
     if kinds:
         text += ": " + "; ".join(f"{n}x {why}" for why, n in kinds.most_common(top))
         if len(kinds) > top:
@@ -152,12 +152,14 @@ def rows(records):
 
 def model_summary(records, baselines):
     """{model: {"runs", "passed", "time_s", "missed"}} over the records: a run passes when it
-    misses nothing; the time is the baseline's build plus every run."""
+    misses nothing; the time is the baseline's build, its translation (the last measured) and
+    every run."""
     out = {}
     for record in records:
-        entry = out.setdefault(record["model"], {"runs": 0, "passed": 0, "missed": [],
-                                                  "time_s": (baselines.get(record["model"]) or
-                                                             {}).get("build_time_s", 0.0)})
+        base = baselines.get(record["model"]) or {}
+        entry = out.setdefault(record["model"], {
+            "runs": 0, "passed": 0, "missed": [],
+            "time_s": base.get("build_time_s", 0.0) + base.get("import_time_s", 0.0)})
         entry["runs"] += 1
         entry["time_s"] += record.get("time_s") or 0.0
         if misses(record):
@@ -186,7 +188,7 @@ def markdown(records, baselines, latency_note):
                      f"{entry['passed']} of {entry['runs']}",
                      ", ".join(entry["missed"]) or "-", f"{entry['time_s']:.0f}"])
     lines += table(["model", "input", "params", "runs passed", "runs missed",
-                    "time s (build + runs)"], body)
+                    "time s (build + translation + runs)"], body)
     return "\n".join(lines)
 
 

@@ -96,13 +96,16 @@ def run_model(out, dataset, index, total, name, todo):
     stage, error = ("build", info["error"]) if info.get("error") else (None, None)
     if error is None:
         try:
+            begun = time.perf_counter()
             data, baseline = families.import_baseline(dataset, path, job_log)
+            info["import_time_s"] = time.perf_counter() - begun  # every process: the last one
+            io.write_json(info_path, info)
             arrays = families.keras_only_arrays(data, os.path.join(out, "keras_only.npz"))
         except Exception as err:  # noqa: BLE001
             stage, error = "import", acceptance.one_line(err)
     for method, target in todo:
         run = acceptance.run_name(method, target)
-        begun = time.perf_counter()
+        begun, cpu = time.perf_counter(), time.process_time()
         if error is None:
             common.log(f"{label} {run}: running")
             record = families.run(model_dir, dataset, data, baseline, method, target, arrays,
@@ -111,10 +114,10 @@ def run_model(out, dataset, index, total, name, todo):
             record = {"run": run, "method": method, "target": target, "error": error,
                       "stage": stage}
         record.update(model=name, input_shape=info["input_shape"],
-                      time_s=time.perf_counter() - begun)
+                      time_s=time.perf_counter() - begun, cpu_s=time.process_time() - cpu)
         io.write_json(record_path(out, name, run), record)
         missed = acceptance.misses(record)
-        common.log(f"{label} {run}: {record['time_s']:.0f} s, "
+        common.log(f"{label} {run}: {record['time_s']:.0f} s ({record['cpu_s']:.0f} s CPU), "
                    + ("all criteria pass" if not missed else "missed " + " | ".join(missed)))
     keras.backend.clear_session()
     keras3.keras3().backend.clear_session()

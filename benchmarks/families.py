@@ -123,11 +123,14 @@ def prune_figures(metrics):
 
 
 def _step(record, name, work):
-    """record[name] = work(), or {"error": one line, "traceback"} when it raises."""
+    """record[name] = work(), or {"error": one line, "traceback"} when it raises; with the
+    step's seconds, "time_s"."""
+    start = time.perf_counter()
     try:
         record[name] = work()
     except Exception as err:  # noqa: BLE001  (recorded; the benchmark goes on)
         record[name] = {"error": acceptance.one_line(err), "traceback": traceback.format_exc()}
+    record[name]["time_s"] = time.perf_counter() - start
 
 
 def run(model_dir, dataset, data, baseline, method, target, arrays, latency, log):
@@ -135,6 +138,7 @@ def run(model_dir, dataset, data, baseline, method, target, arrays, latency, log
     name = acceptance.run_name(method, target)
     run_dir = os.path.join(model_dir, name)
     record = {"run": name, "method": method, "target": target, "error": None, "stage": None}
+    start = time.perf_counter()
     try:
         done = run_prune(config(dataset, baseline.path, method, target), run_dir, data=data,
                          baseline=baseline, log=log)
@@ -143,7 +147,7 @@ def run(model_dir, dataset, data, baseline, method, target, arrays, latency, log
                       traceback=traceback.format_exc())
         return record
     metrics = done.metrics
-    record["prune"] = prune_figures(metrics)
+    record["prune"] = dict(prune_figures(metrics), time_s=time.perf_counter() - start)
     kind = done.deployed_kind
     files = [os.path.join(run_dir, metrics["keras3"][k]["path"])
              for k in ("pruned", "shrunk") if metrics["keras3"].get(k)]

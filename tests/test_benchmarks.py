@@ -143,7 +143,7 @@ def test_applications_a_failed_run_misses_every_criterion_once():
     assert acceptance.failed(record)
     text = acceptance.markdown([record, _application_record()],
                                {"ResNet50": {"input_shape": [96, 96, 3], "params": 1000,
-                                             "build_time_s": 5.0}}, "Latency: x.")
+                                             "build_time_s": 3.0, "import_time_s": 2.0}}, "Latency: x.")
     # Table order follows acceptance.MODELS; a failed run has no figures, only marks.
     assert text.index("| MobileNetV3Small |") < text.index("| ResNet50 | channel-0.3 |")
     assert ("| ResNet50 | channel-0.3 | 0.490x pass | 2.0e-07 pass | - | pass | 2 KB pass | "
@@ -161,7 +161,7 @@ def test_applications_blocked_summary_and_one_line_errors():
                "b": "consumed by Reshape 'se_2', which the graph cannot see through",
                "c": "the model output", "d": "made by SeparableConv2D 'sep'"}
     assert acceptance.blocked_summary(skipped, 10, 7) == (
-        "3 of 10 groups blocked: 2x consumed by Reshape '*', which the graph cannot see "
+        "3 of 10 groups not prunable: 2x consumed by Reshape '*', which the graph cannot see "
         "through; 1x the model output; 1 other kinds")
     assert acceptance.blocked_summary(skipped, 10, 10) is None
     assert acceptance.one_line(TfpruneError("bad layer\n  traceback line")) == \
