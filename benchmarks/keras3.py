@@ -13,13 +13,11 @@ Keras 3 exports and measures their test accuracy. Every step's output difference
 results.json / results.md. Runs are reused when finished.
 """
 
-import json
 import os
-import subprocess
-import sys
 
 from absl import flags
 
+from benchmarks.keras_only import keras_only_accuracy
 from experiments import common
 from tfprune import io, keras3
 from tfprune.data import load_data
@@ -96,31 +94,6 @@ def train(name, data, path, epochs, alpha):
     common.log(f"[{name}] Keras 3 training: {model.count_params():,} parameters, {epochs} epochs")
     model.fit(x, y, validation_data=(xv, yv), epochs=epochs, batch_size=128, verbose=2)
     keras3.save(model, path)
-
-
-KERAS_ONLY = """
-import json, sys
-import numpy as np
-import keras
-data = np.load(sys.argv[1])
-out = {}
-for path in sys.argv[2:]:
-    p = keras.saving.load_model(path).predict(data["x"], batch_size=256, verbose=0)
-    out[path] = float(np.mean(np.argmax(p, -1) == data["y"]))
-out["modules"] = sorted(m for m in ("tfprune", "tf_keras") if m in sys.modules)
-print(json.dumps(out))
-"""
-
-
-def keras_only_accuracy(paths, arrays):
-    """Test accuracy of Keras 3 files measured by a process that imports only ``keras``."""
-    env = dict(os.environ)
-    env.pop("TF_USE_LEGACY_KERAS", None)
-    done = subprocess.run([sys.executable, "-c", KERAS_ONLY, arrays, *paths], env=env,
-                          capture_output=True, text=True, check=True)
-    result = json.loads(done.stdout.strip().splitlines()[-1])
-    assert result.pop("modules") == [], "the Keras-only process imported tfprune or tf_keras"
-    return result
 
 
 def main(argv):

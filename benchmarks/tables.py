@@ -5,7 +5,7 @@ def _row(cells):
     return "| " + " | ".join(str(c) for c in cells) + " |"
 
 
-def _table(header, rows):
+def table(header, rows):
     return [_row(header), "|" + "---|" * len(header)] + [_row(r) for r in rows] + [""]
 
 
@@ -33,7 +33,7 @@ def render(results):
                 rows.append([f"{r['model']} ({r['dataset']}, batch {r['batch_size']})", v,
                              f"{r[v]['median_ms']:.2f}", f"{r[v]['mean_ms']:.2f}",
                              f"{r[v].get('ratio_to_dense', 1.0):.2f}x"])
-        lines += _table(["model", "variant", "median ms/step", "mean ms/step", "median vs dense"], rows)
+        lines += table(["model", "variant", "median ms/step", "mean ms/step", "median vs dense"], rows)
     if "fine_tune" in results:
         lines += ["## Fine-tuning step time under pruning vs dense, same steps per call "
                   "(target <= 1.15x)", "",
@@ -50,7 +50,7 @@ def render(results):
                              f"{whole['ratio_to_dense']:.2f}x", f"{single['median_ms']:.2f}",
                              f"{single['ratio_to_dense']:.2f}x",
                              f"{single['median_ms'] / whole['median_ms']:.2f}x"])
-        lines += _table(["model", "variant", "epoch per call ms/step", "vs dense",
+        lines += table(["model", "variant", "epoch per call ms/step", "vs dense",
                          "batch per call ms/step", "vs dense", "batch / epoch per call"], rows)
     if "deployment" in results:
         lines += ["## TFLite latency and size (digits cnn)", "",
@@ -68,7 +68,7 @@ def render(results):
                          f"{r['flops_ratio']:.2f}", f"{r['size_bytes']:,}", f"{r['gzip_bytes']:,}",
                          f"{r['limit_bytes']:,}", f"{r['gzip_compression_vs_dense_float32']:.1f}x",
                          r["delegate"]])
-        lines += _table(["model", "variant", "acc %", "1 thread us", "2 threads us",
+        lines += table(["model", "variant", "acc %", "1 thread us", "2 threads us",
                          "latency ratio 1t / 2t", "FLOPs ratio", "bytes", "gzip bytes",
                          "limit bytes", "dense f32 / gzip", "delegate"], rows)
     if "tfmot" in results:
@@ -76,7 +76,7 @@ def render(results):
         rows = [[r["recipe"], r["epochs"], f"{100 * r['accuracy']:.2f}",
                  f"{r['achieved_sparsity']:.3f}", r["pruning_events"],
                  f"{r['fine_tune_time_s']:.1f}"] for r in results["tfmot"]]
-        lines += _table(["recipe", "epochs", "test acc %", "achieved sparsity", "pruning events",
+        lines += table(["recipe", "epochs", "test acc %", "achieved sparsity", "pruning events",
                          "wall s"], rows)
     if "sweep" in results:
         runs = results["sweep"]["runs"]
@@ -88,7 +88,7 @@ def render(results):
         rows = [[label, r["variants"], f"{r['wall_time_s']:.0f}"]
                 + [f"{r['stage_times_s'][k]:.1f}" if k in r["stage_times_s"] else ""
                    for k in stages] for label, r in runs.items()]
-        lines += _table(["run", "variants", "wall"] + [k[:-2].replace("_", " ") for k in stages],
+        lines += table(["run", "variants", "wall"] + [k[:-2].replace("_", " ") for k in stages],
                         rows)
     if "memory" in results:
         mem = results["memory"]
@@ -98,9 +98,9 @@ def render(results):
         rows = [[k] + [f"{v[x]['peak_rss_mb']:.0f} (+{v[x]['growth_mb']:.0f})"
                        for x in ("dense", "weight", "unit")]
                 for k, v in mem["training_peak_rss_mb"].items()]
-        lines += _table(["training peak RSS MB (growth)", "dense", "weight wrapper",
+        lines += table(["training peak RSS MB (growth)", "dense", "weight wrapper",
                          "unit wrapper"], rows)
         rows = [[k, f"{v['file_kb']:.1f}", f"{v['interpreter_rss_mb']:.2f}", v["delegate"]]
                 for k, v in mem["interpreter"].items()]
-        lines += _table([".tflite", "file KB", "interpreter RSS growth MB", "delegate"], rows)
+        lines += table([".tflite", "file KB", "interpreter RSS growth MB", "delegate"], rows)
     return "\n".join(lines)

@@ -88,3 +88,86 @@ def test_xnnpack_sparse_models_and_policy(tmp_path):
     cpuinfo.write_text("flags\t\t: fpu sse sse2 sse4_2\n")
     assert xnnpack_sparse.cpu_has_avx(str(cpuinfo)) is False
     assert xnnpack_sparse.cpu_has_avx(str(tmp_path / "absent")) is None
+
+
+def _application_record(method="channel", target=0.3, **changes):
+    record = {"model": "ResNet50", "run": f"{method}-{target:g}", "method": method,
+              "target": target, "error": None, "stage": None, "time_s": 12.0,
+              "input_shape": [96, 96, 3],
+              "prune": {"flops_ratio": 0.49, "max_abs_diff": 2e-7, "pruned_sparsity": 0.3,
+                        "blocked": None},
+              "keras3": {"files": ["a.keras"]}, "int8": {"bytes": 2048},
+              "latency": {"dense_ms": 4.0, "shrunk_ms": 2.0, "ratio": 0.5}}
+    for key, value in changes.items():
+        if isinstance(value, dict) and isinstance(record.get(key), dict):
+            record[key] = dict(record[key], **value)
+        else:
+            record[key] = value
+    return record
+
+
+def test_applications_acceptance_marks_each_criterion_with_its_reason():
+    from benchmarks import acceptance
+
+    assert acceptance.misses(_application_record()) == []
+    assert acceptance.verdicts(_application_record())["sparsity"] == ("n/a", None)
+    # 50% channels: 0.49x is over its 0.30x limit; the blocked groups are the reason.
+    blocked = "35 of 59 groups blocked: 35x consumed by Reshape '*'"
+    record = _application_record(target=0.5, prune={"blocked": blocked})
+    assert acceptance.misses(record) == [f"flops: {blocked}"]
+    record = _application_record(target=0.5)
+    assert acceptance.misses(record) == ["flops: 0.490x > 0.3x"]
+    record = _application_record(prune={"max_abs_diff": 3e-5})
+    assert acceptance.misses(record) == ["shrink_diff: 3.0e-05 > 1e-05"]
+    # Weight 50%: only the sparsity of the pruned layers, Keras 3 and int8 are asked.
+    weight = _application_record("weight", 0.5, prune={"pruned_sparsity": 0.4996,
+                                                       "flops_ratio": 1.0})
+    assert acceptance.misses(weight) == []
+    assert acceptance.verdicts(weight)["flops"] == ("n/a", None)
+    assert acceptance.misses(_application_record("weight", 0.5, prune={
+        "pruned_sparsity": 0.49})) == ["sparsity: 0.4900 < 0.5"]
+    record = _application_record(keras3={"error": "KerasOnlyError: boom"}, int8={"error": "x"})
+    assert acceptance.misses(record) == ["keras3: KerasOnlyError: boom", "int8: x"]
+    assert acceptance.failed(record) and not acceptance.failed(_application_record())
+
+
+def test_applications_a_failed_run_misses_every_criterion_once():
+    from benchmarks import acceptance
+
+    record = {"model": "MobileNetV3Small", "run": "weight-0.5", "method": "weight",
+              "target": 0.5, "error": "TfpruneError: activation 'hard_silu' is not built in",
+              "stage": "import", "time_s": 3.0}
+    assert acceptance.misses(record) == [
+        "sparsity: import: TfpruneError: activation 'hard_silu' is not built in",
+        "keras3", "int8"]
+    assert acceptance.failed(record)
+    text = acceptance.markdown([record, _application_record()],
+                               {"ResNet50": {"input_shape": [96, 96, 3], "params": 1000,
+                                             "build_time_s": 3.0, "import_time_s": 2.0}}, "Latency: x.")
+    # Table order follows acceptance.MODELS; a failed run has no figures, only marks.
+    assert text.index("| MobileNetV3Small |") < text.index("| ResNet50 | channel-0.3 |")
+    assert ("| ResNet50 | channel-0.3 | 0.490x pass | 2.0e-07 pass | - | pass | 2 KB pass | "
+            "4.00 / 2.00 (0.500x) | 12 |  |") in text
+    assert "| MobileNetV3Small | weight-0.5 | - | - | miss | miss | miss | - | 3 |" in text
+    assert "| ResNet50 | 96x96x3 | 1,000 | 1 of 1 | - | 17 |" in text
+    assert "| MobileNetV3Small |  |  | 0 of 1 | weight-0.5 | 3 |" in text
+
+
+def test_applications_blocked_summary_and_one_line_errors():
+    from benchmarks import acceptance
+    from tfprune.errors import TfpruneError
+
+    skipped = {"a": "consumed by Reshape 'se_1', which the graph cannot see through",
+               "b": "consumed by Reshape 'se_2', which the graph cannot see through",
+               "c": "the model output", "d": "made by SeparableConv2D 'sep'"}
+    assert acceptance.blocked_summary(skipped, 10, 7) == (
+        "3 of 10 groups not prunable: 2x consumed by Reshape '*', which the graph cannot see "
+        "through; 1x the model output; 1 other kinds")
+    assert acceptance.blocked_summary(skipped, 10, 10) is None
+    assert acceptance.one_line(TfpruneError("bad layer\n  traceback line")) == \
+        "TfpruneError: bad layer"
+    assert len(acceptance.one_line(ValueError("x" * 1000))) == acceptance.ERROR_CHARS
+    assert acceptance.check_models(["VGG16"]) == ["VGG16"]
+    with pytest.raises(TfpruneError, match=r"unknown model\(s\) VGG19 in `models`; choose "
+                                           r"from ConvNeXtTiny, DenseNet121"):
+        acceptance.check_models(["VGG16", "VGG19"])
