@@ -400,8 +400,12 @@ class _Builder:
                 flat = _flatten(new_args)
                 results = self.inline(layer, flat, layer.name)
             else:
-                results = compositions.compose(_Parts(self, layer, prefix), layer, new_args) \
-                    if self.src.key == "keras3" else None
+                if self.src.key == "keras3":
+                    results = compositions.compose(_Parts(self, layer, prefix), layer, new_args)
+                else:
+                    results = compositions.compose_back(
+                        layer, new_args, new_kwargs,
+                        lambda: self.unique(layer.name, prefix or "layer"))
                 if results is None:
                     target = self.layers.get(id(layer))
                     if target is None:
@@ -483,7 +487,8 @@ class _Parts:
             policy = getattr(self.layer, "dtype_policy", None)
             config.setdefault("dtype", policy.name if policy is not None else "float32")
             self.builder.count += 1
-            self.builder.composed[key] = self.builder.dst.layer_class(cls)(
+            klass = cls if isinstance(cls, type) else self.builder.dst.layer_class(cls)
+            self.builder.composed[key] = klass(
                 name=self.builder.unique(name, self.prefix or "layer"), **config)
         return self.builder.composed[key]
 

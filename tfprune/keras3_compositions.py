@@ -21,7 +21,12 @@ the same, and to float rounding where only the summation order differs):
 - operations called on symbolic tensors outside any layer (``x + 3.0``, ``x * (1 / 6)``):
   ``add`` / ``subtract`` / ``multiply`` by a constant -> ``Rescaling``; ``divide`` by a
   positive constant -> ``Normalization``; ``add`` / ``subtract`` / ``multiply`` of two tensors
-  -> ``Add`` / ``Subtract`` / ``Multiply``.
+  -> ``Add`` / ``Subtract`` / ``Multiply``;
+- ``keras.ops.gelu`` (an operation; its default is the tanh approximation, while the
+  ``gelu`` activation is exact): exact -> ``Activation("gelu")``; approximate -> tf_keras's
+  ``TFOpLambda`` of ``tf.nn.gelu(x, approximate=True)``, the very function Keras 3 calls (no
+  composition of layers is exact: ``pow(x, 3)`` and ``x * x * x`` differ by an ulp). Going back
+  (``compose_back``) it becomes the Keras 3 operation again.
 
 The composed layers are named after the original: the last one takes the original's name (so
 the output a user looks up by name is the same tensor), the others ``<name>_<part>`` (e.g.
@@ -32,6 +37,7 @@ same built-in Keras 3 layers and no written file needs tfprune to load.
 import numpy as np
 
 from tfprune.errors import TranslationError
+from tfprune.keras import keras as tf_keras, tf
 
 # Keras 3 activation names composed from layers (wherever they appear: Activation or option).
 ACTIVATIONS = ("hard_sigmoid", "hard_silu", "hard_swish")
@@ -41,7 +47,7 @@ LAYERS = ("keras.src.applications.convnext.LayerScale",
 # Keras 3 operations (keras.ops.*, outside any layer) composed from layers, by module path.
 OPERATIONS = ("keras.src.ops.numpy.Add", "keras.src.ops.numpy.Subtract",
               "keras.src.ops.numpy.Multiply", "keras.src.ops.numpy.Divide",
-              "keras.src.ops.numpy.TrueDivide")
+              "keras.src.ops.numpy.TrueDivide", "keras.src.ops.nn.Gelu")
 
 
 def class_path(layer):
@@ -52,6 +58,11 @@ def compose(parts, layer, args):
     """The target tensors computing ``layer`` on ``args`` (mapped) from built-in layers; None
     when ``layer`` translates one-to-one."""
     path = class_path(layer)
+    if path == "keras.src.ops.nn.Gelu":
+        if not layer.approximate:
+            return [parts.new("Activation", None, activation="gelu")(args[0])]
+        return [parts.new(tf_keras.src.layers.TFOpLambda, None, function=tf.nn.gelu)(
+            args[0], approximate=True)]
     if path in OPERATIONS:
         return [_operation(parts, layer, args)]
     if path == LAYERS[0]:
@@ -78,6 +89,18 @@ def compose(parts, layer, args):
     if activation in ACTIVATIONS:
         output = _activation(parts, activation, output, last=activation)
     return [output]
+
+
+def compose_back(layer, args, kwargs, name):
+    """The Keras 3 tensors computing tf_keras ``layer`` where it is not a Keras 3 layer (the
+    ``TFOpLambda`` of ``tf.nn.gelu`` above), named ``name()``; None when it translates
+    one-to-one."""
+    if type(layer).__name__ != "TFOpLambda" or layer.get_config().get("function") != "nn.gelu":
+        return None
+    from keras.src.ops.nn import Gelu  # the operation keras.ops.gelu records
+
+    approximate = kwargs.get("approximate", args[1] if len(args) > 1 else False)
+    return [Gelu(approximate=bool(approximate), name=name())(args[0])]
 
 
 # Conv2D options renamed for DepthwiseConv2D (None: dropped; depth_multiplier set).
