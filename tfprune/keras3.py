@@ -9,7 +9,12 @@ a Keras 3 model that plain ``import keras`` loads.
 
 Only layers whose meaning is the same in both libraries are translated (``LAYERS``); an option
 that one library does not have is dropped only at a value where dropping it is exact
-(``DROPPABLE``), otherwise the layer is refused by name and class. Nested functional and
+(``DROPPABLE``), otherwise the layer is refused by name and class. What Keras 3 has and tf_keras
+lacks (the activations ``hard_sigmoid`` / ``hard_silu``, ConvNeXt's ``LayerScale``,
+Inception-ResNet's ``CustomScaleLayer``, depthwise-shaped grouped ``Conv2D``, ``x + 3.0``-style
+operations, ``keras.ops.gelu``) is rebuilt from built-in tf_keras layers of the same meaning, op
+for op (``keras3_compositions``, the one table of them); those layers come back to Keras 3 as
+the same built-in layers, so no file written needs tfprune to load. Nested functional and
 Sequential models are inlined. Subclassed models (their own ``call``) have no graph to read
 and are refused with what to do instead.
 
@@ -404,7 +409,7 @@ class _Builder:
                     results = compositions.compose(_Parts(self, layer, prefix), layer, new_args)
                 else:
                     results = compositions.compose_back(
-                        layer, new_args, new_kwargs,
+                        self.dst.keras, layer, new_args, new_kwargs,
                         lambda: self.unique(layer.name, prefix or "layer"))
                 if results is None:
                     target = self.layers.get(id(layer))

@@ -91,16 +91,15 @@ def compose(parts, layer, args):
     return [output]
 
 
-def compose_back(layer, args, kwargs, name):
+def compose_back(keras, layer, args, kwargs, name):
     """The Keras 3 tensors computing tf_keras ``layer`` where it is not a Keras 3 layer (the
     ``TFOpLambda`` of ``tf.nn.gelu`` above), named ``name()``; None when it translates
-    one-to-one."""
+    one-to-one. ``keras``: the Keras 3 package, which ``keras3`` alone imports."""
     if type(layer).__name__ != "TFOpLambda" or layer.get_config().get("function") != "nn.gelu":
         return None
-    from keras.src.ops.nn import Gelu  # the operation keras.ops.gelu records
-
     approximate = kwargs.get("approximate", args[1] if len(args) > 1 else False)
-    return [Gelu(approximate=bool(approximate), name=name())(args[0])]
+    gelu = keras.src.ops.nn.Gelu  # the operation keras.ops.gelu records, here with a name
+    return [gelu(approximate=bool(approximate), name=name())(args[0])]
 
 
 # Conv2D options renamed for DepthwiseConv2D (None: dropped; depth_multiplier set).
