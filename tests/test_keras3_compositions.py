@@ -71,15 +71,25 @@ def test_arithmetic_operations_outside_layers_become_layers():
     forward, _ = _round_trip(model, _wide((4, 4, 3)))
     assert _classes(forward.model) == {"InputLayer", "Rescaling", "ReLU", "Normalization",
                                        "Multiply", "Add"}
+
+    class Custom(L.Layer):  # a custom layer is never composed: refused by name
+        def __init__(self, factor, **kwargs):
+            super().__init__(**kwargs)
+            self.factor = factor
+
+        def call(self, x):
+            return x * self.factor
+
     j = keras.Input((4,))
-    for op, match in ((keras.ops.exp(j), r"operation 'exp\w*' .* outside any layer"),
+    for op, match in ((Custom(2.0, name="custom")(j), r"layer 'custom' \(.*Custom\)"),
+                      (keras.ops.exp(j), r"operation 'exp\w*' .* outside any layer"),
                       (j / j, r"division of two tensors"),
                       (j / -2.0, r"divided by a positive constant")):
         with pytest.raises(TranslationError, match=match):
             keras3.from_keras3(keras.Model(j, op))
 
 
-def test_gelu_exact_and_approximate_and_silu():
+def test_gelu_exact_and_approximate_and_silu(tmp_path):
     keras.utils.set_random_seed(0)
     i = keras.Input((7,))
     x = L.Dense(6, activation="gelu", name="dense_gelu")(i)
@@ -93,6 +103,10 @@ def test_gelu_exact_and_approximate_and_silu():
     assert "TFOpLambda" in _classes(forward.model)  # tf.nn.gelu(x, approximate=True) itself
     gelus = [op for op in back.model.operations if type(op).__name__ == "Gelu"]
     assert [op.approximate for op in gelus] == [True]
+    path = keras3.save(back.model, str(tmp_path / "gelu.keras"))  # the operation is saved
+    x = _wide((7,), n=64)
+    np.testing.assert_array_equal(np.asarray(keras.saving.load_model(path)(x)),
+                                  np.asarray(model(x)))
 
 
 def test_conv2d_transpose_encoder_decoder_with_a_skip():

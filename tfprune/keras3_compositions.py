@@ -71,7 +71,9 @@ def compose(parts, layer, args):
         x, residual = args[0]
         return [parts.new("Add", None)([x, parts.new("Rescaling", "scale",
                                                      scale=float(layer.scale))(residual)])]
-    config = layer.get_config() if hasattr(layer, "get_config") else {}
+    if type(layer).__module__.split(".")[0] != "keras" or not hasattr(layer, "get_config"):
+        return None  # a custom layer is never composed: refused by name (make_layer)
+    config = layer.get_config()
     activation = _activation_name(config.get("activation"))
     depthwise = _is_depthwise(layer, config, args)
     if activation not in ACTIVATIONS and not depthwise:
