@@ -9,7 +9,12 @@ a Keras 3 model that plain ``import keras`` loads.
 
 Only layers whose meaning is the same in both libraries are translated (``LAYERS``); an option
 that one library does not have is dropped only at a value where dropping it is exact
-(``DROPPABLE``), otherwise the layer is refused by name and class. Nested functional and
+(``DROPPABLE``), otherwise the layer is refused by name and class. What Keras 3 has and tf_keras
+lacks (the activations ``hard_sigmoid`` / ``hard_silu``, ConvNeXt's ``LayerScale``,
+Inception-ResNet's ``CustomScaleLayer``, depthwise-shaped grouped ``Conv2D``, ``x + 3.0``-style
+operations, ``keras.ops.gelu``) is rebuilt from built-in tf_keras layers of the same meaning, op
+for op (``keras3_compositions``, the one table of them); those layers come back to Keras 3 as
+the same built-in layers, so no file written needs tfprune to load. Nested functional and
 Sequential models are inlined. Subclassed models (their own ``call``) have no graph to read
 and are refused with what to do instead.
 
@@ -23,14 +28,15 @@ import zipfile
 
 import numpy as np
 
-from tfprune import io
+from tfprune import io, keras3_compositions as compositions
 from tfprune.errors import InternalError, TfpruneError, TranslationError
 from tfprune.keras import is_keras3_model, keras as tf_keras, subclassed_message
 
 # Layer classes translated, by their class name (the same in both libraries).
 LAYERS = (
     "Activation", "Add", "Average", "AveragePooling1D", "AveragePooling2D", "BatchNormalization",
-    "Concatenate", "Conv1D", "Conv2D", "Cropping1D", "Cropping2D", "Dense", "DepthwiseConv2D",
+    "Concatenate", "Conv1D", "Conv2D", "Conv2DTranspose", "Cropping1D", "Cropping2D", "Dense",
+    "DepthwiseConv1D", "DepthwiseConv2D",
     "Dropout", "ELU", "Embedding", "Flatten", "GlobalAveragePooling1D",
     "GlobalAveragePooling2D", "GlobalMaxPooling1D", "GlobalMaxPooling2D", "LayerNormalization",
     "LeakyReLU", "MaxPooling1D", "MaxPooling2D", "Maximum", "Minimum", "MultiHeadAttention",
@@ -59,7 +65,8 @@ DROPPABLE = {
 # Option names that differ: (Keras 3 name, tf_keras name) per class.
 RENAMES = {"LeakyReLU": (("negative_slope", "alpha"),)}
 # Weight names that differ: {class: {Keras 3 name: tf_keras name}}.
-WEIGHT_NAMES = {"DepthwiseConv2D": {"kernel": "depthwise_kernel"}}
+WEIGHT_NAMES = {"DepthwiseConv1D": {"kernel": "depthwise_kernel"},
+                "DepthwiseConv2D": {"kernel": "depthwise_kernel"}}
 # Activation names whose function differs between the libraries.
 DIFFERENT_ACTIVATIONS = {
     "hard_sigmoid": "Keras 3 computes relu6(x + 3) / 6, tf_keras clip(0.2 x + 0.5, 0, 1)",
@@ -298,6 +305,8 @@ def _translate(model, src, dst, inputs, tolerance, name):
                                 outputs if len(outputs) > 1 else outputs[0], model.name)
     for old, new in builder.pairs:
         _copy_weights(src, dst, old, new)
+    for new, values in builder.assignments:
+        new.set_weights(values)
     sample, synthetic = _check_inputs(model, src, inputs)
     try:
         want, got = src.run(model, sample), dst.run(translated, sample)
@@ -346,6 +355,8 @@ class _Builder:
         self.src, self.dst = src, dst
         self.layers = {}   # id(source layer) -> target layer
         self.pairs = []    # (source layer, target layer) with weights to copy
+        self.assignments = []  # (target layer, weights) of compositions
+        self.composed = {}  # (id(source layer), part) -> target layer of a composition
         self.names = set()
         self.count = 0
         self.trace = []    # (source layer, source tensor, target tensor) of the outer graph
@@ -394,11 +405,18 @@ class _Builder:
                 flat = _flatten(new_args)
                 results = self.inline(layer, flat, layer.name)
             else:
-                target = self.layers.get(id(layer))
-                if target is None:
-                    target = self.layers[id(layer)] = self.make_layer(layer, prefix)
-                result = target(*new_args, **new_kwargs)
-                results = list(result) if isinstance(result, (list, tuple)) else [result]
+                if self.src.key == "keras3":
+                    results = compositions.compose(_Parts(self, layer, prefix), layer, new_args)
+                else:
+                    results = compositions.compose_back(
+                        self.dst.keras, layer, new_args, new_kwargs,
+                        lambda: self.unique(layer.name, prefix or "layer"))
+                if results is None:
+                    target = self.layers.get(id(layer))
+                    if target is None:
+                        target = self.layers[id(layer)] = self.make_layer(layer, prefix)
+                    result = target(*new_args, **new_kwargs)
+                    results = list(result) if isinstance(result, (list, tuple)) else [result]
             if len(results) != len(outs):
                 raise TranslationError(f"layer {layer.name!r} ({_class_path(layer)}) returns "
                                        f"{len(results)} tensors in {self.dst.name}, "
@@ -423,7 +441,10 @@ class _Builder:
             return {k: self.map(v, tensors, layer) for k, v in value.items()}
         return value
 
-    def make_layer(self, layer, prefix):
+    def make_layer(self, layer, prefix, target=None, changes=None, copy_weights=True):
+        """The target layer translating ``layer``: of class ``target`` (default: the same),
+        its translated config changed by ``changes`` ({key: value, None to drop, (new key,) to
+        rename}); its weights copied unless ``copy_weights`` is False."""
         cls = type(layer).__name__
         where = f"layer {layer.name!r} ({_class_path(layer)})"
         if not isinstance(layer, self.src.keras.layers.Layer):
@@ -432,14 +453,17 @@ class _Builder:
                 f"on symbolic tensors outside any layer (keras.ops.*); tfprune translates "
                 "layers only: use the layer that does the same (e.g. keras.layers.Add, "
                 "Activation, Rescaling)")
-        target_class = self.dst.layer_class(cls) if cls in LAYERS else None
+        target_class = self.dst.layer_class(target or cls) if cls in LAYERS else None
         if target_class is None or type(layer).__module__.split(".")[0] not in ("keras",
                                                                                  "tf_keras"):
+            composed = (f"; from Keras 3 also {', '.join(compositions.LAYERS)} and the "
+                        f"activations {', '.join(compositions.ACTIVATIONS)}, as compositions "
+                        "of these") if self.src.key == "keras3" else ""
             raise TranslationError(
                 f"cannot translate {where} from {self.src.name} to {self.dst.name}: tfprune "
                 f"translates the layers {', '.join(LAYERS)}, and functional or Sequential "
-                "models of them")
-        config = _translate_config(layer, cls, self.src, self.dst, where)
+                f"models of them{composed}")
+        config = _translate_config(layer, target or cls, self.src, self.dst, where, changes)
         config["name"] = self.unique(layer.name, prefix or "layer")
         try:
             new = target_class(**config)
@@ -447,9 +471,46 @@ class _Builder:
             raise TranslationError(f"cannot translate {where}: {self.dst.name} refuses its "
                                    f"options ({' '.join(str(err).split())})") from None
         self.count += 1
-        if layer.weights:
+        if layer.weights and copy_weights:
             self.pairs.append((layer, new))
         return new
+
+
+class _Parts:
+    """What a composition (``keras3_compositions``) builds one source layer from: target
+    layers named after it, weights set once the model is built."""
+
+    def __init__(self, builder, layer, prefix):
+        self.builder, self.layer, self.prefix = builder, layer, prefix
+
+    def new(self, cls, part, **config):
+        """A built-in target layer ``cls`` named ``<layer>_<part>`` (the layer's own name when
+        ``part`` is None); the same one when a shared layer is called again."""
+        key = (id(self.layer), part, cls)
+        if key not in self.builder.composed:
+            name = self.layer.name if part is None else f"{self.layer.name}_{part}"
+            policy = getattr(self.layer, "dtype_policy", None)
+            config.setdefault("dtype", policy.name if policy is not None else "float32")
+            self.builder.count += 1
+            klass = cls if isinstance(cls, type) else self.builder.dst.layer_class(cls)
+            self.builder.composed[key] = klass(
+                name=self.builder.unique(name, self.prefix or "layer"), **config)
+        return self.builder.composed[key]
+
+    def translate(self, target=None, changes=None, copy_weights=False):
+        """The layer itself translated (see ``_Builder.make_layer``), once."""
+        new = self.builder.layers.get(id(self.layer))
+        if new is None:
+            new = self.builder.layers[id(self.layer)] = self.builder.make_layer(
+                self.layer, self.prefix, target, changes, copy_weights)
+        return new
+
+    def weights(self, target, values):
+        if all(target is not t for t, _ in self.builder.assignments):
+            self.builder.assignments.append((target, values))
+
+    def is_tensor(self, value):
+        return self.builder.dst.is_tensor(value)
 
 
 def _flatten(value):
@@ -458,9 +519,17 @@ def _flatten(value):
     return [value]
 
 
-def _translate_config(layer, cls, src, dst, where):
+def _translate_config(layer, cls, src, dst, where, changes=None):
     config = {k: _plain(v) for k, v in layer.get_config().items()}
     config["dtype"] = src.dtype_name(layer)
+    for key, value in (changes or {}).items():
+        if value is None:
+            config.pop(key, None)
+        elif isinstance(value, tuple):
+            if key in config:
+                config[value[0]] = config.pop(key)
+        else:
+            config[key] = value
     if cls == "BatchNormalization" and isinstance(config.get("axis"), list):
         if len(config["axis"]) != 1:
             raise TranslationError(f"cannot translate {where}: it normalizes over several axes "
