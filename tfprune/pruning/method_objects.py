@@ -128,9 +128,9 @@ class _Method:
     def granularity(self):
         return self.spec.granularity
 
-    def check(self, model, steps_per_epoch=None, epochs=0):
-        """What can be checked against ``model`` (and the fine-tuning's steps) before any
-        training; raises a TfpruneError."""
+    def check(self, model=None, steps_per_epoch=None, epochs=0):
+        """What can be checked against the fine-tuning's steps (``epochs`` > 0) and ``model``'s
+        layers (when given) before any training; raises a TfpruneError."""
         raise NotImplementedError
 
     def attach(self, model, *, steps_per_epoch=None, epochs, train_data=None,
@@ -194,10 +194,11 @@ class LayerMethod(_Method):
         return core.select_layers(model, self.spec.granularity, self.layers, o.prune_classifier,
                                   o.prune_first_conv, self.m_by_n if m_by_n else None)
 
-    def check(self, model, steps_per_epoch=None, epochs=0):
+    def check(self, model=None, steps_per_epoch=None, epochs=0):
         if epochs:
             self._steps(steps_per_epoch, epochs)
-        self._select(model)
+        if model is not None:
+            self._select(model)
 
     def _attach(self, model, steps_per_epoch, epochs, train_data, decisions_path, log):
         steps = self._steps(steps_per_epoch, epochs)
@@ -253,10 +254,11 @@ class ChannelMethod(_Method):
             spec, options.schedule, options.target_sparsity, options.initial_sparsity)
         self.options = dataclasses.replace(options, schedule=schedule, target_sparsity=target)
 
-    def check(self, model, steps_per_epoch=None, epochs=0):
+    def check(self, model=None, steps_per_epoch=None, epochs=0):
         if epochs:
             self._steps(steps_per_epoch, epochs)
-        core.prunable_groups(model)
+        if model is not None:
+            core.prunable_groups(model)
 
     def _groups(self, copy, train_data):
         if self.options.criterion == "taylor" and train_data is None:
@@ -315,7 +317,9 @@ class DecidingMethod(_Method):
     def granularity(self):
         return self.config.granularity
 
-    def check(self, model, steps_per_epoch=None, epochs=0):
+    def check(self, model=None, steps_per_epoch=None, epochs=0):
+        if model is None:
+            return
         if self.granularity() == "channel":
             core.prunable_groups(model)
         else:

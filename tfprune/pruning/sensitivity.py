@@ -8,7 +8,7 @@ The curves feed layer-wise sparsity (pruning/allocation.py); jobs/sensitivity.py
 import numpy as np
 
 from tfprune.pruning import channels as channels_lib
-from tfprune.pruning import core, method_objects
+from tfprune.pruning import core, method_objects, oneshot
 from tfprune.pruning.allocation import check_grid
 
 
