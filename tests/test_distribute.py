@@ -172,7 +172,8 @@ for method, options, epochs in (("weight", {}, 1), ("unit", {}, 1),
         kernel = result.model.get_layer("conv2").kernel.values[0].numpy()
         zeros = [float(np.mean(np.all(kernel == 0, axis=(0, 1, 2))))]
     out[method] = {"same": bool(same), "mask_zeros": zeros, "masks": len(zeros),
-                   "events": len(result.pruner.decisions) if result.pruner else None}
+                   "events": len(result.pruner.decisions)  # a deciding pruner's
+                   if hasattr(result.pruner, "decisions") else None}
 sweep = SweepConfig(methods=("weight",), schedules=("constant",), sparsities=(0.5,),
                     quantizations=("float32", "int8"), baseline_epochs=1, fine_tune_epochs=1,
                     batch_size=16, latency_runs=3, strategy="mirrored")
