@@ -144,7 +144,7 @@ from tfprune.data import load_data
 from tfprune.jobs.prune import PruneConfig, run_prune
 from tfprune.jobs.sweep import SweepConfig, run_sweep
 from tfprune.models import build_model
-from tfprune.pruning import core
+from tfprune.pruning import method_objects
 
 out = {}
 strategy = distribute.start("mirrored")
@@ -158,7 +158,7 @@ for method, options, epochs in (("weight", {}, 1), ("unit", {}, 1),
     training.set_seed(0)
     data = load_data("digits", batch_size=distribute.global_batch(16), seed=0)
     with strategy.scope():
-        result = core.prune(build_model("cnn", data.input_shape, data.num_classes, seed=0),
+        result = method_objects.prune(build_model("cnn", data.input_shape, data.num_classes, seed=0),
                             method, "constant", 0.5, steps_per_epoch=data.steps_per_epoch,
                             epochs=epochs, train_data=data.split("train"), log=lambda _: None,
                             **options)
@@ -168,11 +168,12 @@ for method, options, epochs in (("weight", {}, 1), ("unit", {}, 1),
     same = all(len(c) == 2 and np.array_equal(c[0], c[1]) for c in copies)  # every variable
     zeros = [float(np.mean(mask.values[0].numpy() == 0)) for layer in result.model.layers
              for _, mask, _ in getattr(layer, "pruning_vars", ())]
-    if result.channel_masks is not None:  # channel groups: zeroed output channels of conv2
+    if result.masks is not None:  # channel groups: zeroed output channels of conv2
         kernel = result.model.get_layer("conv2").kernel.values[0].numpy()
         zeros = [float(np.mean(np.all(kernel == 0, axis=(0, 1, 2))))]
     out[method] = {"same": bool(same), "mask_zeros": zeros, "masks": len(zeros),
-                   "events": len(result.pruner.decisions) if result.pruner else None}
+                   "events": len(result.pruner.decisions)  # a deciding pruner's
+                   if hasattr(result.pruner, "decisions") else None}
 sweep = SweepConfig(methods=("weight",), schedules=("constant",), sparsities=(0.5,),
                     quantizations=("float32", "int8"), baseline_epochs=1, fine_tune_epochs=1,
                     batch_size=16, latency_runs=3, strategy="mirrored")

@@ -102,7 +102,7 @@ def test_the_package_and_its_registries_load_on_first_use():
             "from tfprune import PruneConfig, keras, prune, tf\n"
             "import tensorflow\n"
             "print(before, keras.__name__, tfprune.keras.__name__, tf is tensorflow,\n"
-            "      prune is tfprune.pruning.core.prune, tensorflow.keras.__name__.split('.')[0])\n" % (HEAVY,))
+            "      prune is tfprune.pruning.method_objects.prune, tensorflow.keras.__name__.split('.')[0])\n" % (HEAVY,))
     result = run_python(["-c", code])
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["[]", "tf_keras", "tf_keras", "True", "True", "tf_keras"]

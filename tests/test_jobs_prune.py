@@ -277,3 +277,25 @@ def test_mixed_precision_fine_tunes_in_float16_and_saves_float32(tmp_path, metho
         tflite_accuracy = evaluate.accuracy(loaded, x, y)[0]
         keras_accuracy = float(np.mean(np.argmax(model.predict(x, verbose=0), 1) == y))
         assert tflite_accuracy == pytest.approx(keras_accuracy, abs=0.01), kind
+
+
+def test_the_job_asks_the_method_object_not_which_method_it_is():
+    """_run_prune and preflight test nothing about the method: every such question is the
+    method object's (pruning/method_objects.py)."""
+    import ast
+    import inspect
+
+    from tfprune.jobs import prune as job
+
+    asked = {"method", "method_spec", "granularity", "decides", "takes_schedule", "pruner",
+             "masks", "channel_masks", "channel_pruner", "structured"}
+    for function in (job._run_prune, job.preflight):
+        tree = ast.parse(inspect.getsource(function))
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.If, ast.IfExp, ast.While)):
+                names = {n.id for n in ast.walk(node.test) if isinstance(n, ast.Name)} | \
+                    {n.attr for n in ast.walk(node.test) if isinstance(n, ast.Attribute)}
+                assert not names & asked, (function.__name__, ast.unparse(node.test))
+    # the detector sees such a branch
+    tree = ast.parse("if result.pruner is None:\n    pass\n")
+    assert {n.attr for n in ast.walk(tree.body[0].test) if isinstance(n, ast.Attribute)} & asked

@@ -205,11 +205,11 @@ class _Subclassed(tf_keras.Model):
 
 
 def test_subclassed_models_get_one_clear_error():
-    from tfprune.pruning import core, stats
+    from tfprune.pruning import method_objects, stats
 
     model = _Subclassed()
     model(np.zeros((1, 4), "float32"))
-    for call in (lambda: core.prune(model, "weight", "constant", 0.5, steps_per_epoch=2,
+    for call in (lambda: method_objects.prune(model, "weight", "constant", 0.5, steps_per_epoch=2,
                                     epochs=1),
                  lambda: stats.summarize(model)):
         with pytest.raises(ModelTypeError) as err:
@@ -230,7 +230,7 @@ def test_subclassed_models_get_one_clear_error():
     with pytest.raises(TranslationError, match=r"subclassed Keras 3 model .*K3"):
         keras3.from_keras3(k3)
     with pytest.raises(ModelTypeError, match=r"is a Keras 3 model .*from_keras3"):
-        core.prune(k3, "weight", "constant", 0.5, steps_per_epoch=2, epochs=1)
+        method_objects.prune(k3, "weight", "constant", 0.5, steps_per_epoch=2, epochs=1)
 
 
 def test_files_are_recognised_and_bad_ones_refused(tmp_path, many_layers):

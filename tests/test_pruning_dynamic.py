@@ -87,7 +87,7 @@ def test_pruners_record_every_decision(tmp_path, method, granularity):
     last = result.pruner.history[-1]["sparsity"]
     if resolved == "channel":
         # The masks hold through training, and shrink removes exactly the chosen channels.
-        masks = result.channel_masks
+        masks = result.masks
         shrunk = channels.shrink(result.model, masks.groups, masks.keep, check_inputs=x[:8])
         for layer, sparsity in last.items():
             units = result.model.get_layer(layer).units

@@ -3,7 +3,8 @@ import pytest
 
 from tfprune.errors import TfpruneError
 from tfprune.models import build_model
-from tfprune.pruning import core, oneshot, sensitivity
+from tfprune.pruning import oneshot, sensitivity
+from tfprune.pruning.method_objects import prune, prune_once
 from tfprune.pruning.unit import PruneLowMagnitude
 
 
@@ -26,14 +27,14 @@ def test_magnitude_mask_keeps_the_largest_exactly():
 
 def test_weight_one_shot_matches_tfmot_and_leaves_the_model_alone(cnn):
     before = [w.copy() for w in cnn.get_weights()]
-    result = oneshot.prune_once(cnn, "weight", 0.75)
+    result = prune_once(cnn, "weight", 0.75)
     assert result.pruned_layers == ["conv2", "fc1"] and not result.callbacks
     for name in result.pruned_layers:
         kernel = result.model.get_layer(name).kernel.numpy()
         assert np.mean(kernel == 0) == pytest.approx(0.75, abs=1e-3)
     assert all(np.array_equal(a, b) for a, b in zip(before, cnn.get_weights()))
     # tfmot's own wrapper, one mask update at step 0, zeroes the same weights.
-    wrapped = core.prune(cnn, "weight", "constant", 0.75, steps_per_epoch=1, epochs=1).model
+    wrapped = prune(cnn, "weight", "constant", 0.75, steps_per_epoch=1, epochs=1).model
     for layer in wrapped.layers:
         if isinstance(layer, PruneLowMagnitude):
             layer.pruning_step.assign(0)
@@ -44,32 +45,32 @@ def test_weight_one_shot_matches_tfmot_and_leaves_the_model_alone(cnn):
 
 
 def test_unit_and_channel_one_shot_zero_whole_units(cnn):
-    unit = oneshot.prune_once(cnn, "unit", 0.5).model
+    unit = prune_once(cnn, "unit", 0.5).model
     fc1 = unit.get_layer("fc1")
     dead = np.all(fc1.kernel.numpy() == 0, axis=0)
     assert dead.sum() == 64 and np.all(fc1.bias.numpy()[dead] == 0)
-    channel = oneshot.prune_once(cnn, "channel", 0.5)
-    assert channel.channel_masks is not None
+    channel = prune_once(cnn, "channel", 0.5)
+    assert channel.masks is not None and channel.one_shot and not channel.callbacks
     conv1 = channel.model.get_layer("conv1").kernel.numpy()
     assert np.all(conv1 == 0, axis=(0, 1, 2)).sum() == 16
 
 
 def test_per_layer_targets_and_bad_methods(cnn):
-    result = oneshot.prune_once(cnn, "weight", 0.5, layer_sparsity={"conv2": 0.9, "fc1": 0.2})
+    result = prune_once(cnn, "weight", 0.5, layer_sparsity={"conv2": 0.9, "fc1": 0.2})
     assert np.mean(result.model.get_layer("conv2").kernel.numpy() == 0) == pytest.approx(0.9, abs=1e-3)
     assert np.mean(result.model.get_layer("fc1").kernel.numpy() == 0) == pytest.approx(0.2, abs=1e-3)
     with pytest.raises(TfpruneError, match=r"one-shot pruning \(`fine_tune_epochs=0`\) applies "
                                            r"to the methods weight, unit, channel, not 'adaptive'"):
-        oneshot.prune_once(cnn, "adaptive", 0.5)
+        prune_once(cnn, "adaptive", 0.5)
     with pytest.raises(TfpruneError, match=r"`layers` names layers that cannot be pruned by "
                                            r"weight pruning: nope"):
-        oneshot.prune_once(cnn, "weight", 0.5, layer_sparsity={"nope": 0.5})
+        prune_once(cnn, "weight", 0.5, layer_sparsity={"nope": 0.5})
 
 
 def test_a_layer_at_target_zero_is_counted_as_pruned_in_both_paths(cnn):
     targets = {"conv2": 0.0, "fc1": 0.9}
-    once = oneshot.prune_once(cnn, "weight", 0.5, layer_sparsity=targets)
-    tuned = core.prune(cnn, "weight", "constant", 0.5, steps_per_epoch=1, epochs=1,
+    once = prune_once(cnn, "weight", 0.5, layer_sparsity=targets)
+    tuned = prune(cnn, "weight", "constant", 0.5, steps_per_epoch=1, epochs=1,
                        layer_sparsity=targets)
     assert once.pruned_layers == tuned.pruned_layers == ["conv2", "fc1"]
     wrapped = [l.layer.name for l in tuned.model.layers if isinstance(l, PruneLowMagnitude)]
@@ -77,7 +78,7 @@ def test_a_layer_at_target_zero_is_counted_as_pruned_in_both_paths(cnn):
     assert np.all(once.model.get_layer("conv2").kernel.numpy() != 0)
     with pytest.raises(TfpruneError, match=r"`layer_sparsity` must prune some layer, got every "
                                            r"target 0"):
-        core.prune(cnn, "weight", "constant", 0.5, steps_per_epoch=1, epochs=1,
+        prune(cnn, "weight", "constant", 0.5, steps_per_epoch=1, epochs=1,
                    layer_sparsity={"conv2": 0.0, "fc1": 0.0})
 
 

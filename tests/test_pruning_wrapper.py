@@ -124,18 +124,18 @@ def test_every_granularity_reaches_its_target_under_mixed_float16(mixed, digits,
                    steps_per_epoch=digits.steps_per_epoch, epochs=3,
                    train_data=digits.split("train") if deciding else None,
                    log=lambda _: None,
-                   dynamic={"every": 1, "granularity": "unit"} if deciding else None)
+                   **({"dynamic": {"every": 1, "granularity": "unit"}} if deciding else {}))
     result.model.compile(keras.optimizers.Adam(1e-3), "sparse_categorical_crossentropy",
                          metrics=["accuracy"])
     assert type(result.model.optimizer).__name__.startswith("LossScaleOptimizer")
     result.model.fit(digits.split("train"), validation_data=digits.split("validation"),
                      epochs=3, callbacks=result.callbacks, verbose=0)
-    pruned = result.model if result.channel_masks is not None else strip(result.model)
+    pruned = result.model if result.masks is not None else strip(result.model)
     saved = precision.float32_copy(pruned)
     assert precision.is_float32(saved)
     summary = stats.summarize(saved, result.pruned_layers)
-    if result.channel_masks is not None:  # the fraction of channels (weights: more)
-        masks = result.channel_masks
+    if result.masks is not None:  # the fraction of channels (weights: more)
+        masks = result.masks
         assert channels.channel_sparsity(masks.groups, masks.keep) == pytest.approx(0.5, abs=0.05)
         channels.shrink(saved, masks.groups, masks.keep, digits.numpy("test", limit=32)[0],
                         atol=1e-4, masked=True)  # the masks held through float16 training

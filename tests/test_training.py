@@ -69,15 +69,16 @@ class _StopBefore(keras.callbacks.Callback):
 
 
 def _fine_tune(method, per_batch, tmp_path, name, extra=(), epochs=3):
-    from tfprune.pruning import core
+    from tfprune.pruning import method_objects
 
     training.set_seed(0)
     data = load_data("digits", batch_size=32, seed=0)
-    options = {"dynamic": {"every": 1}} if method == "incremental" else {}
-    result = core.prune(build_model("cnn", data.input_shape, data.num_classes, seed=0), method,
-                        "polynomial", 0.6, steps_per_epoch=data.steps_per_epoch, epochs=epochs,
-                        frequency=7, train_data=data.split("train"), log=lambda _: None,
-                        **options)
+    # the schedule prunes every 7 steps; incremental has no schedule (it decides per epoch)
+    options = {"dynamic": {"every": 1}} if method == "incremental" else {"frequency": 7}
+    result = method_objects.prune(
+        build_model("cnn", data.input_shape, data.num_classes, seed=0), method, "polynomial",
+        0.6, steps_per_epoch=data.steps_per_epoch, epochs=epochs,
+        train_data=data.split("train"), log=lambda _: None, **options)
     model = training.compile_model(result.model, keras.optimizers.Adam(1e-3))
     calls = _Calls()
     callbacks = result.callbacks + [calls] + list(extra) + ([_PerBatch()] if per_batch else [])

@@ -33,7 +33,10 @@ _EXPORTS = {
     "TrainConfig": "tfprune.jobs.configs.train", "train_baseline": "tfprune.jobs.train",
     "MODELS": "tfprune.models", "build_model": "tfprune.models", "load_model": "tfprune.models",
     "METHODS": "tfprune.pruning.methods", "SCHEDULES": "tfprune.pruning.schedules",
-    "prune": "tfprune.pruning.core", "strip": "tfprune.pruning.core",
+    "prune": "tfprune.pruning.method_objects", "make_method": "tfprune.pruning.method_objects",
+    "strip": "tfprune.pruning.core", "prune_model": "tfprune.pipeline",
+    "ChannelOptions": "tfprune.pruning.options", "DecidingOptions": "tfprune.pruning.options",
+    "DynamicConfig": "tfprune.pruning.options", "LayerOptions": "tfprune.pruning.options",
     "shrink": "tfprune.pruning.surgery",
     "QUANTIZATIONS": "tfprune.tflite.quantizations", "to_tflite": "tfprune.tflite.export",
 }

@@ -17,7 +17,7 @@ import os
 import shutil
 import time
 
-from tfprune import checks, distribute, io, keras3, precision, summaries, training
+from tfprune import distribute, io, keras3, precision, training
 from tfprune.jobs.configs.prune import PruneConfig  # noqa: F401  (jobs.prune.PruneConfig)
 from tfprune.jobs import runlock
 from tfprune.jobs.rundir import inside, prepare_run_dir, read_marker
@@ -26,8 +26,8 @@ from tfprune.keras import keras
 from tfprune.models import (CHECK_INPUTS, Imported, build_model, check_fits, import_checked,
                             load_model)
 from tfprune.optimizers import make_optimizer
-from tfprune.pruning import (allocation, channels, core, dynamic, oneshot, schedules,
-                             sensitivity, stats, surgery)
+from tfprune.pipeline import fine_tune_optimizer
+from tfprune.pruning import allocation, core, method_objects, oneshot, sensitivity, stats
 from tfprune.results import plots
 from tfprune.results.tables import write_csv
 
@@ -35,24 +35,24 @@ LAYER_COLUMNS = ["layer", "type", "pruned", "target_sparsity", "weights", "nonze
                  "units", "units_kept", "units_after_shrink", "flops", "nonzero_flops"]
 
 
+def method(config, layer_sparsity=None):
+    """The method object of ``config`` (pruning/method_objects.py), with the per-layer targets
+    ``resolve_layer_sparsity`` found."""
+    return method_objects.make_method(config.method, config.method_options(layer_sparsity))
+
+
 def preflight(config, data, model=None):
     """Check what needs the data and the model's layers, before any training: the schedule's
-    steps against the fine-tuning steps, and ``layers`` against the model (the untrained zoo
-    architecture when the baseline is still to be trained)."""
-    spec = config.method_spec
-    if spec.takes_schedule and not config.one_shot:
-        schedules.derive_steps(config.schedule, data.steps_per_epoch, config.fine_tune_epochs,
-                               config.begin_step, config.end_step, config.frequency,
-                               config.ramp_fraction)
+    steps against the fine-tuning steps, and the layers (or channel groups) the method prunes
+    against the model (the untrained zoo architecture when the baseline is still to be
+    trained)."""
+    pruning = method(config)
+    pruning.check(steps_per_epoch=data.steps_per_epoch, epochs=config.fine_tune_epochs)
     if model is None:
         model = build_model(config.model, data.input_shape, data.num_classes)
     if config.keras3_output:  # the Keras 3 export must not fail after the fine-tuning
         keras3.to_keras3(model, data.numpy("test", limit=8)[0], name=f"model {config.model!r}")
-    if config.granularity() == "channel":
-        core.prunable_groups(model)
-        return
-    core.select_layers(model, config.granularity(), config.layers, config.prune_classifier,
-                       config.prune_first_conv, checks.parse_m_by_n(config.sparsity_m_by_n))
+    pruning.check(model)
     if config.layer_targets:
         allocation.check_layers(config.layer_targets,
                                 core.prunable_layers(model, config.granularity()), model.name,
@@ -246,42 +246,16 @@ def _run_prune(config, output_dir, strategy, overwrite, log, data, baseline, cur
     precision.set_mixed_precision(mixed)  # the wrapped model's own policy: loss scaling
     tuned = precision.mixed_copy(baseline_model) if mixed else baseline_model
     with strategy.scope():
-        channel_options = config.channel_options() \
-            if config.method_spec.granularity == "channel" else None
-        if config.one_shot:
-            result = oneshot.prune_once(
-                baseline_model, config.method, config.target_sparsity, layers=config.layers,
-                prune_classifier=config.prune_classifier,
-                prune_first_conv=config.prune_first_conv, train_data=data.split("train"),
-                layer_sparsity=layer_targets, channel=channel_options)
-        else:
-            result = core.prune(
-                tuned, config.method, config.schedule, config.target_sparsity,
-                steps_per_epoch=data.steps_per_epoch, epochs=config.fine_tune_epochs,
-                begin_step=config.begin_step, end_step=config.end_step,
-                frequency=config.frequency, initial_sparsity=config.initial_sparsity,
-                layers=config.layers, prune_classifier=config.prune_classifier,
-                prune_first_conv=config.prune_first_conv,
-                sparsity_m_by_n=config.sparsity_m_by_n, ramp_fraction=config.ramp_fraction,
-                dynamic=config.dynamic,
-                decisions_path=os.path.join(output_dir, "decisions.jsonl"),
-                train_data=data.split("train"), log=log, layer_sparsity=layer_targets,
-                channel=channel_options)
+        attached = method(config, layer_targets).attach(
+            tuned, steps_per_epoch=data.steps_per_epoch, epochs=config.fine_tune_epochs,
+            train_data=data.split("train"), log=log,
+            decisions_path=os.path.join(output_dir, "decisions.jsonl"))
         if not config.one_shot:
-            optimizer = make_optimizer(
-                "adam", config.learning_rate, lr_schedule="cosine",
-                decay_steps=config.fine_tune_epochs * data.steps_per_epoch)
-            training.compile_model(result.model, optimizer)
+            training.compile_model(attached.model, fine_tune_optimizer(
+                config.learning_rate, config.fine_tune_epochs, data.steps_per_epoch))
     subject = config.model if config.baseline == "train" else os.path.basename(baseline_path)
-    if result.pruner is None:
-        log(f"pruning {subject} ({config.method}, {config.schedule}, target "
-            f"{config.target_sparsity:g}) layers {', '.join(result.pruned_layers)}; schedule "
-            f"steps begin {result.steps.begin_step}, end {result.steps.end_step}, every "
-            f"{result.steps.frequency}; baseline test accuracy {baseline_accuracy:.4f}")
-    else:
-        log(f"pruning {subject} with the {config.method} pruner "
-            f"({result.pruner.config.granularity}s) on layers {', '.join(result.pruned_layers)}; "
-            f"baseline test accuracy {baseline_accuracy:.4f}")
+    log(f"pruning {subject} {attached.describe()}; baseline test accuracy "
+        f"{baseline_accuracy:.4f}")
     # Checkpointed every epoch: the model's variables (with tfmot's masks, thresholds and
     # pruning step), the optimizer, and the state of the channel and deciding pruners'
     # callbacks (kept channels, decisions, norm histories); a killed run resumes exactly.
@@ -289,35 +263,19 @@ def _run_prune(config, output_dir, strategy, overwrite, log, data, baseline, cur
     tensorboard_dir = os.path.join(output_dir, "tensorboard")
     start = time.perf_counter()
     history = None if config.one_shot else training.fit(
-        result.model, data, config.fine_tune_epochs, callbacks=result.callbacks, log=log,
+        attached.model, data, config.fine_tune_epochs, callbacks=attached.callbacks, log=log,
         prefix="[fine-tune] ", backup_dir=backup_dir, tensorboard_dir=tensorboard_dir,
         sparsity_summaries=True)
     fine_tune_time = time.perf_counter() - start
     shutil.rmtree(backup_dir, ignore_errors=True)
     precision.set_mixed_precision(False)
 
-    # Channel granularity wraps nothing: its model is already plain. Everything from here on
-    # (evaluation, shrink, the saved files) is float32.
-    pruned = result.model if result.channel_masks is not None else core.strip(result.model)
-    pruned = precision.float32_copy(pruned)
-    loss, accuracy = training.evaluate(pruned, data.test)
-    summary = stats.summarize(pruned, result.pruned_layers)
-    rows = summary.pop("layers")
+    # Everything from here on (evaluation, shrink, the saved files) is float32.
     check_inputs = data.numpy("test", limit=CHECK_INPUTS)[0]
-    channel_metrics = {}
-    if result.channel_masks is not None:
-        masks = result.channel_masks
-        shrunk = channels.shrink(pruned, masks.groups, masks.keep, check_inputs, atol=1e-4,
-                                 masked=True)  # the fine-tuned model itself: masks held?
-        summary["pruned_sparsity"] = channels.channel_sparsity(masks.groups, masks.keep)
-        channel_metrics = {"channel": dict(
-            config.channel_options() if result.channel_pruner is not None else {},
-            groups=len(masks.groups), prunable_groups=len(channels.prunable(masks.groups)),
-            channel_sparsity=summary["pruned_sparsity"],
-            events=result.channel_pruner.history if result.channel_pruner is not None else None,
-            kept={str(g): len(k) for g, k in masks.keep.items()})}
-    else:
-        shrunk = surgery.shrink(pruned, check_inputs=check_inputs)
+    finished = attached.finish(check_inputs)
+    pruned, shrunk, summary = finished.pruned, finished.shrink, finished.summary
+    loss, accuracy = training.evaluate(pruned, data.test)
+    rows = summary.pop("layers")
     shrunk_summary = stats.summarize(shrunk.model)
     after = {row["layer"]: row["units"] for row in shrunk_summary.pop("layers")}
     shrunk_loss, shrunk_accuracy = training.evaluate(shrunk.model, data.test)
@@ -327,11 +285,11 @@ def _run_prune(config, output_dir, strategy, overwrite, log, data, baseline, cur
         "accuracy": shrunk_accuracy, "loss": shrunk_loss, "removed": shrunk.removed,
         "notes": shrunk.notes, "flops_after": shrunk_summary["flops"],
     }
+    targets = attached.targets
     for row in rows:
-        row["pruned"] = row["layer"] in result.pruned_layers
+        row["pruned"] = row["layer"] in targets
         # Empty for a method that chooses its sparsity: it had no target.
-        row["target_sparsity"] = (layer_targets or {}).get(row["layer"], result.target_sparsity) \
-            if row["pruned"] else 0.0
+        row["target_sparsity"] = targets[row["layer"]] if row["pruned"] else 0.0
         row["units_after_shrink"] = after.get(row["layer"], row["units"])
 
     models = {"pruned": pruned}
@@ -342,47 +300,39 @@ def _run_prune(config, output_dir, strategy, overwrite, log, data, baseline, cur
     kind = "shrunk" if shrunk.removed else "pruned"
     deployed = shrunk_summary if shrunk.removed else summary
     write_csv(os.path.join(output_dir, "layers.csv"), rows, LAYER_COLUMNS)
-    target_text = "chosen by the method" if result.target_sparsity is None else \
-        f"target {result.target_sparsity:g}"
+    target_text = "chosen by the method" if attached.target_sparsity is None else \
+        f"target {attached.target_sparsity:g}"
     if history is not None:
         draw(plots.plot_history, history.history,
              os.path.join(output_dir, "plots", "fine_tune.png"),
              title=f"fine-tuning under {config.method} pruning "
                    f"({config.schedule or 'no schedule'}, {target_text})")
-    dynamic_metrics = {}
-    if result.pruner is not None:
-        pruner = result.pruner
-        draw(plots.plot_sparsity_history,
-             pruner.history, os.path.join(output_dir, "plots", "sparsity_over_training.png"),
-            title=f"{config.method} pruner: sparsity per layer ({pruner.config.granularity}s)")
-        summaries.write_decisions(tensorboard_dir, pruner.decisions)
-        dynamic_metrics = dict(dynamic.summarize_decisions(pruner),
-                               dynamic_config=dataclasses.asdict(pruner.config),
-                               decisions_path="decisions.jsonl")
-        if getattr(pruner, "pqi", None):
-            io.write_json(os.path.join(output_dir, "pq_index.json"), pruner.pqi)
-            dynamic_metrics["pq_index_path"] = "pq_index.json"
+    for figure in finished.figures:
+        draw(getattr(plots, figure.plot), figure.data,
+             os.path.join(output_dir, "plots", figure.file), title=figure.title)
+    finished.write_events(tensorboard_dir)
+    for name, content in finished.files.items():
+        io.write_json(os.path.join(output_dir, name), content)
     draw(plots.plot_layer_sparsity, rows, os.path.join(output_dir, "plots", "layer_sparsity.png"),
-         target=result.target_sparsity,
+         target=attached.target_sparsity,
          title=f"{config.model}: {config.method} pruning, {config.schedule or 'no'} schedule",
          structured=config.structured())
-    keras3_metrics = {}
+    extra_metrics = {}
     if config.keras3_output or baseline.keras3:
-        keras3_metrics["keras3"] = dict(
+        extra_metrics["keras3"] = dict(
             _keras3_exports(models, output_dir, data, check_inputs, log),
             baseline=baseline.translation.summary() if baseline.keras3 else None)
     if config.from_scratch:
-        channel_metrics["from_scratch"] = _from_scratch(config, shrunk.model, output_dir, log)
+        extra_metrics["from_scratch"] = _from_scratch(config, shrunk.model, output_dir, log)
     metrics = dict(
-        summary, **channel_metrics, **keras3_metrics,
+        summary, **finished.statistics, **extra_metrics,
         baseline_path=inside(output_dir, baseline_path), baseline_accuracy=baseline_accuracy,
         baseline_loss=baseline_loss, accuracy=accuracy, loss=loss,
         accuracy_drop=baseline_accuracy - accuracy,
         layer_sparsity={r["layer"]: r["sparsity"] for r in rows if r["pruned"]},
-        pruned_layers=result.pruned_layers, skipped_layers=result.skipped_layers,
-        schedule_steps=dataclasses.asdict(result.steps) if result.pruner is None else None,
-        fine_tune_time_s=fine_tune_time, shrink=shrink_metrics, **dynamic_metrics,
-        precision=None if config.one_shot else precision.trained_under(result.model),
+        pruned_layers=attached.pruned_layers, skipped_layers=attached.skipped_layers,
+        fine_tune_time_s=fine_tune_time, shrink=shrink_metrics,
+        precision=None if config.one_shot else precision.trained_under(attached.model),
         replicas=strategy.num_replicas_in_sync, global_batch_size=data.batch_size,
         one_shot=config.one_shot, layer_targets=layer_targets,
         deployed={"kind": kind, **deployed},  # the deployed model's own statistics

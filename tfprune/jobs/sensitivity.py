@@ -28,6 +28,7 @@ from tfprune.jobs import runlock
 from tfprune.jobs.rundir import prepare_run_dir, read_marker
 from tfprune.models import build_model
 from tfprune.pruning import allocation, core, oneshot, sensitivity
+from tfprune.pruning.options import taken_by
 from tfprune.results import plots
 from tfprune.results.tables import markdown_table, write_csv
 from tfprune.tflite import export, mixed
@@ -87,10 +88,10 @@ def _run_sensitivity(config, output_dir, overwrite, log):
         f"{base_test:.4f}")
     plot_dir = os.path.join(output_dir, "plots")
 
+    layer_options = dict(layers=config.layers, prune_classifier=config.prune_classifier,
+                         prune_first_conv=config.prune_first_conv)
     oneshot_curves = {m: _stage(output_dir, f"oneshot_{m}", lambda m=m: sensitivity.model_curve(
-        model, m, grid, x_test, y_test, log=log, layers=config.layers if m != "channel" else None,
-        prune_classifier=config.prune_classifier if m != "channel" else False,
-        prune_first_conv=config.prune_first_conv if m != "channel" else False), log)
+        model, m, grid, x_test, y_test, log=log, **taken_by(m, layer_options)), log)
         for m in config.methods}
     write_csv(os.path.join(output_dir, "oneshot.csv"),
               [{"method": m, "sparsity": s, "test_accuracy": a, "accuracy_drop": base_test - a}

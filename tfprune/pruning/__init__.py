@@ -6,9 +6,13 @@ and the job configs read pruning.methods, options and schedules without TensorFl
 from tfprune.lazy import reexports
 
 _EXPORTS = {
-    "PruneResult": "tfprune.pruning.core", "classifier_layer": "tfprune.pruning.core",
-    "prune": "tfprune.pruning.core", "select_layers": "tfprune.pruning.core",
+    "classifier_layer": "tfprune.pruning.core", "select_layers": "tfprune.pruning.core",
     "strip": "tfprune.pruning.core",
+    "Attached": "tfprune.pruning.method_objects", "Finished": "tfprune.pruning.method_objects",
+    "make_method": "tfprune.pruning.method_objects", "prune": "tfprune.pruning.method_objects",
+    "prune_once": "tfprune.pruning.method_objects",
+    "ChannelOptions": "tfprune.pruning.options", "DecidingOptions": "tfprune.pruning.options",
+    "DynamicConfig": "tfprune.pruning.options", "LayerOptions": "tfprune.pruning.options",
     "METHODS": "tfprune.pruning.methods", "Method": "tfprune.pruning.methods",
     "check_options": "tfprune.pruning.methods",
     "SCHEDULES": "tfprune.pruning.schedules", "derive_steps": "tfprune.pruning.schedules",

@@ -13,7 +13,7 @@ a file of per-layer targets):
   norm, so wide and narrow layers compare), read off as per-layer targets.
 
 The per-layer targets are then applied by the existing methods and schedules (weight and unit
-pruning; core.prune's ``layer_sparsity``). Pure functions of arrays and dicts, except
+pruning; ``LayerOptions.layer_sparsity``). Pure functions of arrays and dicts, except
 ``global_magnitude`` (reads kernels) and ``read_file``.
 """
 

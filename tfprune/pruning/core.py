@@ -1,44 +1,18 @@
-"""One entry point for pruning: ``prune(model, method, schedule, target_sparsity, ...)``.
-
-It never changes the model it is given: the model is cloned (clone_model + set_weights) first,
-because tfmot's wrappers share the wrapped layers' weights. It returns the wrapped model, ready
-to compile and fine-tune, with the callbacks the fine-tuning needs. ``select_layers`` is the
-check of a layer list, cheap enough for configs to run on an untrained model before training.
+"""What the pruning methods are built from (pruning/method_objects.py puts them together):
+which layers a method prunes (``select_layers``, cheap enough for configs to run on an untrained
+model before training; ``prunable_layers``, ``prunable_groups``), a copy of a model with layers
+wrapped (``_wrap_model``: cloned, because tfmot's wrappers share the wrapped layers' weights, so
+the model given is never changed), the BatchNorms tied to a unit, and ``strip``.
 """
-
-import dataclasses
 
 import tensorflow_model_optimization as tfmot
 
 from tfprune.errors import TfpruneError
-from tfprune.keras import check_model, keras
+from tfprune.keras import keras
 from tfprune.pruning import channels as channels_lib
-from tfprune.pruning import dynamic as dynamic_lib
-from tfprune.pruning import methods as methods_lib
-from tfprune.pruning import options as options_lib
-from tfprune.pruning import schedules as schedules_lib
 from tfprune.pruning import wrapper as wrapper_lib
-from tfprune.pruning.methods import check_channel_granularity, check_layer_sparsity
 from tfprune.pruning.groups import channel_groups
 from tfprune.pruning.unit import PruneLowMagnitude, UnitPruneLowMagnitude, is_unit_prunable
-
-METHODS = methods_lib.METHODS
-
-
-@dataclasses.dataclass
-class PruneResult:
-    model: keras.Model          # wrapped, not compiled
-    callbacks: list             # pass to fit(): UpdatePruningStep (and the deciding callback)
-    pruned_layers: list         # names of the wrapped layers
-    skipped_layers: dict        # name -> why it was not pruned
-    steps: schedules_lib.ScheduleSteps
-    method: methods_lib.Method
-    schedule: str               # None for methods without a schedule
-    target_sparsity: float      # None for methods that choose their sparsity
-    pruner: object = None       # the deciding callback of a method that decides
-    channel_pruner: object = None  # channels.GroupPruner of the channel method
-    channel_masks: object = None   # channels.GroupMasks of any channel-granularity method:
-                                   # its groups and kept channels are what shrink removes
 
 
 def is_weight_prunable(layer):
@@ -169,89 +143,6 @@ def _wrap_model(model, granularity, pruning_schedules, selected, m_by_n):
     return wrapped
 
 
-def prune(model, method="weight", schedule="polynomial", target_sparsity=0.5, *,
-          steps_per_epoch, epochs, begin_step=None, end_step=None, frequency=None,
-          initial_sparsity=0.0, power=3, layers=None, prune_classifier=False,
-          prune_first_conv=False, sparsity_m_by_n=None, ramp_fraction=0.6, dynamic=None,
-          decisions_path=None, train_data=None, log=None, channel=None, layer_sparsity=None):
-    """Wrap a copy of ``model`` for ``method`` pruning under ``schedule``.
-
-    Call it inside a distribution strategy's scope when training under one. Methods that decide
-    for themselves (``Method.decides``) ignore ``schedule``, take their parameters from
-    ``dynamic`` (a DynamicConfig or a dict of its fields), write their decisions to
-    ``decisions_path``, and "incremental" scores on ``train_data`` (batched, unshuffled).
-    The channel method, and deciding methods at granularity "channel", prune every prunable
-    channel group (``layers`` and m:n do not apply); ``channel`` holds the channel method's
-    options (criterion, mode, max_per_group, round_to). ``layer_sparsity`` ({layer: target},
-    weight and unit pruning under a schedule) gives each layer its own target and names the
-    layers pruned (pruning/allocation.py makes one); a layer at 0 stays unwrapped.
-    """
-    check_model(model)
-    method = METHODS.get(method) if isinstance(method, str) else method
-    schedule, target_sparsity, m_by_n = methods_lib.check_options(
-        method, schedule, target_sparsity, initial_sparsity, sparsity_m_by_n)
-    config = None
-    if method.decides:
-        config = options_lib.make_config(dynamic)
-        config = dataclasses.replace(
-            config, granularity=method.resolve_granularity(config.granularity))
-        if method.name == "incremental" and train_data is None:
-            raise TfpruneError("method 'incremental' needs `train_data` to score contributions")
-        # Masks start full and the schedule never fires after step 1: the callback owns them.
-        steps = schedules_lib.ScheduleSteps(0, 1, 1)
-        pruning_schedule = schedules_lib.make_schedule("constant", 0.0, steps)
-        granularity = config.granularity
-    else:
-        granularity = method.granularity
-        steps = schedules_lib.derive_steps(schedule, steps_per_epoch, epochs, begin_step,
-                                           end_step, frequency, ramp_fraction)
-        pruning_schedule = schedules_lib.make_schedule(schedule, target_sparsity, steps,
-                                                       initial_sparsity, power)
-    if channel and method.granularity != "channel":
-        raise TfpruneError(f"channel options (criterion, mode, max_per_group, round_to) apply "
-                           f"to method 'channel', not {method.name!r}")
-    if granularity == "channel":
-        check_channel_granularity(method.name, layers, m_by_n, prune_first_conv,
-                                  prune_classifier)
-        if method.decides:
-            return _decide_channels(model, method, target_sparsity, steps, config, train_data,
-                                    decisions_path, log)
-        return _prune_channels(model, method, schedule, target_sparsity, steps, pruning_schedule,
-                               channel, train_data, log)
-    if layer_sparsity:
-        layers = check_layer_sparsity(method, layers, m_by_n, layer_sparsity)
-    selected, skipped = select_layers(model, granularity, layers, prune_classifier,
-                                      prune_first_conv, m_by_n)
-    wrap = selected
-    if layer_sparsity:
-        # A layer at target 0 stays in the pruned layers (its sparsity counts in the global
-        # figure, as in one-shot) but is not wrapped: nothing to prune.
-        wrap = [name for name in selected if layer_sparsity[name] > 0]
-        pruning_schedule = {name: schedules_lib.make_schedule(
-            schedule, layer_sparsity[name], steps, min(initial_sparsity, layer_sparsity[name]),
-            power) for name in wrap}
-    wrapped = _wrap_model(model, granularity, pruning_schedule, wrap, m_by_n)
-    result = PruneResult(
-        model=wrapped, callbacks=[tfmot.sparsity.keras.UpdatePruningStep()],
-        pruned_layers=selected, skipped_layers=skipped, steps=steps, method=method,
-        schedule=schedule, target_sparsity=target_sparsity)
-    if method.decides:
-        slots = [dynamic_lib.LayerSlot(l) for l in wrapped.layers
-                 if isinstance(l, PruneLowMagnitude)]
-        result.pruner = _make_pruner(method, slots, config, target_sparsity, train_data,
-                                     decisions_path, log)
-        result.callbacks.append(result.pruner)
-    return result
-
-
-def _make_pruner(method, slots, config, target_sparsity, train_data, decisions_path, log,
-                 group_masks=None):
-    cls = dynamic_lib.PRUNERS[method.pruner]
-    if method.takes_target:
-        return cls(slots, config, target_sparsity, train_data, decisions_path, log, group_masks)
-    return cls(slots, config, decisions_path, log, group_masks)
-
-
 def prunable_groups(model):
     """The model's channel groups; a TfpruneError when none can be pruned."""
     groups = channel_groups(model)
@@ -273,37 +164,6 @@ def _channel_layers(groups):
                      if m.role == "out"})
     skipped = {name: g.blocked for g in groups if g.blocked for name in g.layers("out")}
     return pruned, skipped
-
-
-def _decide_channels(model, method, target_sparsity, steps, config, train_data, decisions_path,
-                     log):
-    """A deciding method over channel groups: one slot per prunable group."""
-    copy = _copy(model)
-    groups = prunable_groups(copy)
-    masks = channels_lib.GroupMasks(groups, copy)
-    slots = [channels_lib.GroupSlot(masks, g) for g in channels_lib.prunable(groups)]
-    pruner = _make_pruner(method, slots, config, target_sparsity, train_data, decisions_path,
-                          log, masks)
-    pruned, skipped = _channel_layers(groups)
-    return PruneResult(model=copy, callbacks=[pruner], pruned_layers=pruned,
-                       skipped_layers=skipped, steps=steps, method=method, schedule=None,
-                       target_sparsity=target_sparsity, pruner=pruner, channel_masks=masks)
-
-
-def _prune_channels(model, method, schedule, target_sparsity, steps, pruning_schedule, channel,
-                    train_data, log):
-    options = options_lib.check_channel_options(channel)
-    copy = _copy(model)
-    groups = prunable_groups(copy)
-    if options.get("criterion") == "taylor" and train_data is None:
-        raise TfpruneError("criterion 'taylor' needs `train_data` to score channels")
-    pruner = channels_lib.GroupPruner(groups, pruning_schedule, data=train_data, log=log,
-                                      **options)
-    pruned, skipped = _channel_layers(groups)
-    return PruneResult(model=copy, callbacks=[pruner], pruned_layers=pruned,
-                       skipped_layers=skipped, steps=steps, method=method, schedule=schedule,
-                       target_sparsity=target_sparsity, channel_pruner=pruner,
-                       channel_masks=pruner.masks)
 
 
 def strip(model):

@@ -6,8 +6,8 @@ writes: at granularity "channel" (the default of dynamic and incremental) a slot
 group (channels.GroupSlot: removed from every layer it touches, through residual Adds, BatchNorm,
 depthwise convolutions and Concatenates) and its masks are applied after every optimizer step;
 at "unit" or "weight" a slot is one layer under a tfmot pruning wrapper whose schedule never
-fires after step 1 (see ``core.prune``), so the wrapper applies the mask every step. Every
-decision is recorded (``decisions``) and written as JSON lines; sparsity per layer is recorded at
+fires after step 1 (``method_objects.DecidingMethod``), so the wrapper applies the mask every
+step. Every decision is recorded (``decisions``) and written as JSON lines; sparsity per layer is recorded at
 every check (``history``) for the plot.
 """
 

@@ -11,7 +11,7 @@ and how it is applied. Every place that used to ask "is this a dynamic method?" 
   paper's adaptive pruning is over weights.
 
 ``check_options`` is the one check of the combinations (schedule, target, initial sparsity,
-m:n blocks) that configs run before any training and ``core.prune`` runs again; with
+m:n blocks) that configs run before any training and the method objects run again; with
 ``check_layer_sparsity``, ``check_channel_granularity`` and ``check_one_shot`` (the methods
 one-shot pruning applies to) the checks of a method's options that need no model. No
 TensorFlow here: the scripts' flags and the job configs read this module before it is imported.

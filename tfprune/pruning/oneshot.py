@@ -1,7 +1,7 @@
 """One-shot pruning: masks applied once, at a sparsity, with no fine-tuning.
 
-The one home of "zero this layer (or this channel group) to sparsity s now", shared by
-``prune_once`` (a whole model: ``fine_tune_epochs=0`` in the jobs) and the sensitivity curves
+The one home of "zero this layer to sparsity s now", shared by one-shot pruning of a whole model
+(``method_objects.prune_once``: ``fine_tune_epochs=0`` in the jobs) and the sensitivity curves
 (pruning/sensitivity.py: one layer at a time, restored after each point).
 
 - weight: per layer, the ``round(s x size)`` kernel weights of lowest magnitude (tfmot's rule:
@@ -9,20 +9,15 @@ The one home of "zero this layer (or this channel group) to sparsity s now", sha
 - unit: per layer, the ``round(s x units)`` units of lowest L2 norm (masks.unit_mask, the rule the
   unit wrapper applies during fine-tuning), with their bias and the gamma/beta of a BatchNorm that
   directly follows, so the unit outputs exactly zero and shrink can remove it.
-- channel: coupled channel groups (pruning/groups.py) by a criterion, ``channels.select``.
+- channel (in method_objects.ChannelMethod): coupled channel groups (pruning/groups.py) by a
+  criterion, ``channels.choose``.
 """
 
 import numpy as np
 
-from tfprune import checks
 from tfprune.errors import TfpruneError
-from tfprune.keras import check_model
-from tfprune.pruning import channels as channels_lib
 from tfprune.pruning import core
 from tfprune.pruning import masks as masks_lib
-from tfprune.pruning import methods as methods_lib
-from tfprune.pruning.options import check_channel_options
-from tfprune.pruning.schedules import ScheduleSteps
 
 def magnitude_mask(kernel, sparsity):
     """0/1 array keeping the ``size - round(sparsity x size)`` largest magnitudes (at least
@@ -72,49 +67,3 @@ def mask_layer(model, name, granularity, sparsity):
 def layer_weights(model, names):
     """{layer: kernel size}: what a layer's sparsity is a fraction of."""
     return {name: int(np.prod(model.get_layer(name).kernel.shape)) for name in names}
-
-
-def prune_once(model, method="weight", target_sparsity=0.5, *, layers=None, layer_sparsity=None,
-               prune_classifier=False, prune_first_conv=False, channel=None, train_data=None,
-               in_place=False):
-    """A copy of ``model`` pruned once to ``target_sparsity`` (or, for weight and unit, to the
-    per-layer ``layer_sparsity`` {layer: sparsity}, which then names the layers pruned) with no
-    fine-tuning: a ``core.PruneResult`` whose model is plain (no wrappers, nothing to compile)
-    and whose ``callbacks`` are empty. Channel granularity returns its ``channel_masks``, which
-    shrink removes. ``in_place=True`` masks ``model`` itself (the caller restores it: the
-    sensitivity curves reuse one model and its traced predict function)."""
-    check_model(model)
-    spec = methods_lib.check_one_shot(method)
-    target_sparsity = checks.check_sparsity("target_sparsity", target_sparsity)
-    steps = ScheduleSteps(0, 0, 1)
-    copy = model if in_place else core._copy(model)
-    if spec.granularity == "channel":
-        if layer_sparsity:
-            # refuses channel
-            methods_lib.check_layer_sparsity(spec, layer_sparsity=layer_sparsity)
-        methods_lib.check_channel_granularity(spec.name, layers, None, prune_first_conv,
-                                              prune_classifier)
-        options = check_channel_options(channel)
-        if options.get("criterion") == "taylor" and train_data is None:
-            raise TfpruneError("criterion 'taylor' needs `train_data` to score channels")
-        groups = core.prunable_groups(copy)
-        keep = channels_lib.choose(copy, groups, target_sparsity, data=train_data, **options)
-        group_masks = channels_lib.GroupMasks(groups, copy)
-        group_masks.set_keep(keep)
-        pruned, skipped = core._channel_layers(groups)
-        return core.PruneResult(model=copy, callbacks=[], pruned_layers=pruned,
-                                skipped_layers=skipped, steps=steps, method=spec,
-                                schedule="constant", target_sparsity=target_sparsity,
-                                channel_masks=group_masks)
-    if layer_sparsity:
-        layers = methods_lib.check_layer_sparsity(spec, layers, None, layer_sparsity)
-    selected, skipped = core.select_layers(copy, spec.granularity, layers, prune_classifier,
-                                           prune_first_conv)
-    targets = dict(layer_sparsity) if layer_sparsity else {n: target_sparsity for n in selected}
-    for name in selected:
-        if targets[name] > 0:
-            mask_layer(copy, name, spec.granularity, targets[name])
-    return core.PruneResult(model=copy, callbacks=[], pruned_layers=selected,
-                            skipped_layers=skipped, steps=steps, method=spec,
-                            schedule="constant", target_sparsity=target_sparsity)
-

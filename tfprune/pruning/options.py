@@ -1,14 +1,24 @@
 """The options of the pruning methods, checkable without TensorFlow (what the job configs
-validate on construction): ``DynamicConfig`` of the methods that decide (dynamic, incremental,
-adaptive) and the channel method's criterion (``CRITERIA``: names here, the scores in
-channels.py, loaded on first use), selection and rounding."""
+validate on construction): one typed object per kind of method, ``options_type(spec)`` says
+which, ``make_options`` builds it from its fields:
+
+- ``LayerOptions`` (weight, unit): target, schedule, the layers pruned, m:n, per-layer targets;
+- ``ChannelOptions`` (channel): target, schedule and the channel selection (``CRITERIA``: names
+  here, the scores in channels.py, loaded on first use; ``SELECTIONS``, max per group, rounding);
+- ``DecidingOptions`` (dynamic, incremental, adaptive): target (incremental), the layers pruned
+  at weight or unit granularity, and ``DynamicConfig``, the deciding pruners' parameters.
+
+Field-level rules are checked on construction; the rules that combine a field with the method
+(``methods.check_options`` and the others) when a method object is made
+(pruning/method_objects.py)."""
 
 import dataclasses
 
 from tfprune import checks
 from tfprune.errors import TfpruneError
 from tfprune.pruning import adaptive
-from tfprune.pruning.methods import GRANULARITIES
+from tfprune.pruning.methods import GRANULARITIES, METHODS
+from tfprune.pruning.schedules import check_step_options
 from tfprune.registry import Registry
 
 CRITERIA = Registry("channel criterion")
@@ -65,15 +75,118 @@ def make_config(options=None):
     return DynamicConfig(**(options or {}))
 
 
+SELECTION_FIELDS = ("criterion", "mode", "max_per_group", "round_to")
+
+
 def check_channel_options(options):
-    """The channel method's options (criterion, mode, max_per_group, round_to), validated."""
+    """The channel method's selection (criterion, mode, max_per_group, round_to) given as a
+    dict (or None), validated; returned as the dict."""
     options = dict(options or {})
-    unknown = sorted(set(options) - {"criterion", "mode", "max_per_group", "round_to"})
+    unknown = sorted(set(options) - set(SELECTION_FIELDS))
     if unknown:
-        raise TfpruneError(f"unknown channel option(s) {', '.join(unknown)}; known: criterion, "
-                           "mode, max_per_group, round_to")
+        raise TfpruneError(f"unknown channel option(s) {', '.join(unknown)}; known: "
+                           f"{', '.join(SELECTION_FIELDS)}")
     CRITERIA.validate(options.get("criterion", "l2"))
     checks.check_choice("mode", options.get("mode", "uniform"), SELECTIONS)
     checks.check_fraction("max_per_group", options.get("max_per_group", 0.9))
     checks.check_int("round_to", options.get("round_to", 1), 1)
     return options
+
+
+@dataclasses.dataclass(frozen=True)
+class ScheduleOptions:
+    """What the methods under a tfmot schedule share: the target and the schedule's steps
+    (None: derived from the fine-tuning steps, schedules.derive_steps)."""
+
+    target_sparsity: float = 0.5
+    schedule: str = "polynomial"
+    begin_step: int = None
+    end_step: int = None
+    frequency: int = None
+    initial_sparsity: float = 0.0
+    power: int = 3
+    ramp_fraction: float = 0.6
+
+    def __post_init__(self):
+        check_step_options(self.begin_step, self.end_step, self.frequency, self.ramp_fraction)
+
+
+@dataclasses.dataclass(frozen=True)
+class LayerOptions(ScheduleOptions):
+    """Weight and unit pruning: ``layers`` (None: every prunable layer but the classifier and
+    the first convolution, unless ``prune_classifier`` / ``prune_first_conv``), m:n blocks
+    (weight), ``layer_sparsity`` ({layer: target}: each layer its own, naming the layers)."""
+
+    layers: tuple = None
+    prune_classifier: bool = False
+    prune_first_conv: bool = False
+    sparsity_m_by_n: str = None
+    layer_sparsity: dict = None
+
+
+@dataclasses.dataclass(frozen=True)
+class ChannelOptions(ScheduleOptions):
+    """The channel method: every prunable channel group, chosen by ``criterion`` (``CRITERIA``),
+    ``mode`` (uniform per group, or one global ratio with at most ``max_per_group`` of a group),
+    kept channels a multiple of ``round_to``."""
+
+    criterion: str = "l2"
+    mode: str = "uniform"
+    max_per_group: float = 0.9
+    round_to: int = 1
+
+    def __post_init__(self):
+        super().__post_init__()
+        check_channel_options(self.selection())
+
+    def selection(self):
+        """{criterion, mode, max_per_group, round_to}: how channels are chosen."""
+        return {name: getattr(self, name) for name in SELECTION_FIELDS}
+
+
+@dataclasses.dataclass(frozen=True)
+class DecidingOptions:
+    """The methods that decide (dynamic, incremental, adaptive): ``target_sparsity`` (the
+    incremental rounds' target; the others choose theirs), the layers pruned at weight or unit
+    granularity (as ``LayerOptions``), and ``dynamic`` (a DynamicConfig, or a dict of its
+    fields; its ``granularity`` None: the method's default)."""
+
+    target_sparsity: float = None
+    layers: tuple = None
+    prune_classifier: bool = False
+    prune_first_conv: bool = False
+    dynamic: DynamicConfig = None
+
+    def __post_init__(self):
+        object.__setattr__(self, "dynamic", make_config(self.dynamic))
+
+
+def options_type(method):
+    """The options class of ``method`` (a name or a methods.Method)."""
+    spec = METHODS.get(method) if isinstance(method, str) else method
+    if spec.decides:
+        return DecidingOptions
+    return ChannelOptions if spec.granularity == "channel" else LayerOptions
+
+
+def taken_by(method, fields):
+    """The entries of ``fields`` that are options of ``method`` (a job's layer options given to
+    every method it runs, the channel method taking none of them)."""
+    names = {f.name for f in dataclasses.fields(options_type(method))}
+    return {name: value for name, value in fields.items() if name in names}
+
+
+def make_options(method, options=None, **fields):
+    """``method``'s options: ``options`` (its options object) with ``fields`` replaced, or an
+    object made from ``fields``; a field the method does not take is a TfpruneError."""
+    spec = METHODS.get(method) if isinstance(method, str) else method
+    cls = options_type(spec)
+    if options is not None and not isinstance(options, cls):
+        raise TfpruneError(f"method {spec.name!r} takes {cls.__name__}, got "
+                           f"{type(options).__name__}")
+    known = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(fields) - set(known))
+    if unknown:
+        raise TfpruneError(f"unknown option(s) {', '.join(unknown)} for method {spec.name!r} "
+                           f"({cls.__name__}); known: {', '.join(known)}")
+    return dataclasses.replace(options, **fields) if options is not None else cls(**fields)

@@ -8,7 +8,7 @@ The curves feed layer-wise sparsity (pruning/allocation.py); jobs/sensitivity.py
 import numpy as np
 
 from tfprune.pruning import channels as channels_lib
-from tfprune.pruning import core, oneshot
+from tfprune.pruning import core, method_objects, oneshot
 from tfprune.pruning.allocation import check_grid
 
 
@@ -76,13 +76,13 @@ def group_curves(model, sparsities, x, y, criterion="l2", log=None):
 
 def model_curve(model, method, sparsities, x, y, log=None, **options):
     """[accuracy at each sparsity] of the whole model pruned one-shot by ``method`` (weight,
-    unit or channel; ``options`` as for ``oneshot.prune_once``)."""
+    unit or channel; ``options``: fields of the method's options, method_objects.prune_once)."""
     sparsities = check_grid(sparsities)
     copy = core._copy(model)
     saved = copy.get_weights()
     values = []
     for sparsity in sparsities:
-        oneshot.prune_once(copy, method, sparsity, in_place=True, **options)
+        method_objects.prune_once(copy, method, sparsity, in_place=True, **options)
         values.append(accuracy(copy, x, y))
         copy.set_weights(saved)
         if log:

@@ -12,7 +12,7 @@ from tfprune.models import MODELS
 from tfprune.pruning import allocation, schedules
 from tfprune.pruning.methods import (METHODS, check_channel_granularity, check_layer_sparsity,
                                      check_one_shot, check_options)
-from tfprune.pruning.options import check_channel_options, make_config
+from tfprune.pruning.options import check_channel_options, make_config, make_options, taken_by
 
 
 # Options that only mean something under a schedule: (field, default).
@@ -178,6 +178,19 @@ class PruneConfig(BaselineFields):
     def channel_options(self):
         return {"criterion": self.criterion, "mode": self.selection,
                 "max_per_group": self.max_per_group, "round_to": self.round_to}
+
+    def method_options(self, layer_sparsity=None):
+        """The method's one options object (pruning/options.py: LayerOptions, ChannelOptions
+        or DecidingOptions) from this config's fields; ``layer_sparsity``: the per-layer
+        targets the job resolved (jobs/prune.py: resolve_layer_sparsity)."""
+        fields = dict(
+            target_sparsity=self.target_sparsity, schedule=self.schedule,
+            begin_step=self.begin_step, end_step=self.end_step, frequency=self.frequency,
+            initial_sparsity=self.initial_sparsity, ramp_fraction=self.ramp_fraction,
+            layers=self.layers, prune_classifier=self.prune_classifier,
+            prune_first_conv=self.prune_first_conv, sparsity_m_by_n=self.sparsity_m_by_n,
+            layer_sparsity=layer_sparsity, dynamic=self.dynamic, **self.channel_options())
+        return make_options(self.method, **taken_by(self.method, fields))
 
     def structured(self):
         """True when the method removes whole units or channels (shrink makes a thinner net)."""
