@@ -39,8 +39,9 @@ def test_a_keras3_vision_transformer_is_pruned_around_its_attention(tmp_path, me
     if method == "weight":
         assert {"mlp0_up", "mlp0_down", "mlp1_up", "mlp1_down", "classifier"} <= pruned
         assert abs(metrics["pruned_sparsity"] - 0.5) < 0.01
+        assert {"mha0", "mha1"} <= set(skipped)  # what stays dense is named
     elif method == "unit":
-        assert {"mlp0_up", "mlp1_up"} <= pruned
+        assert {"mlp0_up", "mlp1_up"} <= pruned and "mha0" in skipped
         assert metrics["shrink"]["removed"]["mlp0_up"] == [32, 16]
     else:
         assert pruned == {"mlp0_up", "mlp1_up"}
@@ -48,4 +49,5 @@ def test_a_keras3_vision_transformer_is_pruned_around_its_attention(tmp_path, me
         # What is left dense is named: the residual stream, and why.
         assert "LayerNormalization" in skipped["patchify"] or "MultiHeadAttention" in \
             skipped["patchify"]
+        assert "MultiHeadAttention" in skipped["mha0"]
     assert metrics["shrink"]["max_abs_diff"] <= 1e-5

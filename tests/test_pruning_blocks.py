@@ -186,3 +186,33 @@ def test_unit_shrink_of_a_model_with_attention_keeps_its_call_arguments():
     x = np.random.default_rng(3).random((2, 16, 16, 3)).astype(np.float32)
     result = surgery.shrink(model, check_inputs=x)
     assert result.removed == {"mlp1_up": (32, 27)} and result.max_abs_diff <= 1e-5
+
+
+def test_an_add_of_a_concatenate_and_one_convolution_cuts_the_convolution_alike():
+    """Inception-ResNet and NASNet add a Concatenate's output to one convolution's: the
+    convolution's channels are cut where the Concatenate's inputs meet, each part tied to its
+    branch."""
+    x = keras.Input((6, 6, 3))
+    a = L.Conv2D(4, 1, name="a")(x)
+    b = L.Conv2D(6, 3, padding="same", name="b")(x)
+    up = L.Conv2D(10, 1, name="up")(L.ReLU()(x))
+    y = L.Add(name="res")([L.Concatenate(name="cat")([a, b]), up])
+    model = _randomized(keras.Model(x, L.Conv2D(2, 1, name="head")(L.ReLU()(y))))
+    groups = channel_groups(model)
+    first, second = by_layer(groups, "a"), by_layer(groups, "b")
+    assert first.width == 4 and second.width == 6 and first.blocked is None
+    assert sorted(first.layers("out")) == ["a", "up"] and first.layers("in") == ["head"]
+    assert [m.offset for m in second.members if m.layer == "up"] == [4]
+    _, result, _ = _prune_half(model, (6, 6, 3))
+    assert result.removed == {"a": (4, 2), "b": (6, 3), "up": (10, 5)}
+
+
+def test_a_hard_sigmoid_made_of_built_in_layers_passes_the_channels():
+    x = keras.Input((6, 6, 3))
+    y = L.Conv2D(8, 3, padding="same", name="conv")(x)
+    h = L.Normalization(axis=None, mean=0.0, variance=36.0, name="div6")(
+        L.ReLU(6.0)(L.Rescaling(1.0, offset=3.0)(y)))
+    y = L.Multiply(name="hard_silu")([y, h])
+    model = _randomized(keras.Model(x, L.Conv2D(2, 1, name="head")(y)))
+    assert by_layer(channel_groups(model), "conv").blocked is None
+    _prune_half(model, (6, 6, 3))

@@ -11,6 +11,7 @@ from tfprune.errors import TfpruneError
 from tfprune.keras import keras
 from tfprune.pruning import channels as channels_lib
 from tfprune.pruning import wrapper as wrapper_lib
+from tfprune.pruning import groups as groups_lib
 from tfprune.pruning.groups import channel_groups
 from tfprune.pruning.unit import PruneLowMagnitude, UnitPruneLowMagnitude, is_unit_prunable
 
@@ -53,6 +54,14 @@ def prunable_layers(model, granularity):
     return [layer.name for layer in model.layers if _PRUNABLE[granularity](layer)]
 
 
+def _holds_matrices(layer):
+    """A layer with matrices of weights that is none of the kernel layers (they are either
+    candidates or skipped with their own reason)."""
+    kernels = (keras.layers.Dense, keras.layers.Conv1D, keras.layers.Conv2D,
+               keras.layers.DepthwiseConv2D, keras.layers.BatchNormalization)
+    return not isinstance(layer, kernels) and any(len(w.shape) >= 2 for w in layer.weights)
+
+
 def select_layers(model, granularity, layers=None, prune_classifier=False,
                   prune_first_conv=False, m_by_n=None):
     """(selected layer names, {skipped name: why}) for pruning ``model`` at ``granularity``.
@@ -66,6 +75,10 @@ def select_layers(model, granularity, layers=None, prune_classifier=False,
     for layer in model.layers:
         if kinds and isinstance(layer, kinds) and (not layers or layer.name in layers):
             skipped[layer.name] = why
+        elif not layers and layer.name not in candidates and _holds_matrices(layer):
+            # What stays dense is named: attention, embeddings, transposed convolutions, ...
+            skipped[layer.name] = (f"{type(layer).__name__}: {granularity} pruning prunes the "
+                                   "kernels of Dense and convolution layers")
     if layers:
         unknown = [name for name in layers if name not in candidates]
         if unknown:
@@ -158,11 +171,15 @@ def _copy(model):
     return copy
 
 
-def _channel_layers(groups):
-    """(pruned layer names, {skipped name: why}) of a model's channel groups."""
+def _channel_layers(groups, model):
+    """(pruned layer names, {skipped name: why}) of ``model``'s channel ``groups``: the
+    producers of blocked groups, and the layers with weights the graph cannot see through."""
     pruned = sorted({m.layer for g in channels_lib.prunable(groups) for m in g.members
                      if m.role == "out"})
     skipped = {name: g.blocked for g in groups if g.blocked for name in g.layers("out")}
+    for name, why in groups_lib.analyze(model).opaque.items():
+        if name not in pruned and model.get_layer(name).weights:
+            skipped.setdefault(name, f"{type(model.get_layer(name)).__name__}, {why}")
     return pruned, skipped
 
 

@@ -142,6 +142,7 @@ class _Graph:
     def __init__(self):
         self.parent, self.width, self.members, self.blocked = [], [], [], []
         self.opaque = {}   # layer name -> why the graph cannot see through it
+        self.tensors = {}  # tensor id -> _Tensor, every tensor seen so far
 
     def new(self, width, blocked=None):
         self.parent.append(len(self.parent))
@@ -163,6 +164,22 @@ class _Graph:
             self.members[a] += self.members[b]
             self.blocked[a] = self.blocked[a] or self.blocked[b]
         return a
+
+    def split(self, g, at):
+        """Cut group ``g`` into its first ``at`` channels and the rest (a new group), in every
+        member and every tensor holding it: where two merged tensors cut their channels into
+        groups at different places, both are cut at every place either does."""
+        r = self.find(g)
+        rest = self.new(self.width[r] - at, self.blocked[r])
+        self.width[r] = at
+        self.members[rest] = [dataclasses.replace(m, offset=m.offset + at)
+                              for m in self.members[r]]
+        for tensor in self.tensors.values():
+            segments = []
+            for gid, width in tensor.segments:
+                segments += [(r, at), (rest, width - at)] if self.find(gid) == r \
+                    else [(gid, width)]
+            tensor.segments = segments
 
     def block(self, g, reason):
         g = self.find(g)
@@ -209,7 +226,7 @@ def analyze(model):
     """The ``Graph`` of a functional ``model``: its channel groups, in order of first
     appearance, and the layers that end them."""
     graph = _Graph()
-    tensors = {}
+    tensors = graph.tensors
     for t in _as_list(model.inputs):
         tensors[id(t)] = _Tensor([(graph.new(t.shape[-1], "the model input"), int(t.shape[-1]))])
     for layer in model.layers:
@@ -347,6 +364,8 @@ def _channelwise(graph, layer, inputs):
         return _opaque(graph, layer, inputs, "a depthwise convolution with depth multiplier "
                                              f"{layer.depth_multiplier}")
     rank = len(layer.input.shape)
+    if isinstance(layer, L.Normalization) and not _as_list(layer.axis):
+        return _through(graph, layer, inputs[0])  # one mean and variance for every channel
     if isinstance(layer, (L.BatchNormalization, L.Normalization)) \
             and not _last_axis(layer.axis, rank):
         return _opaque(graph, layer, inputs, f"normalizing axis {layer.axis}")
@@ -362,16 +381,38 @@ def _merge(graph, layer, inputs):
     full = [t for t in inputs if t.width == width]
     if any(t.width not in (1, width) for t in inputs):
         return _opaque(graph, layer, inputs, "whose inputs have different channel counts")
-    shape = [w for _, w in _structure(graph, full[0])]
-    if any([w for _, w in _structure(graph, t)] != shape for t in full[1:]) \
-            or any(t.flat != full[0].flat for t in full[1:]):
+    if any(t.flat != full[0].flat for t in full[1:]):
         return _opaque(graph, layer, inputs, "whose inputs arrange their channels differently")
+    _align(graph, full)
     for tensor in full[1:]:
         for (a, _), (b, _) in zip(full[0].segments, tensor.segments):
             graph.union(a, b)
     out = _Tensor(list(full[0].segments), full[0].flat)
     _feed(graph, layer, out, "pass")
     return out
+
+
+def _align(graph, tensors):
+    """Cut the groups of ``tensors`` until all place their group boundaries alike (an Add of a
+    Concatenate's output and one convolution's: the convolution's channels are cut where the
+    Concatenate's inputs meet)."""
+    cuts = set()
+    for tensor in tensors:
+        cuts.update(np.cumsum([w for _, w in tensor.segments]).tolist())
+    while True:
+        for tensor in tensors:
+            start, cut = 0, None
+            for g, width in tensor.segments:
+                inner = [c - start for c in sorted(cuts) if start < c < start + width]
+                if inner:
+                    cut = (g, inner[0])
+                    break
+                start += width
+            if cut:
+                graph.split(*cut)
+                break
+        else:
+            return
 
 
 def _flatten(graph, layer, tensor):

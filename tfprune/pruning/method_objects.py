@@ -271,7 +271,7 @@ class ChannelMethod(_Method):
         groups = self._groups(copy, train_data)
         pruner = channels_lib.GroupPruner(groups, self._schedule(self.target_sparsity, steps),
                                           data=train_data, log=log, **self.options.selection())
-        pruned, skipped = core._channel_layers(groups)
+        pruned, skipped = core._channel_layers(groups, copy)
         return Attached(self, copy, [pruner], pruned, skipped, steps, pruner=pruner,
                         masks=pruner.masks)
 
@@ -282,7 +282,7 @@ class ChannelMethod(_Method):
                                    **self.options.selection())
         masks = channels_lib.GroupMasks(groups, copy)
         masks.set_keep(keep)
-        pruned, skipped = core._channel_layers(groups)
+        pruned, skipped = core._channel_layers(groups, copy)
         return Attached(self, copy, [], pruned, skipped, ONE_SHOT_STEPS, one_shot=True,
                         masks=masks)
 
@@ -348,7 +348,7 @@ class DecidingMethod(_Method):
             masks = channels_lib.GroupMasks(groups, copy)
             slots = [channels_lib.GroupSlot(masks, g) for g in channels_lib.prunable(groups)]
             pruner = self._pruner(slots, train_data, decisions_path, log, masks)
-            pruned, skipped = core._channel_layers(groups)
+            pruned, skipped = core._channel_layers(groups, copy)
             return Attached(self, copy, [pruner], pruned, skipped, steps, pruner=pruner,
                             masks=masks)
         selected, skipped = self._select(model)

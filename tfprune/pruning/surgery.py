@@ -132,11 +132,12 @@ def remove(model, groups, keep, check_inputs=None, reference=None, atol=TOLERANC
         values = thinned[layer.name][1] if layer.name in thinned else layer.get_weights()
         thin.get_layer(layer.name).set_weights(values)
     removed = {}
-    for gid, kept in keep.items():
-        group = groups_by_id[gid]
-        for member in group.members:
-            if member.role == "out" and len(kept) < group.width:
-                removed[member.layer] = (group.width, int(len(kept)))
+    for name, members in per_layer.items():
+        if any(m.role == "out" for _, m in members):
+            before = int(source.get_layer(name).output.shape[-1])
+            after = int(thin.get_layer(name).output.shape[-1])
+            if after < before:
+                removed[name] = (before, after)
     result = ShrinkResult(thin, removed, list(notes), int(model.count_params()),
                           int(thin.count_params()))
     if check_inputs is not None:
