@@ -16,7 +16,7 @@ repeat)``: role "out" (the layer's output channels: the last kernel axis and bia
 Conv or SeparableConv, the kernel's third axis of a Conv2DTranspose), "in" (the layer's input
 channels: the kernel's input axis, and the depthwise kernel of a SeparableConv), "channel"
 (per-channel parameters of a channel-preserving layer: BatchNorm, DepthwiseConv2D, a Conv2D with
-one group per channel, PReLU, Normalization) or "pass" (a layer the channels pass through
+one group per channel, PReLU) or "pass" (a layer the channels pass through
 without parameters: activations, pooling, padding, merges, Reshape, Rescaling; recorded so the
 shrink can rewrite shape-dependent configs and unit pruning can check that zero stays zero).
 ``parameters(layer, role)`` names each member's variables and axes: the one answer masking,
@@ -31,6 +31,7 @@ import dataclasses
 
 import numpy as np
 
+from tfprune.errors import InternalError
 from tfprune.keras import keras
 
 L = keras.layers
@@ -50,7 +51,15 @@ PASS_THROUGH = (L.ReLU, L.LeakyReLU, L.ELU, L.ThresholdedReLU, L.Dropout, L.Alph
 CHANNELWISE = (L.BatchNormalization, L.DepthwiseConv1D, L.DepthwiseConv2D, L.PReLU,
                L.Normalization)
 
-_CROSS_CHANNEL = {"softmax", "log_softmax"}
+# Activations known to act on each value alone; any other (softmax, a user's function) is
+# treated as mixing channels.
+ELEMENTWISE = {"linear", "relu", "relu6", "tanh", "elu", "selu", "gelu", "swish", "silu",
+               "sigmoid", "hard_sigmoid", "softplus", "softsign", "exponential", "leaky_relu",
+               "hard_silu", "hard_swish", "mish"}
+
+
+def _elementwise(fn):
+    return fn is None or getattr(fn, "__name__", "") in ELEMENTWISE
 
 
 @dataclasses.dataclass(frozen=True)
@@ -105,7 +114,7 @@ def is_grouped_depthwise(layer):
 def parameters(layer, role, statistics=False):
     """[(variable, axis)] of ``layer``'s parameters along ``role``'s channel axis: what masking
     zeroes and scoring reads; with ``statistics``, also the per-channel state that is not
-    trained (BatchNorm moving statistics, Normalization's mean and variance), which a shrink
+    trained (BatchNorm's moving statistics), which a shrink
     slices and a rollback restores but a mask never zeroes."""
     if role == "pass":
         return []
@@ -131,8 +140,6 @@ def parameters(layer, role, statistics=False):
         return [(layer.kernel, -1)] + bias
     if isinstance(layer, L.PReLU):
         return [(layer.alpha, -1)]
-    if isinstance(layer, L.Normalization):
-        return [(layer.mean, -1), (layer.variance, -1)] if statistics else []
     return []
 
 
@@ -226,7 +233,7 @@ def analyze(model):
     """The ``Graph`` of a functional ``model``: its channel groups, in order of first
     appearance, and the layers that end them."""
     graph = _Graph()
-    tensors = graph.tensors
+    tensors, pending = graph.tensors, []
     for t in _as_list(model.inputs):
         tensors[id(t)] = _Tensor([(graph.new(t.shape[-1], "the model input"), int(t.shape[-1]))])
     for layer in model.layers:
@@ -242,10 +249,11 @@ def analyze(model):
         nodes = [node] if node is not None else layer._inbound_nodes
         why = "which has several outputs" if node is not None else \
             "which the model calls more than once (shared weights)"
-        _block(graph, layer, [tensors[id(t)] for n in nodes for t in n.keras_inputs
-                              if id(t) in tensors], why)
+        pending.append((layer, [t for n in nodes for t in n.keras_inputs], why))
         for t in (t for n in nodes for t in _as_list(n.outputs)):
             tensors[id(t)] = _fresh(graph, layer, t, why)
+    for layer, inputs, why in pending:  # a shared layer's later calls read later tensors
+        _block(graph, layer, [tensors[id(t)] for t in inputs if id(t) in tensors], why)
     for t in _as_list(model.outputs):
         for g, _ in tensors[id(t)].segments:
             graph.block(g, "the model output")
@@ -279,7 +287,12 @@ def _feed(graph, layer, tensor, role):
 
 
 def _through(graph, layer, tensor, role="pass"):
-    """``tensor``'s channels, unchanged, through ``layer`` (recorded as ``role``)."""
+    """``tensor``'s channels, unchanged, through ``layer`` (recorded as ``role``); a layer
+    that works channels first, or changes the channel count, ends the groups instead."""
+    if getattr(layer, "data_format", "channels_last") not in ("channels_last", None):
+        return _opaque(graph, layer, [tensor], f"working {layer.data_format}")
+    if not tensor.flat and int(layer.output.shape[-1]) != tensor.width:
+        return _opaque(graph, layer, [tensor], "which changes the channel count")
     _feed(graph, layer, tensor, role)
     return _Tensor(list(tensor.segments), tensor.flat)
 
@@ -316,26 +329,27 @@ def _visit(graph, layer, inputs):
                                                  f"multiplier {layer.depth_multiplier}")
         _feed(graph, layer, first, "in")
         width = int(layer.output.shape[-1])
-        g = graph.new(width)
+        g = graph.new(width, None if _elementwise(getattr(layer, "activation", None)) else
+                      f"made by {type(layer).__name__} {layer.name!r}, whose activation mixes "
+                      "channels")
         graph.add(g, Member(layer.name, "out"))
         return _Tensor([(g, width)])
-    if first.flat and not isinstance(layer, (L.Dropout, L.Activation, L.ReLU)):
+    if any(t.flat for t in inputs) and not isinstance(layer, (L.Dropout, L.Activation, L.ReLU)
+                                                       + MERGES):
         # Only a Dense reads a flattened map channel by channel.
         return _opaque(graph, layer, inputs, "after a Flatten (only a Dense can follow one)")
     if len(inputs) == 1 and isinstance(layer, CHANNELWISE):
         return _channelwise(graph, layer, inputs)
     if len(inputs) == 1 and isinstance(layer, L.Activation):
-        if getattr(layer.activation, "__name__", "") in _CROSS_CHANNEL:
+        if not _elementwise(layer.activation):
             return _opaque(graph, layer, inputs, "which mixes channels")
         return _through(graph, layer, first)
     if len(inputs) == 1 and isinstance(layer, L.Softmax):
-        if _last_axis(layer.axis, len(layer.input.shape)):
+        rank = len(layer.input.shape)
+        if any(a in (-1, rank - 1) for a in _as_list(layer.axis)):
             return _opaque(graph, layer, inputs, "which mixes channels")
         return _through(graph, layer, first)
     if len(inputs) == 1 and isinstance(layer, PASS_THROUGH):
-        if isinstance(layer, L.GlobalAveragePooling1D) or isinstance(layer, L.GlobalMaxPooling1D):
-            if getattr(layer, "data_format", "channels_last") != "channels_last":
-                return _opaque(graph, layer, inputs, "pooling channels first")
         return _through(graph, layer, first)
     if isinstance(layer, MERGES):
         return _merge(graph, layer, inputs)
@@ -364,8 +378,10 @@ def _channelwise(graph, layer, inputs):
         return _opaque(graph, layer, inputs, "a depthwise convolution with depth multiplier "
                                              f"{layer.depth_multiplier}")
     rank = len(layer.input.shape)
-    if isinstance(layer, L.Normalization) and not _as_list(layer.axis):
-        return _through(graph, layer, inputs[0])  # one mean and variance for every channel
+    if isinstance(layer, L.Normalization):
+        if not _as_list(layer.axis):
+            return _through(graph, layer, inputs[0])  # one mean and variance for every channel
+        return _opaque(graph, layer, inputs, "whose per-channel statistics are not sliced")
     if isinstance(layer, (L.BatchNormalization, L.Normalization)) \
             and not _last_axis(layer.axis, rank):
         return _opaque(graph, layer, inputs, f"normalizing axis {layer.axis}")
@@ -385,7 +401,9 @@ def _merge(graph, layer, inputs):
         return _opaque(graph, layer, inputs, "whose inputs arrange their channels differently")
     _align(graph, full)
     for tensor in full[1:]:
-        for (a, _), (b, _) in zip(full[0].segments, tensor.segments):
+        for (a, wa), (b, wb) in zip(full[0].segments, tensor.segments):
+            if wa != wb:
+                raise InternalError(f"channel groups misaligned at {layer.name!r}")
             graph.union(a, b)
     out = _Tensor(list(full[0].segments), full[0].flat)
     _feed(graph, layer, out, "pass")
@@ -396,10 +414,10 @@ def _align(graph, tensors):
     """Cut the groups of ``tensors`` until all place their group boundaries alike (an Add of a
     Concatenate's output and one convolution's: the convolution's channels are cut where the
     Concatenate's inputs meet)."""
-    cuts = set()
-    for tensor in tensors:
-        cuts.update(np.cumsum([w for _, w in tensor.segments]).tolist())
     while True:
+        cuts = set()
+        for tensor in tensors:
+            cuts.update(np.cumsum([w for _, w in tensor.segments]).tolist())
         for tensor in tensors:
             start, cut = 0, None
             for g, width in tensor.segments:
@@ -416,6 +434,8 @@ def _align(graph, tensors):
 
 
 def _flatten(graph, layer, tensor):
+    if getattr(layer, "data_format", "channels_last") not in ("channels_last", None):
+        return _opaque(graph, layer, [tensor], f"flattening {layer.data_format}")
     shape = layer.input.shape
     if len(shape) <= 2:
         return _through(graph, layer, tensor)

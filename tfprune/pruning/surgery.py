@@ -96,11 +96,6 @@ def _thinned(layer, members, keep, groups_by_id):
         elif isinstance(layer, L.Rescaling):
             config["scale"] = _slice_constant(config["scale"], new, width)
             config["offset"] = _slice_constant(config["offset"], new, width)
-    if "channel" in kept and isinstance(layer, L.Normalization):
-        width = int(layer.output.shape[-1])
-        for key in ("mean", "variance"):
-            if config.get(key) is not None:
-                config[key] = _slice_constant(config[key], kept["channel"], width)
     return config, weights
 
 
@@ -193,8 +188,8 @@ def _keeps_zero(layer, role, size):
             groups_lib.is_grouped_depthwise(layer):
         bias = layer.bias.numpy() if layer.use_bias else np.zeros(size)
         return (bias == 0) & _maps_zero_to_zero(layer.activation)
-    if isinstance(layer, L.Normalization):
-        return np.broadcast_to(np.asarray(layer.mean).reshape(-1) == 0, (size,)).copy()
+    if isinstance(layer, L.Normalization):  # one mean for every channel (groups.py)
+        return yes if float(np.max(np.abs(np.asarray(layer.mean)))) == 0 else no
     if isinstance(layer, L.Rescaling):
         return np.broadcast_to(np.asarray(layer.offset).reshape(-1) == 0, (size,)).copy()
     if isinstance(layer, groups_lib.MERGES):
@@ -202,7 +197,9 @@ def _keeps_zero(layer, role, size):
         return yes if len(widths) == 1 or isinstance(layer, L.Multiply) else no
     if isinstance(layer, L.Activation):
         return yes if _maps_zero_to_zero(layer.activation) else no
-    if isinstance(layer, (L.ReLU, L.LeakyReLU, L.ELU, L.ThresholdedReLU, L.PReLU, L.Softmax)):
+    if isinstance(layer, L.PReLU):
+        return yes  # x if x > 0 else alpha * x
+    if isinstance(layer, (L.ReLU, L.LeakyReLU, L.ELU, L.ThresholdedReLU, L.Softmax)):
         return yes if _maps_zero_to_zero(layer) else no
     return yes
 
@@ -218,7 +215,8 @@ def _removable_zeros(model, group):
         size = int(layer.output.shape[-1])
         index = np.stack([member.indices([c]) for c in range(group.width)])  # (width, repeat)
         zero = _keeps_zero(layer, member.role, size)[index].all(axis=1)
-        (own if member.role == "out" else keeps)[member.layer] = zero
+        table = own if member.role == "out" else keeps
+        table[member.layer] = table.get(member.layer, True) & zero  # a layer may hold it twice
     produced = np.logical_and.reduce(list(own.values())) if own else np.zeros(group.width, bool)
     breakers = {name: produced & ~zero for name, zero in keeps.items() if (produced & ~zero).any()}
     zero = np.logical_and.reduce([produced] + list(keeps.values()))
