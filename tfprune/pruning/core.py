@@ -10,6 +10,7 @@ import tensorflow_model_optimization as tfmot
 from tfprune.errors import TfpruneError
 from tfprune.keras import keras
 from tfprune.pruning import channels as channels_lib
+from tfprune.pruning import surgery
 from tfprune.pruning import wrapper as wrapper_lib
 from tfprune.pruning import groups as groups_lib
 from tfprune.pruning.groups import channel_groups
@@ -166,9 +167,7 @@ def prunable_groups(model):
 
 
 def _copy(model):
-    copy = keras.models.clone_model(model)
-    copy.set_weights(model.get_weights())
-    return copy
+    return surgery.fresh_copy(model)  # the one clone-with-weights
 
 
 def _channel_layers(groups, model):

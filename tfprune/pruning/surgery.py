@@ -73,12 +73,9 @@ def _thinned(layer, members, keep, groups_by_id):
     kept = {}
     for role in {m.role for _, m in members}:
         pairs = groups_lib.parameters(layer, role, statistics=True)
-        if role == "pass":
-            full = int(layer.output.shape[-1])
-        elif role == "out" or role == "channel":
-            full = int(layer.output.shape[-1])
-        else:
-            full = int(pairs[0][0].shape[pairs[0][1]])
+        # Along the input's kernel axis ("in"), else along the output's channels.
+        full = int(pairs[0][0].shape[pairs[0][1]]) if role == "in" else \
+            int(layer.output.shape[-1])
         kept[role] = _kept_along(members, keep, groups_by_id, role, full)
         for variable, axis in pairs:
             i = position[id(variable)]
@@ -106,7 +103,12 @@ def remove(model, groups, keep, check_inputs=None, reference=None, atol=TOLERANC
     ``check_inputs``, its outputs are compared with ``reference``'s (``against`` names it in
     the error) and refused above ``atol``."""
     check_model(model)
-    source = fresh_copy(model)
+    return _remove(fresh_copy(model), model, groups, keep, check_inputs, reference, atol, notes,
+                   against)
+
+
+def _remove(source, model, groups, keep, check_inputs, reference, atol, notes, against):
+    """``remove`` on ``source``, a fresh copy of ``model`` (one inbound node per layer)."""
     groups_by_id = {g.id: g for g in groups}
     per_layer = {}
     for group in groups:
@@ -262,5 +264,5 @@ def shrink(model, check_inputs=None, atol=TOLERANCE):
             else:
                 why = "tied to channels that are not zero"
             notes.append(f"{layer}: {extra} zero unit(s) kept ({why})")
-    return remove(source, groups, keep, check_inputs, reference=model, atol=atol, notes=notes,
-                  against="input")
+    return _remove(source, model, groups, keep, check_inputs, reference=model, atol=atol,
+                   notes=notes, against="input")
