@@ -23,6 +23,7 @@ from absl import flags
 from benchmarks import acceptance
 from experiments import common
 from tfprune import io
+from tfprune.pruning.options import LAYER_NORM
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("models", list(acceptance.MODELS), "keras.applications constructors to run.")
@@ -35,6 +36,9 @@ flags.DEFINE_integer("latency_runs_per_round", 10, "Invocations of each file per
                      lower_bound=1)
 flags.DEFINE_integer("latency_warmup", 10, "Warm-up invocations of each file.", lower_bound=0)
 flags.DEFINE_integer("latency_threads", 1, "Interpreter threads.", lower_bound=1)
+flags.DEFINE_enum("layer_norm", "block", list(LAYER_NORM),
+                  "The channel runs' --layer_norm (renormalize: prune through LayerNormalization, "
+                  "not exact; use another --output_dir).")
 
 
 def latency_options():
@@ -108,8 +112,9 @@ def run_model(out, dataset, index, total, name, todo):
         begun, cpu = time.perf_counter(), time.process_time()
         if error is None:
             common.log(f"{label} {run}: running")
+            options = {"layer_norm": FLAGS.layer_norm} if method == "channel" else None
             record = families.run(model_dir, dataset, data, baseline, method, target, arrays,
-                                  latency_options(), log=job_log)
+                                  latency_options(), log=job_log, options=options)
         else:
             record = {"run": run, "method": method, "target": target, "error": error,
                       "stage": stage}

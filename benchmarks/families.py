@@ -94,10 +94,12 @@ def calibrate(model, images, keras):
     return len(layers)
 
 
-def config(dataset, baseline, method, target):
-    """The prune job's config of one run: one-shot, Keras 3 files written."""
+def config(dataset, baseline, method, target, options=None):
+    """The prune job's config of one run: one-shot, Keras 3 files written; ``options``: more
+    PruneConfig fields (the channel method's ``layer_norm``)."""
     return PruneConfig(dataset=dataset, baseline=os.path.abspath(baseline), method=method,
-                       target_sparsity=target, fine_tune_epochs=0, keras3_output=True)
+                       target_sparsity=target, fine_tune_epochs=0, keras3_output=True,
+                       **(options or {}))
 
 
 def import_baseline(dataset, baseline, log):
@@ -133,15 +135,17 @@ def _step(record, name, work):
     record[name]["time_s"] = time.perf_counter() - start
 
 
-def run(model_dir, dataset, data, baseline, method, target, arrays, latency, log):
+def run(model_dir, dataset, data, baseline, method, target, arrays, latency, log,
+        options=None):
     """One (model, run) record: prune (the job), Keras-only load, int8, latency."""
     name = acceptance.run_name(method, target)
     run_dir = os.path.join(model_dir, name)
-    record = {"run": name, "method": method, "target": target, "error": None, "stage": None}
+    record = {"run": name, "method": method, "target": target, "error": None, "stage": None,
+              "options": dict(options or {})}
     start = time.perf_counter()
     try:
-        done = run_prune(config(dataset, baseline.path, method, target), run_dir, data=data,
-                         baseline=baseline, log=log)
+        done = run_prune(config(dataset, baseline.path, method, target, options), run_dir,
+                         data=data, baseline=baseline, log=log)
     except Exception as err:  # noqa: BLE001
         record.update(error=acceptance.one_line(err), stage="prune",
                       traceback=traceback.format_exc())

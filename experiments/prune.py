@@ -20,7 +20,7 @@ from experiments import common
 from tfprune.jobs import runlock
 from tfprune.jobs.configs.prune import PruneConfig
 from tfprune.pruning.methods import METHODS
-from tfprune.pruning.options import CRITERIA, SELECTIONS
+from tfprune.pruning.options import CRITERIA, LAYER_NORM, SELECTIONS
 from tfprune.pruning.schedules import SCHEDULES
 
 FLAGS = flags.FLAGS
@@ -68,6 +68,11 @@ flags.DEFINE_float("max_per_group", D["max_per_group"],
                    "channel, global selection: at most this fraction of one group pruned.")
 flags.DEFINE_integer("round_to", D["round_to"], "channel: keep a multiple of N channels per group.",
                      lower_bound=1)
+flags.DEFINE_enum("layer_norm", D["layer_norm"], list(LAYER_NORM),
+                  "channel: at a LayerNormalization over the channels, block (keep those "
+                  "channels: the shrunk model equals the masked one) or renormalize (prune "
+                  "through it; its statistics then span the kept channels, so the shrunk model "
+                  "differs from the masked one by the reported max_abs_diff).")
 flags.DEFINE_bool("from_scratch", D["from_scratch"],
                   "Also train the shrunk architecture from scratch for the baseline's plus the "
                   "fine-tuning's epochs, and report it beside the pruned model.")

@@ -51,3 +51,51 @@ def test_a_keras3_vision_transformer_is_pruned_around_its_attention(tmp_path, me
             skipped["patchify"]
         assert "MultiHeadAttention" in skipped["mha0"]
     assert metrics["shrink"]["max_abs_diff"] <= 1e-5
+
+
+def keras3_convnext_block(path, shape=(8, 8, 1), dim=16, classes=10):
+    """ConvNeXt's pieces in plain Keras 3: patchify stem, LayerNormalization over the channels,
+    a 7x7 depthwise conv, an inverted MLP, keras.applications' own LayerScale, a residual."""
+    import keras
+    from keras.src.applications.convnext import LayerScale
+
+    keras.utils.set_random_seed(0)
+    L = keras.layers
+    x = keras.Input(shape)
+    t = L.LayerNormalization(epsilon=1e-6, name="stem_ln")(L.Conv2D(dim, 2, strides=2,
+                                                                    name="stem")(x))
+    h = L.DepthwiseConv2D(7, padding="same", name="dw")(t)
+    h = L.LayerNormalization(epsilon=1e-6, name="block_ln")(h)
+    h = L.Dense(4 * dim, activation="gelu", name="pw1")(h)
+    h = LayerScale(0.5, dim, name="layer_scale")(L.Dense(dim, name="pw2")(h))
+    t = L.Add(name="residual")([t, h])
+    out = L.Dense(classes, activation="softmax", name="head")(
+        L.LayerNormalization(epsilon=1e-6, name="head_ln")(L.GlobalAveragePooling2D()(t)))
+    keras.Model(x, out, name="convnext_block").save(path)
+    return path
+
+
+@pytest.mark.integration
+def test_channel_pruning_through_layer_norm_is_opt_in_and_measured(tmp_path):
+    from tfprune.errors import TfpruneError
+
+    baseline = keras3_convnext_block(str(tmp_path / "convnext.keras"))
+    common = dict(model="mlp", baseline=baseline, schedule="constant", target_sparsity=0.5,
+                  fine_tune_epochs=0, batch_size=128)
+    with pytest.raises(TfpruneError, match="layer_norm"):
+        PruneConfig(method="weight", layer_norm="renormalize", **common)
+    with pytest.raises(TfpruneError, match="layer_norm"):
+        PruneConfig(method="channel", layer_norm="sometimes", **common)
+    runs = {}
+    for mode in ("block", "renormalize"):
+        config = PruneConfig(method="channel", layer_norm=mode, **common)
+        runs[mode] = run_prune(config, str(tmp_path / mode), log=lambda _: None).metrics
+    block, renorm = runs["block"], runs["renormalize"]
+    assert block["pruned_layers"] == ["pw1"] and block["shrink"]["max_abs_diff"] <= 1e-5
+    assert "renormalize" in block["skipped_layers"]["stem"]
+    assert set(renorm["pruned_layers"]) == {"stem", "pw1", "pw2"}
+    assert renorm["shrink"]["removed"]["stem"] == [16, 8]
+    assert renorm["shrink"]["flops_after"] < block["shrink"]["flops_after"]
+    diff = renorm["shrink"]["max_abs_diff"]
+    assert diff > 1e-5 and any(f"{diff:.3g}" in n and "layer_norm='renormalize'" in n
+                               for n in renorm["shrink"]["notes"])

@@ -189,6 +189,59 @@ def test_unit_shrink_of_a_model_with_attention_keeps_its_call_arguments():
     assert result.removed == {"mlp1_up": (32, 27)} and result.max_abs_diff <= 1e-5
 
 
+def convnext_like(shape=(8, 8, 3), dim=8):
+    """ConvNeXt's stem and block: patchify conv, LayerNormalization over the channels, a
+    depthwise conv, an inverted Dense MLP, a LayerScale (here a 1x1 DepthwiseConv2D, as the
+    translator writes it) and a residual Add; a LayerNormalization before the head."""
+    x = keras.Input(shape)
+    t = L.LayerNormalization(epsilon=1e-6, name="stem_ln")(L.Conv2D(dim, 2, strides=2,
+                                                                    name="stem")(x))
+    h = L.DepthwiseConv2D(3, padding="same", name="dw")(t)
+    h = L.LayerNormalization(epsilon=1e-6, name="block_ln")(h)
+    h = L.Dense(4 * dim, activation="gelu", name="pw1")(h)
+    h = L.Dense(dim, name="pw2")(h)
+    h = L.DepthwiseConv2D(1, use_bias=False, name="layer_scale")(h)
+    t = L.Add(name="residual")([t, h])
+    out = L.Dense(3, activation="softmax", name="head")(
+        L.LayerNormalization(epsilon=1e-6, name="head_ln")(L.GlobalAveragePooling2D()(t)))
+    return keras.Model(x, out)
+
+
+def test_layer_norm_blocks_the_stream_unless_renormalizing_is_asked_for():
+    model = _randomized(convnext_like())
+    stream = by_layer(channel_groups(model), "stem")
+    assert "LayerNormalization 'stem_ln'" in stream.blocked and "renormalize" in stream.blocked
+    with pytest.raises(Exception, match="layer_norm"):
+        analyze(model, layer_norm="ignore")
+    groups = channel_groups(model, layer_norm="renormalize")
+    stream = by_layer(groups, "stem")
+    assert stream.blocked is None and stream.layers("out") == ["stem", "pw2"]
+    assert stream.renormalized() == ["stem_ln", "block_ln", "head_ln"]
+    keep = channels.select(groups, channels.importance(model, groups, "l2"), 0.5)
+    masked = surgery.fresh_copy(model)
+    channels.apply_masks(masked, groups, keep)
+    x = np.random.default_rng(1).random((4, 8, 8, 3)).astype(np.float32)
+    # Masked gamma and beta: a pruned channel leaves every LayerNormalization as zero.
+    probe = keras.Model(masked.input, masked.get_layer("block_ln").output)
+    dropped = stream.dropped(keep[stream.id])
+    assert np.all(np.asarray(probe(x))[..., dropped] == 0)
+    result = channels.shrink(model, groups, keep, check_inputs=x)
+    shrunk = result.model
+    assert shrunk.get_layer("stem").filters == 4 and shrunk.get_layer("pw1").units == 16
+    assert shrunk.get_layer("head_ln").gamma.shape == (4,)
+    # Not exact, and said so with the figure: the statistics span 4 channels, not 8.
+    assert result.renormalized == ["block_ln", "head_ln", "stem_ln"]
+    assert 1e-5 < result.max_abs_diff < 1.0
+    assert any("normalize over the kept channels" in n and f"{result.max_abs_diff:.3g}" in n
+               for n in result.notes)
+    # Blocked (the default), the same selection over the other groups is exact.
+    exact = channel_groups(model)
+    keep = channels.select(exact, channels.importance(model, exact, "l2"), 0.5)
+    result = channels.shrink(model, exact, keep, check_inputs=x)
+    assert result.max_abs_diff <= 1e-5 and not result.renormalized
+    assert result.removed == {"pw1": (32, 16)}
+
+
 def test_an_add_of_a_concatenate_and_one_convolution_cuts_the_convolution_alike():
     """Inception-ResNet and NASNet add a Concatenate's output to one convolution's: the
     convolution's channels are cut where the Concatenate's inputs meet, each part tied to its
@@ -248,6 +301,16 @@ def test_reduced_keras_applications_prune_half_their_channels_exactly(name, kwar
         assert all("mean and variance span the channels" in why or "mixes channels" in why
                    for why in opaque.values()), opaque
         assert flops >= 0.5  # the MLPs' hidden channels alone: the miss is measured, not hidden
+        # Opted in, the stream goes through its LayerNormalizations: the FLOPs of the others,
+        # and a difference that is measured, not refused.
+        groups = channel_groups(model, layer_norm="renormalize")
+        keep = channels.select(groups, channels.importance(model, groups, "l2"), 0.5)
+        renormalized = channels.shrink(model, groups, keep, check_inputs=x)
+        ratio = stats.summarize(renormalized.model)["flops"] / stats.summarize(model)["flops"]
+        assert ratio <= 0.32, ratio
+        assert renormalized.renormalized == sorted(
+            l.name for l in model.layers if isinstance(l, L.LayerNormalization))  # all 23
+        assert renormalized.max_abs_diff > 1e-5
     else:
         assert set(opaque) <= {"predictions"}, opaque  # only the softmax head
 

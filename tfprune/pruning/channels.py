@@ -200,15 +200,31 @@ def shrink(model, groups, keep, check_inputs=None, atol=surgery.TOLERANCE, maske
     ``check_inputs``, the outputs are compared with the model masked the same way (the caller's
     model is not changed), or with ``model`` itself when it claims to be ``masked`` already
     (after fine-tuning under masks: then a mask that did not hold during training is caught
-    here)."""
+    here). Where channels a LayerNormalization normalizes together go (``layer_norm=
+    "renormalize"``), its statistics change: the difference is measured and noted, not
+    refused."""
     reference = model
     if check_inputs is not None and not masked:
         reference = surgery.fresh_copy(model)
         apply_masks(reference, groups, keep)
     notes = [f"{', '.join(g.layers('out')) or 'group ' + str(g.id)}: {g.width} channels kept "
              f"({g.blocked})" for g in groups if g.blocked and g.layers("out")]
-    return surgery.remove(model, groups, keep, check_inputs, reference, atol, notes,
-                          against="trained" if masked else "masked")
+    renormalized = sorted({name for g in groups if g.id in keep and g.dropped(keep[g.id]).size
+                           for name in g.renormalized()})
+    result = surgery.remove(model, groups, keep, check_inputs, reference,
+                            None if renormalized else atol, notes,
+                            against="trained" if masked else "masked")
+    if renormalized:
+        result.renormalized = renormalized
+        measured = "" if result.max_abs_diff is None else \
+            f"; outputs differ from the {'trained' if masked else 'masked'} model's by " \
+            f"{result.max_abs_diff:.3g}"
+        result.notes.append(f"{len(renormalized)} LayerNormalization(s) now normalize over "
+                            f"the kept channels only (layer_norm='renormalize'), so the shrunk "
+                            f"model is not the masked one{measured}: "
+                            + ", ".join(renormalized[:3]) + (", ..." if len(renormalized) > 3
+                                                             else ""))
+    return result
 
 
 def channel_sparsity(groups, keep):

@@ -13,7 +13,6 @@ from tfprune.pruning import channels as channels_lib
 from tfprune.pruning import surgery
 from tfprune.pruning import wrapper as wrapper_lib
 from tfprune.pruning import groups as groups_lib
-from tfprune.pruning.groups import channel_groups
 from tfprune.pruning.unit import PruneLowMagnitude, UnitPruneLowMagnitude, is_unit_prunable
 
 
@@ -157,26 +156,33 @@ def _wrap_model(model, granularity, pruning_schedules, selected, m_by_n):
     return wrapped
 
 
-def prunable_groups(model):
-    """The model's channel groups; a TfpruneError when none can be pruned."""
-    groups = channel_groups(model)
-    if not channels_lib.prunable(groups):
+def prunable_graph(model, layer_norm="block"):
+    """The model's channel graph (groups_lib.analyze); a TfpruneError when no group can be
+    pruned."""
+    graph = groups_lib.analyze(model, layer_norm)
+    if not channels_lib.prunable(graph.groups):
         raise TfpruneError(f"no channel group of {model.name!r} can be pruned: "
-                           + "; ".join(g.describe() for g in groups))
-    return groups
+                           + "; ".join(g.describe() for g in graph.groups))
+    return graph
+
+
+def prunable_groups(model, layer_norm="block"):
+    """The model's channel groups; a TfpruneError when none can be pruned."""
+    return prunable_graph(model, layer_norm).groups
 
 
 def _copy(model):
     return surgery.fresh_copy(model)  # the one clone-with-weights
 
 
-def _channel_layers(groups, model):
-    """(pruned layer names, {skipped name: why}) of ``model``'s channel ``groups``: the
+def _channel_layers(graph, model):
+    """(pruned layer names, {skipped name: why}) of ``model``'s channel ``graph``: the
     producers of blocked groups, and the layers with weights the graph cannot see through."""
+    groups = graph.groups
     pruned = sorted({m.layer for g in channels_lib.prunable(groups) for m in g.members
                      if m.role == "out"})
     skipped = {name: g.blocked for g in groups if g.blocked for name in g.layers("out")}
-    for name, why in groups_lib.analyze(model).opaque.items():
+    for name, why in graph.opaque.items():
         if name not in pruned and model.get_layer(name).weights:
             skipped.setdefault(name, f"{type(model.get_layer(name)).__name__}, {why}")
     return pruned, skipped

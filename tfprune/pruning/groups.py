@@ -16,14 +16,17 @@ repeat)``: role "out" (the layer's output channels: the last kernel axis and bia
 Conv or SeparableConv, the kernel's third axis of a Conv2DTranspose), "in" (the layer's input
 channels: the kernel's input axis, and the depthwise kernel of a SeparableConv), "channel"
 (per-channel parameters of a channel-preserving layer: BatchNorm, DepthwiseConv2D, a Conv2D with
-one group per channel, PReLU) or "pass" (a layer the channels pass through
+one group per channel, PReLU), "norm" (a LayerNormalization over the channels, taken only with
+``layer_norm="renormalize"``: its gamma and beta are sliced, but its mean and variance then span
+the kept channels alone, so the shrunk model is close to the masked one, not equal) or "pass" (a layer the channels pass through
 without parameters: activations, pooling, padding, merges, Reshape, Rescaling; recorded so the
 shrink can rewrite shape-dependent configs and unit pruning can check that zero stays zero).
 ``parameters(layer, role)`` names each member's variables and axes: the one answer masking,
 scoring and shrinking share.
 
 Where the graph meets an op it cannot see through (an unknown layer, MultiHeadAttention, a
-LayerNormalization, whose statistics span the channels, a model input or output), the groups
+LayerNormalization, whose statistics span the channels, unless ``layer_norm="renormalize"``,
+a model input or output), the groups
 touching it are ``blocked`` with the reason, never guessed; ``opaque_layers`` lists such layers.
 """
 
@@ -31,8 +34,10 @@ import dataclasses
 
 import numpy as np
 
+from tfprune import checks
 from tfprune.errors import InternalError
 from tfprune.keras import keras
+from tfprune.pruning.options import LAYER_NORM
 
 L = keras.layers
 
@@ -69,7 +74,7 @@ class Member:
     ``repeat`` spatial positions p)."""
 
     layer: str
-    role: str            # "out", "in", "channel" or "pass"
+    role: str            # "out", "in", "channel", "norm" or "pass"
     offset: int = 0
     stride: int = 0
     repeat: int = 1
@@ -94,6 +99,11 @@ class Group:
     def dropped(self, kept):
         """The channels not in ``kept``."""
         return np.setdiff1d(np.arange(self.width), kept)
+
+    def renormalized(self):
+        """The LayerNormalizations whose statistics span these channels ("norm" members):
+        removing any of them changes what they compute for the others."""
+        return self.layers("norm")
 
     def describe(self):
         places = ", ".join(f"{m.layer}:{m.role}" + (f"@{m.offset}" if m.offset else "")
@@ -140,13 +150,16 @@ def parameters(layer, role, statistics=False):
         return [(layer.kernel, -1)] + bias
     if isinstance(layer, L.PReLU):
         return [(layer.alpha, -1)]
+    if role == "norm":
+        return [(v, 0) for v in (layer.gamma, layer.beta) if v is not None]
     return []
 
 
 class _Graph:
     """Groups under construction: union-find over group ids, members and reasons."""
 
-    def __init__(self):
+    def __init__(self, layer_norm="block"):
+        self.layer_norm = layer_norm
         self.parent, self.width, self.members, self.blocked = [], [], [], []
         self.opaque = {}   # layer name -> why the graph cannot see through it
         self.tensors = {}  # tensor id -> _Tensor, every tensor seen so far
@@ -229,10 +242,13 @@ class Graph:
     opaque: dict     # layer name -> reason
 
 
-def analyze(model):
+def analyze(model, layer_norm="block"):
     """The ``Graph`` of a functional ``model``: its channel groups, in order of first
-    appearance, and the layers that end them."""
-    graph = _Graph()
+    appearance, and the layers that end them. ``layer_norm`` (``LAYER_NORM``): a
+    LayerNormalization over the channel axis ends the groups ("block", exact) or is a "norm"
+    member of its group ("renormalize")."""
+    checks.check_choice("layer_norm", layer_norm, LAYER_NORM)
+    graph = _Graph(layer_norm)
     tensors, pending = graph.tensors, []
     for t in _as_list(model.inputs):
         tensors[id(t)] = _Tensor([(graph.new(t.shape[-1], "the model input"), int(t.shape[-1]))])
@@ -263,9 +279,9 @@ def analyze(model):
     return Graph(groups, dict(graph.opaque))
 
 
-def channel_groups(model):
+def channel_groups(model, layer_norm="block"):
     """The groups of coupled channels of a functional ``model``, in order of first appearance."""
-    return analyze(model).groups
+    return analyze(model, layer_norm).groups
 
 
 def _fresh(graph, layer, tensor, why):
@@ -368,8 +384,12 @@ def _visit(graph, layer, inputs):
             return _opaque(graph, layer, inputs, "which moves the channel axis")
         return _through(graph, layer, first)
     if isinstance(layer, L.LayerNormalization) and len(inputs) == 1:
+        if graph.layer_norm == "renormalize" and not first.flat \
+                and _last_axis(layer.axis, len(layer.input.shape)):
+            return _through(graph, layer, first, "norm")
         return _opaque(graph, layer, inputs, "whose mean and variance span the channels "
-                                             "(removing one would change every other)")
+                                             "(removing one would change every other; "
+                                             "layer_norm='renormalize' prunes through it)")
     return _opaque(graph, layer, inputs, "which the graph cannot see through")
 
 

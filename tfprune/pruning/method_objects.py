@@ -240,8 +240,7 @@ def _channel_statistics(masks, summary, selection=None, events=None):
 
 def _channel_shrink(pruned, masks, check_inputs):
     # masked: the (fine-tuned) model itself is the reference: did its masks hold?
-    return channels_lib.shrink(pruned, masks.groups, masks.keep, check_inputs, atol=1e-4,
-                               masked=True)
+    return channels_lib.shrink(pruned, masks.groups, masks.keep, check_inputs, masked=True)
 
 
 class ChannelMethod(_Method):
@@ -258,31 +257,32 @@ class ChannelMethod(_Method):
         if epochs:
             self._steps(steps_per_epoch, epochs)
         if model is not None:
-            core.prunable_groups(model)
+            core.prunable_groups(model, self.options.layer_norm)
 
-    def _groups(self, copy, train_data):
+    def _graph(self, copy, train_data):
         if self.options.criterion == "taylor" and train_data is None:
             raise TfpruneError("criterion 'taylor' needs `train_data` to score channels")
-        return core.prunable_groups(copy)
+        return core.prunable_graph(copy, self.options.layer_norm)
 
     def _attach(self, model, steps_per_epoch, epochs, train_data, decisions_path, log):
         steps = self._steps(steps_per_epoch, epochs)
         copy = core._copy(model)
-        groups = self._groups(copy, train_data)
-        pruner = channels_lib.GroupPruner(groups, self._schedule(self.target_sparsity, steps),
+        graph = self._graph(copy, train_data)
+        pruner = channels_lib.GroupPruner(graph.groups,
+                                          self._schedule(self.target_sparsity, steps),
                                           data=train_data, log=log, **self.options.selection())
-        pruned, skipped = core._channel_layers(groups, copy)
+        pruned, skipped = core._channel_layers(graph, copy)
         return Attached(self, copy, [pruner], pruned, skipped, steps, pruner=pruner,
                         masks=pruner.masks)
 
     def prune_once(self, model, train_data=None, in_place=False):
         copy = model if in_place else core._copy(model)
-        groups = self._groups(copy, train_data)
-        keep = channels_lib.choose(copy, groups, self.target_sparsity, data=train_data,
+        graph = self._graph(copy, train_data)
+        keep = channels_lib.choose(copy, graph.groups, self.target_sparsity, data=train_data,
                                    **self.options.selection())
-        masks = channels_lib.GroupMasks(groups, copy)
+        masks = channels_lib.GroupMasks(graph.groups, copy)
         masks.set_keep(keep)
-        pruned, skipped = core._channel_layers(groups, copy)
+        pruned, skipped = core._channel_layers(graph, copy)
         return Attached(self, copy, [], pruned, skipped, ONE_SHOT_STEPS, one_shot=True,
                         masks=masks)
 
@@ -344,11 +344,12 @@ class DecidingMethod(_Method):
         steps = ScheduleSteps(0, 1, 1)
         if self.granularity() == "channel":
             copy = core._copy(model)
-            groups = core.prunable_groups(copy)
-            masks = channels_lib.GroupMasks(groups, copy)
-            slots = [channels_lib.GroupSlot(masks, g) for g in channels_lib.prunable(groups)]
+            graph = core.prunable_graph(copy)
+            masks = channels_lib.GroupMasks(graph.groups, copy)
+            slots = [channels_lib.GroupSlot(masks, g)
+                     for g in channels_lib.prunable(graph.groups)]
             pruner = self._pruner(slots, train_data, decisions_path, log, masks)
-            pruned, skipped = core._channel_layers(groups, copy)
+            pruned, skipped = core._channel_layers(graph, copy)
             return Attached(self, copy, [pruner], pruned, skipped, steps, pruner=pruner,
                             masks=masks)
         selected, skipped = self._select(model)

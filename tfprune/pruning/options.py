@@ -25,6 +25,10 @@ CRITERIA = Registry("channel criterion")
 for _name in ("l2", "l1", "bn_scale", "taylor"):
     CRITERIA.register_lazy(_name, f"tfprune.pruning.channels:{_name}_importance")
 SELECTIONS = ("uniform", "global")
+# What the channel graph does at a LayerNormalization over the channels: end the groups (the
+# shrunk model equals the masked one), or prune through it, its statistics then spanning the
+# kept channels only (close to the masked model, not equal; what Torch-Pruning does).
+LAYER_NORM = ("block", "renormalize")
 
 
 @dataclasses.dataclass
@@ -128,16 +132,19 @@ class LayerOptions(ScheduleOptions):
 class ChannelOptions(ScheduleOptions):
     """The channel method: every prunable channel group, chosen by ``criterion`` (``CRITERIA``),
     ``mode`` (uniform per group, or one global ratio with at most ``max_per_group`` of a group),
-    kept channels a multiple of ``round_to``."""
+    kept channels a multiple of ``round_to``; ``layer_norm`` (``LAYER_NORM``): whether channels
+    a LayerNormalization normalizes together are pruned ("renormalize") or kept ("block")."""
 
     criterion: str = "l2"
     mode: str = "uniform"
     max_per_group: float = 0.9
     round_to: int = 1
+    layer_norm: str = "block"
 
     def __post_init__(self):
         super().__post_init__()
         check_channel_options(self.selection())
+        checks.check_choice("layer_norm", self.layer_norm, LAYER_NORM)
 
     def selection(self):
         """{criterion, mode, max_per_group, round_to}: how channels are chosen."""

@@ -12,12 +12,13 @@ from tfprune.models import MODELS
 from tfprune.pruning import allocation, schedules
 from tfprune.pruning.methods import (METHODS, check_channel_granularity, check_layer_sparsity,
                                      check_one_shot, check_options)
-from tfprune.pruning.options import check_channel_options, make_config, make_options, taken_by
+from tfprune.pruning.options import (LAYER_NORM, check_channel_options, make_config,
+                                     make_options, taken_by)
 
 
 # Options that only mean something under a schedule: (field, default).
 CHANNEL_OPTIONS = (("criterion", "l2"), ("selection", "uniform"), ("max_per_group", 0.9),
-                   ("round_to", 1))
+                   ("round_to", 1), ("layer_norm", "block"))
 
 
 POLYNOMIAL_OPTIONS = (("initial_sparsity", 0.0), ("ramp_fraction", 0.6))
@@ -80,6 +81,8 @@ class PruneConfig(BaselineFields):
     selection: str = "uniform"  # channel method: uniform per group, or one global ratio
     max_per_group: float = 0.9  # channel method, global selection: most of a group pruned
     round_to: int = 1           # channel method: kept channels a multiple of this
+    layer_norm: str = "block"   # channel method: LayerNormalization over the channels ends the
+    #                             groups, or "renormalize": pruned through (not exact)
     from_scratch: bool = False  # also train the shrunk architecture from scratch (Liu et al.)
     keras3_output: bool = False  # also save the models as Keras 3 .keras files (automatic when
     #                              the baseline is a Keras 3 file)
@@ -151,6 +154,7 @@ class PruneConfig(BaselineFields):
                                       self.prune_first_conv, self.prune_classifier)
         if method.granularity == "channel":
             check_channel_options(self.channel_options())
+            checks.check_choice("layer_norm", self.layer_norm, LAYER_NORM)
         else:
             for name, default in CHANNEL_OPTIONS:
                 if getattr(self, name) != default:
@@ -189,7 +193,8 @@ class PruneConfig(BaselineFields):
             initial_sparsity=self.initial_sparsity, ramp_fraction=self.ramp_fraction,
             layers=self.layers, prune_classifier=self.prune_classifier,
             prune_first_conv=self.prune_first_conv, sparsity_m_by_n=self.sparsity_m_by_n,
-            layer_sparsity=layer_sparsity, dynamic=self.dynamic, **self.channel_options())
+            layer_sparsity=layer_sparsity, dynamic=self.dynamic, layer_norm=self.layer_norm,
+            **self.channel_options())
         return make_options(self.method, **taken_by(self.method, fields))
 
     def structured(self):
