@@ -146,3 +146,21 @@ print("replicas", strategy.num_replicas_in_sync, "kept", rows["conv2"]["units_ke
     result = python(["-c", code])
     assert result.returncode == 0, result.stderr[-3000:]
     assert "replicas 2 kept 32 64" in result.stdout
+
+
+def test_what_stays_dense_is_named_for_every_kernel_layer_that_is_not_pruned():
+    """A transposed or separable convolution subclasses Conv2D or Conv: neither a candidate
+    nor silently left out."""
+    from tfprune.pruning.core import select_layers
+
+    L = keras.layers
+    x = keras.Input((8, 8, 3))
+    y = L.SeparableConv2D(8, 3, name="sep")(L.Conv2D(8, 3, name="c0")(x))
+    y = L.Conv2D(8, 3, name="c1")(L.DepthwiseConv2D(3, name="dw")(
+        L.Conv2DTranspose(8, 3, name="tconv")(y)))
+    model = keras.Model(x, L.Dense(4, name="fc")(L.Flatten()(L.BatchNormalization()(y))))
+    for granularity in ("weight", "unit"):
+        selected, skipped = select_layers(model, granularity)
+        assert selected == ["c1"]
+        assert set(skipped) == {"c0", "sep", "tconv", "dw", "fc"}, skipped
+        assert skipped["tconv"].startswith("Conv2DTranspose: ")

@@ -55,11 +55,11 @@ def prunable_layers(model, granularity):
 
 
 def _holds_matrices(layer):
-    """A layer with matrices of weights that is none of the kernel layers (they are either
-    candidates or skipped with their own reason)."""
-    kernels = (keras.layers.Dense, keras.layers.Conv1D, keras.layers.Conv2D,
-               keras.layers.DepthwiseConv2D, keras.layers.BatchNormalization)
-    return not isinstance(layer, kernels) and any(len(w.shape) >= 2 for w in layer.weights)
+    """A layer with matrices of weights (not a BatchNormalization's vectors): when it is no
+    candidate, what stays dense is named (a transposed or separable convolution subclasses
+    Conv2D, so the class alone does not say)."""
+    return not isinstance(layer, keras.layers.BatchNormalization) and \
+        any(len(w.shape) >= 2 for w in layer.weights)
 
 
 def select_layers(model, granularity, layers=None, prune_classifier=False,
