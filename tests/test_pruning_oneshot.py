@@ -44,6 +44,31 @@ def test_weight_one_shot_matches_tfmot_and_leaves_the_model_alone(cnn):
             assert np.array_equal(layer.layer.kernel.numpy() == 0, ours == 0)
 
 
+def test_m_by_n_one_shot_is_tfmots_m_by_n_pattern(cnn):
+    """One-shot 2:4 zeroes 2 of every 4 consecutive input channels, as the wrapper would: not
+    unstructured magnitude masks under an m:n label."""
+    result = prune_once(cnn, "weight", 0.5, sparsity_m_by_n="2:4")
+    assert result.pruned_layers == ["conv2", "fc1"]
+    for name in result.pruned_layers:
+        kernel = result.model.get_layer(name).kernel.numpy()
+        assert np.mean(kernel == 0) == pytest.approx(0.5, abs=1e-3)
+        blocks = np.moveaxis(kernel, -2, -1).reshape(-1, 4)  # 4 consecutive input channels
+        assert np.all(np.sum(blocks == 0, axis=1) >= 2)
+
+
+def test_schedule_and_target_given_beside_options_replace_them(cnn):
+    from tfprune.pruning.options import LayerOptions
+
+    options = LayerOptions(target_sparsity=0.8, schedule="polynomial")
+    attached = prune(cnn, "weight", "constant", 0.25, options=options, steps_per_epoch=2,
+                     epochs=1)
+    assert (attached.schedule, attached.target_sparsity) == ("constant", 0.25)
+    attached = prune(cnn, "weight", options=options, steps_per_epoch=2, epochs=1)
+    assert (attached.schedule, attached.target_sparsity) == ("polynomial", 0.8)
+    attached = prune(cnn, "weight", steps_per_epoch=2, epochs=1)
+    assert (attached.schedule, attached.target_sparsity) == ("polynomial", 0.5)
+
+
 def test_unit_and_channel_one_shot_zero_whole_units(cnn):
     unit = prune_once(cnn, "unit", 0.5).model
     fc1 = unit.get_layer("fc1")

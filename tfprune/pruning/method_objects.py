@@ -216,10 +216,11 @@ class LayerMethod(_Method):
 
     def prune_once(self, model, train_data=None, in_place=False):
         copy = model if in_place else core._copy(model)
-        selected, skipped = self._select(copy, m_by_n=False)  # magnitude masks, not m:n blocks
+        selected, skipped = self._select(copy)
         for name in selected:
             if self.layer_target(name) > 0:
-                oneshot.mask_layer(copy, name, self.spec.granularity, self.layer_target(name))
+                oneshot.mask_layer(copy, name, self.spec.granularity, self.layer_target(name),
+                                   self.m_by_n)
         return Attached(self, copy, [], selected, skipped, ONE_SHOT_STEPS, one_shot=True)
 
     def finish(self, attached, check_inputs=None):
@@ -400,19 +401,24 @@ def make_method(method, options=None, **fields):
         spec, options)
 
 
-def prune(model, method="weight", schedule="polynomial", target_sparsity=0.5, *,
+def prune(model, method="weight", schedule=None, target_sparsity=None, *,
           steps_per_epoch=None, epochs, train_data=None, decisions_path=None, log=None,
           options=None, **fields):
     """A copy of ``model`` attached to ``method`` (``make_method(method, options, **fields)``,
-    the schedule and target where the method takes them) for ``epochs`` of fine-tuning: an
-    ``Attached`` (compile and fit its ``model`` with its ``callbacks``, then ``finish``).
-    ``train_data`` (batched, unshuffled) is what the incremental method and the taylor
-    criterion score on; a deciding method writes its decisions to ``decisions_path``."""
+    the schedule and target where the method takes them: given, they replace ``options``';
+    neither given, polynomial to 0.5) for ``epochs`` of fine-tuning: an ``Attached`` (compile
+    and fit its ``model`` with its ``callbacks``, then ``finish``). ``train_data`` (batched,
+    unshuffled) is what the incremental method and the taylor criterion score on; a deciding
+    method writes its decisions to ``decisions_path``."""
     spec = methods_lib.METHODS.get(method) if isinstance(method, str) else method
-    if options is None and spec.takes_schedule:
-        fields.setdefault("schedule", schedule)
-    if options is None and spec.takes_target:
-        fields.setdefault("target_sparsity", target_sparsity)
+    for name, value, default in (("schedule", schedule, "polynomial"),
+                                 ("target_sparsity", target_sparsity, 0.5)):
+        if not getattr(spec, "takes_" + ("target" if name == "target_sparsity" else name)):
+            continue
+        if value is not None:
+            fields.setdefault(name, value)
+        elif options is None:
+            fields.setdefault(name, default)
     return make_method(spec, options, **fields).attach(
         model, steps_per_epoch=steps_per_epoch, epochs=epochs, train_data=train_data,
         decisions_path=decisions_path, log=log)

@@ -5,7 +5,8 @@ The one home of "zero this layer to sparsity s now", shared by one-shot pruning 
 (pruning/sensitivity.py: one layer at a time, restored after each point).
 
 - weight: per layer, the ``round(s x size)`` kernel weights of lowest magnitude (tfmot's rule:
-  its threshold is the k-th largest magnitude).
+  its threshold is the k-th largest magnitude); with m:n, the m of lowest magnitude in every n
+  consecutive input channels (tfmot's own m:n mask, the one fine-tuning applies).
 - unit: per layer, the ``round(s x units)`` units of lowest L2 norm (masks.unit_mask, the rule the
   unit wrapper applies during fine-tuning), with their bias and the gamma/beta of a BatchNorm that
   directly follows, so the unit outputs exactly zero and shrink can remove it.
@@ -30,18 +31,34 @@ def magnitude_mask(kernel, sparsity):
     return mask.reshape(kernel.shape)
 
 
+def m_by_n_mask(kernel, m_by_n):
+    """0/1 array zeroing the ``m`` smallest magnitudes of every ``n`` consecutive input channels
+    (``m_by_n`` = (m, n)), by tfmot's pruning_utils as its wrapper does."""
+    from tensorflow_model_optimization.python.core.sparsity.keras import pruning_utils
+
+    from tfprune.keras import tf
+
+    weights = tf.convert_to_tensor(kernel)
+    mask = pruning_utils.generate_m_by_n_mask(pruning_utils.weights_rearrange(weights),
+                                              tuple(m_by_n))
+    return np.asarray(pruning_utils.m_by_n_sparsity_mask_prepare(mask, weights.shape),
+                      dtype=np.asarray(kernel).dtype)
+
+
 def _unit_vector(kernel, sparsity):
     _, mask = masks_lib.unit_mask(kernel, sparsity)
     return np.asarray(masks_lib.units_of_mask(mask))
 
 
-def mask_layer(model, name, granularity, sparsity):
-    """Zero layer ``name`` of ``model`` in place to ``sparsity`` (weight or unit); return a
-    function that restores every variable it changed."""
+def mask_layer(model, name, granularity, sparsity, m_by_n=None):
+    """Zero layer ``name`` of ``model`` in place to ``sparsity`` (weight or unit; weight in
+    ``m_by_n`` blocks, given); return a function that restores every variable it changed."""
     layer = model.get_layer(name)
     kernel = layer.kernel.numpy()
     saved = [(layer.kernel, kernel)]
-    if granularity == "weight":
+    if granularity == "weight" and m_by_n:
+        layer.kernel.assign(kernel * m_by_n_mask(kernel, m_by_n))
+    elif granularity == "weight":
         layer.kernel.assign(kernel * magnitude_mask(kernel, sparsity))
     elif granularity == "unit":
         unit = _unit_vector(kernel, sparsity).astype(kernel.dtype)
