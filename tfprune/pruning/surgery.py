@@ -6,7 +6,8 @@ every structured method, over the channel groups of pruning/groups.py.
   configs that depend on a width rewritten (units, filters, a depthwise Conv2D's groups, a
   Reshape's target shape, Rescaling's per-channel constants), and every parameter sliced along
   the axes ``groups.parameters`` names, so what masking zeroes is exactly what is removed. The
-  result is checked against ``reference`` on the check inputs and refused when it differs.
+  result is checked against ``reference`` on the check inputs and refused when it differs
+  (measured only, with ``atol=None``: channels.shrink through renormalized LayerNormalizations).
 - ``shrink(model)``: unit pruning's shrink. A channel goes when it is provably zero for every
   input in every tensor of its group (its producers' kernel columns and biases are zero and
   their activations keep zero at zero, and so does every layer it passes through: a BatchNorm
