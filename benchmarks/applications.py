@@ -18,7 +18,7 @@ import glob
 import os
 import time
 
-from absl import flags
+from absl import app, flags
 
 from benchmarks import acceptance
 from experiments import common
@@ -57,13 +57,27 @@ def record_path(out, model, run):
     return os.path.join(out, model, f"{run}.json")
 
 
+def run_options(method):
+    """The prune job options of ``method``'s runs beyond method and target."""
+    return {"layer_norm": FLAGS.layer_norm} if method == "channel" else {}
+
+
 def pending(out, model):
-    """The (method, target) runs of ``model`` still to do."""
+    """The (method, target) runs of ``model`` still to do; a record made with other options
+    (another --layer_norm) is an error, not a result of this run."""
     todo = []
     for method, target in acceptance.RUNS:
         path = record_path(out, model, acceptance.run_name(method, target))
-        if not os.path.isfile(path) or (FLAGS.rerun_failed
-                                         and acceptance.failed(io.read_json(path))):
+        if not os.path.isfile(path):
+            todo.append((method, target))
+            continue
+        record = io.read_json(path)
+        recorded = record.get("options") or ({"layer_norm": "block"} if method == "channel"
+                                             else {})
+        if recorded != run_options(method):
+            raise app.UsageError(f"{path} was recorded with options {recorded}, not "
+                                 f"{run_options(method)}: give another --output_dir")
+        if FLAGS.rerun_failed and acceptance.failed(record):
             todo.append((method, target))
     return todo
 
@@ -112,9 +126,8 @@ def run_model(out, dataset, index, total, name, todo):
         begun, cpu = time.perf_counter(), time.process_time()
         if error is None:
             common.log(f"{label} {run}: running")
-            options = {"layer_norm": FLAGS.layer_norm} if method == "channel" else None
             record = families.run(model_dir, dataset, data, baseline, method, target, arrays,
-                                  latency_options(), log=job_log, options=options)
+                                  latency_options(), log=job_log, options=run_options(method))
         else:
             record = {"run": run, "method": method, "target": target, "error": error,
                       "stage": stage}

@@ -95,6 +95,8 @@ def test_channel_pruning_through_layer_norm_is_opt_in_and_measured(tmp_path):
     assert "renormalize" in block["skipped_layers"]["stem"]
     assert set(renorm["pruned_layers"]) == {"stem", "pw1", "pw2"}
     assert renorm["shrink"]["removed"]["stem"] == [16, 8]
+    assert renorm["shrink"]["renormalized"] == ["block_ln", "head_ln", "stem_ln"]
+    assert block["shrink"]["renormalized"] == []
     assert renorm["shrink"]["flops_after"] < block["shrink"]["flops_after"]
     diff = renorm["shrink"]["max_abs_diff"]
     assert diff > 1e-5 and any(f"{diff:.3g}" in n and "layer_norm='renormalize'" in n

@@ -189,7 +189,7 @@ def test_unit_shrink_of_a_model_with_attention_keeps_its_call_arguments():
     assert result.removed == {"mlp1_up": (32, 27)} and result.max_abs_diff <= 1e-5
 
 
-def convnext_like(shape=(8, 8, 3), dim=8):
+def convnext_like(shape=(8, 8, 3), dim=8, hidden=None):
     """ConvNeXt's stem and block: patchify conv, LayerNormalization over the channels, a
     depthwise conv, an inverted Dense MLP, a LayerScale (here a 1x1 DepthwiseConv2D, as the
     translator writes it) and a residual Add; a LayerNormalization before the head."""
@@ -198,7 +198,7 @@ def convnext_like(shape=(8, 8, 3), dim=8):
                                                                     name="stem")(x))
     h = L.DepthwiseConv2D(3, padding="same", name="dw")(t)
     h = L.LayerNormalization(epsilon=1e-6, name="block_ln")(h)
-    h = L.Dense(4 * dim, activation="gelu", name="pw1")(h)
+    h = L.Dense(hidden or 4 * dim, activation="gelu", name="pw1")(h)
     h = L.Dense(dim, name="pw2")(h)
     h = L.DepthwiseConv2D(1, use_bias=False, name="layer_scale")(h)
     t = L.Add(name="residual")([t, h])
@@ -234,6 +234,20 @@ def test_layer_norm_blocks_the_stream_unless_renormalizing_is_asked_for():
     assert 1e-5 < result.max_abs_diff < 1.0
     assert any("normalize over the kept channels" in n and f"{result.max_abs_diff:.3g}" in n
                for n in result.notes)
+    # What it should compute: the same block built at the kept widths, every weight sliced
+    # here by hand (not by surgery), LayerNormalizations over the kept channels.
+    s, h = keep[stream.id], keep[by_layer(groups, "pw1").id]
+    reference = convnext_like(dim=len(s), hidden=len(h))
+    w = lambda name: model.get_layer(name).get_weights()  # noqa: E731
+    reference.get_layer("stem").set_weights([w("stem")[0][..., s], w("stem")[1][s]])
+    for name in ("stem_ln", "block_ln", "head_ln"):
+        reference.get_layer(name).set_weights([v[s] for v in w(name)])
+    reference.get_layer("dw").set_weights([w("dw")[0][:, :, s], w("dw")[1][s]])
+    reference.get_layer("pw1").set_weights([w("pw1")[0][s][:, h], w("pw1")[1][h]])
+    reference.get_layer("pw2").set_weights([w("pw2")[0][h][:, s], w("pw2")[1][s]])
+    reference.get_layer("layer_scale").set_weights([w("layer_scale")[0][:, :, s]])
+    reference.get_layer("head").set_weights([w("head")[0][s], w("head")[1]])
+    assert np.max(np.abs(np.asarray(reference(x)) - np.asarray(shrunk(x)))) <= 1e-6
     # Blocked (the default), the same selection over the other groups is exact.
     exact = channel_groups(model)
     keep = channels.select(exact, channels.importance(model, exact, "l2"), 0.5)

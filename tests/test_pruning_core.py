@@ -163,4 +163,22 @@ def test_what_stays_dense_is_named_for_every_kernel_layer_that_is_not_pruned():
         selected, skipped = select_layers(model, granularity)
         assert selected == ["c1"]
         assert set(skipped) == {"c0", "sep", "tconv", "dw", "fc"}, skipped
-        assert skipped["tconv"].startswith("Conv2DTranspose: ")
+        assert skipped["tconv"].startswith("Conv2DTranspose: not a layer ")
+
+
+def test_a_conv1d_transpose_is_skipped_not_wrapped():
+    """Conv1DTranspose subclasses Conv1D, but no tfmot registry holds it: wrapping it would
+    fail inside tfmot."""
+    from tfprune.pruning.core import select_layers
+
+    L = keras.layers
+    x = keras.Input((16, 3))
+    y = L.Conv1D(8, 3, name="c1")(L.Conv1D(8, 3, name="c0")(x))
+    y = L.Conv1D(8, 3, name="c2")(L.Conv1DTranspose(8, 3, name="tconv")(y))
+    model = keras.Model(x, L.Dense(4, name="fc")(L.Flatten()(y)))
+    selected, skipped = select_layers(model, "weight")
+    assert selected == ["c0", "c1", "c2"]  # the first-convolution default is for Conv2D
+    assert skipped["tconv"] == ("Conv1DTranspose: not a layer weight pruning wraps (Dense, "
+                                "Conv1D, Conv2D)")
+    pruned = prune(model, "weight", "constant", 0.5, steps_per_epoch=1, epochs=1)
+    assert pruned.pruned_layers == ["c0", "c1", "c2"]

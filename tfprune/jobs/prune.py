@@ -284,6 +284,7 @@ def _run_prune(config, output_dir, strategy, overwrite, log, data, baseline, cur
         "param_reduction": shrunk.param_reduction, "max_abs_diff": shrunk.max_abs_diff,
         "accuracy": shrunk_accuracy, "loss": shrunk_loss, "removed": shrunk.removed,
         "notes": shrunk.notes, "flops_after": shrunk_summary["flops"],
+        "renormalized": shrunk.renormalized,
     }
     targets = attached.targets
     for row in rows:

@@ -17,11 +17,15 @@ from tfprune.pruning.unit import PruneLowMagnitude, UnitPruneLowMagnitude, is_un
 
 
 def is_weight_prunable(layer):
+    """A Dense, Conv1D or Conv2D (not a transposed or depthwise one: Conv1DTranspose is in no
+    tfmot registry, so wrapping it fails; DepthwiseConv2D registers no prunable weight)."""
     return isinstance(layer, (keras.layers.Dense, keras.layers.Conv1D, keras.layers.Conv2D)) \
-        and not isinstance(layer, (keras.layers.Conv2DTranspose, keras.layers.DepthwiseConv2D))
+        and not isinstance(layer, (keras.layers.Conv1DTranspose, keras.layers.Conv2DTranspose,
+                                   keras.layers.DepthwiseConv2D))
 
 
 _PRUNABLE = {"weight": is_weight_prunable, "unit": is_unit_prunable}
+_WRAPPED = {"weight": "Dense, Conv1D, Conv2D", "unit": "Dense, Conv2D"}
 # tfmot registers no prunable weight for a DepthwiseConv2D: wrapped, it would stay dense while
 # listed as pruned. Left out, with the reason.
 _NOT_PRUNED = {"weight": ((keras.layers.DepthwiseConv2D,),
@@ -56,8 +60,8 @@ def prunable_layers(model, granularity):
 
 def _holds_matrices(layer):
     """A layer with matrices of weights (not a BatchNormalization's vectors): when it is no
-    candidate, what stays dense is named (a transposed or separable convolution subclasses
-    Conv2D, so the class alone does not say)."""
+    candidate, what stays dense is named (a transposed convolution subclasses Conv1D or Conv2D,
+    so the class alone does not say)."""
     return not isinstance(layer, keras.layers.BatchNormalization) and \
         any(len(w.shape) >= 2 for w in layer.weights)
 
@@ -77,8 +81,8 @@ def select_layers(model, granularity, layers=None, prune_classifier=False,
             skipped[layer.name] = why
         elif not layers and layer.name not in candidates and _holds_matrices(layer):
             # What stays dense is named: attention, embeddings, transposed convolutions, ...
-            skipped[layer.name] = (f"{type(layer).__name__}: {granularity} pruning prunes the "
-                                   "kernels of Dense and convolution layers")
+            skipped[layer.name] = (f"{type(layer).__name__}: not a layer {granularity} pruning "
+                                   f"wraps ({_WRAPPED[granularity]})")
     if layers:
         unknown = [name for name in layers if name not in candidates]
         if unknown:
