@@ -66,3 +66,13 @@ def test_layer_wise_table_names_the_winner_and_mixed_is_flagged_where_it_loses()
         "- weight constant 0.9: hybrid 90.00% at 0.2 KB gzip; uniform dynamic 91.00% at 0.3 KB "
         "gzip; uniform int4 88.00% at 0.2 KB gzip."]
     assert report.layer_sparsity_lines(entries[:1]) == []  # nothing to compare
+
+
+def test_layer_sparsity_plot_greys_only_untouched_layers():
+    from tfprune.results import plots
+    rows = [{"layer": "conv", "units": 8, "units_after_shrink": 4, "pruned": True},
+            {"layer": "depthwise", "units": 8, "units_after_shrink": 4, "pruned": False},
+            {"layer": "head", "units": 10, "units_after_shrink": 10, "pruned": False}]
+    assert plots.touched_layers(rows, structured=True) == [True, True, False]
+    # For weight pruning, shrink does not remove units: only the chosen layers are touched.
+    assert plots.touched_layers(rows, structured=False) == [True, False, False]

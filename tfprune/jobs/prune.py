@@ -316,7 +316,7 @@ def _run_prune(config, output_dir, strategy, overwrite, log, data, baseline, cur
         io.write_json(os.path.join(output_dir, name), content)
     draw(plots.plot_layer_sparsity, rows, os.path.join(output_dir, "plots", "layer_sparsity.png"),
          target=attached.target_sparsity,
-         title=f"{config.model}: {config.method} pruning, {config.schedule or 'no'} schedule",
+         title=f"{subject}: {config.method} pruning, {config.schedule or 'no'} schedule",
          structured=config.structured())
     extra_metrics = {}
     if config.keras3_output or baseline.keras3:

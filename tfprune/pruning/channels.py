@@ -211,13 +211,13 @@ def shrink(model, groups, keep, check_inputs=None, atol=surgery.TOLERANCE, maske
              f"({g.blocked})" for g in groups if g.blocked and g.layers("out")]
     renormalized = sorted({name for g in groups if g.id in keep and g.dropped(keep[g.id]).size
                            for name in g.renormalized()})
+    against = "trained" if masked else "masked"
     result = surgery.remove(model, groups, keep, check_inputs, reference,
-                            None if renormalized else atol, notes,
-                            against="trained" if masked else "masked")
+                            None if renormalized else atol, notes, against=against)
     if renormalized:
         result.renormalized = renormalized
         measured = "" if result.max_abs_diff is None else \
-            f"; outputs differ from the {'trained' if masked else 'masked'} model's by " \
+            f"; outputs differ from the {against} model's by " \
             f"{result.max_abs_diff:.3g}"
         result.notes.append(f"{len(renormalized)} LayerNormalization(s) now normalize over "
                             f"the kept channels only (layer_norm='renormalize'), so the shrunk "

@@ -189,10 +189,10 @@ class LayerMethod(_Method):
     def layer_target(self, name):
         return (self.options.layer_sparsity or {}).get(name, self.target_sparsity)
 
-    def _select(self, model, m_by_n=True):
+    def _select(self, model):
         o = self.options
         return core.select_layers(model, self.spec.granularity, self.layers, o.prune_classifier,
-                                  o.prune_first_conv, self.m_by_n if m_by_n else None)
+                                  o.prune_first_conv, self.m_by_n)
 
     def check(self, model=None, steps_per_epoch=None, epochs=0):
         if epochs:
@@ -411,10 +411,12 @@ def prune(model, method="weight", schedule=None, target_sparsity=None, *,
     unshuffled) is what the incremental method and the taylor criterion score on; a deciding
     method writes its decisions to ``decisions_path``."""
     spec = methods_lib.METHODS.get(method) if isinstance(method, str) else method
-    for name, value, default in (("schedule", schedule, "polynomial"),
-                                 ("target_sparsity", target_sparsity, 0.5)):
-        if not getattr(spec, "takes_" + ("target" if name == "target_sparsity" else name)):
-            continue
+    given = []
+    if spec.takes_schedule:
+        given.append(("schedule", schedule, "polynomial"))
+    if spec.takes_target:
+        given.append(("target_sparsity", target_sparsity, 0.5))
+    for name, value, default in given:
         if value is not None:
             fields.setdefault(name, value)
         elif options is None:

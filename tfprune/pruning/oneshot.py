@@ -15,8 +15,10 @@ The one home of "zero this layer to sparsity s now", shared by one-shot pruning 
 """
 
 import numpy as np
+from tensorflow_model_optimization.python.core.sparsity.keras import pruning_utils
 
 from tfprune.errors import TfpruneError
+from tfprune.keras import tf
 from tfprune.pruning import core
 from tfprune.pruning import masks as masks_lib
 
@@ -34,10 +36,6 @@ def magnitude_mask(kernel, sparsity):
 def m_by_n_mask(kernel, m_by_n):
     """0/1 array zeroing the ``m`` smallest magnitudes of every ``n`` consecutive input channels
     (``m_by_n`` = (m, n)), by tfmot's pruning_utils as its wrapper does."""
-    from tensorflow_model_optimization.python.core.sparsity.keras import pruning_utils
-
-    from tfprune.keras import tf
-
     weights = tf.convert_to_tensor(kernel)
     mask = pruning_utils.generate_m_by_n_mask(pruning_utils.weights_rearrange(weights),
                                               tuple(m_by_n))

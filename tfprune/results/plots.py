@@ -42,6 +42,14 @@ def plot_history(history, path, title="training"):
     return save_figure(fig, path)
 
 
+def touched_layers(rows, structured=False):
+    """Per layers.csv row, whether pruning changed the layer: chosen for pruning, or (for a
+    structured method) shrunk as a member of a pruned group, like a depthwise conv or a
+    LayerScale between pruned producers. The rest were left untouched."""
+    return [bool(r.get("pruned", True)) or
+            (structured and r.get("units_after_shrink", r["units"]) < r["units"]) for r in rows]
+
+
 def plot_layer_sparsity(rows, path, target=None, title="sparsity per layer", structured=False):
     """Bar chart per layer, target marked: the fraction of weights pruned, or for a structured
     method (``structured``) the fraction of units / channels removed by shrink, which is what
@@ -55,8 +63,8 @@ def plot_layer_sparsity(rows, path, target=None, title="sparsity per layer", str
     else:
         kept = [r["units_kept"] for r in rows]
         values = [r["sparsity"] for r in rows]
-    bars = ax.bar(range(len(rows)), values, color=["tab:blue" if r.get("pruned", True) else
-                                                   "tab:gray" for r in rows])
+    bars = ax.bar(range(len(rows)), values, color=["tab:blue" if t else "tab:gray"
+                                                   for t in touched_layers(rows, structured)])
     for bar, row, k in zip(bars, rows, kept):
         ax.annotate(f"{k}/{row['units']}", (bar.get_x() + bar.get_width() / 2,
                     bar.get_height()), ha="center", va="bottom", fontsize=7)
@@ -66,7 +74,7 @@ def plot_layer_sparsity(rows, path, target=None, title="sparsity per layer", str
     ax.set_xticks(range(len(rows)))
     ax.set_xticklabels(names, rotation=45, ha="right", fontsize=8)
     ax.set_ylim(0, 1.05)
-    ax.set_xlabel("layer (grey: left dense; label: units kept / units)")
+    ax.set_xlabel("layer (grey: untouched; label: units kept / units)")
     ax.set_ylabel("units / channels removed (fraction)" if structured else "weight sparsity")
     ax.set_title(title)
     ax.grid(axis="y", alpha=0.3)
