@@ -300,7 +300,7 @@ def build_files():
         "# project's .venv (WORKSPACE, bazel/venv.bzl); `make bazel-test` runs the fast tests.\n\n"
         'package(default_visibility = ["//visibility:public"])\n\n'
         'exports_files(["setup.cfg", "requirements.lock"])\n\n'
-        "# Every module of tfprune/ (pip also installs experiments/: //experiments:scripts).\n"
+        "# Every module of tfprune/ (the scripts in experiments/ run its commands, tfprune/cli/).\n"
         + Target("py_library", "", "tfprune", set(library)).render() + "\n"
         + "# The scripts, as //experiments:<name>, and the benchmark harness.\n"
         + "\n".join(aliases))

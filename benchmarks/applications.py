@@ -21,7 +21,7 @@ import time
 from absl import app, flags
 
 from benchmarks import acceptance
-from experiments import common
+from tfprune.cli import common
 from tfprune import io
 from tfprune.pruning.options import LAYER_NORM
 

@@ -16,7 +16,7 @@ import os
 
 from absl import flags
 
-from experiments import common
+from tfprune.cli import common
 from tfprune import io
 from tfprune.jobs.prune import PruneConfig, run_prune
 from tfprune.jobs.train import TrainConfig, model_path, train_baseline

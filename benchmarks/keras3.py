@@ -18,7 +18,7 @@ import os
 from absl import flags
 
 from benchmarks.keras_only import keras_only_accuracy
-from experiments import common
+from tfprune.cli import common
 from tfprune import io, keras3
 from tfprune.data import load_data
 from tfprune.jobs.export import ExportConfig, run_export

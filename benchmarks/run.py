@@ -26,7 +26,7 @@ import time
 
 from absl import flags
 
-from experiments import common
+from tfprune.cli import common
 from tfprune import io
 from tfprune.keras import keras, tf
 

@@ -20,7 +20,7 @@ import os
 import numpy as np
 from absl import flags
 
-from experiments import common
+from tfprune.cli import common
 from tfprune import io
 from tfprune.keras import keras, tf
 from tfprune.models import build_model

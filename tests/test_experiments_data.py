@@ -80,7 +80,7 @@ def test_dataset_registered_before_flags_are_parsed(python, tmp_path):
         "    return Splits.from_arrays(rng.random((80, 6, 6)).astype('float32'), np.arange(80) % 2,\n"
         "                              validation_fraction=validation_fraction, split_seed=split_seed)\n"
         "register_dataset(DatasetSpec('my_data', (6, 6, 1), 2, 'mine', loader))\n"
-        "from experiments import common, train\n"
+        "from tfprune.cli import common, train\n"
         f"sys.argv = ['train', '--dataset=my_data', '--model=mlp', '--epochs=1', '--output_dir={tmp_path}/run']\n"
         "common.run(train.main)\n")
     result = python(["-c", code])

@@ -18,7 +18,7 @@ HEAVY = ("tensorflow", "tf_keras", "keras", "tensorflow_model_optimization", "ke
 PROBE = """
 import builtins, json, sys
 from absl import flags
-import experiments.{script} as script
+import tfprune.cli.{command} as script
 real_import = builtins.__import__
 
 class Built(Exception):
@@ -61,7 +61,9 @@ def _last_json(code):
 @pytest.mark.smoke
 @pytest.mark.parametrize("script", SCRIPTS)
 def test_flags_and_config_import_no_tensorflow(script, tmp_path):
-    found = _last_json(PROBE.format(script=script, argv=_argv(script, tmp_path), heavy=HEAVY))
+    command = {"export_tflite": "export"}.get(script, script)
+    found = _last_json(PROBE.format(script=script, command=command, argv=_argv(script, tmp_path),
+                                    heavy=HEAVY))
     assert found["stopped"] and found["stopped"].startswith("tfprune.jobs."), found
     assert found["heavy"] == [], found
 

@@ -17,16 +17,16 @@ def assert_clean_error(result, *fragments):
         assert fragment in result.stderr, result.stderr
 
 
-# Runs one experiments/ script's common.run(main) once per command line in one interpreter (each
+# Runs one experiments/ script's command (tfprune/cli/) common.run(main) once per command line in one interpreter (each
 # ~5 s TensorFlow import saved): flags reset between runs, fds 1 and 2 captured per run, the
 # exit status from SystemExit and an escaping exception printed as Python would, with status 1.
 # For bad input, which fails before any work; every test using it keeps a real invocation.
 _SCRIPT_CASES = r'''
 import importlib, json, os, sys, tempfile, traceback
 from absl import flags
-from experiments import common
+from tfprune.cli import common
 name, argvs, results_path = sys.argv[1:4]
-script = importlib.import_module("experiments." + name)
+script = importlib.import_module("tfprune.cli." + {"export_tflite": "export"}.get(name, name))
 results = []
 for argv in json.loads(argvs):
     flags.FLAGS.unparse_flags()

@@ -90,7 +90,7 @@ def test_user_error_in_a_trial_exits_2_with_one_line(python, tmp_path, baseline)
         "def bad(*a, **k):\n"
         "    raise TfpruneError('`layers` names layers that cannot be pruned: nope')\n"
         "variant.prune_and_deploy = bad\n"
-        "from experiments import common, tune\n"
+        "from tfprune.cli import common, tune\n"
         f"sys.argv = ['tune', '--baseline={baseline}', '--max_trials=3', "
         f"'--output_dir={tmp_path}/out'] + {TINY!r}\n"
         "common.run(tune.main)\n")

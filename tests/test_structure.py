@@ -105,8 +105,11 @@ def test_pruning_needs_no_data_training_or_results():
 
 
 def test_run_directories_and_flags_stay_in_their_layers():
+    """Flags only in the command layer (tfprune.cli); run directories only in the jobs."""
     for module, path in MODULES.items():
         text = open(path, encoding="utf-8").read()
+        if module.startswith("tfprune.cli"):
+            continue
         assert "FLAGS" not in text and "absl" not in text, f"{module} reads flags"
         if not module.startswith("tfprune.jobs"):
             for name in ("config.json", "metrics.json", "variant.json", "prepare_run_dir"):

@@ -1,4 +1,5 @@
-"""What every experiments/ script shares: flag definitions built from the registries with
+"""What every command shares (``tfprune <command>``, and the scripts in experiments/ that call
+the same modules): flag definitions built from the registries with
 defaults read from the job configs, and a runner that turns tfprune's input errors into a
 one-line message and exit status 2.
 
@@ -203,8 +204,8 @@ def _lost_worker(err):
         err, (tf.errors.UnavailableError, tf.errors.AbortedError, tf.errors.CancelledError))
 
 
-def run(main):
-    """app.run(main): bad flags, TfpruneError and file-system faults (OSError, and TensorFlow's
+def run(main, argv=None):
+    """app.run(main) on ``argv`` (default sys.argv): bad flags, TfpruneError and file-system faults (OSError, and TensorFlow's
     writers' errors that are one: errors.file_fault_message) end with one line "error: ..." on
     stderr and exit code 2, without a traceback; Ctrl-C and SIGTERM stop the job with one line
     and exit 130 and 143."""
@@ -241,7 +242,7 @@ def run(main):
                   "rerun the same command to resume", file=sys.stderr)
             sys.exit(lifeline.EXIT_TERMINATED if terminated else 130)
 
-    app.run(guarded, flags_parser=_parse_flags)
+    app.run(guarded, argv=argv, flags_parser=_parse_flags)
 
 
 def parse_numbers(flag, values, kind=float):
