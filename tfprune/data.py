@@ -89,6 +89,14 @@ def check_image_size(value):
     return tuple(parts)
 
 
+def check_dataset_name(field, name):
+    """A flag's or field's data set name: registered (also after import, before parsing),
+    npz:PATH or folder:PATH; files are opened later, by check_dataset, with full errors."""
+    if isinstance(name, str) and (name.startswith(PREFIXES) or name in DATASETS):
+        return name
+    raise TfpruneError(f"unknown dataset {name!r}; choose {names_help()}")
+
+
 def names_help():
     return (f"{'|'.join(DATASETS.names())}, or npz:PATH (arrays x_train, y_train[, x_test, "
             "y_test, x_val, y_val]) or folder:PATH (one subfolder of images per class)")
@@ -265,13 +273,3 @@ def load_data(name="digits", batch_size=32, seed=0, data_dir=None, augment="none
         validation=_batch(raw.validation, batch_size), test=_batch(raw.test, batch_size), _raw=raw,
         class_names=spec.class_names)
 
-
-def apply_dataset_defaults(config, **defaults):
-    """Fill a config's unset (None) fields from its data set: ``defaults`` maps a config field
-    to (DatasetSpec field, fallback). How configs pick epochs and batch sizes that fit their
-    data (digits 60 epochs at batch 32; 28x28 data 15 at 128)."""
-    spec = dataset_spec(config.dataset, config.image_size)
-    for name, (field, fallback) in defaults.items():
-        if getattr(config, name) is None:
-            chosen = getattr(spec, field)
-            setattr(config, name, fallback if chosen is None else chosen)

@@ -15,14 +15,10 @@ import sys
 from absl import app, flags, logging
 
 import tfprune  # noqa: F401  (sets up Keras 2 before anything imports TensorFlow)
-from tfprune import data as data_lib
-from tfprune import distribute, lifeline
-from tfprune.data import AUGMENTATIONS
-from tfprune.distribute import STRATEGIES
+from tfprune import declare, distribute, lifeline
+from tfprune.cli import COMMANDS
+from tfprune.declare import option
 from tfprune.errors import TfpruneError, file_fault_message
-from tfprune.models import MODELS
-from tfprune.optimizers import LR_SCHEDULES, OPTIMIZERS
-from tfprune.pruning.methods import GRANULARITIES
 from tfprune.pruning.options import DynamicConfig
 
 FLAGS = flags.FLAGS
@@ -30,154 +26,104 @@ EXIT_BAD_INPUT = 2
 EXIT_WORKER_LOST = 3
 
 
-def defaults(config_class):
-    """{field: default} of a job config dataclass: the one source of the scripts' defaults."""
-    return {f.name: f.default for f in dataclasses.fields(config_class)
-            if f.default is not dataclasses.MISSING}
+@dataclasses.dataclass
+class RunFields:
+    """The flags of every command that are not part of its config: where it writes and how it
+    treats a directory already in use (they change no result)."""
+
+    output_dir: str = option(None, "Run directory.")
+    overwrite: bool = option(False, "Replace an output directory that holds a run with a "
+                             "different configuration.")
+    wait: bool = option(False, "When another job is using the output directory, wait for it "
+                        "to finish and then go on (resuming its work) instead of exiting.")
 
 
-def define_positive_float(name, default, help_text):
-    flags.DEFINE_float(name, default, help_text)
-    flags.register_validator(name, lambda v: v is not None and v > 0,
-                             message=f"--{name} must be > 0")
+_DEFINED = []  # the flags define_command_flags made in this process (one command's)
 
 
-def _dataset_is_known(name):
-    """absl validator: a registered name (also one registered after import, before parsing),
-    npz:PATH or folder:PATH. Files are opened later, by the job's config, with full errors."""
-    if isinstance(name, str) and name.startswith(data_lib.PREFIXES):
-        return True
-    if name in data_lib.DATASETS:
-        return True
-    raise flags.ValidationError(f"unknown dataset {name!r}; choose {data_lib.names_help()}")
+def _define(field, declaration, flag_values, unset=False, help_text=None):
+    """One absl flag from one declared field. ``unset``: the flag's default is None (not
+    given: the config's own default applies, named in the help)."""
+    name = declare.flag_name(field, declaration)
+    text = help_text or declaration.text()
+    default = field.default
+    if unset:
+        if default is not None:
+            text += f" (default {default})"
+        default = None
+    kind = field.type
+    bounds = {k: v for k, v in (("lower_bound", declaration.lower),
+                                ("upper_bound", declaration.upper)) if v is not None}
+    names = declaration.names()
+    if kind is bool:
+        flags.DEFINE_bool(name, default, text, flag_values=flag_values)
+    elif kind is int:
+        flags.DEFINE_integer(name, default, text, flag_values=flag_values, **bounds)
+    elif kind is float:
+        flags.DEFINE_float(name, default, text, flag_values=flag_values, **bounds)
+    elif kind is tuple:
+        listed = None if default is None else [
+            f"{v:g}" if isinstance(v, float) else str(v) for v in default]
+        flags.DEFINE_list(name, listed, text, flag_values=flag_values)
+    elif names is not None and kind is str:
+        flags.DEFINE_enum(name, default, names, text, flag_values=flag_values)
+    else:
+        flags.DEFINE_string(name, default, text, flag_values=flag_values)
+    if declaration.validator is not None:
+        def valid(value, check=declaration.validator, field_name=field.name):
+            if value is None:
+                return True
+            try:
+                check(field_name, value)
+            except TfpruneError as err:
+                raise flags.ValidationError(str(err)) from None
+            return True
+        flags.register_validator(name, valid, flag_values=flag_values)
+    return name
 
 
-def define_dataset_flags(d):
-    """--dataset, --data_dir, --split_seed, --image_size (defaults ``d``)."""
-    flags.DEFINE_string("dataset", d["dataset"],
-                        f"Data set: {data_lib.names_help()}. digits is embedded; mnist and "
-                        "fashion_mnist are read from local IDX files (see README, Real data).")
-    flags.register_validator("dataset", _dataset_is_known)
-    flags.DEFINE_string("data_dir", d["data_dir"],
-                        "Where mnist/fashion_mnist IDX files or prepared tfds data sets are "
-                        "(searched before the Keras cache and /usr/share/datasets). Not needed "
-                        "for digits.")
-    flags.DEFINE_integer("split_seed", d["split_seed"],
-                         "Seed of the train/validation/test split.", lower_bound=0)
-    flags.DEFINE_string("image_size", None, "folder: data sets: resize images to this size, "
-                        "e.g. 32 or 32x48 (default: the first image's size).")
+def define_command_flags(command, flag_values=FLAGS):
+    """Every flag of ``command`` (a name of tfprune.cli.COMMANDS), made from the declarations
+    its entry names (its config, then the run flags); returns their names in that order."""
+    spec = COMMANDS.get(command)
+    names = []
+    for source, unset in spec.sources():
+        for field, declaration in declare.declared(source):
+            if declaration.flag is not False and declare.flag_name(field, declaration) \
+                    not in flag_values:
+                names.append(_define(field, declaration, flag_values, unset))
+    for field, declaration in declare.declared(RunFields):
+        text = f"Run directory. Default: {spec.output_dir}." if field.name == "output_dir" \
+            else None
+        names.append(_define(field, declaration, flag_values, help_text=text))
+    for name in spec.required:
+        flags.mark_flag_as_required(name, flag_values=flag_values)
+    if flag_values is FLAGS:
+        _DEFINED.extend(names)
+    return names
 
 
-def define_data_flags(d):
-    """The dataset flags, and --batch_size, --augment, --seed (defaults ``d``)."""
-    define_dataset_flags(d)
-    flags.DEFINE_integer("batch_size", d["batch_size"],
-                         "Batch size (default: the data set's, 32 for digits, 128 for 28x28 "
-                         "data).", lower_bound=1)
-    flags.DEFINE_enum("augment", d["augment"], ["auto"] + AUGMENTATIONS.names(),
-                      "Training augmentation; auto = the dataset's default for convolutional "
-                      "models (digits/mnist: 1-pixel shifts, cifar: crop and flip), none for mlp.")
-    flags.DEFINE_integer("seed", d["seed"],
-                         "Random seed for initialization, shuffling and augmentation.",
-                         lower_bound=0)
-
-
-def define_model_flag(d):
-    flags.DEFINE_enum("model", d["model"], MODELS.names(), "Model from the zoo.")
-
-
-def define_optimizer_flags(d):
-    define_positive_float("learning_rate", d["learning_rate"], "Initial learning rate.")
-    flags.DEFINE_enum("optimizer", d["optimizer"], OPTIMIZERS.names(), "Optimizer.")
-    flags.DEFINE_float("momentum", d["momentum"], "Momentum (sgd, with Nesterov).",
-                       lower_bound=0.0, upper_bound=0.999)
-    flags.DEFINE_float("weight_decay", d["weight_decay"], "Decoupled weight decay.",
-                       lower_bound=0.0, upper_bound=0.999)
-    flags.DEFINE_enum("lr_schedule", d["lr_schedule"], list(LR_SCHEDULES), "Learning-rate schedule.")
-
-
-# Flags of the methods that decide for themselves -> DynamicConfig fields. Unset: the default.
-DYNAMIC_FLAGS = {"granularity": "granularity", "interval": "interval", "patience": "patience",
-                 "every": "every", "norm_tolerance": "norm_tolerance",
-                 "accuracy_tolerance": "accuracy_tolerance", "norm_fraction": "norm_fraction",
-                 "max_step": "max_step", "max_sparsity": "max_sparsity",
-                 "prune_fraction": "prune_fraction", "pq_p": "p", "pq_q": "q", "eta": "eta",
-                 "gamma": "gamma", "beta": "beta"}
-_DYNAMIC_HELP = {
-    "interval": "dynamic: epochs between checks",
-    "patience": "dynamic: stable checks in a row before pruning a layer",
-    "every": "incremental/adaptive: epochs between pruning rounds",
-    "norm_tolerance": "dynamic: relative change of the mean column norm counted as stable",
-    "accuracy_tolerance": "dynamic: allowed drop of validation accuracy",
-    "norm_fraction": "dynamic: prune units below this fraction of the mean column norm",
-    "max_step": "dynamic: most of a layer pruned per event",
-    "max_sparsity": "dynamic/adaptive: per-layer ceiling",
-    "prune_fraction": "incremental: fraction of the remaining pruned per round (default: fitted)",
-    "pq_p": "adaptive: PQ index p, p < q", "pq_q": "adaptive: PQ index q",
-    "eta": "adaptive: eta", "gamma": "adaptive: gamma",
-    "beta": "adaptive: beta, most of a layer pruned per round",
-}
-
-
-def define_mixed_flags(d):
-    """--mixed_budget_kb and --mixed_int4_fraction (defaults ``d``): what the 'mixed'
-    quantization aims for; export, sweep and tune share them."""
-    flags.DEFINE_float("mixed_budget_kb", d["mixed_budget_kb"],
-                       "quantization 'mixed': the largest .tflite in KB (1024 B); the least "
-                       "important layers go int4 until it fits. Not with --mixed_int4_fraction.")
-    flags.DEFINE_float("mixed_int4_fraction", d["mixed_int4_fraction"],
-                       "quantization 'mixed': the share of the weights at int4, in [0, 1], least "
-                       "important layers first (default 0.5 when no budget is given).")
-
-
-def define_strategy_flag(d, names=None):
-    """--strategy (default ``d``): how training spreads over devices and machines."""
-    flags.DEFINE_enum("strategy", d["strategy"], names or STRATEGIES.names(),
-                      "default: one device; mirrored: every local GPU (or every logical CPU "
-                      "device) in sync; multi_worker: several processes or machines, as "
-                      "TF_CONFIG describes (README: Training at scale). --batch_size is per "
-                      "replica.")
-
-
-def define_mixed_precision_flag(d, what="Train"):
-    """--mixed_precision (default ``d``): train, prune, sweep and tune share it."""
-    flags.DEFINE_bool("mixed_precision", d["mixed_precision"],
-                      f"{what} under the mixed_float16 policy (float16 compute, float32 "
-                      "weights; a speed-up on GPUs with tensor cores, slower on CPU). Saved "
-                      "models, and so .tflite files, stay float32.")
-
-
-def define_dynamic_flags():
-    """The options of the methods that decide (dynamic, incremental, adaptive)."""
-    dynamic_defaults = defaults(DynamicConfig)
-    flags.DEFINE_enum("granularity", None, list(GRANULARITIES),
-                      "Deciding methods: prune channel groups (removed from every layer they "
-                      "touch, through residual Adds), per-layer units, or single weights "
-                      "(default: weight for adaptive, channel otherwise).")
-    for flag, field in DYNAMIC_FLAGS.items():
-        if flag == "granularity":
+def config_values(config_class, flag_values=FLAGS):
+    """{field: value} of ``config_class``'s declared fields from their flags (a list flag's
+    items converted to the declared type; a non-number in a numeric list is a clear error)."""
+    values = {}
+    for field, declaration in declare.declared(config_class):
+        name = declare.flag_name(field, declaration)
+        if declaration.flag is False or name not in flag_values:
             continue
-        default = dynamic_defaults[field]
-        help_text = f"{_DYNAMIC_HELP[flag]} (default {default})"
-        if isinstance(default, int) and not isinstance(default, bool):
-            flags.DEFINE_integer(flag, None, help_text)
-        else:
-            flags.DEFINE_float(flag, None, help_text)
+        value = flag_values[name].value
+        if field.type is tuple and value is not None:
+            value = parse_numbers(name, value, declaration.items) \
+                if declaration.items is not str else tuple(value)
+        values[field.name] = value
+    return values
 
 
-def dynamic_options():
+def dynamic_options(flag_values=FLAGS):
     """The deciding methods' options the user set, as DynamicConfig fields (None if none)."""
-    options = {field: FLAGS[flag].value for flag, field in DYNAMIC_FLAGS.items()
-               if FLAGS[flag].value is not None}
+    options = {name: value for name, value in config_values(DynamicConfig, flag_values).items()
+               if value is not None}
     return options or None
-
-
-def define_run_flags(default_output_dir_help):
-    flags.DEFINE_string("output_dir", None, f"Run directory. Default: {default_output_dir_help}.")
-    flags.DEFINE_bool("overwrite", False,
-                      "Replace an output directory that holds a run with a different configuration.")
-    flags.DEFINE_bool("wait", False, "When another job is using the output directory, wait for "
-                      "it to finish and then go on (resuming its work) instead of exiting.")
 
 
 def _parse_flags(argv):
@@ -204,8 +150,9 @@ def _lost_worker(err):
         err, (tf.errors.UnavailableError, tf.errors.AbortedError, tf.errors.CancelledError))
 
 
-def run(main, argv=None):
-    """app.run(main) on ``argv`` (default sys.argv): bad flags, TfpruneError and file-system faults (OSError, and TensorFlow's
+def run(main, argv=None, doc=None):
+    """app.run(main) on ``argv`` (default sys.argv); ``--help`` shows ``doc`` (the command
+    module's docstring) and the command's flags. Bad flags, TfpruneError and file-system faults (OSError, and TensorFlow's
     writers' errors that are one: errors.file_fault_message) end with one line "error: ..." on
     stderr and exit code 2, without a traceback; Ctrl-C and SIGTERM stop the job with one line
     and exit 130 and 143."""
@@ -242,6 +189,10 @@ def run(main, argv=None):
                   "rerun the same command to resume", file=sys.stderr)
             sys.exit(lifeline.EXIT_TERMINATED if terminated else 130)
 
+    for name in _DEFINED:  # absl's --help lists the key flags of sys.argv[0]
+        FLAGS.register_key_flag_for_module(sys.argv[0], FLAGS[name])
+    if doc:
+        sys.modules["__main__"].__doc__ = doc
     app.run(guarded, argv=argv, flags_parser=_parse_flags)
 
 

@@ -20,33 +20,14 @@ from absl import flags
 from tfprune.cli import common
 from tfprune.jobs import runlock
 from tfprune.jobs.configs.export import ExportConfig
-from tfprune.tflite.quantizations import QUANTIZATIONS
 
 FLAGS = flags.FLAGS
-D = common.defaults(ExportConfig)
-
-flags.DEFINE_string("model_path", D["model_path"], "Saved Keras model (.keras or .h5) to export.")
-common.define_dataset_flags(D)  # evaluate and calibrate on the model's data (same split_seed)
-flags.DEFINE_list("quantizations", list(D["quantizations"]),
-                  f"Quantizations, any of: {', '.join(QUANTIZATIONS.names())}.")
-flags.DEFINE_bool("sparse", D["sparse"], "Also write EXPERIMENTAL_SPARSITY-encoded variants "
-                  "(not of int4 and mixed: ai-edge-quantizer has no sparse encoding).")
-common.define_mixed_flags(D)
-flags.DEFINE_integer("representative_count", D["representative_count"],
-                     "Training images for int8 calibration.", lower_bound=1)
-flags.DEFINE_integer("num_threads", D["num_threads"],
-                     "Interpreter threads for the latency measurement.", lower_bound=1)
-flags.DEFINE_integer("latency_runs", D["latency_runs"], "Timed invocations per variant.",
-                     lower_bound=1)
-flags.DEFINE_integer("warmup", D["warmup"], "Untimed invocations before timing.", lower_bound=0)
-common.define_run_flags("<model directory>/tflite")
-flags.mark_flag_as_required("model_path")
+common.define_command_flags("export")
 
 
 def main(argv):
     del argv
-    config = ExportConfig(**dict({name: FLAGS[name].value for name in D},
-                                 quantizations=tuple(FLAGS.quantizations)))
+    config = ExportConfig(**common.config_values(ExportConfig))
     output_dir = FLAGS.output_dir or os.path.join(os.path.dirname(FLAGS.model_path) or ".", "tflite")
     with runlock.before_imports(output_dir, "export", wait=FLAGS.wait, log=common.log):
         from tfprune.jobs.export import run_export  # TensorFlow: only once the config holds
@@ -58,7 +39,7 @@ def main(argv):
 
 def run(argv=None):
     """The command: flags parsed from ``argv`` (default sys.argv), errors as one line."""
-    common.run(main, argv)
+    common.run(main, argv, __doc__)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ of ``COMMANDS`` with the flags, messages and exit codes of its script in experim
 flags. No TensorFlow is imported before a command has parsed its flags."""
 
 import ast
+import importlib
 import importlib.util
 import sys
 
@@ -38,7 +39,7 @@ def main(argv=None):
         print(f"error: unknown command {command!r}; choose from {', '.join(COMMANDS.names())} "
               "(tfprune --help)", file=sys.stderr)
         return EXIT_BAD_INPUT
-    COMMANDS.get(command)([f"tfprune {command}"] + argv[2:])
+    importlib.import_module(module_of(command)).run([f"tfprune {command}"] + argv[2:])
     return 0
 
 

@@ -15,47 +15,14 @@ from absl import flags
 from tfprune.cli import common
 from tfprune.jobs import runlock
 from tfprune.jobs.configs.sensitivity import SensitivityConfig
-from tfprune.pruning.methods import ONE_SHOT
 
 FLAGS = flags.FLAGS
-D = common.defaults(SensitivityConfig)
-
-common.define_data_flags(D)
-common.define_model_flag(D)
-flags.DEFINE_string("baseline", D["baseline"], "'train' or the path of a saved Keras baseline "
-                    "model (tf_keras, or a Keras 3 .keras file: translated).")
-flags.DEFINE_integer("baseline_epochs", D["baseline_epochs"], "Epochs when --baseline=train.",
-                     lower_bound=1)
-flags.DEFINE_list("methods", list(D["methods"]),
-                  f"One-shot methods for the whole-model curves: {', '.join(ONE_SHOT)}; weight "
-                  "and unit also get per-layer curves and layer-wise targets.")
-flags.DEFINE_list("sparsities", [f"{s:g}" for s in D["sparsities"]],
-                  "Sparsities of the curves, in [0, 1) (0 is always included).")
-flags.DEFINE_integer("samples", D["samples"],
-                     "Validation images for the per-layer curves and the int4 costs.",
-                     lower_bound=1)
-flags.DEFINE_list("targets", [f"{t:g}" for t in D["targets"]],
-                  "Global sparsities to derive layer-wise targets for.")
-flags.DEFINE_bool("channel_groups", D["channel_groups"],
-                  "Also prune each channel group alone (coupled channels across layers).")
-flags.DEFINE_bool("quantization", D["quantization"],
-                  "Also put each layer's weights alone at int4 (LiteRT interpreter).")
-flags.DEFINE_list("layers", D["layers"], "Layers to analyse (default: all but the classifier "
-                  "and the first convolution).")
-flags.DEFINE_bool("prune_classifier", D["prune_classifier"], "Also analyse the classifier.")
-flags.DEFINE_bool("prune_first_conv", D["prune_first_conv"],
-                  "Also analyse the first convolution.")
-common.define_run_flags("saved_models/sensitivity/<dataset>-<model>-seed<seed>")
+common.define_command_flags("sensitivity")
 
 
 def main(argv):
     del argv
-    config = SensitivityConfig(
-        **{name: FLAGS[name].value for name in D if name not in (
-            "deterministic", "sparsities", "targets", "methods")},
-        methods=tuple(FLAGS.methods),
-        sparsities=common.parse_numbers("sparsities", FLAGS.sparsities, float),
-        targets=common.parse_numbers("targets", FLAGS.targets, float))
+    config = SensitivityConfig(**common.config_values(SensitivityConfig))
     output_dir = FLAGS.output_dir or common.default_output_dir(
         "sensitivity", f"{config.dataset}-{config.model}-seed{config.seed}")
     with runlock.before_imports(output_dir, "sensitivity", wait=FLAGS.wait, log=common.log):
@@ -67,7 +34,7 @@ def main(argv):
 
 def run(argv=None):
     """The command: flags parsed from ``argv`` (default sys.argv), errors as one line."""
-    common.run(main, argv)
+    common.run(main, argv, __doc__)
 
 
 if __name__ == "__main__":

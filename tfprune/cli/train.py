@@ -14,22 +14,12 @@ from tfprune.jobs import runlock
 from tfprune.jobs.configs.train import TrainConfig
 
 FLAGS = flags.FLAGS
-D = common.defaults(TrainConfig)
-
-common.define_data_flags(D)
-common.define_model_flag(D)
-common.define_optimizer_flags(D)
-flags.DEFINE_integer("epochs", D["epochs"], "Training epochs.", lower_bound=1)
-common.define_mixed_precision_flag(D)
-common.define_strategy_flag(D)
-flags.DEFINE_bool("deterministic", D["deterministic"],
-                  "Deterministic TensorFlow ops (reproducible runs).")
-common.define_run_flags("saved_models/train/<dataset>-<model>-seed<seed>")
+common.define_command_flags("train")
 
 
 def main(argv):
     del argv
-    config = TrainConfig(**{name: FLAGS[name].value for name in D})
+    config = TrainConfig(**common.config_values(TrainConfig))
     output_dir = FLAGS.output_dir or common.default_output_dir(
         "train", f"{config.dataset}-{config.model}-seed{config.seed}")
     with runlock.before_imports(output_dir, "train", config.strategy, wait=FLAGS.wait,
@@ -43,7 +33,7 @@ def main(argv):
 
 def run(argv=None):
     """The command: flags parsed from ``argv`` (default sys.argv), errors as one line."""
-    common.run(main, argv)
+    common.run(main, argv, __doc__)
 
 
 if __name__ == "__main__":

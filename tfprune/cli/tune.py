@@ -17,44 +17,10 @@ the search ends.
 from absl import flags
 
 from tfprune.cli import common
-from tfprune.jobs.configs.tune import OBJECTIVES, ORACLES, SIZE_MEASURES, TuneConfig
-from tfprune.models import MODELS
-from tfprune.pruning.methods import METHODS
-from tfprune.pruning.schedules import SCHEDULES
-from tfprune.tflite.quantizations import QUANTIZATIONS
+from tfprune.jobs.configs.tune import TuneConfig
 
 FLAGS = flags.FLAGS
-D = common.defaults(TuneConfig)
-flags.DEFINE_string("baseline", D["baseline"], "Saved Keras baseline model (from `tfprune train`).")
-common.define_dataset_flags(D)
-flags.DEFINE_enum("model", D["model"], MODELS.names(), "The baseline's model (for augmentation).")
-flags.DEFINE_string("tuner", D["tuner"], f"Search algorithm: {', '.join(ORACLES.names())}.")
-flags.DEFINE_integer("max_trials", D["max_trials"], "Trials (random, bayesian).", lower_bound=1)
-flags.DEFINE_integer("seed", D["seed"], "Seed of the search and the fine-tuning.", lower_bound=0)
-flags.DEFINE_list("methods", list(D["methods"]), f"Methods to search: {', '.join(METHODS.names())}.")
-flags.DEFINE_list("schedules", list(D["schedules"]), f"Schedules: {', '.join(SCHEDULES.names())}.")
-flags.DEFINE_float("min_sparsity", D["min_sparsity"], "Smallest target sparsity searched.")
-flags.DEFINE_float("max_sparsity", D["max_sparsity"], "Largest target sparsity searched.")
-flags.DEFINE_list("learning_rates", [f"{v:g}" for v in D["learning_rates"]],
-                  "Fine-tuning learning rates.")
-flags.DEFINE_list("epochs", [str(v) for v in D["epochs"]], "Fine-tuning epochs.")
-flags.DEFINE_list("quantizations", list(D["quantizations"]),
-                  f"Quantizations: {', '.join(QUANTIZATIONS.names())}.")
-flags.DEFINE_string("objective", D["objective"], f"Objective: {', '.join(OBJECTIVES)}.")
-flags.DEFINE_float("max_size_kb", D["max_size_kb"], "Size budget in KB (trials over it fail the constraint).")
-flags.DEFINE_string("size_measure", D["size_measure"],
-                    f"Size the budget applies to: {', '.join(SIZE_MEASURES)}.")
-flags.DEFINE_float("max_latency_ms", D["max_latency_ms"], "Latency budget (median, 1 thread) in ms.")
-flags.DEFINE_float("size_weight", D["size_weight"], "weighted objective: weight of size / dense size.")
-flags.DEFINE_float("latency_weight", D["latency_weight"],
-                   "weighted objective: weight of latency / dense latency.")
-flags.DEFINE_integer("latency_runs", D["latency_runs"], "Timed invocations per trial's .tflite.",
-                     lower_bound=1)
-common.define_mixed_flags(D)
-common.define_strategy_flag(D, ["default", "mirrored"])
-common.define_mixed_precision_flag(D, "Fine-tune the trials")
-common.define_run_flags("saved_models/tune/<dataset>-<model>")
-flags.mark_flag_as_required("baseline")
+common.define_command_flags("tune")
 
 EXIT_BUDGET_NOT_MET = 3
 EXIT_NO_TRIAL = 1
@@ -62,21 +28,7 @@ EXIT_NO_TRIAL = 1
 
 def main(argv):
     del argv
-    config = TuneConfig(
-        baseline=FLAGS.baseline, dataset=FLAGS.dataset, model=FLAGS.model, data_dir=FLAGS.data_dir,
-        split_seed=FLAGS.split_seed, tuner=FLAGS.tuner, max_trials=FLAGS.max_trials,
-        seed=FLAGS.seed,
-        methods=tuple(FLAGS.methods), schedules=tuple(FLAGS.schedules),
-        min_sparsity=FLAGS.min_sparsity, max_sparsity=FLAGS.max_sparsity,
-        learning_rates=common.parse_numbers("learning_rates", FLAGS.learning_rates, float),
-        epochs=common.parse_numbers("epochs", FLAGS.epochs, int),
-        quantizations=tuple(FLAGS.quantizations),
-        objective=FLAGS.objective, max_size_kb=FLAGS.max_size_kb, size_measure=FLAGS.size_measure,
-        max_latency_ms=FLAGS.max_latency_ms, size_weight=FLAGS.size_weight,
-        latency_weight=FLAGS.latency_weight, latency_runs=FLAGS.latency_runs,
-        image_size=FLAGS.image_size, mixed_budget_kb=FLAGS.mixed_budget_kb,
-        mixed_int4_fraction=FLAGS.mixed_int4_fraction, strategy=FLAGS.strategy,
-        mixed_precision=FLAGS.mixed_precision)
+    config = TuneConfig(**common.config_values(TuneConfig))
     output_dir = FLAGS.output_dir or common.default_output_dir(
         "tune", f"{config.dataset}-{config.model}")
     from tfprune.jobs.tune import is_worker, run_tune  # TensorFlow: once the config holds
@@ -109,7 +61,7 @@ def main(argv):
 
 def run(argv=None):
     """The command: flags parsed from ``argv`` (default sys.argv), errors as one line."""
-    common.run(main, argv)
+    common.run(main, argv, __doc__)
 
 
 if __name__ == "__main__":

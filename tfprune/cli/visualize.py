@@ -24,31 +24,12 @@ from tfprune.jobs import runlock
 from tfprune.jobs.configs.visualize import SWEEP_SUBDIR, VisualizeConfig
 
 FLAGS = flags.FLAGS
-D = common.defaults(VisualizeConfig)
-
-flags.DEFINE_list("models", None, "Saved models, the reference first: name=path or path.")
-flags.DEFINE_string("run_dir", None, "Or a sweep's output directory: its baselines and finished "
-                    "variants (the sweep's data set is used, whatever --dataset says).")
-common.define_dataset_flags(D)
-flags.DEFINE_integer("per_class", D["per_class"], "Test images per class in the grids.",
-                     lower_bound=1)
-flags.DEFINE_integer("misclassified", D["misclassified"],
-                     "Extra grid rows: images some model gets wrong.", lower_bound=0)
-flags.DEFINE_integer("drift_sample", D["drift_sample"],
-                     "Test images the drift is measured on (0: all).", lower_bound=0)
-flags.DEFINE_float("top_k", D["top_k"], "Fraction of pixels compared by the top-k overlap.")
-flags.DEFINE_string("layer", D["layer"], "Grad-CAM layer (default: each model's last convolution).")
-flags.DEFINE_integer("smoothgrad_samples", D["smoothgrad_samples"], "SmoothGrad noisy copies.",
-                     lower_bound=1)
-flags.DEFINE_integer("class_model_steps", D["class_model_steps"],
-                     "Gradient-ascent steps of each class-model image.", lower_bound=1)
-flags.DEFINE_integer("seed", D["seed"], "Seed of SmoothGrad's noise and the class models.")
-common.define_run_flags("<run_dir>/visualize, or saved_models/visualize/<dataset>")
+common.define_command_flags("visualize")
 
 
 def main(argv):
     del argv
-    config = VisualizeConfig(**{name: FLAGS[name].value for name in D})
+    config = VisualizeConfig(**common.config_values(VisualizeConfig))
     output_dir = FLAGS.output_dir or (os.path.join(config.run_dir, SWEEP_SUBDIR) if config.run_dir
                                       else common.default_output_dir("visualize", config.dataset))
     with runlock.before_imports(output_dir, "visualize", wait=FLAGS.wait, log=common.log):
@@ -61,7 +42,7 @@ def main(argv):
 
 def run(argv=None):
     """The command: flags parsed from ``argv`` (default sys.argv), errors as one line."""
-    common.run(main, argv)
+    common.run(main, argv, __doc__)
 
 
 if __name__ == "__main__":

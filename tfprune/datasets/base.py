@@ -22,8 +22,9 @@ class DatasetSpec:
 
     ``loader(spec, data_dir, validation_fraction, split_seed)`` returns ``Splits``;
     ``augmentation`` is what augment="auto" means for convolutional models ('none', 'shift',
-    'crop_flip', 'shift_flip'); ``epochs`` / ``fine_tune_epochs`` / ``batch_size`` override the
-    jobs' defaults for this data set (None: keep them).
+    'crop_flip', 'shift_flip'); ``epochs`` (a baseline's), ``fine_tune_epochs`` and
+    ``batch_size`` are what the jobs use when they are not given: the one default of each for
+    this data set (tfprune's defaults, sized for digits, unless the data set says otherwise).
     """
 
     name: str
@@ -32,9 +33,9 @@ class DatasetSpec:
     description: str
     loader: object
     augmentation: str = "none"
-    epochs: int = None
-    fine_tune_epochs: int = None
-    batch_size: int = None
+    epochs: int = 60
+    fine_tune_epochs: int = 15
+    batch_size: int = 32
     class_names: tuple = None
 
 

@@ -80,10 +80,19 @@ def _clear(directory, config_path):
             os.remove(path)
 
 
+def _resolved(config):
+    """A config.json's resolved fields: what was asked ("asked", configs/base.py) does not
+    make a different run when it resolves to the same values."""
+    if not isinstance(config, dict):
+        return config
+    return {k: v for k, v in config.items() if k != "asked"}
+
+
 def prepare_run_dir(directory, config, overwrite=False, marker=None):
     """Create ``directory`` for a run of ``config`` (a JSON-able dict) and write config.json.
 
-    Returns True when the directory already holds this same configuration (a rerun that may
+    Returns True when the directory already holds this same configuration (its resolved
+    fields; a config's "asked" values are recorded, not compared: a rerun that may
     resume or skip finished work). A directory holding a different configuration is refused
     unless ``overwrite``; then everything in it is removed (config.json first) before the new
     config.json is written, so an interrupted overwrite can never pass the old run's results
@@ -100,7 +109,7 @@ def prepare_run_dir(directory, config, overwrite=False, marker=None):
             previous = read_json(config_path)
         except ValueError as e:
             previous = e
-        if previous == config:
+        if _resolved(previous) == _resolved(config):
             return True
         if not overwrite:
             if isinstance(previous, Exception):
@@ -108,8 +117,9 @@ def prepare_run_dir(directory, config, overwrite=False, marker=None):
                     f"{config_path} is damaged ({str(previous).splitlines()[0]}): the directory's "
                     "configuration is unknown; choose another --output_dir or pass --overwrite "
                     "to replace it")
-            changed = sorted(k for k in set(previous) | set(config)
-                             if previous.get(k) != config.get(k))
+            previous, ours = _resolved(previous), _resolved(config)
+            changed = sorted(k for k in set(previous) | set(ours)
+                             if previous.get(k) != ours.get(k))
             raise RunDirectoryError(
                 f"output directory {directory!r} holds a run with a different configuration "
                 f"(differs in: {', '.join(changed)}); choose another --output_dir or pass "

@@ -23,7 +23,6 @@ import os
 import keras_tuner
 
 from tfprune import distribute, io, precision, training
-from tfprune.data import load_data
 from tfprune.errors import TfpruneError
 from tfprune.jobs import runlock
 from tfprune.jobs import variant as variant_lib
@@ -83,8 +82,7 @@ class UserErrorInTrial(keras_tuner.errors.FatalError):
 def load_baseline(config, log=None):
     """The baseline model, loaded and checked against the dataset, once, before any trial (a
     Keras 3 file translated, its outputs checked on test images)."""
-    data = load_data(config.dataset, data_dir=config.data_dir, split_seed=config.split_seed,
-                     image_size=config.image_size)
+    data = config.data()
     return import_checked(config.baseline, "baseline", data, log).model
 
 

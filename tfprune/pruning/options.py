@@ -14,7 +14,8 @@ Field-level rules are checked on construction; the rules that combine a field wi
 
 import dataclasses
 
-from tfprune import checks
+from tfprune import checks, declare
+from tfprune.declare import option
 from tfprune.errors import TfpruneError
 from tfprune.pruning import adaptive
 from tfprune.pruning.methods import GRANULARITIES, METHODS
@@ -33,32 +34,37 @@ LAYER_NORM = ("block", "renormalize")
 
 @dataclasses.dataclass
 class DynamicConfig:
-    """Parameters of the dynamic methods; validated on construction."""
+    """Parameters of the deciding methods (flags of prune and sweep, unset there: these
+    defaults); validated on construction."""
 
-    granularity: str = None            # "channel", "unit" or "weight"; None: the method's default
-                                       # (methods.Method.default_granularity)
-    interval: int = 1                  # epochs between checks
-    norm_tolerance: float = 0.05       # relative change of the mean column norm that counts as stable
-    patience: int = 2                  # consecutive stable checks before a layer may be pruned
-    accuracy_tolerance: float = 0.02   # validation accuracy must be within this of the best seen
-                                       # (digits' 180 validation images: 0.02 is ~4 images)
-    norm_fraction: float = 0.8         # candidates: norm below this fraction of the layer's mean
-    max_step: float = 0.125            # at most this fraction of a layer pruned per event
-    max_sparsity: float = 0.9          # per-layer ceiling
-    every: int = 2                     # incremental / adaptive: epochs between rounds
-    prune_fraction: float = None       # incremental: fraction of the remaining pruned per round
-                                       # (None: fitted to reach the target by 70% of the epochs)
-    p: float = 0.5                     # adaptive: PQ index p < q
-    q: float = 1.0
-    eta: float = 0.0
-    gamma: float = 1.0
-    beta: float = 0.9
+    granularity: str = option(
+        None, "Deciding methods: prune channel groups (removed from every layer they touch, "
+        "through residual Adds), per-layer units, or single weights: {choices} (default: "
+        "weight for adaptive, channel otherwise; methods.Method.default_granularity).",
+        choices=GRANULARITIES)
+    interval: int = option(1, "dynamic: epochs between checks", lower=1)
+    norm_tolerance: float = option(
+        0.05, "dynamic: relative change of the mean column norm counted as stable")
+    patience: int = option(2, "dynamic: stable checks in a row before pruning a layer", lower=1)
+    # digits' 180 validation images: 0.02 is ~4 images.
+    accuracy_tolerance: float = option(0.02, "dynamic: allowed drop of validation accuracy "
+                                       "from the best seen")
+    norm_fraction: float = option(
+        0.8, "dynamic: prune units below this fraction of the layer's mean column norm")
+    max_step: float = option(0.125, "dynamic: most of a layer pruned per event")
+    max_sparsity: float = option(0.9, "dynamic/adaptive: per-layer ceiling")
+    every: int = option(2, "incremental/adaptive: epochs between pruning rounds", lower=1)
+    prune_fraction: float = option(
+        None, "incremental: fraction of the remaining pruned per round (default: fitted to "
+        "reach the target by 70% of the epochs)")
+    p: float = option(0.5, "adaptive: PQ index p, p < q", flag="pq_p")
+    q: float = option(1.0, "adaptive: PQ index q", flag="pq_q")
+    eta: float = option(0.0, "adaptive: eta")
+    gamma: float = option(1.0, "adaptive: gamma")
+    beta: float = option(0.9, "adaptive: beta, most of a layer pruned per round")
 
     def __post_init__(self):
-        if self.granularity is not None:
-            checks.check_choice("granularity", self.granularity, GRANULARITIES)
-        for name in ("interval", "patience", "every"):
-            checks.check_int(name, getattr(self, name), 1)
+        declare.check_declared(self)
         for name in ("norm_tolerance", "accuracy_tolerance", "norm_fraction", "max_step",
                      "max_sparsity", "prune_fraction", "beta"):
             if not (name == "prune_fraction" and self.prune_fraction is None):

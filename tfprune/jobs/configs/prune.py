@@ -5,27 +5,30 @@ construction (``preflight`` in jobs/prune.py checks what needs the data and the 
 import dataclasses
 
 from tfprune import checks, distribute
-from tfprune.data import apply_dataset_defaults, check_dataset
+from tfprune.data import check_dataset
+from tfprune.declare import option
 from tfprune.errors import TfpruneError
-from tfprune.jobs.configs.train import BaselineFields, resolve_augmentation
-from tfprune.models import MODELS
+from tfprune.jobs.configs.base import JobConfig
+from tfprune.jobs.configs.parts import (BatchFields, ChannelFields, DatasetFields,
+                                        DeterministicFields, DeviceFields, FineTuneFields,
+                                        LayerFields, ModelFields, ScheduleFields, SeedFields,
+                                        field_defaults, resolve_augmentation,
+                                        resolve_dataset_defaults)
+from tfprune.jobs.configs.train import BaselineFields
 from tfprune.pruning import allocation, schedules
 from tfprune.pruning.methods import (METHODS, check_channel_granularity, check_layer_sparsity,
                                      check_one_shot, check_options)
-from tfprune.pruning.options import (LAYER_NORM, check_channel_options, make_config,
-                                     make_options, taken_by)
+from tfprune.pruning.options import (check_channel_options, make_config, make_options,
+                                     taken_by)
 
 
-# Options that only mean something under a schedule: (field, default).
-CHANNEL_OPTIONS = (("criterion", "l2"), ("selection", "uniform"), ("max_per_group", 0.9),
-                   ("round_to", 1), ("layer_norm", "block"))
-
-
-POLYNOMIAL_OPTIONS = (("initial_sparsity", 0.0), ("ramp_fraction", 0.6))
-
-
-SCHEDULE_OPTIONS = (("begin_step", None), ("end_step", None), ("frequency", None)) \
-    + POLYNOMIAL_OPTIONS
+# Options that only mean something for the channel method, or under a schedule: (field,
+# default), read from their declarations.
+CHANNEL_OPTIONS = field_defaults(ChannelFields)
+SCHEDULE_OPTIONS = tuple(o for o in field_defaults(ScheduleFields)
+                         if o[0] not in ("schedule", "target_sparsity"))
+POLYNOMIAL_OPTIONS = tuple(o for o in SCHEDULE_OPTIONS
+                           if o[0] in ("initial_sparsity", "ramp_fraction"))
 
 
 def deciding_methods():
@@ -45,67 +48,43 @@ def check_dynamic_options(methods, options):
 
 
 @dataclasses.dataclass
-class PruneConfig(BaselineFields):
+class PruneConfig(JobConfig, DeterministicFields, DeviceFields, ChannelFields, LayerFields,
+                  ScheduleFields, FineTuneFields, BaselineFields, ModelFields, SeedFields,
+                  BatchFields, DatasetFields):
     """One pruning run; every field and combination is validated on construction. For methods
     without a schedule ``schedule`` becomes None; for methods that choose their own sparsity
-    ``target_sparsity`` becomes None."""
+    ``target_sparsity`` becomes None; one-shot runs (fine_tune_epochs=0) use 'constant'."""
 
-    dataset: str = "digits"
-    model: str = "cnn"
-    method: str = "weight"
-    schedule: str = "polynomial"
-    target_sparsity: float = 0.9
-    fine_tune_epochs: int = None  # None: the data set's default (digits 20, 28x28 sets 3)
-    learning_rate: float = 3e-3
-    batch_size: int = None        # None: the data set's default (digits 32, 28x28 sets 128)
-    seed: int = 0
-    split_seed: int = 0
-    augment: str = "auto"
-    data_dir: str = None
-    baseline: str = "train"     # "train" or the path of a saved Keras model
-    baseline_epochs: int = None   # None: the data set's default (digits 60, 28x28 sets 15)
-    begin_step: int = None
-    end_step: int = None
-    frequency: int = None
-    initial_sparsity: float = 0.0
-    ramp_fraction: float = 0.6
-    sparsity_m_by_n: str = None
-    layers: tuple = None
-    prune_classifier: bool = False
-    prune_first_conv: bool = False
-    deterministic: bool = True
-    strategy: str = "default"   # distribute.STRATEGIES; batch_size is per replica
-    dynamic: dict = None        # DynamicConfig fields for the methods that decide
-    image_size: tuple = None    # folder: data sets only
-    criterion: str = "l2"       # channel method: group importance (pruning.options.CRITERIA)
-    selection: str = "uniform"  # channel method: uniform per group, or one global ratio
-    max_per_group: float = 0.9  # channel method, global selection: most of a group pruned
-    round_to: int = 1           # channel method: kept channels a multiple of this
-    layer_norm: str = "block"   # channel method: LayerNormalization over the channels ends the
-    #                             groups, or "renormalize": pruned through (not exact)
-    from_scratch: bool = False  # also train the shrunk architecture from scratch (Liu et al.)
-    keras3_output: bool = False  # also save the models as Keras 3 .keras files (automatic when
-    #                              the baseline is a Keras 3 file)
-    layer_sparsity: str = "uniform"  # weight, unit: uniform, auto (sensitivity curves), global
-    #                                  (one magnitude threshold) or a file of per-layer targets
-    sensitivity_samples: int = 1000  # layer_sparsity=auto: validation images for the curves
-    layer_targets: dict = None  # a layer_sparsity file's targets, read on construction (so a
-    #                             changed file is a different run)
-    mixed_precision: bool = False  # fine-tune (and train the baseline) under mixed_float16;
-    #                                the saved models are float32
+    method: str = option("weight", lambda: "; ".join(
+        f"{m.name}: {m.description}" for m in METHODS.entries()) + ".", choices=METHODS)
+    sparsity_m_by_n: str = option(
+        None, "Weight pruning in m:n blocks, e.g. 2:4 (needs --target_sparsity=0.5).")
+    from_scratch: bool = option(
+        False, "Also train the shrunk architecture from scratch for the baseline's plus the "
+        "fine-tuning's epochs, and report it beside the pruned model (Liu et al.).")
+    keras3_output: bool = option(
+        False, "Also save the pruned and shrunk models as Keras 3 .keras files in DIR/keras3/ "
+        "(always when --baseline is a Keras 3 file).")
+    layer_sparsity: str = option(
+        "uniform", "weight, unit: per-layer targets meeting --target_sparsity over the pruned "
+        "layers. uniform: every layer at the target; auto: from one-shot sensitivity curves on "
+        "the validation split (each layer pruned as far as one common accuracy loss allows); "
+        "global: one magnitude threshold over all pruned layers; or a JSON ({\"layer\": "
+        "sparsity}) / CSV (layer, sparsity) file, e.g. a sensitivity run's "
+        "layer_sparsity_*.json.")
+    sensitivity_samples: int = option(
+        1000, "--layer_sparsity=auto: validation images for the sensitivity curves.", lower=1)
+    dynamic: dict = option(None, "The deciding methods' options (DynamicConfig fields).",
+                           flag=False)
+    layer_targets: dict = option(
+        None, "A layer_sparsity file's targets, read on construction (so a changed file is a "
+        "different run).", flag=False)
 
-    def __post_init__(self):
+    def resolve(self):
         self.image_size = check_dataset(self.dataset, self.image_size)
-        apply_dataset_defaults(self, fine_tune_epochs=("fine_tune_epochs", 20),
-                               baseline_epochs=("epochs", 60), batch_size=("batch_size", 32))
-        MODELS.validate(self.model)
+        resolve_dataset_defaults(self, fine_tune_epochs="fine_tune_epochs",
+                                 baseline_epochs="epochs", batch_size="batch_size")
         method = METHODS.get(self.method)
-        checks.check_int("fine_tune_epochs", self.fine_tune_epochs, 0)
-        for name in ("batch_size", "baseline_epochs", "sensitivity_samples"):
-            checks.check_int(name, getattr(self, name), 1)
-        for name in ("seed", "split_seed"):
-            checks.check_int(name, getattr(self, name), 0)
-        checks.check_positive("learning_rate", self.learning_rate)
         schedules.check_step_options(self.begin_step, self.end_step, self.frequency,
                                      self.ramp_fraction)
         if not method.takes_schedule:
@@ -154,7 +133,6 @@ class PruneConfig(BaselineFields):
                                       self.prune_first_conv, self.prune_classifier)
         if method.granularity == "channel":
             check_channel_options(self.channel_options())
-            checks.check_choice("layer_norm", self.layer_norm, LAYER_NORM)
         else:
             for name, default in CHANNEL_OPTIONS:
                 if getattr(self, name) != default:
@@ -166,9 +144,6 @@ class PruneConfig(BaselineFields):
             self.layers = [name.strip() for name in self.layers.split(",") if name.strip()]
         self.layers = tuple(self.layers) if self.layers else None
         distribute.check_strategy(self.strategy)
-
-    def to_dict(self):
-        return dataclasses.asdict(self)
 
     @property
     def one_shot(self):

@@ -3,9 +3,13 @@
 import dataclasses
 
 from tfprune import checks
-from tfprune.data import apply_dataset_defaults, check_dataset
-from tfprune.jobs.configs.train import BaselineFields, resolve_augmentation
-from tfprune.models import MODELS
+from tfprune.data import check_dataset
+from tfprune.declare import option
+from tfprune.jobs.configs.base import JobConfig
+from tfprune.jobs.configs.parts import (BatchFields, DatasetFields, DeterministicFields,
+                                        LayerFields, ModelFields, SeedFields, resolve_augmentation,
+                                        resolve_dataset_defaults)
+from tfprune.jobs.configs.train import BaselineFields
 from tfprune.pruning import allocation
 from tfprune.pruning.methods import ONE_SHOT, check_one_shot
 
@@ -14,33 +18,25 @@ LAYER_METHODS = ("weight", "unit")  # per-layer curves and targets; channel: per
 
 
 @dataclasses.dataclass
-class SensitivityConfig(BaselineFields):
-    dataset: str = "digits"
-    model: str = "cnn"
-    baseline: str = "train"       # "train" or the path of a saved Keras model
-    baseline_epochs: int = None   # None: the data set's default
-    batch_size: int = None
-    seed: int = 0
-    split_seed: int = 0
-    augment: str = "auto"
-    data_dir: str = None
-    image_size: tuple = None
-    methods: tuple = ("weight", "unit")
-    sparsities: tuple = allocation.GRID
-    samples: int = 2000           # validation images for the per-layer curves and int4 costs
-    targets: tuple = (0.8, 0.9)   # global sparsities to derive layer-wise targets for
-    channel_groups: bool = False  # also each channel group alone
-    quantization: bool = True     # each layer alone at int4 weights
-    layers: tuple = None
-    prune_classifier: bool = False
-    prune_first_conv: bool = False
-    deterministic: bool = True
+class SensitivityConfig(JobConfig, DeterministicFields, LayerFields, BaselineFields, ModelFields,
+                        SeedFields, BatchFields, DatasetFields):
+    methods: tuple = option(
+        ("weight", "unit"), f"One-shot methods for the whole-model curves: {', '.join(ONE_SHOT)}"
+        "; weight and unit also get per-layer curves and layer-wise targets.")
+    sparsities: tuple = option(allocation.GRID, "Sparsities of the curves, in [0, 1) (0 is "
+                               "always included).", items=float)
+    samples: int = option(2000, "Validation images for the per-layer curves and the int4 "
+                          "costs.", lower=1)
+    targets: tuple = option((0.8, 0.9), "Global sparsities to derive layer-wise targets for.",
+                            items=float)
+    channel_groups: bool = option(False, "Also prune each channel group alone (coupled "
+                                  "channels across layers).")
+    quantization: bool = option(True, "Also put each layer's weights alone at int4 (LiteRT "
+                                "interpreter).")
 
-    def __post_init__(self):
+    def resolve(self):
         self.image_size = check_dataset(self.dataset, self.image_size)
-        apply_dataset_defaults(self, baseline_epochs=("epochs", 60),
-                               batch_size=("batch_size", 32))
-        MODELS.validate(self.model)
+        resolve_dataset_defaults(self, baseline_epochs="epochs", batch_size="batch_size")
         self.methods = tuple(dict.fromkeys(self.methods))
         checks.check_not_empty("methods", self.methods, f"give some of "
                                f"{', '.join(ONE_SHOT)}")
@@ -48,9 +44,6 @@ class SensitivityConfig(BaselineFields):
             check_one_shot(method)
         self.sparsities = allocation.check_grid(self.sparsities)
         self.targets = tuple(sorted({checks.check_sparsity("targets", t) for t in self.targets}))
-        for name, minimum in (("baseline_epochs", 1), ("batch_size", 1), ("samples", 1),
-                              ("seed", 0), ("split_seed", 0)):
-            checks.check_int(name, getattr(self, name), minimum)
         if self.baseline != "train":
             checks.check_file("baseline", self.baseline,
                               "'train' or the path of a saved Keras model (.keras or .h5)")
@@ -59,9 +52,6 @@ class SensitivityConfig(BaselineFields):
         self.layers = tuple(self.layers) if self.layers else None
         self.augment = resolve_augmentation(self.augment, self.dataset, self.model,
                                             self.image_size)
-
-    def to_dict(self):
-        return dataclasses.asdict(self)
 
     def layer_methods(self):
         return [m for m in self.methods if m in LAYER_METHODS]

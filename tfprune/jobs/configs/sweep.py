@@ -5,17 +5,20 @@ import dataclasses
 import itertools
 
 from tfprune import checks, distribute
-from tfprune.data import apply_dataset_defaults, check_dataset, load_data
+from tfprune.data import check_dataset
+from tfprune.declare import option
 from tfprune.errors import TfpruneError
-from tfprune.jobs.configs.export import MixedFields
+from tfprune.jobs.configs.base import JobConfig
+from tfprune.jobs.configs.parts import (BatchFields, DatasetFields, DeviceFields, FineTuneFields,
+                                        MeasureFields, MixedFields, ModelFields,
+                                        resolve_augmentation, resolve_dataset_defaults)
 from tfprune.jobs.configs.prune import check_dynamic_options, prune_config
-from tfprune.jobs.configs.train import TrainConfig, resolve_augmentation
-from tfprune.models import MODELS
+from tfprune.jobs.configs.train import BaselineEpochsFields, TrainConfig
 from tfprune.pruning import allocation
 from tfprune.pruning.methods import METHODS
 from tfprune.pruning.schedules import SCHEDULES
 from tfprune.results import rows as rows_lib
-from tfprune.tflite.quantizations import validate_quantizations
+from tfprune.tflite.quantizations import QUANTIZATIONS, validate_quantizations
 
 
 VariantKey = rows_lib.VariantKey
@@ -30,41 +33,52 @@ HYBRID_QUANTIZATIONS = ("dynamic", "int4", "mixed")
 
 
 @dataclasses.dataclass
-class SweepConfig(MixedFields):
-    dataset: str = "digits"
-    model: str = "cnn"
-    methods: tuple = ("weight", "unit", "dynamic", "incremental", "adaptive")
-    schedules: tuple = ("constant", "polynomial")
-    sparsities: tuple = (0.5, 0.75, 0.9, 0.95)
-    quantizations: tuple = ("float32", "float16", "dynamic", "int8")
-    seeds: tuple = (0,)
-    baseline_epochs: int = None   # None: the data set's default (digits 60, 28x28 sets 15)
-    fine_tune_epochs: int = None  # None: the data set's default (digits 15, 28x28 sets 3)
-    learning_rate: float = 3e-3
-    batch_size: int = None        # None: the data set's default (digits 32, 28x28 sets 128)
-    split_seed: int = 0
-    data_dir: str = None
-    representative_count: int = 200
-    num_threads: int = 1
-    latency_runs: int = 200
-    dynamic: dict = None   # options of the methods that decide (DynamicConfig fields)
-    image_size: tuple = None  # folder: data sets only
-    from_scratch: bool = False  # structured variants: also train their thinner architecture
-                                # from scratch for the same total epochs (scratch_accuracy)
-    layer_sparsity: tuple = (rows_lib.UNIFORM,)  # weight, unit: uniform, auto, global
-    hybrid: bool = False  # the hybrid recipe: layer-wise (auto) pruning + fine-tuning + mixed
-    #                       int4/int8, next to uniform pruning at int8 and int4
-    mixed_budget_kb: float = None     # mixed quantization: a size budget (KB), or
-    mixed_int4_fraction: float = None  # the share of weights at int4 (default 0.5)
-    strategy: str = "default"  # distribute.STRATEGIES; batch_size is per replica
-    mixed_precision: bool = False  # baselines and fine-tuning under mixed_float16 (the saved
-    #                                models, and so the .tflite files, float32)
+class SweepRunFields:
+    """How a sweep runs, not what it measures: flags of `tfprune sweep` outside its config (so
+    changing them keeps a run directory's results)."""
 
-    def __post_init__(self):
+    visualize: bool = option(
+        False, "Then look at what the models attend to (tfprune visualize on the sweep): "
+        "saliency and Grad-CAM grids, class models and their drift from the dense model, into "
+        "DIR/visualize and report.md.")
+    overlap_deploy: bool = option(
+        True, "Convert and measure each finished variant in a second process while the next "
+        "one fine-tunes (same results; used with 2+ CPUs, 4+ variants to run and no "
+        "--strategy).")
+
+
+@dataclasses.dataclass
+class SweepConfig(JobConfig, DeviceFields, MixedFields, MeasureFields, FineTuneFields,
+                  BaselineEpochsFields, ModelFields, BatchFields, DatasetFields):
+    methods: tuple = option(("weight", "unit", "dynamic", "incremental", "adaptive"),
+                            "Pruning methods: {choices}.", choices=METHODS)
+    schedules: tuple = option(("constant", "polynomial"), "Schedules: {choices}.",
+                              choices=SCHEDULES)
+    sparsities: tuple = option((0.5, 0.75, 0.9, 0.95), "Target sparsities in [0, 1).",
+                               items=float)
+    quantizations: tuple = option(("float32", "float16", "dynamic", "int8"),
+                                  "Quantizations: {choices}.", choices=QUANTIZATIONS)
+    seeds: tuple = option((0,), "Seeds; several give mean and spread.", items=int)
+    dynamic: dict = option(None, "The deciding methods' options (DynamicConfig fields).",
+                           flag=False)
+    from_scratch: bool = option(
+        False, "Structured variants (unit, channel, deciding methods at unit or channel "
+        "granularity): also train their thinner architecture from scratch for the same total "
+        "epochs; reported as 'scratch acc %' beside the pruned model.")
+    layer_sparsity: tuple = option(
+        (rows_lib.UNIFORM,), "weight, unit: how each target is spread over the layers, "
+        "compared in one run: {choices} (auto: from one-shot sensitivity curves on the "
+        "validation split; global: one magnitude threshold).",
+        choices=allocation.LAYER_SPARSITY)
+    hybrid: bool = option(
+        False, "The hybrid recipe: layer-wise (auto) pruning + fine-tuning + mixed int4/int8 "
+        "quantization, beside uniform pruning at int8 (dynamic) and int4; adds layer_sparsity "
+        "auto and the quantizations dynamic, int4, mixed.")
+
+    def resolve(self):
         self.image_size = check_dataset(self.dataset, self.image_size)
-        apply_dataset_defaults(self, fine_tune_epochs=("fine_tune_epochs", 15),
-                               baseline_epochs=("epochs", 60), batch_size=("batch_size", 32))
-        MODELS.validate(self.model)
+        resolve_dataset_defaults(self, fine_tune_epochs="fine_tune_epochs",
+                                 baseline_epochs="epochs", batch_size="batch_size")
         self.methods = METHODS.validate_list("methods", self.methods)
         self.schedules = SCHEDULES.validate_list("schedules", self.schedules)
         checks.check_not_empty("sparsities", self.sparsities, "give values in [0, 1)")
@@ -74,8 +88,6 @@ class SweepConfig(MixedFields):
             tuple(self.quantizations)
         checks.check_not_empty("layer_sparsity", self.layer_sparsity,
                                f"give one or more of {', '.join(allocation.LAYER_SPARSITY)}")
-        for value in self.layer_sparsity:
-            checks.check_choice("layer_sparsity", value, allocation.LAYER_SPARSITY)
         if self.hybrid:
             self.layer_sparsity += HYBRID_LAYER_SPARSITY
             self.quantizations += HYBRID_QUANTIZATIONS
@@ -95,11 +107,6 @@ class SweepConfig(MixedFields):
         for seed in self.seeds:
             checks.check_int("seeds", seed, 0)
         self.seeds = tuple(dict.fromkeys(self.seeds))
-        for name, minimum in (("baseline_epochs", 1), ("fine_tune_epochs", 0), ("batch_size", 1),
-                              ("split_seed", 0), ("representative_count", 1),
-                              ("num_threads", 1), ("latency_runs", 1)):
-            checks.check_int(name, getattr(self, name), minimum)
-        checks.check_positive("learning_rate", self.learning_rate)
         distribute.check_strategy(self.strategy)
         self.dynamic = check_dynamic_options(self.methods, self.dynamic)
         if self.from_scratch and not any(self.prune_config(key).structured()
@@ -110,9 +117,6 @@ class SweepConfig(MixedFields):
         for key in self.variants():  # every combination, checked before anything trains
             if key.method != rows_lib.DENSE:
                 self.prune_config(key)
-
-    def to_dict(self):
-        return dataclasses.asdict(self)
 
     def variants(self):
         """Every VariantKey, dense ones first. Methods without a schedule run once per target;
@@ -148,10 +152,6 @@ class SweepConfig(MixedFields):
             mixed_precision=self.mixed_precision)
 
     def load_data(self, seed, log=None):
-        return load_data(self.dataset,
-                         batch_size=distribute.global_batch(self.batch_size, self.strategy),
-                         seed=seed,
-                         data_dir=self.data_dir, split_seed=self.split_seed,
-                         augment=resolve_augmentation("auto", self.dataset, self.model,
-                                                      self.image_size),
-                         image_size=self.image_size, log=log)
+        """The data of seed ``seed``'s baseline and variants."""
+        return self.data(self.batch_size, seed, resolve_augmentation(
+            "auto", self.dataset, self.model, self.image_size), log, self.strategy)

@@ -5,10 +5,12 @@ algorithms by name (keras-tuner, which imports TensorFlow, is imported when one 
 import dataclasses
 
 from tfprune import checks, distribute
-from tfprune.data import check_dataset, load_data
+from tfprune.data import check_dataset
+from tfprune.declare import option
 from tfprune.errors import TfpruneError
-from tfprune.jobs.configs.export import MixedFields
-from tfprune.jobs.configs.train import resolve_augmentation
+from tfprune.jobs.configs.base import JobConfig
+from tfprune.jobs.configs.parts import DatasetFields, DeviceFields, MixedFields, ModelFields
+from tfprune.tflite.quantizations import QUANTIZATIONS
 from tfprune.models import MODELS
 from tfprune.pruning.methods import METHODS, check_options
 from tfprune.pruning.schedules import SCHEDULES
@@ -46,40 +48,39 @@ SIZE_MEASURES = ("gzip", "raw")
 
 
 @dataclasses.dataclass
-class TuneConfig(MixedFields):
-    baseline: str = None                # saved Keras baseline model
-    dataset: str = "digits"
-    model: str = "cnn"
-    data_dir: str = None
-    split_seed: int = 0
-    tuner: str = "random"
-    max_trials: int = 10
-    seed: int = 0
-    methods: tuple = ("weight", "unit")
-    schedules: tuple = ("constant", "polynomial")
-    min_sparsity: float = 0.5
-    max_sparsity: float = 0.95
-    learning_rates: tuple = (1e-3, 3e-3)
-    epochs: tuple = (10, 20)
-    quantizations: tuple = ("int8",)
-    objective: str = "accuracy"
-    max_size_kb: float = None
-    size_measure: str = "gzip"
-    max_latency_ms: float = None
-    size_weight: float = 0.1
-    latency_weight: float = 0.1
-    latency_runs: int = 100
-    image_size: tuple = None            # folder: data sets only
-    mixed_budget_kb: float = None       # quantization "mixed": a size budget (KB), or
-    mixed_int4_fraction: float = None   # the share of weights at int4 (default 0.5)
-    strategy: str = "default"           # each trial's fine-tuning: default or mirrored
-    mixed_precision: bool = False       # fine-tune trials under mixed_float16 (models saved
-    #                                     float32)
+class TuneConfig(JobConfig, MixedFields, DeviceFields, ModelFields, DatasetFields):
+    baseline: str = option(None, "Saved Keras baseline model (from `tfprune train`; required).")
+    model: str = option("cnn", "The baseline's zoo model (for its augmentation): {choices}.",
+                        choices=MODELS)
+    tuner: str = option("random", "Search algorithm: {choices}.", choices=ORACLES)
+    max_trials: int = option(10, "Trials (random, bayesian).", lower=1)
+    seed: int = option(0, "Seed of the search and the fine-tuning.", lower=0)
+    methods: tuple = option(("weight", "unit"), "Methods to search: {choices}.", choices=METHODS)
+    schedules: tuple = option(("constant", "polynomial"), "Schedules: {choices}.",
+                              choices=SCHEDULES)
+    min_sparsity: float = option(0.5, "Smallest target sparsity searched.")
+    max_sparsity: float = option(0.95, "Largest target sparsity searched.")
+    learning_rates: tuple = option((1e-3, 3e-3), "Fine-tuning learning rates.", items=float)
+    epochs: tuple = option((10, 20), "Fine-tuning epochs.", items=int)
+    # One quantization by default: each trial converts and measures its own .tflite.
+    quantizations: tuple = option(("int8",), "Quantizations: {choices}.", choices=QUANTIZATIONS)
+    objective: str = option("accuracy", "Objective: {choices}.", choices=OBJECTIVES)
+    max_size_kb: float = option(None, "Size budget in KB (trials over it fail the constraint).")
+    size_measure: str = option("gzip", "Size the budget applies to: {choices}.",
+                               choices=SIZE_MEASURES)
+    max_latency_ms: float = option(None, "Latency budget (median, 1 thread) in ms.")
+    size_weight: float = option(0.1, "weighted objective: weight of size / dense size.")
+    latency_weight: float = option(0.1, "weighted objective: weight of latency / dense "
+                                   "latency.")
+    # Fewer than export's: every trial is timed, not only the finished ones.
+    latency_runs: int = option(100, "Timed invocations per trial's .tflite.", lower=1)
+    strategy: str = option("default", "Each trial's fine-tuning: {choices} (one machine's "
+                           "devices; several machines: keras-tuner's distributed mode, "
+                           "docs/tune.md).", choices=("default", "mirrored"),
+                           enforce=False)  # resolve: why not multi_worker
 
-    def __post_init__(self):
+    def resolve(self):
         self.image_size = check_dataset(self.dataset, self.image_size)
-        MODELS.validate(self.model)
-        ORACLES.validate(self.tuner)
         self.methods = METHODS.validate_list("methods", self.methods)
         self.schedules = SCHEDULES.validate_list("schedules", self.schedules)
         for name in ("learning_rates", "epochs"):
@@ -95,11 +96,6 @@ class TuneConfig(MixedFields):
             checks.check_positive("learning_rates", lr)
         for epochs in self.epochs:
             checks.check_int("epochs", epochs, 1)
-        for name, minimum in (("max_trials", 1), ("seed", 0), ("split_seed", 0),
-                              ("latency_runs", 1)):
-            checks.check_int(name, getattr(self, name), minimum)
-        checks.check_choice("objective", self.objective, OBJECTIVES)
-        checks.check_choice("size_measure", self.size_measure, SIZE_MEASURES)
         checks.check_optional_positive("max_size_kb", self.max_size_kb)
         for name in ("size_weight", "latency_weight"):
             checks.check_non_negative(name, getattr(self, name))
@@ -109,7 +105,7 @@ class TuneConfig(MixedFields):
             raise TfpruneError(
                 "`strategy` of a tuning run is 'default' or 'mirrored' (each trial on this "
                 "machine's devices); to tune on several machines run keras-tuner's distributed "
-                "mode, one chief and workers that each run trials (README: Training at scale)")
+                "mode, one chief and workers that each run trials (docs/tune.md)")
         distribute.check_strategy(self.strategy)
         self.mixed_spec()
         # Every corner of the space is a valid pruning configuration.
@@ -117,12 +113,3 @@ class TuneConfig(MixedFields):
             for schedule in self.schedules:
                 for target in (self.min_sparsity, self.max_sparsity):
                     check_options(method, schedule, target)
-
-    def to_dict(self):
-        return dataclasses.asdict(self)
-
-    def load_data(self):
-        return load_data(self.dataset, seed=self.seed, data_dir=self.data_dir,
-                         split_seed=self.split_seed, image_size=self.image_size,
-                         augment=resolve_augmentation("auto", self.dataset, self.model,
-                                                      self.image_size))

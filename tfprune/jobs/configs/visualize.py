@@ -7,7 +7,10 @@ import os
 
 from tfprune import checks
 from tfprune.data import check_dataset
+from tfprune.declare import option
 from tfprune.errors import TfpruneError
+from tfprune.jobs.configs.base import JobConfig
+from tfprune.jobs.configs.parts import DatasetFields
 from tfprune.jobs.configs.train import model_path
 from tfprune.jobs.rundir import read_marker
 from tfprune.results import rows as rows_lib
@@ -35,23 +38,23 @@ class Entry:
 
 
 @dataclasses.dataclass
-class VisualizeConfig:
-    models: tuple = ()            # "name=path" or paths; the first is the reference
-    run_dir: str = None           # or a sweep's output: its baselines and finished variants
-    dataset: str = "digits"       # with run_dir: the sweep's data set, whatever is given here
-    data_dir: str = None
-    split_seed: int = 0
-    image_size: tuple = None      # folder: data sets only
-    per_class: int = 1            # test images per class in the grids
-    misclassified: int = 2        # extra images some model gets wrong
-    drift_sample: int = 500       # test images the drift is measured on (0: all)
-    top_k: float = 0.1            # fraction of pixels compared by the top-k overlap
-    layer: str = None             # Grad-CAM layer (default: each model's last convolution)
-    smoothgrad_samples: int = 16
-    class_model_steps: int = 100
-    seed: int = 0
+class VisualizeConfig(JobConfig, DatasetFields):
+    """With ``run_dir`` the sweep's data fields replace the ones given."""
 
-    def __post_init__(self):
+    models: tuple = option((), "Saved models, the reference first: name=path or path.")
+    run_dir: str = option(None, "Or a sweep's output directory: its baselines and finished "
+                          "variants (the sweep's data set is used, whatever --dataset says).")
+    per_class: int = option(1, "Test images per class in the grids.", lower=1)
+    misclassified: int = option(2, "Extra grid rows: images some model gets wrong.", lower=0)
+    drift_sample: int = option(500, "Test images the drift is measured on (0: all).", lower=0)
+    top_k: float = option(0.1, "Fraction of pixels compared by the top-k overlap.")
+    layer: str = option(None, "Grad-CAM layer (default: each model's last convolution).")
+    smoothgrad_samples: int = option(16, "SmoothGrad noisy copies.", lower=1)
+    class_model_steps: int = option(100, "Gradient-ascent steps of each class-model image.",
+                                    lower=1)
+    seed: int = option(0, "Seed of SmoothGrad's noise and the class models.", lower=0)
+
+    def resolve(self):
         self.models = tuple(self.models or ())
         if bool(self.models) == bool(self.run_dir):
             raise TfpruneError("give either `models` (saved models, the reference first, e.g. "
@@ -67,10 +70,6 @@ class VisualizeConfig:
         names = [self.parse(m)[0] for m in self.models]
         if len(set(names)) != len(names):
             raise TfpruneError(f"`models` names must differ, got {', '.join(names)}")
-        for name in ("per_class", "smoothgrad_samples", "class_model_steps"):
-            checks.check_int(name, getattr(self, name), 1)
-        for name in ("misclassified", "drift_sample", "seed", "split_seed"):
-            checks.check_int(name, getattr(self, name), 0)
         checks.check_fraction("top_k", self.top_k)
         for _, path in map(self.parse, self.models):
             checks.check_file("models", path, "a saved Keras model file")
@@ -90,9 +89,6 @@ class VisualizeConfig:
             return [Entry(name, path, method=name)
                     for name, path in map(self.parse, self.models)]
         return sweep_entries(self.run_dir)
-
-    def to_dict(self):
-        return dataclasses.asdict(self)
 
 
 def _sweep_config(run_dir):

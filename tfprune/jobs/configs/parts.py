@@ -1,0 +1,200 @@
+"""The parts the job configs are made of, each field declared once (tfprune.declare.option: its
+default, help and allowed values); a config composes the parts it needs as dataclass bases and
+declares its own fields after them. The commands' flags and docs/options.md are made from
+these declarations.
+
+- ``DatasetFields``: which data (dataset, data_dir, split_seed, image_size) and ``data``, the
+  one place a config turns its fields into batched pipelines.
+- ``BatchFields``, ``SeedFields`` (seed and augmentation), ``ModelFields``.
+- (configs/train.py: ``BaselineFields``, the baseline a pruning or sensitivity run starts
+  from, beside the TrainConfig it makes.)
+- ``FineTuneFields``: fine-tuning epochs and learning rate (prune and sweep share one default).
+- ``ScheduleFields``, ``LayerFields``, ``ChannelFields``: the pruning method's options.
+- ``DeviceFields`` (strategy, mixed precision), ``DeterministicFields``.
+- ``MeasureFields`` (calibration images, threads, timed runs) and ``MixedFields`` (the mixed
+  int4/int8 quantization's budget) for the jobs that deploy.
+
+``resolve_dataset_defaults``: a field left None takes its data set's value (DatasetSpec: one
+number per data set for epochs, fine-tuning epochs and batch size).
+"""
+
+import dataclasses
+
+from tfprune import checks, distribute
+from tfprune.data import (AUGMENTATIONS, check_dataset_name, dataset_spec, load_data,
+                          names_help)
+from tfprune.declare import option
+from tfprune.distribute import STRATEGIES
+from tfprune.models import FULLY_CONNECTED_MODELS, MODELS
+from tfprune.pruning.options import CRITERIA, LAYER_NORM, SELECTIONS
+from tfprune.pruning.schedules import SCHEDULES
+from tfprune.tflite import mixed as mixed_lib
+
+MIXED_NAMES = ("mixed_budget_kb", "mixed_int4_fraction")  # its options, as errors name them
+
+
+def resolve_dataset_defaults(config, **fields):
+    """Fill ``config``'s unset (None) fields from its data set: ``fields`` maps a config field
+    to the DatasetSpec field that holds its value (DatasetSpec gives a value for every data
+    set; a data set may override it)."""
+    spec = dataset_spec(config.dataset, config.image_size)
+    for name, spec_field in fields.items():
+        if getattr(config, name) is None:
+            setattr(config, name, getattr(spec, spec_field))
+
+
+def resolve_augmentation(augment, dataset, model, image_size=None):
+    """'auto' -> the dataset's augmentation for convolutional models, 'none' for an MLP."""
+    if augment != "auto":
+        return AUGMENTATIONS.validate(augment)
+    if model in FULLY_CONNECTED_MODELS:
+        return "none"
+    return dataset_spec(dataset, image_size).augmentation
+
+
+@dataclasses.dataclass
+class DatasetFields:
+    dataset: str = option(
+        "digits", lambda: f"Data set: {names_help()}. digits is embedded; mnist and "
+        "fashion_mnist are read from local IDX files (docs/data.md).",
+        validator=check_dataset_name)
+    data_dir: str = option(
+        None, "Where mnist/fashion_mnist IDX files or prepared tfds data sets are (searched "
+        "before the Keras cache and /usr/share/datasets). Not needed for digits.")
+    split_seed: int = option(0, "Seed of the train/validation/test split.", lower=0)
+    image_size: str = option(
+        None, "folder: data sets: resize images to this size, e.g. 32 or 32x48 (default: the "
+        "first image's size).")
+
+    def data(self, batch_size=None, seed=0, augment="none", log=None, strategy="default"):
+        """The job's data, batched at the global batch (``batch_size`` per replica of
+        ``strategy``; None: the data set's); ``log`` gets the notice of a batch clipped to the
+        training split."""
+        if batch_size is None:
+            batch_size = dataset_spec(self.dataset, self.image_size).batch_size
+        return load_data(self.dataset, batch_size=distribute.global_batch(batch_size, strategy),
+                         seed=seed, data_dir=self.data_dir, augment=augment,
+                         split_seed=self.split_seed, image_size=self.image_size, log=log)
+
+
+@dataclasses.dataclass
+class BatchFields:
+    batch_size: int = option(
+        None, "Batch size per replica (default: the data set's, 32 for digits, 128 for 28x28 "
+        "data).", lower=1)
+
+
+@dataclasses.dataclass
+class SeedFields:
+    seed: int = option(0, "Random seed for initialization, shuffling and augmentation.",
+                       lower=0)
+    augment: str = option(
+        "auto", "Training augmentation: {choices}; auto = the data set's default for "
+        "convolutional models (digits/mnist: 1-pixel shifts, cifar: crop and flip), none for "
+        "mlp.", choices=lambda: ["auto"] + AUGMENTATIONS.names())
+
+
+@dataclasses.dataclass
+class ModelFields:
+    model: str = option("cnn", "Model from the zoo: {choices}.", choices=MODELS)
+
+
+@dataclasses.dataclass
+class DeviceFields:
+    strategy: str = option(
+        "default", "{choices}. default: one device; mirrored: every local GPU (or every "
+        "logical CPU device) in sync; multi_worker: several processes or machines, as "
+        "TF_CONFIG describes (docs/scale.md). --batch_size is per replica.", choices=STRATEGIES)
+    mixed_precision: bool = option(
+        False, "Train and fine-tune under the mixed_float16 policy (float16 compute, float32 "
+        "weights; a speed-up on GPUs with tensor cores, slower on CPU). Saved models, and so "
+        ".tflite files, stay float32.")
+
+
+@dataclasses.dataclass
+class DeterministicFields:
+    deterministic: bool = option(True, "Deterministic TensorFlow ops (reproducible runs).")
+
+
+@dataclasses.dataclass
+class FineTuneFields:
+    fine_tune_epochs: int = option(
+        None, "Fine-tuning epochs under pruning (default: the data set's, digits 15, 28x28 "
+        "data 3); 0 prunes once to the target with no fine-tuning (one-shot: weight, unit, "
+        "channel).", lower=0)
+    learning_rate: float = option(3e-3, "Fine-tuning learning rate (Adam, cosine decay).",
+                                  validator=checks.check_positive)
+
+
+@dataclasses.dataclass
+class ScheduleFields:
+    schedule: str = option(
+        "polynomial", "Pruning schedule: {choices} (weight and unit; the other methods decide "
+        "themselves).", choices=SCHEDULES, enforce=False)  # methods.check_options
+    target_sparsity: float = option(
+        0.9, "Fraction of weights (weight) or units / channels (unit, channel) to prune in "
+        "each pruned layer, in [0, 1); ignored by dynamic and adaptive, which choose their own.")
+    begin_step: int = option(None, "First pruning step (default 0).")
+    end_step: int = option(
+        None, "Last pruning step (default: constant, the last step; polynomial, the end of the "
+        "ramp, ramp_fraction of the steps).")
+    frequency: int = option(None, "Steps between mask updates (default: 1/4 epoch).")
+    initial_sparsity: float = option(0.0, "Polynomial schedule's starting sparsity.")
+    ramp_fraction: float = option(0.6, "Polynomial: fraction of the steps spent ramping up.")
+
+
+@dataclasses.dataclass
+class LayerFields:
+    layers: tuple = option(
+        None, "Layers to prune (default: all but the classifier and the first convolution).")
+    prune_classifier: bool = option(False, "Also prune the last Dense (classifier) layer.")
+    prune_first_conv: bool = option(False, "Also prune the first convolution.")
+
+
+@dataclasses.dataclass
+class ChannelFields:
+    """The channel method's options (a ChannelOptions: pruning/options.py)."""
+
+    criterion: str = option(
+        "l2", "channel: group importance, {choices} (l1/l2: norm of every parameter of a "
+        "channel; bn_scale: BatchNorm |gamma|; taylor: |w * dL/dw|).", choices=CRITERIA)
+    selection: str = option(
+        "uniform", "channel: {choices}: the same fraction from every group, or one global "
+        "ratio.", choices=SELECTIONS)
+    max_per_group: float = option(
+        0.9, "channel, global selection: at most this fraction of one group pruned.")
+    round_to: int = option(1, "channel: keep a multiple of N channels per group.", lower=1)
+    layer_norm: str = option(
+        "block", "channel: at a LayerNormalization over the channels, block (keep those "
+        "channels: the shrunk model equals the masked one) or renormalize (prune through it; "
+        "its statistics then span the kept channels, so the shrunk model differs from the "
+        "masked one by the reported max_abs_diff).", choices=LAYER_NORM)
+
+
+@dataclasses.dataclass
+class MeasureFields:
+    representative_count: int = option(200, "Training images for int8 calibration.", lower=1)
+    num_threads: int = option(1, "Interpreter threads for the latency measurement.", lower=1)
+    latency_runs: int = option(200, "Timed invocations per .tflite.", lower=1)
+
+
+@dataclasses.dataclass
+class MixedFields:
+    """The mixed int4/int8 quantization's target, for a config that also has
+    ``quantizations``: ``mixed_spec`` is the MixedSpec they choose (checked on construction)."""
+
+    mixed_budget_kb: float = option(
+        None, "quantization 'mixed': the largest .tflite in KB (1024 B); the least important "
+        "layers go int4 until it fits. Not with --mixed_int4_fraction.")
+    mixed_int4_fraction: float = option(
+        None, "quantization 'mixed': the share of the weights at int4, in [0, 1], least "
+        "important layers first (default 0.5 when no budget is given).")
+
+    def mixed_spec(self):
+        return mixed_lib.spec_for(self.quantizations, self.mixed_budget_kb,
+                                  self.mixed_int4_fraction, MIXED_NAMES)
+
+
+def field_defaults(part):
+    """((field, default), ...) of a part: what 'left at its default' means for its options."""
+    return tuple((f.name, f.default) for f in dataclasses.fields(part))
