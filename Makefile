@@ -25,7 +25,7 @@ demo: $(STAMP)
 	$(BIN)/python -m experiments.sweep --dataset=digits --model=cnn --output_dir=$(DEMO_DIR)
 
 # Real data: Debian's dataset-fashion-mnist puts the original Fashion-MNIST IDX files in
-# /usr/share/datasets/fashion-mnist/, where tfprune looks for them (README: Real data).
+# /usr/share/datasets/fashion-mnist/, where tfprune looks for them (docs/data.md).
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 data:
 	@if [ -f /usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz ]; then \
@@ -33,7 +33,7 @@ data:
 	elif command -v apt-get >/dev/null 2>&1; then \
 		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq dataset-fashion-mnist; \
 	else \
-		echo "no apt-get here: put the four Fashion-MNIST IDX .gz files in ~/.keras/datasets/fashion-mnist/ or pass --data_dir=DIR (README: Real data)"; \
+		echo "no apt-get here: put the four Fashion-MNIST IDX .gz files in ~/.keras/datasets/fashion-mnist/ or pass --data_dir=DIR (docs/data.md)"; \
 		exit 1; \
 	fi
 
