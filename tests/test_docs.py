@@ -101,3 +101,21 @@ def test_the_docs_hold_commands_to_check():
     """The extraction above finds the commands (a broken pattern would pass everything)."""
     found = [c for path in DOCS for c in _commands(path)]
     assert len(found) >= 30 and {c for c, _, _ in found} >= {"sweep", "prune", "export"}
+
+
+@pytest.mark.parametrize("command", COMMANDS.names())
+def test_every_declared_option_has_its_flag_and_its_reference_row(command):
+    """An option declared in a command's config (or a part of it) is a flag of the command and
+    a row of its section in docs/options.md, with nothing else to write."""
+    from tfprune import declare
+
+    flag_values = _flags(command)
+    section = reference.section(command)
+    for source, _ in COMMANDS.get(command).sources():
+        for field, declaration in declare.declared(source):
+            if declaration.flag is False:
+                continue
+            name = declare.flag_name(field, declaration)
+            assert name in flag_values, (command, name)
+            assert declaration.text() in flag_values[name].help, (command, name)
+            assert f"`--{name}`" in section or f"`--[no]{name}`" in section, (command, name)

@@ -87,8 +87,8 @@ UNKNOWN_CHOICES = [
 ]
 INVALID_NUMBERS = [
     ("--epochs=-2", "--epochs=-2"),
-    ("--learning_rate=0", "--learning_rate must be > 0"),
-    ("--learning_rate=-0.1", "--learning_rate must be > 0"),
+    ("--learning_rate=0", "`learning_rate` must be > 0, got 0.0"),
+    ("--learning_rate=-0.1", "`learning_rate` must be > 0, got -0.1"),
     ("--batch_size=0", "--batch_size=0"),
 ]
 

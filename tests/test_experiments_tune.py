@@ -31,7 +31,7 @@ TINY = ["--model=mlp", "--epochs=1", "--latency_runs=5", "--methods=weight,unit"
 def test_bad_input(python, tmp_path, baseline):
     cases = [
         (["--methods="], "`methods` must not be empty; choose from"),
-        (["--tuner=grid"], "unknown tuner 'grid'; registered: bayesian, hyperband, random"),
+        (["--tuner=grid"], "--tuner=grid: value should be one of <bayesian|hyperband|random>"),
         (["--epochs=ten"], "`--epochs` must be a comma-separated list of numbers"),
         (["--max_size_kb=-1"], "`max_size_kb` must be > 0"),
     ]

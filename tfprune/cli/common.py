@@ -134,7 +134,8 @@ def _parse_flags(argv):
     except flags.Error as err:
         message = str(err).splitlines()[0]
         named = re.match(r"flag --(\w+)=", message)
-        if named and named.group(1) in FLAGS:
+        if named and named.group(1) in FLAGS and f"`{named.group(1)}`" not in message:
+            # (a declared validator's message names its rule: no syntax hint added to it)
             allowed = FLAGS[named.group(1)].parser.syntactic_help
             if allowed and allowed not in message:
                 message += f" (allowed: {allowed})"

@@ -45,7 +45,7 @@ def _run_export(config, output_dir, overwrite, log):
         content = export.to_tflite(model, "float32")
         float32 = (content, time.perf_counter() - start)
         export.check_float32("mixed", content, model, mixed)
-    same_run = prepare_run_dir(output_dir, config.to_dict(), overwrite=overwrite,
+    same_run = prepare_run_dir(output_dir, config.record(), overwrite=overwrite,
                                marker="comparison.json")
     results_path = os.path.join(output_dir, "comparison.json")
     done = {}

@@ -222,7 +222,7 @@ def _run_prune(config, output_dir, strategy, overwrite, log, data, baseline, cur
     if baseline is None and config.baseline != "train":
         baseline = load_baseline(config, output_dir, data, log=log)
     preflight(config, data, baseline.model if baseline else None)
-    same_run = prepare_run_dir(output_dir, config.to_dict(), overwrite=overwrite,
+    same_run = prepare_run_dir(output_dir, config.record(), overwrite=overwrite,
                                marker="metrics.json")
     metrics_path = os.path.join(output_dir, "metrics.json")
     metrics = read_marker(metrics_path, log) if same_run else None

@@ -69,7 +69,7 @@ def _run_sensitivity(config, output_dir, overwrite, log):
         config.selected(model, method)
     if "channel" in config.methods or config.channel_groups:
         core.prunable_groups(model)
-    same_run = prepare_run_dir(output_dir, config.to_dict(), overwrite=overwrite,
+    same_run = prepare_run_dir(output_dir, config.record(), overwrite=overwrite,
                                marker="sensitivity.json")
     summary_path = os.path.join(output_dir, "sensitivity.json")
     if same_run and read_marker(summary_path, log) is not None:

@@ -272,7 +272,7 @@ def write_results(output_dir, config, rows, wall_time_s=None, draw=True):
         "latency_s": float(_read_latency(output_dir, "seconds", 0.0)),
     }
     io.write_json(os.path.join(output_dir, "results.json"), {
-        "config": config.to_dict(), "variants_done": done, "variants_total": total,
+        "config": config.record(), "variants_done": done, "variants_total": total,
         "wall_time_s": wall_time_s, "stage_times": stage_times, "rows": rows,
         "aggregated": entries})
     status = ("complete." if done == total else f"in progress: {done} of {total} variants.")
@@ -310,7 +310,7 @@ def _run_sweep(config, output_dir, overwrite, log, visualize, overlap):
     if "mixed" in config.quantizations:  # a budget below the dense all-int4 size: refused now
         export.check_float32("mixed", export.to_tflite(architecture, "float32"), architecture,
                              config.mixed_spec())
-    prepare_run_dir(output_dir, config.to_dict(), overwrite=overwrite)  # a new config: emptied
+    prepare_run_dir(output_dir, config.record(), overwrite=overwrite)  # a new config: emptied
     start = time.perf_counter()
     baselines = {seed: _baseline(config, seed, output_dir, log) for seed in config.seeds}
     variants = config.variants()

@@ -36,7 +36,7 @@ def train_baseline(config, output_dir, overwrite=False, log=print, wait=False):
 
 
 def _train_baseline(config, output_dir, strategy, overwrite, log):
-    same_run = prepare_run_dir(output_dir, config.to_dict(), overwrite=overwrite,
+    same_run = prepare_run_dir(output_dir, config.record(), overwrite=overwrite,
                                marker="metrics.json")
     metrics_path = os.path.join(output_dir, "metrics.json")
     model_file = os.path.join(output_dir, MODEL_FILE)

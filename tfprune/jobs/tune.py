@@ -253,7 +253,7 @@ def write_results(config, directory, project_name="tune"):
     write_csv(os.path.join(directory, "trials.csv"), rows, TRIAL_COLUMNS)
     feasible = [r for r in rows if r["within_budget"]]
     best = max(feasible or rows, key=lambda r: r["score"]) if rows else None
-    summary = {"config": config.to_dict(), "trials": rows, "best": best,
+    summary = {"config": config.record(), "trials": rows, "best": best,
                "budget_met": bool(feasible)}
     io.write_json(os.path.join(directory, "trials.json"), summary)
     if rows:

@@ -84,7 +84,7 @@ def _run_visualize(config, output_dir, overwrite, log):
     for name, model in models.items():  # cheap checks before any maps are computed
         if attribution.conv_layers(model) or config.layer:
             cam_layers[name] = attribution.check_cam_layer(model, config.layer)
-    prepare_run_dir(output_dir, config.to_dict(), overwrite=overwrite, marker="drift.json")
+    prepare_run_dir(output_dir, config.record(), overwrite=overwrite, marker="drift.json")
     x, y = data.numpy("test")
     probabilities = {n: _predict(m, x) for n, m in models.items()}
     predictions = {n: p.argmax(-1) for n, p in probabilities.items()}

@@ -3,7 +3,7 @@ against its declaration (tfprune.declare.check_declared: bounds, allowed names),
 config's ``resolve`` checks what depends on several fields and fills in what depends on other
 fields (a data set's epochs, 'auto' augmentation, a one-shot run's schedule). What resolving
 changed is kept: ``asked`` maps each such field to the value that was asked, and config.json
-records both (``to_dict``), so it says what the user asked and what it became."""
+records both (``record``), so it says what the user asked and what it became."""
 
 import dataclasses
 
@@ -23,6 +23,11 @@ class JobConfig:
         """Cross-field checks and the values resolved from other fields (in place)."""
 
     def to_dict(self):
-        """The resolved fields, and under "asked" the asked values that resolving replaced
-        (run directories compare the resolved fields only: jobs/rundir.py)."""
-        return dict(dataclasses.asdict(self), asked=dict(self.asked))
+        """The fields, resolved (``type(config)(**config.to_dict())`` is the same config)."""
+        return dataclasses.asdict(self)
+
+    def record(self):
+        """What a run writes as config.json: the resolved fields, and under "asked" the asked
+        values that resolving replaced (run directories compare the resolved fields only:
+        jobs/rundir.py)."""
+        return dict(self.to_dict(), asked=dict(self.asked))

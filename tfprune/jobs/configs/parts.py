@@ -66,13 +66,16 @@ class DatasetFields:
         None, "folder: data sets: resize images to this size, e.g. 32 or 32x48 (default: the "
         "first image's size).")
 
-    def data(self, batch_size=None, seed=0, augment="none", log=None, strategy="default"):
-        """The job's data, batched at the global batch (``batch_size`` per replica of
-        ``strategy``; None: the data set's); ``log`` gets the notice of a batch clipped to the
-        training split."""
+    def data(self, batch_size=None, seed=0, augment="none", log=None, strategy=None):
+        """The job's data (``batch_size`` None: the data set's), batched at the global batch
+        of ``strategy`` (``batch_size`` per replica; the strategy is started if it is not the
+        process's yet) or, without one, at ``batch_size`` (the process's strategy kept);
+        ``log`` gets the notice of a batch clipped to the training split."""
         if batch_size is None:
             batch_size = dataset_spec(self.dataset, self.image_size).batch_size
-        return load_data(self.dataset, batch_size=distribute.global_batch(batch_size, strategy),
+        if strategy is not None:
+            batch_size = distribute.global_batch(batch_size, strategy)
+        return load_data(self.dataset, batch_size=batch_size,
                          seed=seed, data_dir=self.data_dir, augment=augment,
                          split_seed=self.split_seed, image_size=self.image_size, log=log)
 
