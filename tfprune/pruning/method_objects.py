@@ -271,7 +271,7 @@ class ChannelMethod(_Method):
         graph = self._graph(copy, train_data)
         pruner = channels_lib.GroupPruner(graph.groups,
                                           self._schedule(self.target_sparsity, steps),
-                                          data=train_data, log=log, **self.options.selection())
+                                          data=train_data, log=log, **self.options.choice())
         pruned, skipped = core._channel_layers(graph, copy)
         return Attached(self, copy, [pruner], pruned, skipped, steps, pruner=pruner,
                         masks=pruner.masks)
@@ -280,7 +280,7 @@ class ChannelMethod(_Method):
         copy = model if in_place else core._copy(model)
         graph = self._graph(copy, train_data)
         keep = channels_lib.choose(copy, graph.groups, self.target_sparsity, data=train_data,
-                                   **self.options.selection())
+                                   **self.options.choice())
         masks = channels_lib.GroupMasks(graph.groups, copy)
         masks.set_keep(keep)
         pruned, skipped = core._channel_layers(graph, copy)
@@ -293,7 +293,7 @@ class ChannelMethod(_Method):
         trained = attached.pruner is not None  # the schedule's selection, with its events
         statistics = dict(
             _channel_statistics(attached.masks, summary,
-                                self.options.selection() if trained else None,
+                                self.options.choice() if trained else None,
                                 attached.pruner.history if trained else None),
             **self._schedule_statistics(attached))
         return Finished(pruned, shrink, summary, statistics)

@@ -19,7 +19,7 @@ from tfprune.declare import option
 from tfprune.errors import TfpruneError
 from tfprune.pruning import adaptive
 from tfprune.pruning.methods import GRANULARITIES, METHODS
-from tfprune.pruning.schedules import check_step_options
+from tfprune.pruning.schedules import SCHEDULES, check_step_options
 from tfprune.registry import Registry
 
 CRITERIA = Registry("channel criterion")
@@ -106,18 +106,26 @@ def check_channel_options(options):
 @dataclasses.dataclass(frozen=True)
 class ScheduleOptions:
     """What the methods under a tfmot schedule share: the target and the schedule's steps
-    (None: derived from the fine-tuning steps, schedules.derive_steps)."""
+    (None: derived from the fine-tuning steps, schedules.derive_steps). Each field declared
+    once (tfprune.declare): the prune job's flags and config fields are made from these."""
 
-    target_sparsity: float = 0.5
-    schedule: str = "polynomial"
-    begin_step: int = None
-    end_step: int = None
-    frequency: int = None
-    initial_sparsity: float = 0.0
-    power: int = 3
-    ramp_fraction: float = 0.6
+    target_sparsity: float = option(
+        0.5, "Fraction of weights (weight) or units / channels (unit, channel) to prune in "
+        "each pruned layer, in [0, 1); ignored by dynamic and adaptive, which choose their own.")
+    schedule: str = option(
+        "polynomial", "Pruning schedule: {choices} (weight and unit; the other methods decide "
+        "themselves).", choices=SCHEDULES, enforce=False)  # methods.check_options
+    begin_step: int = option(None, "First pruning step (default 0).")
+    end_step: int = option(
+        None, "Last pruning step (default: constant, the last step; polynomial, the end of the "
+        "ramp, ramp_fraction of the steps).")
+    frequency: int = option(None, "Steps between mask updates (default: 1/4 epoch).")
+    initial_sparsity: float = option(0.0, "Polynomial schedule's starting sparsity.")
+    power: int = option(3, "Polynomial schedule's exponent.", flag=False)
+    ramp_fraction: float = option(0.6, "Polynomial: fraction of the steps spent ramping up.")
 
     def __post_init__(self):
+        declare.check_declared(self)
         check_step_options(self.begin_step, self.end_step, self.frequency, self.ramp_fraction)
 
 
@@ -127,34 +135,48 @@ class LayerOptions(ScheduleOptions):
     the first convolution, unless ``prune_classifier`` / ``prune_first_conv``), m:n blocks
     (weight), ``layer_sparsity`` ({layer: target}: each layer its own, naming the layers)."""
 
-    layers: tuple = None
-    prune_classifier: bool = False
-    prune_first_conv: bool = False
-    sparsity_m_by_n: str = None
-    layer_sparsity: dict = None
+    layers: tuple = option(
+        None, "Layers to prune (default: all but the classifier and the first convolution).")
+    prune_classifier: bool = option(False, "Also prune the last Dense (classifier) layer.")
+    prune_first_conv: bool = option(False, "Also prune the first convolution.")
+    sparsity_m_by_n: str = option(
+        None, "Weight pruning in m:n blocks, e.g. 2:4 (needs --target_sparsity=0.5).")
+    layer_sparsity: dict = option(None, "{layer: target}: each layer its own target.",
+                                  flag=False)
 
 
 @dataclasses.dataclass(frozen=True)
 class ChannelOptions(ScheduleOptions):
     """The channel method: every prunable channel group, chosen by ``criterion`` (``CRITERIA``),
-    ``mode`` (uniform per group, or one global ratio with at most ``max_per_group`` of a group),
-    kept channels a multiple of ``round_to``; ``layer_norm`` (``LAYER_NORM``): whether channels
-    a LayerNormalization normalizes together are pruned ("renormalize") or kept ("block")."""
+    ``selection`` (uniform per group, or one global ratio with at most ``max_per_group`` of a
+    group), kept channels a multiple of ``round_to``; ``layer_norm`` (``LAYER_NORM``): whether
+    channels a LayerNormalization normalizes together are pruned ("renormalize") or kept
+    ("block")."""
 
-    criterion: str = "l2"
-    mode: str = "uniform"
-    max_per_group: float = 0.9
-    round_to: int = 1
-    layer_norm: str = "block"
+    criterion: str = option(
+        "l2", "channel: group importance, {choices} (l1/l2: norm of every parameter of a "
+        "channel; bn_scale: BatchNorm |gamma|; taylor: |w * dL/dw|).", choices=CRITERIA)
+    selection: str = option(
+        "uniform", "channel: {choices}: the same fraction from every group, or one global "
+        "ratio.", choices=SELECTIONS)
+    max_per_group: float = option(
+        0.9, "channel, global selection: at most this fraction of one group pruned.")
+    round_to: int = option(1, "channel: keep a multiple of N channels per group.", lower=1)
+    layer_norm: str = option(
+        "block", "channel: at a LayerNormalization over the channels, block (keep those "
+        "channels: the shrunk model equals the masked one) or renormalize (prune through it; "
+        "its statistics then span the kept channels, so the shrunk model differs from the "
+        "masked one by the reported max_abs_diff).", choices=LAYER_NORM)
 
     def __post_init__(self):
         super().__post_init__()
-        check_channel_options(self.selection())
-        checks.check_choice("layer_norm", self.layer_norm, LAYER_NORM)
+        check_channel_options(self.choice())
 
-    def selection(self):
-        """{criterion, mode, max_per_group, round_to}: how channels are chosen."""
-        return {name: getattr(self, name) for name in SELECTION_FIELDS}
+    def choice(self):
+        """{criterion, mode, max_per_group, round_to}: how channels are chosen, as the
+        functions of channels.py take it (``selection`` is their ``mode``)."""
+        return {"criterion": self.criterion, "mode": self.selection,
+                "max_per_group": self.max_per_group, "round_to": self.round_to}
 
 
 @dataclasses.dataclass(frozen=True)

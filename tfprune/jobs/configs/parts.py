@@ -9,7 +9,9 @@ these declarations.
 - (configs/train.py: ``BaselineFields``, the baseline a pruning or sensitivity run starts
   from, beside the TrainConfig it makes.)
 - ``FineTuneFields``: fine-tuning epochs and learning rate (prune and sweep share one default).
-- ``ScheduleFields``, ``LayerFields``, ``ChannelFields``: the pruning method's options.
+- ``ScheduleFields``, ``LayerFields``, ``ChannelFields``: the pruning method's options, the
+  fields of pruning/options.py's ScheduleOptions, LayerOptions and ChannelOptions (declared
+  there, once: a method's options object and the job's flags share them).
 - ``DeviceFields`` (strategy, mixed precision), ``DeterministicFields``.
 - ``MeasureFields`` (calibration images, threads, timed runs) and ``MixedFields`` (the mixed
   int4/int8 quantization's budget) for the jobs that deploy.
@@ -26,8 +28,7 @@ from tfprune.data import (AUGMENTATIONS, check_dataset_name, dataset_spec, load_
 from tfprune.declare import option
 from tfprune.distribute import STRATEGIES
 from tfprune.models import FULLY_CONNECTED_MODELS, MODELS
-from tfprune.pruning.options import CRITERIA, LAYER_NORM, SELECTIONS
-from tfprune.pruning.schedules import SCHEDULES
+from tfprune.pruning.options import ChannelOptions, LayerOptions, ScheduleOptions
 from tfprune.tflite import mixed as mixed_lib
 
 MIXED_NAMES = ("mixed_budget_kb", "mixed_int4_fraction")  # its options, as errors name them
@@ -129,49 +130,31 @@ class FineTuneFields:
                                   validator=checks.check_positive)
 
 
-@dataclasses.dataclass
-class ScheduleFields:
-    schedule: str = option(
-        "polynomial", "Pruning schedule: {choices} (weight and unit; the other methods decide "
-        "themselves).", choices=SCHEDULES, enforce=False)  # methods.check_options
-    target_sparsity: float = option(
-        0.9, "Fraction of weights (weight) or units / channels (unit, channel) to prune in "
-        "each pruned layer, in [0, 1); ignored by dynamic and adaptive, which choose their own.")
-    begin_step: int = option(None, "First pruning step (default 0).")
-    end_step: int = option(
-        None, "Last pruning step (default: constant, the last step; polynomial, the end of the "
-        "ramp, ramp_fraction of the steps).")
-    frequency: int = option(None, "Steps between mask updates (default: 1/4 epoch).")
-    initial_sparsity: float = option(0.0, "Polynomial schedule's starting sparsity.")
-    ramp_fraction: float = option(0.6, "Polynomial: fraction of the steps spent ramping up.")
+def _part(name, options, fields, defaults=None):
+    """A config part whose fields are ``fields`` of the pruning library's options dataclass
+    ``options``, declared there once (their help, default and allowed values), with
+    ``defaults`` where the job's differs (and says why)."""
+    declared = {f.name: f for f in dataclasses.fields(options)}
+    return dataclasses.make_dataclass(name, [
+        (n, declared[n].type, dataclasses.field(
+            default=(defaults or {}).get(n, declared[n].default),
+            metadata=declared[n].metadata)) for n in fields], namespace={
+                "__doc__": f"The fields {', '.join(fields)} of {options.__name__}.",
+                "__module__": __name__, "declared_in": options})
 
 
-@dataclasses.dataclass
-class LayerFields:
-    layers: tuple = option(
-        None, "Layers to prune (default: all but the classifier and the first convolution).")
-    prune_classifier: bool = option(False, "Also prune the last Dense (classifier) layer.")
-    prune_first_conv: bool = option(False, "Also prune the first convolution.")
-
-
-@dataclasses.dataclass
-class ChannelFields:
-    """The channel method's options (a ChannelOptions: pruning/options.py)."""
-
-    criterion: str = option(
-        "l2", "channel: group importance, {choices} (l1/l2: norm of every parameter of a "
-        "channel; bn_scale: BatchNorm |gamma|; taylor: |w * dL/dw|).", choices=CRITERIA)
-    selection: str = option(
-        "uniform", "channel: {choices}: the same fraction from every group, or one global "
-        "ratio.", choices=SELECTIONS)
-    max_per_group: float = option(
-        0.9, "channel, global selection: at most this fraction of one group pruned.")
-    round_to: int = option(1, "channel: keep a multiple of N channels per group.", lower=1)
-    layer_norm: str = option(
-        "block", "channel: at a LayerNormalization over the channels, block (keep those "
-        "channels: the shrunk model equals the masked one) or renormalize (prune through it; "
-        "its statistics then span the kept channels, so the shrunk model differs from the "
-        "masked one by the reported max_abs_diff).", choices=LAYER_NORM)
+# The prune job's default target is 0.9 (weight pruning to 90%, its headline figure); the
+# library's (ScheduleOptions) is 0.5, a target every method reaches.
+ScheduleFields = _part("ScheduleFields", ScheduleOptions,
+                       ("schedule", "target_sparsity", "begin_step", "end_step", "frequency",
+                        "initial_sparsity", "ramp_fraction"), {"target_sparsity": 0.9})
+LayerFields = _part("LayerFields", LayerOptions,
+                    ("layers", "prune_classifier", "prune_first_conv"))
+MByNFields = _part("MByNFields", LayerOptions, ("sparsity_m_by_n",))
+# Every option ChannelOptions adds to the schedule's: a new one is a flag and a field at once.
+ChannelFields = _part("ChannelFields", ChannelOptions, tuple(
+    f.name for f in dataclasses.fields(ChannelOptions)
+    if f.name not in {g.name for g in dataclasses.fields(ScheduleOptions)}))
 
 
 @dataclasses.dataclass

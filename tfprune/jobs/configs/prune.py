@@ -11,15 +11,15 @@ from tfprune.errors import TfpruneError
 from tfprune.jobs.configs.base import JobConfig
 from tfprune.jobs.configs.parts import (BatchFields, ChannelFields, DatasetFields,
                                         DeterministicFields, DeviceFields, FineTuneFields,
-                                        LayerFields, ModelFields, ScheduleFields, SeedFields,
-                                        field_defaults, resolve_augmentation,
+                                        LayerFields, MByNFields, ModelFields, ScheduleFields,
+                                        SeedFields, field_defaults, resolve_augmentation,
                                         resolve_dataset_defaults)
 from tfprune.jobs.configs.train import BaselineFields
 from tfprune.pruning import allocation, schedules
 from tfprune.pruning.methods import (METHODS, check_channel_granularity, check_layer_sparsity,
                                      check_one_shot, check_options)
-from tfprune.pruning.options import (check_channel_options, make_config, make_options,
-                                     taken_by)
+from tfprune.pruning.options import (ChannelOptions, check_channel_options, make_config,
+                                     make_options, options_type)
 
 
 # Options that only mean something for the channel method, or under a schedule: (field,
@@ -48,17 +48,15 @@ def check_dynamic_options(methods, options):
 
 
 @dataclasses.dataclass
-class PruneConfig(JobConfig, DeterministicFields, DeviceFields, ChannelFields, LayerFields,
-                  ScheduleFields, FineTuneFields, BaselineFields, ModelFields, SeedFields,
-                  BatchFields, DatasetFields):
+class PruneConfig(JobConfig, DeterministicFields, DeviceFields, ChannelFields, MByNFields,
+                  LayerFields, ScheduleFields, FineTuneFields, BaselineFields, ModelFields,
+                  SeedFields, BatchFields, DatasetFields):
     """One pruning run; every field and combination is validated on construction. For methods
     without a schedule ``schedule`` becomes None; for methods that choose their own sparsity
     ``target_sparsity`` becomes None; one-shot runs (fine_tune_epochs=0) use 'constant'."""
 
     method: str = option("weight", lambda: "; ".join(
         f"{m.name}: {m.description}" for m in METHODS.entries()) + ".", choices=METHODS)
-    sparsity_m_by_n: str = option(
-        None, "Weight pruning in m:n blocks, e.g. 2:4 (needs --target_sparsity=0.5).")
     from_scratch: bool = option(
         False, "Also train the shrunk architecture from scratch for the baseline's plus the "
         "fine-tuning's epochs, and report it beside the pruned model (Liu et al.).")
@@ -155,22 +153,21 @@ class PruneConfig(JobConfig, DeterministicFields, DeviceFields, ChannelFields, L
         return METHODS.get(self.method)
 
     def channel_options(self):
-        return {"criterion": self.criterion, "mode": self.selection,
-                "max_per_group": self.max_per_group, "round_to": self.round_to}
+        """The channel selection as check_channel_options takes it (the fields are
+        ChannelOptions')."""
+        return ChannelOptions.choice(self)
 
     def method_options(self, layer_sparsity=None):
         """The method's one options object (pruning/options.py: LayerOptions, ChannelOptions
-        or DecidingOptions) from this config's fields; ``layer_sparsity``: the per-layer
-        targets the job resolved (jobs/prune.py: resolve_layer_sparsity)."""
-        fields = dict(
-            target_sparsity=self.target_sparsity, schedule=self.schedule,
-            begin_step=self.begin_step, end_step=self.end_step, frequency=self.frequency,
-            initial_sparsity=self.initial_sparsity, ramp_fraction=self.ramp_fraction,
-            layers=self.layers, prune_classifier=self.prune_classifier,
-            prune_first_conv=self.prune_first_conv, sparsity_m_by_n=self.sparsity_m_by_n,
-            layer_sparsity=layer_sparsity, dynamic=self.dynamic, layer_norm=self.layer_norm,
-            **self.channel_options())
-        return make_options(self.method, **taken_by(self.method, fields))
+        or DecidingOptions) from this config's fields of the same names; ``layer_sparsity``:
+        the per-layer targets the job resolved (jobs/prune.py: resolve_layer_sparsity), not
+        this config's ``layer_sparsity`` (uniform, auto, global or a file)."""
+        cls = options_type(self.method)
+        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(cls)
+                  if hasattr(self, f.name) and f.name != "layer_sparsity"}
+        if "layer_sparsity" in {f.name for f in dataclasses.fields(cls)}:
+            fields["layer_sparsity"] = layer_sparsity
+        return make_options(self.method, **fields)
 
     def structured(self):
         """True when the method removes whole units or channels (shrink makes a thinner net)."""
