@@ -208,7 +208,19 @@ def run(main, argv=None):
     """app.run(main) on ``argv`` (default sys.argv): bad flags, TfpruneError and file-system faults (OSError, and TensorFlow's
     writers' errors that are one: errors.file_fault_message) end with one line "error: ..." on
     stderr and exit code 2, without a traceback; Ctrl-C and SIGTERM stop the job with one line
-    and exit 130 and 143."""
+    and exit 130 and 143. Quiet unless --verbose or TFPRUNE_VERBOSE=1 (tfprune/quiet.py: the
+    C++ noise TensorFlow and LiteRT print filtered from fd 2, the libraries' Python warnings and
+    log records hidden); main imports TensorFlow only after that is set up."""
+    from tfprune import quiet
+
+    if "verbose" not in FLAGS:
+        flags.DEFINE_bool("verbose", False, "Show what TensorFlow, Keras, tfmot and LiteRT print "
+                          "(C++ log lines, Python warnings), hidden by default; also "
+                          f"{quiet.VERBOSE_VARIABLE}=1 in the environment.")
+
+    def quietly(argv):
+        with quiet.command(FLAGS.verbose, loggers=[logging.get_absl_logger()]):
+            return guarded(argv)
 
     def guarded(argv):
         if len(argv) > 1:
@@ -242,7 +254,7 @@ def run(main, argv=None):
                   "rerun the same command to resume", file=sys.stderr)
             sys.exit(lifeline.EXIT_TERMINATED if terminated else 130)
 
-    app.run(guarded, argv=argv, flags_parser=_parse_flags)
+    app.run(quietly, argv=argv, flags_parser=_parse_flags)
 
 
 def parse_numbers(flag, values, kind=float):
