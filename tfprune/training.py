@@ -5,6 +5,7 @@ No configs and no run directories (those are jobs/)."""
 import contextlib
 import os
 import pickle
+import threading
 import time
 
 from tfprune import distribute, io, summaries
@@ -52,6 +53,89 @@ class ProgressLogger(keras.callbacks.Callback):
                             if isinstance(v, (int, float)))
         self.log(f"{self.prefix}epoch {epoch + 1}/{self.epochs}  {metrics}  "
                  f"[{elapsed:.1f}s elapsed, ~{left:.1f}s left]")
+
+
+class EpochProgress(keras.callbacks.Callback):
+    """Inside an epoch that runs longer than ``interval`` seconds, a line at most every
+    ``interval`` seconds: "epoch 3/20: 120/469 batches, 12s elapsed, ~35s left".
+
+    Plain lines on the log's stream (not a bar redrawn with carriage returns): they read the
+    same in a terminal, a log file and CI's output, and a short epoch (every test's) has none.
+    A thread wakes every second (a quarter interval when shorter) and reads the optimizer's
+    step count, so the callback needs no batch hooks and whole-epoch calls of the train
+    function (``_whole_epochs_per_call``) stay as they are: the same calls and the same
+    weights, with or without it; it holds no state a resume needs. Only the chief of a
+    multi-worker run prints. ``clock`` and ``steps_done`` are there for tests (a fake clock;
+    the steps done this epoch)."""
+
+    def __init__(self, epochs, log=print, prefix="", interval=10.0, clock=time.monotonic,
+                 steps_done=None):
+        super().__init__()
+        self.epochs, self.log, self.prefix, self.interval = epochs, log, prefix, interval
+        self.clock = clock
+        self._steps_done = steps_done or self._optimizer_steps_done
+        self._lock = threading.Lock()
+        self._epoch = None  # the epoch running, None between epochs
+        self._first_step = self._start = self._last = 0
+        self._stop = threading.Event()
+        self._thread = None
+
+    def _optimizer_steps_done(self):
+        return int(self.model.optimizer.iterations.numpy()) - self._first_step
+
+    def on_train_begin(self, logs=None):
+        if distribute.is_chief():
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._watch, daemon=True,
+                                            name="tfprune-epoch-progress")
+            self._thread.start()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        first = 0 if self.model is None else int(self.model.optimizer.iterations.numpy())
+        with self._lock:
+            self._epoch, self._first_step = epoch, first
+            self._start = self._last = self.clock()
+
+    def on_epoch_end(self, epoch, logs=None):
+        with self._lock:  # a line being printed is finished before the epoch's own line
+            self._epoch = None
+
+    def on_train_end(self, logs=None):
+        self.stop()
+
+    def stop(self):
+        self._stop.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join()
+        self._thread = None
+
+    def _watch(self):
+        while not self._stop.wait(min(1.0, self.interval / 4)):
+            self.tick()
+
+    def tick(self):
+        """Print the line when ``interval`` has passed since the epoch began or the last line."""
+        with self._lock:
+            now = self.clock()
+            if self._epoch is None or now - self._last < self.interval:
+                return
+            self._last = now
+            elapsed = now - self._start
+            try:
+                done = self._steps_done()
+            except Exception:  # noqa: BLE001 (a count it cannot read: the time alone)
+                done = None
+            steps = (getattr(self, "params", None) or {}).get("steps")
+            line = f"{self.prefix}epoch {self._epoch + 1}/{self.epochs}: "
+            if done is None:
+                line += f"{elapsed:.0f}s elapsed"
+            elif steps and done >= steps:
+                line += f"{steps}/{steps} batches, {elapsed:.0f}s elapsed, validating"
+            else:
+                line += f"{done}/{steps or '?'} batches, {elapsed:.0f}s elapsed"
+                if steps and done:
+                    line += f", ~{elapsed / done * (steps - done):.0f}s left"
+            self.log(line)
 
 
 class _Progress(keras.callbacks.Callback):
@@ -132,7 +216,8 @@ class _History:
 
 def fit(model, data, epochs, callbacks=(), log=print, prefix="", backup_dir=None,
         tensorboard_dir=None, sparsity_summaries=False):
-    """model.fit on data.train with validation, printing one progress line per epoch.
+    """model.fit on data.train with validation, printing one progress line per epoch (and,
+    inside an epoch longer than 10 s, one every 10 s: ``EpochProgress``).
 
     With ``backup_dir`` the run checkpoints model, optimizer (and with it the step of the
     learning-rate schedule) and the history at every epoch end, and a rerun resumes exactly:
@@ -144,7 +229,8 @@ def fit(model, data, epochs, callbacks=(), log=print, prefix="", backup_dir=None
     With ``tensorboard_dir``, losses and metrics per epoch (and with ``sparsity_summaries``
     each kernel's sparsity) go to TensorBoard event files there (summaries.py).
     """
-    callbacks = list(callbacks) + [ProgressLogger(epochs, log=log, prefix=prefix)]
+    in_epoch = EpochProgress(epochs, log=log, prefix=prefix)  # before the epoch's own line
+    callbacks = list(callbacks) + [in_epoch, ProgressLogger(epochs, log=log, prefix=prefix)]
     if backup_dir is not None:
         backup_dir = distribute.shared(backup_dir)  # every worker restores the chief's
         distribute.barrier()  # the chief's clean-up before this stage is done on every worker
@@ -165,8 +251,11 @@ def fit(model, data, epochs, callbacks=(), log=print, prefix="", backup_dir=None
         callbacks += [_Progress(backup_dir, history, stateful, states),
                       keras.callbacks.BackupAndRestore(backup_dir)]
     with _whole_epochs_per_call(model, data.train, callbacks) as chunks:
-        result = model.fit(data.train, validation_data=data.validation, epochs=epochs,
-                           verbose=0, callbacks=callbacks + chunks)
+        try:
+            result = model.fit(data.train, validation_data=data.validation, epochs=epochs,
+                               verbose=0, callbacks=callbacks + chunks)
+        finally:
+            in_epoch.stop()  # also when fit raised (on_train_end is not called then)
     distribute.barrier()  # no worker removes the shared checkpoint while another still reads it
     # With a backup, the history of the whole run (earlier runs' epochs included).
     return _History(result.history if history is None else history, len(result.epoch))

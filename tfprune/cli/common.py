@@ -15,7 +15,7 @@ import sys
 from absl import app, flags, logging
 
 import tfprune  # noqa: F401  (sets up Keras 2 before anything imports TensorFlow)
-from tfprune import declare, distribute, lifeline
+from tfprune import declare, distribute, lifeline, quiet
 from tfprune.cli import COMMANDS
 from tfprune.declare import option
 from tfprune.errors import TfpruneError, file_fault_message
@@ -28,14 +28,17 @@ EXIT_WORKER_LOST = 3
 
 @dataclasses.dataclass
 class RunFields:
-    """The flags of every command that are not part of its config: where it writes and how it
-    treats a directory already in use (they change no result)."""
+    """The flags of every command that are not part of its config: where it writes, how it
+    treats a directory already in use, what it prints (they change no result)."""
 
     output_dir: str = option(None, "Run directory.")
     overwrite: bool = option(False, "Replace an output directory that holds a run with a "
                              "different configuration.")
     wait: bool = option(False, "When another job is using the output directory, wait for it "
                         "to finish and then go on (resuming its work) instead of exiting.")
+    verbose: bool = option(False, "Show what TensorFlow, Keras, tfmot and LiteRT print (C++ "
+                           "log lines, Python warnings), hidden by default; also "
+                           f"{quiet.VERBOSE_VARIABLE}=1 in the environment.")
 
 
 _DEFINED = []  # the flags define_command_flags made in this process (one command's)
@@ -156,7 +159,13 @@ def run(main, argv=None, doc=None):
     module's docstring) and the command's flags. Bad flags, TfpruneError and file-system faults (OSError, and TensorFlow's
     writers' errors that are one: errors.file_fault_message) end with one line "error: ..." on
     stderr and exit code 2, without a traceback; Ctrl-C and SIGTERM stop the job with one line
-    and exit 130 and 143."""
+    and exit 130 and 143. Quiet unless --verbose or TFPRUNE_VERBOSE=1 (tfprune/quiet.py: the
+    C++ noise TensorFlow and LiteRT print filtered from fd 2, the libraries' Python warnings and
+    log records hidden); main imports TensorFlow only after that is set up."""
+    def quietly(argv):
+        verbose = FLAGS["verbose"].value if "verbose" in FLAGS else False
+        with quiet.command(verbose, loggers=[logging.get_absl_logger()]):
+            return guarded(argv)
 
     def guarded(argv):
         if len(argv) > 1:
@@ -194,7 +203,7 @@ def run(main, argv=None, doc=None):
         FLAGS.register_key_flag_for_module(sys.argv[0], FLAGS[name])
     if doc:
         sys.modules["__main__"].__doc__ = doc
-    app.run(guarded, argv=argv, flags_parser=_parse_flags)
+    app.run(quietly, argv=argv, flags_parser=_parse_flags)
 
 
 def parse_numbers(flag, values, kind=float):

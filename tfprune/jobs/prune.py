@@ -17,7 +17,7 @@ import os
 import shutil
 import time
 
-from tfprune import distribute, io, keras3, precision, training
+from tfprune import distribute, io, keras3, precision, quiet, training
 from tfprune.jobs.configs.prune import PruneConfig  # noqa: F401  (jobs.prune.PruneConfig)
 from tfprune.jobs import runlock
 from tfprune.jobs.rundir import inside, prepare_run_dir, read_marker
@@ -33,6 +33,9 @@ from tfprune.results.tables import write_csv
 
 LAYER_COLUMNS = ["layer", "type", "pruned", "target_sparsity", "weights", "nonzeros", "sparsity",
                  "units", "units_kept", "units_after_shrink", "flops", "nonzero_flops"]
+
+
+PRUNED_LAYERS_IN = "layers.csv, metrics.json pruned_layers"  # a long list's whole, in the log
 
 
 def method(config, layer_sparsity=None):
@@ -94,7 +97,7 @@ def resolve_layer_sparsity(config, model, data, output_dir, log, curves_cache=No
     targets = {name: float(s) for name, s in targets.items()}
     overall = allocation.global_sparsity(targets, oneshot.layer_weights(model, list(targets)))
     log(f"layer sparsity ({config.layer_sparsity}): "
-        + ", ".join(f"{name} {s:.3f}" for name, s in targets.items())
+        + quiet.names([f"{name} {s:.3f}" for name, s in targets.items()], "layer_sparsity.json")
         + f"; {overall:.4f} of these layers' weights (target_sparsity {config.target_sparsity:g}"
         + (", not used: the file sets every layer's target)" if config.layer_targets else ")"))
     io.write_json(os.path.join(output_dir, "layer_sparsity.json"),
@@ -254,7 +257,7 @@ def _run_prune(config, output_dir, strategy, overwrite, log, data, baseline, cur
             training.compile_model(attached.model, fine_tune_optimizer(
                 config.learning_rate, config.fine_tune_epochs, data.steps_per_epoch))
     subject = config.model if config.baseline == "train" else os.path.basename(baseline_path)
-    log(f"pruning {subject} {attached.describe()}; baseline test accuracy "
+    log(f"pruning {subject} {attached.describe(PRUNED_LAYERS_IN)}; baseline test accuracy "
         f"{baseline_accuracy:.4f}")
     # Checkpointed every epoch: the model's variables (with tfmot's masks, thresholds and
     # pruning step), the optimizer, and the state of the channel and deciding pruners'

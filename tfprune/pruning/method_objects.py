@@ -22,7 +22,7 @@ import os
 
 import tensorflow_model_optimization as tfmot
 
-from tfprune import checks, precision, summaries
+from tfprune import checks, precision, quiet, summaries
 from tfprune.errors import TfpruneError
 from tfprune.keras import check_model
 from tfprune.pruning import channels as channels_lib
@@ -99,8 +99,10 @@ class Attached:
         """{pruned layer: its target} (None for a method that chooses its sparsity)."""
         return {name: self.method.layer_target(name) for name in self.pruned_layers}
 
-    def describe(self):
-        return self.method.describe(self)
+    def describe(self, where=None):
+        """One line for a log: method, schedule, the pruned layers (a long list shortened,
+        ``where`` naming where the whole list is)."""
+        return self.method.describe(self, quiet.names(self.pruned_layers, where))
 
     def finish(self, check_inputs=None):
         """The pruned model (plain, float32), shrunk, with the method's statistics."""
@@ -157,10 +159,10 @@ class _Method:
         return schedules_lib.make_schedule(o.schedule, target, steps,
                                            min(o.initial_sparsity, target), o.power)
 
-    def describe(self, attached):
+    def describe(self, attached, layers):
         steps = attached.steps
         return (f"({self.name}, {self.schedule}, target {self.target_sparsity:g}) layers "
-                f"{', '.join(attached.pruned_layers)}; schedule steps begin {steps.begin_step}, "
+                f"{layers}; schedule steps begin {steps.begin_step}, "
                 f"end {steps.end_step}, every {steps.frequency}")
 
     def _finish(self, attached, plain, check_inputs):
@@ -362,9 +364,8 @@ class DecidingMethod(_Method):
         return Attached(self, wrapped, [tfmot.sparsity.keras.UpdatePruningStep(), pruner],
                         selected, skipped, steps, pruner=pruner)
 
-    def describe(self, attached):
-        return (f"with the {self.name} pruner ({self.granularity()}s) on layers "
-                f"{', '.join(attached.pruned_layers)}")
+    def describe(self, attached, layers):
+        return f"with the {self.name} pruner ({self.granularity()}s) on layers {layers}"
 
     def finish(self, attached, check_inputs=None):
         pruner, masks = attached.pruner, attached.masks

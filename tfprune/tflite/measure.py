@@ -14,7 +14,7 @@ import time
 
 import numpy as np
 
-from tfprune import checks
+from tfprune import checks, quiet
 from tfprune.tflite import evaluate, export
 from tfprune.tflite.quantizations import QUANTIZATIONS, validate_quantizations
 from tfprune.tflite.traced import Traced
@@ -23,6 +23,8 @@ COMPARISON_COLUMNS = ["variant", "quantization", "sparse", "keras_accuracy", "tf
            "accuracy_delta", "size_bytes", "gzip_bytes", "compression_vs_float32",
            "gzip_compression_vs_float32", "latency_ms_median", "latency_ms_p90", "num_threads",
            "delegate", "convert_time_s", "int4_fraction", "int4_layers", "file"]
+
+INT4_LAYERS_IN = "the results' int4_layers column"  # a long list's whole, in the log
 
 
 def variant_name(quantization, sparse):
@@ -113,7 +115,7 @@ def convert_and_measure(model, x_test, y_test, representative, quantizations, sp
                       "thread(s)" if row.get("latency_ms_median") is not None else "not timed")
             log(f"{name}: tflite accuracy {row['tflite_accuracy']:.4f}, {row['size_bytes']:,} B "
                 f"({row['gzip_bytes']:,} B gzip), {timing}, {row['delegate']}"
-                + (f"; int4: {', '.join(info['int4_layers']) or 'none'} "
+                + (f"; int4: {quiet.names(info['int4_layers'], INT4_LAYERS_IN) or 'none'} "
                    f"({info['int4_fraction']:.0%} of the weights)" if info is not None else ""))
             rows.append(row)
         return rows
