@@ -25,7 +25,7 @@ most 0.33 s for it). It then exits at once with status ``EXIT_TERMINATED``.
 In a script's own process ``raise_on_sigterm`` makes SIGTERM raise ``Terminated`` (a
 KeyboardInterrupt) in the main thread, so a job stops exactly as on Ctrl-C: what is being
 written is finished or discarded atomically, a worker is stopped, finished results stay
-(experiments/common.py's runner says so and exits ``EXIT_TERMINATED``).
+(tfprune/cli/common.py's runner says so and exits ``EXIT_TERMINATED``).
 
 No TensorFlow here: a child binds before it imports anything heavy.
 """

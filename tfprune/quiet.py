@@ -147,7 +147,11 @@ def filtered_stderr():
         yield
         return
     sys.stderr.flush()
-    saved = os.dup(2)
+    try:
+        saved = os.dup(2)
+    except OSError:  # no fd 2 (closed by the caller): nothing to filter
+        yield
+        return
     done_read, done_write = os.pipe()
     token = f"<tfprune:{os.urandom(8).hex()}:drained>"
     try:
@@ -243,6 +247,8 @@ def _write(fd, data):
     while data:
         try:
             data = data[os.write(fd, data):]
+        except BlockingIOError:  # a non-blocking fd that is full: wait until it takes more
+            select.select([], [fd], [], DRAIN_S)
         except OSError:
             return  # the terminal or file is gone: the lines are dropped, the pipe still read
 

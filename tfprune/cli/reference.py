@@ -39,7 +39,7 @@ def _declarers(command):
             if declaration.flag is not False and name not in found:
                 owner = next(c for c in source.__mro__ if field.name in
                              getattr(c, "__annotations__", {}))
-                owner = getattr(owner, "declared_in", owner)  # a part made of library options
+                owner = owner.__dict__.get("declared_in", owner)  # a part made of library options
                 found[name] = f"{owner.__module__}.{owner.__name__}"
     return found
 

@@ -11,7 +11,6 @@ import os
 import time
 
 from tfprune import io, training
-from tfprune.data import load_data
 from tfprune.jobs.configs.export import ExportConfig  # noqa: F401  (jobs.export.ExportConfig)
 from tfprune.jobs import runlock
 from tfprune.jobs.rundir import prepare_run_dir
@@ -29,8 +28,7 @@ def run_export(config, output_dir, overwrite=False, log=print, wait=False):
 
 
 def _run_export(config, output_dir, overwrite, log):
-    data = load_data(config.dataset, data_dir=config.data_dir, split_seed=config.split_seed,
-                     image_size=config.image_size)
+    data = config.data()
     x_test, y_test = data.numpy("test")
     imported = import_checked(config.model_path, "model_path", data, log)
     model = imported.model

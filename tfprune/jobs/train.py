@@ -10,7 +10,6 @@ import shutil
 import time
 
 from tfprune import distribute, io, precision, training
-from tfprune.data import load_data
 from tfprune.jobs.configs.train import (  # noqa: F401  (jobs.train.TrainConfig, ...)
     MODEL_FILE, TrainConfig, model_path)
 from tfprune.jobs import runlock
@@ -50,10 +49,8 @@ def _train_baseline(config, output_dir, strategy, overwrite, log):
 
     training.set_seed(config.seed, config.deterministic)
     precision.set_mixed_precision(config.mixed_precision)
-    data = load_data(config.dataset, batch_size=distribute.global_batch(config.batch_size),
-                     seed=config.seed,
-                     data_dir=config.data_dir, augment=config.augment,
-                     split_seed=config.split_seed, image_size=config.image_size, log=log)
+    data = config.data(distribute.global_batch(config.batch_size), config.seed, config.augment,
+                       log)
     with strategy.scope():
         model = build_model(config.model, data.input_shape, data.num_classes)
         optimizer = make_optimizer(

@@ -17,7 +17,6 @@ import time
 import numpy as np
 
 from tfprune import io, summaries
-from tfprune.data import load_data
 from tfprune.jobs.configs.visualize import (  # noqa: F401  (jobs.visualize.VisualizeConfig, ...)
     SWEEP_SUBDIR, VisualizeConfig, sweep_entries)
 from tfprune.jobs import runlock
@@ -77,8 +76,7 @@ def run_visualize(config, output_dir, overwrite=False, log=print, wait=False):
 def _run_visualize(config, output_dir, overwrite, log):
     start = time.perf_counter()
     entries = config.entries()
-    data = load_data(config.dataset, data_dir=config.data_dir, split_seed=config.split_seed,
-                     image_size=config.image_size)
+    data = config.data()
     models = {e.name: import_checked(e.path, "models", data, log).model for e in entries}
     cam_layers = {}
     for name, model in models.items():  # cheap checks before any maps are computed

@@ -160,17 +160,14 @@ class ChannelOptions(ScheduleOptions):
         "uniform", "channel: {choices}: the same fraction from every group, or one global "
         "ratio.", choices=SELECTIONS)
     max_per_group: float = option(
-        0.9, "channel, global selection: at most this fraction of one group pruned.")
+        0.9, "channel, global selection: at most this fraction of one group pruned.",
+        validator=checks.check_fraction)
     round_to: int = option(1, "channel: keep a multiple of N channels per group.", lower=1)
     layer_norm: str = option(
         "block", "channel: at a LayerNormalization over the channels, block (keep those "
         "channels: the shrunk model equals the masked one) or renormalize (prune through it; "
         "its statistics then span the kept channels, so the shrunk model differs from the "
         "masked one by the reported max_abs_diff).", choices=LAYER_NORM)
-
-    def __post_init__(self):
-        super().__post_init__()
-        check_channel_options(self.choice())
 
     def choice(self):
         """{criterion, mode, max_per_group, round_to}: how channels are chosen, as the

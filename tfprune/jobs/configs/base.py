@@ -1,6 +1,6 @@
 """``JobConfig``, what every job config does when it is built: each declared field is checked
 against its declaration (tfprune.declare.check_declared: bounds, allowed names), then the
-config's ``resolve`` checks what depends on several fields and fills in what depends on other
+config's ``resolve`` (after which the declarations are checked again, on the resolved values) checks what depends on several fields and fills in what depends on other
 fields (a data set's epochs, 'auto' augmentation, a one-shot run's schedule). What resolving
 changed is kept: ``asked`` maps each such field to the value that was asked, and config.json
 records both (``record``), so it says what the user asked and what it became."""
@@ -17,6 +17,7 @@ class JobConfig:
         before = declare.asked(self)
         declare.check_declared(self)
         self.resolve()
+        declare.check_declared(self)  # what resolving filled in (a data set's values) too
         self.asked = declare.changed(before, self)
 
     def resolve(self):

@@ -18,8 +18,7 @@ from tfprune.jobs.configs.train import BaselineFields
 from tfprune.pruning import allocation, schedules
 from tfprune.pruning.methods import (METHODS, check_channel_granularity, check_layer_sparsity,
                                      check_one_shot, check_options)
-from tfprune.pruning.options import (ChannelOptions, check_channel_options, make_config,
-                                     make_options, options_type)
+from tfprune.pruning.options import make_config, make_options, options_type
 
 
 # Options that only mean something for the channel method, or under a schedule: (field,
@@ -129,9 +128,7 @@ class PruneConfig(JobConfig, DeterministicFields, DeviceFields, ChannelFields, M
         if self.granularity() == "channel":
             check_channel_granularity(self.method, self.layers, self.sparsity_m_by_n,
                                       self.prune_first_conv, self.prune_classifier)
-        if method.granularity == "channel":
-            check_channel_options(self.channel_options())
-        else:
+        if method.granularity != "channel":
             for name, default in CHANNEL_OPTIONS:
                 if getattr(self, name) != default:
                     raise TfpruneError(f"`{name}` applies to method 'channel', not "
@@ -152,19 +149,15 @@ class PruneConfig(JobConfig, DeterministicFields, DeviceFields, ChannelFields, M
     def method_spec(self):
         return METHODS.get(self.method)
 
-    def channel_options(self):
-        """The channel selection as check_channel_options takes it (the fields are
-        ChannelOptions')."""
-        return ChannelOptions.choice(self)
-
     def method_options(self, layer_sparsity=None):
         """The method's one options object (pruning/options.py: LayerOptions, ChannelOptions
         or DecidingOptions) from this config's fields of the same names; ``layer_sparsity``:
         the per-layer targets the job resolved (jobs/prune.py: resolve_layer_sparsity), not
         this config's ``layer_sparsity`` (uniform, auto, global or a file)."""
         cls = options_type(self.method)
+        mine = {f.name for f in dataclasses.fields(self)}
         fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(cls)
-                  if hasattr(self, f.name) and f.name != "layer_sparsity"}
+                  if f.name in mine and f.name != "layer_sparsity"}
         if "layer_sparsity" in {f.name for f in dataclasses.fields(cls)}:
             fields["layer_sparsity"] = layer_sparsity
         return make_options(self.method, **fields)
