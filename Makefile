@@ -22,7 +22,7 @@ venv: $(STAMP)
 # adaptive (each choosing its sparsity) and incremental (one per sparsity) pruners), each converted
 # to four quantizations; prints where report.md is.
 demo: $(STAMP)
-	$(BIN)/python -m experiments.sweep --dataset=digits --model=cnn --output_dir=$(DEMO_DIR)
+	$(BIN)/tfprune sweep --dataset=digits --model=cnn --output_dir=$(DEMO_DIR)
 
 # Real data: Debian's dataset-fashion-mnist puts the original Fashion-MNIST IDX files in
 # /usr/share/datasets/fashion-mnist/, where tfprune looks for them (docs/data.md).
