@@ -12,8 +12,8 @@ from tfprune.jobs.configs.base import JobConfig
 from tfprune.jobs.configs.parts import (BatchFields, ChannelFields, DatasetFields,
                                         DeterministicFields, DeviceFields, FineTuneFields,
                                         LayerFields, MByNFields, ModelFields, ScheduleFields,
-                                        SeedFields, field_defaults, resolve_augmentation,
-                                        resolve_dataset_defaults)
+                                        SeedFields, check_zoo_model, field_defaults,
+                                        resolve_augmentation, resolve_dataset_defaults)
 from tfprune.jobs.configs.train import BaselineFields
 from tfprune.pruning import allocation, schedules
 from tfprune.pruning.methods import (METHODS, check_channel_granularity, check_layer_sparsity,
@@ -119,6 +119,8 @@ class PruneConfig(JobConfig, DeterministicFields, DeviceFields, ChannelFields, M
         if self.baseline != "train":
             checks.check_file("baseline", self.baseline,
                               "'train' or the path of a saved Keras model (.keras or .h5)")
+        else:
+            check_zoo_model(self.model, self.dataset, self.image_size)
         self.dynamic = check_dynamic_options([self.method], self.dynamic)
         if self.from_scratch and not self.structured():
             raise TfpruneError(f"`from_scratch` trains the thinner architecture a structured "
