@@ -25,8 +25,8 @@ number per data set for epochs, fine-tuning epochs and batch size).
 import dataclasses
 
 from tfprune import checks, distribute
-from tfprune.data import (AUGMENTATIONS, check_dataset_name, dataset_spec, load_data,
-                          names_help)
+from tfprune.data import (AUGMENTATIONS, check_dataset, check_dataset_name, dataset_spec,
+                          load_data, names_help)
 from tfprune.datasets import tokenizer
 from tfprune.declare import option
 from tfprune.distribute import STRATEGIES
@@ -89,6 +89,14 @@ class DatasetFields:
         tokenizer.VOCABULARY_SIZE, "Text data: the fitted vocabulary's size, the reserved ids "
         "0-2 included (the most frequent words of the training split; ignored with "
         "--vocabulary, whose file sets it).", lower=len(tokenizer.RESERVED) + 1)
+
+    def resolve_dataset(self):
+        """The data set checked (a file source opened), ``image_size`` normalised; the text
+        options of an image data set resolved to None (they do not apply: config.json says so,
+        and a run from before they existed is the same run)."""
+        self.image_size = check_dataset(self.dataset, self.image_size)
+        if dataset_spec(self.dataset, self.image_size).kind != "text":
+            self.sequence_length = self.vocabulary = self.vocabulary_size = None
 
     def dataset_fields(self):
         """{field: value} of these fields: what a config hands the configs it makes (a

@@ -5,7 +5,6 @@ construction (``preflight`` in jobs/prune.py checks what needs the data and the 
 import dataclasses
 
 from tfprune import checks, distribute
-from tfprune.data import check_dataset
 from tfprune.declare import option
 from tfprune.errors import TfpruneError
 from tfprune.jobs.configs.base import JobConfig
@@ -78,7 +77,7 @@ class PruneConfig(JobConfig, DeterministicFields, DeviceFields, ChannelFields, M
         "different run).", flag=False)
 
     def resolve(self):
-        self.image_size = check_dataset(self.dataset, self.image_size)
+        self.resolve_dataset()
         resolve_dataset_defaults(self, fine_tune_epochs="fine_tune_epochs",
                                  baseline_epochs="epochs", batch_size="batch_size")
         method = METHODS.get(self.method)

@@ -3,7 +3,6 @@
 import dataclasses
 
 from tfprune import checks
-from tfprune.data import check_dataset
 from tfprune.declare import option
 from tfprune.jobs.configs.base import JobConfig
 from tfprune.jobs.configs.parts import (BatchFields, DatasetFields, DeterministicFields,
@@ -35,7 +34,7 @@ class SensitivityConfig(JobConfig, DeterministicFields, LayerFields, BaselineFie
                                 "interpreter).")
 
     def resolve(self):
-        self.image_size = check_dataset(self.dataset, self.image_size)
+        self.resolve_dataset()
         resolve_dataset_defaults(self, baseline_epochs="epochs", batch_size="batch_size")
         self.methods = tuple(dict.fromkeys(self.methods))
         checks.check_not_empty("methods", self.methods, f"give some of "

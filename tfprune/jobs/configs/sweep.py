@@ -5,7 +5,6 @@ import dataclasses
 import itertools
 
 from tfprune import checks, distribute
-from tfprune.data import check_dataset
 from tfprune.declare import option
 from tfprune.errors import TfpruneError
 from tfprune.jobs.configs.base import JobConfig
@@ -77,7 +76,7 @@ class SweepConfig(JobConfig, DeviceFields, MixedFields, MeasureFields, FineTuneF
         "auto and the quantizations dynamic, int4, mixed.")
 
     def resolve(self):
-        self.image_size = check_dataset(self.dataset, self.image_size)
+        self.resolve_dataset()
         check_zoo_model(self.model, self.dataset, self.image_size)
         resolve_dataset_defaults(self, fine_tune_epochs="fine_tune_epochs",
                                  baseline_epochs="epochs", batch_size="batch_size")

@@ -6,7 +6,6 @@ it); where a training run keeps its model (``model_path``)."""
 import dataclasses
 
 from tfprune import checks, distribute
-from tfprune.data import check_dataset
 from tfprune.declare import option
 from tfprune.jobs.configs.base import JobConfig
 from tfprune.jobs.configs.parts import (BatchFields, DatasetFields, DeterministicFields,
@@ -32,7 +31,7 @@ class TrainConfig(JobConfig, DeterministicFields, DeviceFields, ModelFields, See
                               choices=LR_SCHEDULES)
 
     def resolve(self):
-        self.image_size = check_dataset(self.dataset, self.image_size)
+        self.resolve_dataset()
         check_zoo_model(self.model, self.dataset, self.image_size)
         resolve_dataset_defaults(self, epochs="epochs", batch_size="batch_size")
         self.augment = resolve_augmentation(self.augment, self.dataset, self.model,
