@@ -25,15 +25,16 @@ demo: $(STAMP)
 	$(BIN)/tfprune sweep --dataset=digits --model=cnn --output_dir=$(DEMO_DIR)
 
 # Real data: Debian's dataset-fashion-mnist puts the original Fashion-MNIST IDX files in
-# /usr/share/datasets/fashion-mnist/, where tfprune looks for them (docs/data.md).
+# /usr/share/datasets/fashion-mnist/, and fortunes its quotations (the text data set `fortunes`)
+# in /usr/share/games/fortunes/, where tfprune looks for them (docs/data.md).
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 data:
-	@if [ -f /usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz ]; then \
-		echo "Fashion-MNIST: /usr/share/datasets/fashion-mnist/ (installed)"; \
+	@if [ -f /usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz ] && [ -f /usr/share/games/fortunes/people ]; then \
+		echo "Fashion-MNIST: /usr/share/datasets/fashion-mnist/, fortunes: /usr/share/games/fortunes/ (installed)"; \
 	elif command -v apt-get >/dev/null 2>&1; then \
-		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq dataset-fashion-mnist; \
+		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq dataset-fashion-mnist fortunes; \
 	else \
-		echo "no apt-get here: put the four Fashion-MNIST IDX .gz files in ~/.keras/datasets/fashion-mnist/ or pass --data_dir=DIR (docs/data.md)"; \
+		echo "no apt-get here: put the four Fashion-MNIST IDX .gz files in ~/.keras/datasets/fashion-mnist/ or pass --data_dir=DIR, and fortune files in DIR/fortunes/ (docs/data.md)"; \
 		exit 1; \
 	fi
 

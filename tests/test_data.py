@@ -64,7 +64,7 @@ def test_representative_sample():
 
 
 def test_bad_arguments():
-    with pytest.raises(UnknownNameError, match="unknown dataset 'imagenet'; registered: cifar10, cifar100, digits, fashion_mnist, mnist"):
+    with pytest.raises(UnknownNameError, match="unknown dataset 'imagenet'; registered: cifar10, cifar100, digits, fashion_mnist, fortunes, mnist"):
         load_data("imagenet")
     with pytest.raises(TfpruneError, match=r"`batch_size` must be an integer >= 1, got 0"):
         load_data("digits", batch_size=0)
@@ -101,4 +101,5 @@ def test_tfds_path_with_mock_data(tmp_path, name):
 
 
 def test_registry_lists_all_datasets():
-    assert DATASETS.names() == ["cifar10", "cifar100", "digits", "fashion_mnist", "mnist"]
+    assert DATASETS.names() == ["cifar10", "cifar100", "digits", "fashion_mnist", "fortunes",
+                                "mnist"]

@@ -68,7 +68,10 @@ def test_a_config_records_what_was_asked_and_what_it_resolved_to():
     assert record["schedule"] == "constant" and record["fine_tune_epochs"] == 0
     assert record["batch_size"] == 32 and record["augment"] == "shift"
     assert record["asked"] == {"schedule": "polynomial", "batch_size": None,
-                               "baseline_epochs": None, "augment": "auto"}
+                               "baseline_epochs": None, "augment": "auto",
+                               # text options, which image data resolves to None
+                               "sequence_length": 64, "vocabulary_size": 20000}
+    assert record["sequence_length"] is None and record["vocabulary_size"] is None
     assert "asked" not in config.to_dict()
     assert PruneConfig(**config.to_dict()) == config  # the resolved fields round-trip
     assert PruneConfig(**config.to_dict()).asked == {}
@@ -86,5 +89,9 @@ def test_a_run_directory_compares_the_resolved_fields_only(tmp_path):
     assert asked.record() != explicit.record()
     assert not prepare_run_dir(tmp_path / "run", asked.record())
     assert prepare_run_dir(tmp_path / "run", explicit.record())  # the same run
+    older = {k: v for k, v in explicit.record().items()  # a run from before these options
+             if k not in ("sequence_length", "vocabulary", "vocabulary_size", "asked")}
+    assert prepare_run_dir(tmp_path / "old", older) is False
+    assert prepare_run_dir(tmp_path / "old", explicit.record())  # still the same run
     on_disk = json.loads((tmp_path / "run" / "config.json").read_text())
     assert on_disk["asked"]["fine_tune_epochs"] is None

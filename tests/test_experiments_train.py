@@ -82,7 +82,7 @@ def assert_same_outcome(real, batched):
 
 
 UNKNOWN_CHOICES = [
-    (["--dataset=imagenet"], ["--dataset=imagenet", "cifar10|cifar100|digits|fashion_mnist|mnist"]),
+    (["--dataset=imagenet"], ["--dataset=imagenet", "cifar10|cifar100|digits|fashion_mnist|fortunes|mnist"]),
     (["--model=alexnet"], ["--model=alexnet", "cnn|mlp|mobilenetv2|resnet20|resnet44|vgg16"]),
 ]
 INVALID_NUMBERS = [

@@ -40,6 +40,8 @@ def test_bad_arguments():
     with pytest.raises(UnknownNameError, match="unknown model 'alexnet'; registered: cnn, mlp, mobilenetv2, resnet20, resnet44, vgg16"):
         build_model("alexnet", (8, 8, 1), 10)
     with pytest.raises(TfpruneError, match=r"`input_shape` must be \(height, width, channels\)"):
-        build_model("cnn", (64,), 10)
+        build_model("cnn", (8, 8), 10)
+    with pytest.raises(TfpruneError, match="model 'cnn' takes images, and the data is text"):
+        build_model("cnn", (64,), 10)  # token ids
     with pytest.raises(TfpruneError, match="`num_classes` must be >= 2, got 1"):
         build_model("cnn", (8, 8, 1), 1)

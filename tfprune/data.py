@@ -5,7 +5,10 @@ Built in: ``digits`` (scikit-learn's 1,797 real 8x8 handwritten digits, embedded
 (datasets/mnist.py says where it looks); ``cifar10`` and ``cifar100`` from a prepared tfds
 directory. Your own: ``npz:PATH`` (NumPy arrays) and ``folder:PATH`` (one subfolder of images per
 class), or any data set registered in Python with ``register_dataset(DatasetSpec(...))``.
-Nothing is ever downloaded.
+Text: ``fortunes`` (Debian's quotations by category, a topic task), ``tsv:PATH`` and ``glue:DIR``
+(GLUE-format files), tokenized by a word tokenizer fitted on the training split
+(datasets/tokenizer.py) into int32 sequences of ``sequence_length`` ids. Nothing is ever
+downloaded.
 """
 
 import dataclasses
@@ -15,15 +18,18 @@ import os
 import numpy as np
 
 from tfprune import checks
-from tfprune.datasets import folder, mnist, npz
+from tfprune.datasets import folder, fortunes, mnist, npz
+from tfprune.datasets import text as text_source
 from tfprune.datasets import tfds as tfds_source
 from tfprune.datasets.base import DatasetSpec, Splits
+from tfprune.datasets.tokenizer import SEQUENCE_LENGTH, VOCABULARY_SIZE, TextOptions
 from tfprune.errors import TfpruneError
 from tfprune.lazy import tf
 from tfprune.registry import Registry
 
 DATASETS = Registry("dataset")
-PREFIXES = (npz.PREFIX, folder.PREFIX)
+TOKENIZER_FILE = "tokenizer.json"  # a text run's tokenizer, in its run directory
+PREFIXES = (npz.PREFIX, folder.PREFIX) + text_source.PREFIXES
 
 
 def register_dataset(spec):
@@ -38,11 +44,14 @@ def _file_spec(name, image_size, stamp):
     del stamp  # part of the cache key: a changed file is read again
     if name.startswith(npz.PREFIX):
         return npz.spec(name[len(npz.PREFIX):])
+    if name.startswith(text_source.PREFIXES):
+        return text_source.spec(name)
     return folder.spec(name[len(folder.PREFIX):], image_size)
 
 
 def dataset_spec(name, image_size=None):
-    """The DatasetSpec of a registered name, ``npz:PATH`` or ``folder:PATH``."""
+    """The DatasetSpec of a registered name, ``npz:PATH``, ``folder:PATH``, ``tsv:PATH`` or
+    ``glue:DIR``."""
     if isinstance(name, str) and name.startswith(PREFIXES):
         path = name.split(":", 1)[1]
         if not path:
@@ -51,17 +60,28 @@ def dataset_spec(name, image_size=None):
             raise TfpruneError(f"`image_size` applies to folder: data sets, not {name!r}")
         if image_size is not None:
             image_size = check_image_size(image_size)
-        try:
-            stamp = os.stat(path).st_mtime_ns
-        except OSError:
-            stamp = None
-        return _file_spec(name, image_size, stamp)
+        return _file_spec(name, image_size, _stamp(name, path))
     if image_size is not None:
         raise TfpruneError(f"`image_size` applies to folder: data sets, not {name!r}")
     try:
         return DATASETS.get(name)
     except TfpruneError as err:
-        raise type(err)(f"{err}; or npz:PATH (your arrays), folder:PATH (your images)") from None
+        raise type(err)(f"{err}; or npz:PATH (your arrays), folder:PATH (your images), "
+                        "tsv:PATH or glue:DIR (your texts)") from None
+
+
+def _stamp(name, path):
+    """The modification times of what a file source reads (a glue: directory: its two files)."""
+    paths = [path]
+    if name.startswith(text_source.GLUE_PREFIX):
+        paths = [os.path.join(path, f) for f in text_source.GLUE_FILES]
+    stamps = []
+    for p in paths:
+        try:
+            stamps.append(os.stat(p).st_mtime_ns)
+        except OSError:
+            stamps.append(None)
+    return tuple(stamps)
 
 
 def check_dataset(name, image_size=None):
@@ -91,7 +111,8 @@ def check_image_size(value):
 
 def check_dataset_name(field, name):
     """A flag's or field's data set name: registered (also after import, before parsing),
-    npz:PATH or folder:PATH; files are opened later, by check_dataset, with full errors."""
+    npz:PATH, folder:PATH, tsv:PATH or glue:DIR; files are opened later, by check_dataset,
+    with full errors."""
     if isinstance(name, str) and (name.startswith(PREFIXES) or name in DATASETS):
         return name
     raise TfpruneError(f"unknown dataset {name!r}; choose {names_help()}")
@@ -99,7 +120,9 @@ def check_dataset_name(field, name):
 
 def names_help():
     return (f"{'|'.join(DATASETS.names())}, or npz:PATH (arrays x_train, y_train[, x_test, "
-            "y_test, x_val, y_val]) or folder:PATH (one subfolder of images per class)")
+            "y_test, x_val, y_val]), folder:PATH (one subfolder of images per class), tsv:PATH "
+            "(a GLUE-format TSV file: sentence or a pair, and label) or glue:DIR (train.tsv and "
+            "dev.tsv)")
 
 
 @dataclasses.dataclass
@@ -116,6 +139,12 @@ class Data:
     test: "tf.data.Dataset"
     _raw: Splits = dataclasses.field(repr=False, default=None)
     class_names: tuple = None  # the data set's names of its classes, where it has them
+    tokenizer: object = None  # text data: the Tokenizer fitted on the training split; else None
+
+    @property
+    def kind(self):
+        """'text' (int32 token ids (sequence_length,)) or 'image'."""
+        return "image" if self.tokenizer is None else "text"
 
     @property
     def steps_per_epoch(self):
@@ -128,7 +157,8 @@ class Data:
         return _batch(getattr(self._raw, name), self.batch_size)
 
     def numpy(self, name, limit=None):
-        """(images, labels) of a split as NumPy arrays, in a fixed order; ``limit`` caps the count."""
+        """(inputs, labels) of a split as NumPy arrays, in a fixed order (images float32, or
+        token ids int32); ``limit`` caps the count."""
         if name not in ("train", "validation", "test"):
             raise TfpruneError(f"`split` must be one of train, validation, test; got {name!r}")
         ds = getattr(self._raw, name)
@@ -141,10 +171,28 @@ class Data:
         return np.concatenate(xs), np.concatenate(ys)
 
     def representative_sample(self, count=200):
-        """Training images (no augmentation) for int8 calibration, as a float32 array."""
+        """Training inputs (no augmentation) for int8 calibration: images as a float32 array,
+        or the token ids (int32) an embedding model is fed."""
         if count < 1:
             raise TfpruneError(f"`count` must be >= 1, got {count}")
         return self.numpy("train", limit=count)[0]
+
+    def save_tokenizer(self, directory):
+        """Text data: the tokenizer written into ``directory`` as tokenizer.json (the ids a
+        deployed model is fed: Tokenizer.load reads it); its file name, or None for image
+        data."""
+        if self.tokenizer is None:
+            return None
+        self.tokenizer.save(os.path.join(directory, TOKENIZER_FILE))
+        return TOKENIZER_FILE
+
+    def texts(self, name):
+        """The texts of a split (strings, or pairs), in the order ``numpy`` gives them."""
+        if name not in ("train", "validation", "test"):
+            raise TfpruneError(f"`split` must be one of train, validation, test; got {name!r}")
+        if self._raw is None or self._raw.texts is None:
+            raise TfpruneError(f"data set {self.name!r} has no texts: it is not text data")
+        return list(self._raw.texts[name])
 
 
 def _batch(ds, batch_size):
@@ -192,6 +240,12 @@ register_dataset(DatasetSpec(
     "MNIST: 60,000 + 10,000 28x28 handwritten digits (local IDX files or mnist.npz)",
     # The Fashion-MNIST defaults; not measured here (no MNIST files on these machines).
     mnist.loader, augmentation="none", epochs=15, fine_tune_epochs=3, batch_size=128))
+register_dataset(DatasetSpec(
+    "fortunes", None, None,
+    "Debian's fortunes: English quotations by the category they are filed under (a topic task; "
+    f"categories of at least {fortunes.MIN_EXAMPLES} quotations; apt-get install fortunes)",
+    # Placeholders until the text models (issue 33's next part) measure them.
+    fortunes.loader, kind="text", epochs=20, fine_tune_epochs=5, batch_size=64))
 for _name, _classes, _desc in [
     ("cifar10", 10, "CIFAR-10 (tfds; prepare data_dir first)"),
     ("cifar100", 100, "CIFAR-100 (tfds; prepare data_dir first)"),
@@ -235,13 +289,19 @@ _CLIPPED = set()  # the clipping notices given in this process (each once)
 
 
 def load_data(name="digits", batch_size=32, seed=0, data_dir=None, augment="none",
-              validation_fraction=0.1, split_seed=0, image_size=None, log=None):
+              validation_fraction=0.1, split_seed=0, image_size=None, log=None,
+              sequence_length=SEQUENCE_LENGTH, vocabulary=None, vocabulary_size=VOCABULARY_SIZE):
     """Load a data set as batched train/validation/test pipelines.
 
-    ``name``: a registered name, ``npz:PATH`` or ``folder:PATH`` (``image_size`` resizes a
-    folder's images). ``augment`` names an entry of AUGMENTATIONS. ``seed`` drives shuffling
-    and augmentation; ``split_seed`` fixes which examples land in which split (kept separate so
-    runs with different seeds share one test set).
+    ``name``: a registered name, ``npz:PATH``, ``folder:PATH`` (``image_size`` resizes a
+    folder's images), ``tsv:PATH`` or ``glue:DIR``. ``augment`` names an entry of
+    AUGMENTATIONS ('none' for text). ``seed`` drives shuffling and augmentation; ``split_seed``
+    fixes which examples land in which split (kept separate so runs with different seeds share
+    one test set).
+
+    Text data sets are tokenized (datasets/tokenizer.py) into ``sequence_length`` ids by a
+    vocabulary fitted on the training split (``vocabulary_size`` ids, the reserved ones
+    included) or read from the file ``vocabulary``; image data sets ignore the three.
 
     ``batch_size`` (the global batch under a distribution strategy) larger than the training
     split is clipped to it, with a notice through ``log`` (once per process): a batch holds at
@@ -255,7 +315,16 @@ def load_data(name="digits", batch_size=32, seed=0, data_dir=None, augment="none
     if not 0.0 < validation_fraction < 0.5:
         raise TfpruneError(f"`validation_fraction` must be in (0, 0.5), got {validation_fraction}")
     augmentation = AUGMENTATIONS.get(augment)
-    raw = spec.loader(spec, data_dir, validation_fraction, split_seed)
+    if spec.kind == "text":
+        if augmentation is not None:
+            raise TfpruneError(f"augmentation {augment!r} is for images; {name!r} is text data "
+                               "(token ids): use 'none'")
+        raw = spec.loader(spec, data_dir, validation_fraction, split_seed, TextOptions(
+            sequence_length, vocabulary, vocabulary_size))
+        input_shape = (raw.tokenizer.sequence_length,)
+    else:
+        raw = spec.loader(spec, data_dir, validation_fraction, split_seed)
+        input_shape = tuple(spec.input_shape)
     train_size = max(raw.sizes["train"], 1)
     batch_size, notice = checks.clip_to(
         "the global batch (`batch_size` x replicas)", batch_size, train_size,
@@ -268,8 +337,8 @@ def load_data(name="digits", batch_size=32, seed=0, data_dir=None, augment="none
         train = train.map(augmentation(seed, spec.input_shape),
                           num_parallel_calls=tf.data.AUTOTUNE)
     return Data(
-        name=name, input_shape=tuple(spec.input_shape), num_classes=spec.num_classes,
+        name=name, input_shape=input_shape, num_classes=raw.num_classes or spec.num_classes,
         batch_size=batch_size, sizes=dict(raw.sizes), train=_batch(train, batch_size),
         validation=_batch(raw.validation, batch_size), test=_batch(raw.test, batch_size), _raw=raw,
-        class_names=spec.class_names)
+        class_names=raw.class_names or spec.class_names, tokenizer=raw.tokenizer)
 

@@ -15,12 +15,35 @@ MODELS = Registry("model")
 CHECK_INPUTS = 256  # test images an imported (translated) model is checked on
 # Models with no spatial structure: shift/crop augmentation only blurs what they see.
 FULLY_CONNECTED_MODELS = frozenset({"mlp"})
+# Models that take token ids (text data): none yet, the text encoder is issue 33's next part.
+# Every other model of the zoo takes images.
+TEXT_MODELS = frozenset()
 
 
-def build_model(name, input_shape, num_classes, seed=None):
-    """Build registered model ``name`` for images of ``input_shape`` and ``num_classes`` classes."""
+def check_model_data(name, kind, dataset):
+    """A TfpruneError unless zoo model ``name`` takes the ``kind`` of data ('image' or 'text')
+    data set ``dataset`` holds."""
+    takes = "text" if name in TEXT_MODELS else "image"
+    if kind == takes:
+        return
+    data = f"dataset {dataset!r}" if dataset else "the data"
+    if kind == "text":
+        raise TfpruneError(
+            f"model {name!r} takes images, and {data} is text (token ids): the "
+            "zoo's image models need image data, and the zoo has no text model yet (it comes "
+            "with issue 33's text encoder); pass a Keras model of your own that takes token ids "
+            "with --baseline=PATH, or choose an image data set")
+    raise TfpruneError(f"model {name!r} takes token ids (text), and {data} holds "
+                       "images: choose a text data set (fortunes, tsv:PATH, glue:DIR)")
+
+
+def build_model(name, input_shape, num_classes, seed=None, dataset=None):
+    """Build registered model ``name`` for inputs of ``input_shape`` (images: (height, width,
+    channels); token ids: (sequence_length,)) and ``num_classes`` classes."""
     builder = MODELS.get(name)
     input_shape = tuple(int(d) for d in input_shape)
+    if len(input_shape) == 1:
+        check_model_data(name, "text", dataset)
     if len(input_shape) != 3 or min(input_shape) < 1:
         raise TfpruneError(f"`input_shape` must be (height, width, channels), got {input_shape}")
     if int(num_classes) < 2:

@@ -2,7 +2,8 @@
 shrink -> evaluate) into a run directory.
 
 Writes config.json, metrics.json (last), layers.csv, pruned.keras (stripped, sparse),
-shrunk.keras (units physically removed, when any were), plots/fine_tune.png,
+shrunk.keras (units physically removed, when any were), tokenizer.json (text data),
+plots/fine_tune.png,
 plots/layer_sparsity.png and, for methods that decide for themselves, decisions.jsonl,
 plots/sparsity_over_training.png (and pq_index.json for adaptive). A finished run directory is
 reused as it is. ``run_prune`` returns the models in memory too, so a sweep variant or a tuning
@@ -52,7 +53,8 @@ def preflight(config, data, model=None):
     pruning = method(config)
     pruning.check(steps_per_epoch=data.steps_per_epoch, epochs=config.fine_tune_epochs)
     if model is None:
-        model = build_model(config.model, data.input_shape, data.num_classes)
+        model = build_model(config.model, data.input_shape, data.num_classes,
+                            dataset=data.name)
     if config.keras3_output:  # the Keras 3 export must not fail after the fine-tuning
         keras3.to_keras3(model, data.numpy("test", limit=8)[0], name=f"model {config.model!r}")
     pruning.check(model)
@@ -304,6 +306,7 @@ def _run_prune(config, output_dir, strategy, overwrite, log, data, baseline, cur
     kind = "shrunk" if shrunk.removed else "pruned"
     deployed = shrunk_summary if shrunk.removed else summary
     write_csv(os.path.join(output_dir, "layers.csv"), rows, LAYER_COLUMNS)
+    tokenizer_file = data.save_tokenizer(output_dir)
     target_text = "chosen by the method" if attached.target_sparsity is None else \
         f"target {attached.target_sparsity:g}"
     if history is not None:
@@ -342,6 +345,7 @@ def _run_prune(config, output_dir, strategy, overwrite, log, data, baseline, cur
         deployed={"kind": kind, **deployed},  # the deployed model's own statistics
         # Paths relative to the run directory, so it can be copied or moved.
         models={"pruned": "pruned.keras", "shrunk": "shrunk.keras" if shrunk.removed else None},
+        tokenizer=tokenizer_file,  # text data: the vocabulary and sequence length fed
     )
     metrics = io.to_jsonable(metrics)  # what a rerun reads back
     io.write_json(metrics_path, metrics)

@@ -81,11 +81,13 @@ def _clear(directory, config_path):
 
 
 def _resolved(config):
-    """A config.json's resolved fields: what was asked ("asked", configs/base.py) does not
-    make a different run when it resolves to the same values."""
+    """A config.json's resolved fields that hold a value: what was asked ("asked",
+    configs/base.py) does not make a different run when it resolves to the same values, and a
+    field that is None (unset, or not applying) is as good as absent, so an option added since
+    a run was made, None for it, leaves it the same run."""
     if not isinstance(config, dict):
         return config
-    return {k: v for k, v in config.items() if k != "asked"}
+    return {k: v for k, v in config.items() if k != "asked" and v is not None}
 
 
 def prepare_run_dir(directory, config, overwrite=False, marker=None):

@@ -64,7 +64,7 @@ def _run_sensitivity(config, output_dir, overwrite, log):
     # analysed (a baseline file is loaded now; the zoo architecture stands for one to train).
     loaded = None if config.baseline == "train" else load_baseline(config, output_dir, data, log)
     model = loaded.model if loaded else build_model(config.model, data.input_shape,
-                                                    data.num_classes)
+                                                    data.num_classes, dataset=data.name)
     for method in config.layer_methods():
         config.selected(model, method)
     if "channel" in config.methods or config.channel_groups:

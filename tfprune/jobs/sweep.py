@@ -303,7 +303,8 @@ def run_sweep(config, output_dir, overwrite=False, log=print, visualize=False, o
 def _run_sweep(config, output_dir, overwrite, log, visualize, overlap):
     # Cheap checks first: the steps of every schedule and the layers, before any baseline trains.
     data = config.load_data(config.seeds[0], log)
-    architecture = build_model(config.model, data.input_shape, data.num_classes)
+    architecture = build_model(config.model, data.input_shape, data.num_classes,
+                               dataset=data.name)
     for key in config.variants():
         if key.method != rows_lib.DENSE:
             preflight(config.prune_config(key), data, architecture)

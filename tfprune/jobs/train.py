@@ -1,8 +1,9 @@
 """The training job: ``TrainConfig`` and ``train_baseline`` into a run directory.
 
 Writes config.json, metrics.json (last: its presence marks the run finished), history.json,
-model.keras and plots/training.png; a finished run is reused, an interrupted one resumes from
-its last epoch (BackupAndRestore).
+model.keras, plots/training.png and, for text data, tokenizer.json (the vocabulary and sequence
+length the model is fed); a finished run is reused, an interrupted one resumes from its last
+epoch (BackupAndRestore).
 """
 
 import os
@@ -52,7 +53,8 @@ def _train_baseline(config, output_dir, strategy, overwrite, log):
     data = config.data(distribute.global_batch(config.batch_size), config.seed, config.augment,
                        log)
     with strategy.scope():
-        model = build_model(config.model, data.input_shape, data.num_classes)
+        model = build_model(config.model, data.input_shape, data.num_classes,
+                            dataset=data.name)
         optimizer = make_optimizer(
             config.optimizer, config.learning_rate, config.momentum, config.weight_decay,
             config.lr_schedule, decay_steps=config.epochs * data.steps_per_epoch)
@@ -68,6 +70,7 @@ def _train_baseline(config, output_dir, strategy, overwrite, log):
     train_time = time.perf_counter() - start
     test_loss, test_accuracy = training.evaluate(model, data.test)
     training.save_model(precision.float32_copy(model), model_file)
+    tokenizer_file = data.save_tokenizer(output_dir)
     io.write_json(os.path.join(output_dir, "history.json"), history.history)
     plots.plot_history(history.history, os.path.join(output_dir, "plots", "training.png"),
                        title=f"{config.model} on {config.dataset} (seed {config.seed})")
@@ -83,6 +86,7 @@ def _train_baseline(config, output_dir, strategy, overwrite, log):
         "epochs": config.epochs,
         "epochs_run_this_time": history.epochs_run_this_time,
         "model_path": MODEL_FILE,  # relative to the run directory: it can be moved
+        "tokenizer": tokenizer_file,  # text data: the vocabulary and sequence length fed
         "dataset_sizes": data.sizes,
         "versions": {"tensorflow": tf.__version__, "tf_keras": keras.__version__},
         "devices": [d.name for d in tf.config.list_logical_devices()],

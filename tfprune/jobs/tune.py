@@ -142,11 +142,9 @@ class PruningTuner(keras_tuner.engine.base_tuner.BaseTuner):
         key = VariantKey.of(config.seed, method, hp.get("schedule"),
                             float(hp.get("target_sparsity")))
         trial_config = prune_config(
-            key, dataset=config.dataset, model=config.model, fine_tune_epochs=epochs,
-            learning_rate=float(hp.get("learning_rate")), split_seed=config.split_seed,
-            data_dir=config.data_dir, baseline=config.baseline, image_size=config.image_size,
-            strategy=config.strategy,
-            mixed_precision=config.mixed_precision)
+            key, **config.dataset_fields(), model=config.model, fine_tune_epochs=epochs,
+            learning_rate=float(hp.get("learning_rate")), baseline=config.baseline,
+            strategy=config.strategy, mixed_precision=config.mixed_precision)
         # Seeded as a sweep variant is, so a trial's result does not depend on trial order.
         training.set_seed(trial_config.seed)
         data = trial_config.load_data()

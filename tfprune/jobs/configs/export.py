@@ -3,7 +3,6 @@
 import dataclasses
 
 from tfprune import checks
-from tfprune.data import check_dataset
 from tfprune.declare import option
 from tfprune.jobs.configs.base import JobConfig
 from tfprune.jobs.configs.parts import DatasetFields, MeasureFields, MixedFields
@@ -22,7 +21,7 @@ class ExportConfig(JobConfig, MixedFields, MeasureFields, DatasetFields):
     warmup: int = option(20, "Untimed invocations before timing.", lower=0)
 
     def resolve(self):
-        self.image_size = check_dataset(self.dataset, self.image_size)
+        self.resolve_dataset()
         self.quantizations = tuple(validate_quantizations(self.quantizations))
         self.mixed_spec()
         checks.check_file("model_path", self.model_path, "a saved Keras model file")

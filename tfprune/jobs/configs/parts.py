@@ -3,8 +3,10 @@ default, help and allowed values); a config composes the parts it needs as datac
 declares its own fields after them. The commands' flags and docs/options.md are made from
 these declarations.
 
-- ``DatasetFields``: which data (dataset, data_dir, split_seed, image_size) and ``data``, the
-  one place a config turns its fields into batched pipelines.
+- ``DatasetFields``: which data (dataset, data_dir, split_seed, image_size; for text data
+  sequence_length, vocabulary, vocabulary_size) and ``data``, the one place a config turns its
+  fields into batched pipelines; ``check_zoo_model``: a zoo model takes the data set's kind
+  (images or token ids).
 - ``BatchFields``, ``SeedFields`` (seed and augmentation), ``ModelFields``.
 - (configs/train.py: ``BaselineFields``, the baseline a pruning or sensitivity run starts
   from, beside the TrainConfig it makes.)
@@ -23,11 +25,12 @@ number per data set for epochs, fine-tuning epochs and batch size).
 import dataclasses
 
 from tfprune import checks, distribute
-from tfprune.data import (AUGMENTATIONS, check_dataset_name, dataset_spec, load_data,
-                          names_help)
+from tfprune.data import (AUGMENTATIONS, check_dataset, check_dataset_name, dataset_spec,
+                          load_data, names_help)
+from tfprune.datasets import tokenizer
 from tfprune.declare import option
 from tfprune.distribute import STRATEGIES
-from tfprune.models import FULLY_CONNECTED_MODELS, MODELS
+from tfprune.models import FULLY_CONNECTED_MODELS, MODELS, check_model_data
 from tfprune.pruning.options import ChannelOptions, LayerOptions, ScheduleOptions
 from tfprune.tflite import mixed as mixed_lib
 
@@ -53,19 +56,52 @@ def resolve_augmentation(augment, dataset, model, image_size=None):
     return dataset_spec(dataset, image_size).augmentation
 
 
+def check_zoo_model(model, dataset, image_size=None):
+    """A TfpruneError unless zoo model ``model`` takes what ``dataset`` holds (images or
+    token ids): checked when a config is built, before anything loads or trains."""
+    check_model_data(model, dataset_spec(dataset, image_size).kind, dataset)
+
+
 @dataclasses.dataclass
 class DatasetFields:
     dataset: str = option(
         "digits", lambda: f"Data set: {names_help()}. digits is embedded; mnist and "
-        "fashion_mnist are read from local IDX files (docs/data.md).",
+        "fashion_mnist are read from local IDX files, fortunes (text) from Debian's fortunes "
+        "package (docs/data.md).",
         validator=check_dataset_name)
     data_dir: str = option(
-        None, "Where mnist/fashion_mnist IDX files or prepared tfds data sets are (searched "
-        "before the Keras cache and /usr/share/datasets). Not needed for digits.")
+        None, "Where mnist/fashion_mnist IDX files, prepared tfds data sets or fortune files "
+        "(DIR/fortunes/) are (searched before the Keras cache, /usr/share/datasets and "
+        "/usr/share/games/fortunes). Not needed for digits.")
     split_seed: int = option(0, "Seed of the train/validation/test split.", lower=0)
     image_size: str = option(
         None, "folder: data sets: resize images to this size, e.g. 32 or 32x48 (default: the "
         "first image's size).")
+    sequence_length: int = option(
+        tokenizer.SEQUENCE_LENGTH, "Text data: token ids per example, padded with 0 or "
+        "truncated at the end (a pair: first text, separator, second text; the longer text "
+        "shortened first). Image data ignores it.", lower=1)
+    vocabulary: str = option(
+        None, "Text data: a vocabulary file, one token per line (ids 3, 4, ... in file order; 0 "
+        "padding, 1 unknown, 2 separator). Default: the vocabulary fitted on the training "
+        "split.", validator=tokenizer.check_vocabulary_file)
+    vocabulary_size: int = option(
+        tokenizer.VOCABULARY_SIZE, "Text data: the fitted vocabulary's size, the reserved ids "
+        "0-2 included (the most frequent words of the training split; ignored with "
+        "--vocabulary, whose file sets it).", lower=len(tokenizer.RESERVED) + 1)
+
+    def resolve_dataset(self):
+        """The data set checked (a file source opened), ``image_size`` normalised; the text
+        options of an image data set resolved to None (they do not apply: config.json says so,
+        and a run from before they existed is the same run)."""
+        self.image_size = check_dataset(self.dataset, self.image_size)
+        if dataset_spec(self.dataset, self.image_size).kind != "text":
+            self.sequence_length = self.vocabulary = self.vocabulary_size = None
+
+    def dataset_fields(self):
+        """{field: value} of these fields: what a config hands the configs it makes (a
+        baseline's, a variant's), so they load the same data."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(DatasetFields)}
 
     def data(self, batch_size=None, seed=0, augment="none", log=None, strategy=None):
         """The job's data (``batch_size`` None: the data set's), batched at the global batch
@@ -78,7 +114,9 @@ class DatasetFields:
             batch_size = distribute.global_batch(batch_size, strategy)
         return load_data(self.dataset, batch_size=batch_size,
                          seed=seed, data_dir=self.data_dir, augment=augment,
-                         split_seed=self.split_seed, image_size=self.image_size, log=log)
+                         split_seed=self.split_seed, image_size=self.image_size, log=log,
+                         sequence_length=self.sequence_length, vocabulary=self.vocabulary,
+                         vocabulary_size=self.vocabulary_size)
 
 
 @dataclasses.dataclass
@@ -159,7 +197,8 @@ ChannelFields = _part("ChannelFields", ChannelOptions, tuple(
 
 @dataclasses.dataclass
 class MeasureFields:
-    representative_count: int = option(200, "Training images for int8 calibration.", lower=1)
+    representative_count: int = option(200, "Training examples (images, or token ids) for int8 "
+                                      "calibration.", lower=1)
     num_threads: int = option(1, "Interpreter threads for the latency measurement.", lower=1)
     latency_runs: int = option(200, "Timed invocations per .tflite.", lower=1)
 

@@ -5,15 +5,14 @@ construction (``preflight`` in jobs/prune.py checks what needs the data and the 
 import dataclasses
 
 from tfprune import checks, distribute
-from tfprune.data import check_dataset
 from tfprune.declare import option
 from tfprune.errors import TfpruneError
 from tfprune.jobs.configs.base import JobConfig
 from tfprune.jobs.configs.parts import (BatchFields, ChannelFields, DatasetFields,
                                         DeterministicFields, DeviceFields, FineTuneFields,
                                         LayerFields, MByNFields, ModelFields, ScheduleFields,
-                                        SeedFields, field_defaults, resolve_augmentation,
-                                        resolve_dataset_defaults)
+                                        SeedFields, check_zoo_model, field_defaults,
+                                        resolve_augmentation, resolve_dataset_defaults)
 from tfprune.jobs.configs.train import BaselineFields
 from tfprune.pruning import allocation, schedules
 from tfprune.pruning.methods import (METHODS, check_channel_granularity, check_layer_sparsity,
@@ -78,7 +77,7 @@ class PruneConfig(JobConfig, DeterministicFields, DeviceFields, ChannelFields, M
         "different run).", flag=False)
 
     def resolve(self):
-        self.image_size = check_dataset(self.dataset, self.image_size)
+        self.resolve_dataset()
         resolve_dataset_defaults(self, fine_tune_epochs="fine_tune_epochs",
                                  baseline_epochs="epochs", batch_size="batch_size")
         method = METHODS.get(self.method)
@@ -119,6 +118,8 @@ class PruneConfig(JobConfig, DeterministicFields, DeviceFields, ChannelFields, M
         if self.baseline != "train":
             checks.check_file("baseline", self.baseline,
                               "'train' or the path of a saved Keras model (.keras or .h5)")
+        else:
+            check_zoo_model(self.model, self.dataset, self.image_size)
         self.dynamic = check_dynamic_options([self.method], self.dynamic)
         if self.from_scratch and not self.structured():
             raise TfpruneError(f"`from_scratch` trains the thinner architecture a structured "

@@ -3,12 +3,11 @@
 import dataclasses
 
 from tfprune import checks
-from tfprune.data import check_dataset
 from tfprune.declare import option
 from tfprune.jobs.configs.base import JobConfig
 from tfprune.jobs.configs.parts import (BatchFields, DatasetFields, DeterministicFields,
-                                        LayerFields, ModelFields, SeedFields, resolve_augmentation,
-                                        resolve_dataset_defaults)
+                                        LayerFields, ModelFields, SeedFields, check_zoo_model,
+                                        resolve_augmentation, resolve_dataset_defaults)
 from tfprune.jobs.configs.train import BaselineFields
 from tfprune.pruning import allocation
 from tfprune.pruning.methods import ONE_SHOT, check_one_shot
@@ -35,7 +34,7 @@ class SensitivityConfig(JobConfig, DeterministicFields, LayerFields, BaselineFie
                                 "interpreter).")
 
     def resolve(self):
-        self.image_size = check_dataset(self.dataset, self.image_size)
+        self.resolve_dataset()
         resolve_dataset_defaults(self, baseline_epochs="epochs", batch_size="batch_size")
         self.methods = tuple(dict.fromkeys(self.methods))
         checks.check_not_empty("methods", self.methods, f"give some of "
@@ -47,6 +46,8 @@ class SensitivityConfig(JobConfig, DeterministicFields, LayerFields, BaselineFie
         if self.baseline != "train":
             checks.check_file("baseline", self.baseline,
                               "'train' or the path of a saved Keras model (.keras or .h5)")
+        else:
+            check_zoo_model(self.model, self.dataset, self.image_size)
         if isinstance(self.layers, str):
             self.layers = [n.strip() for n in self.layers.split(",") if n.strip()]
         self.layers = tuple(self.layers) if self.layers else None

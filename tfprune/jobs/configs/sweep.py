@@ -5,13 +5,13 @@ import dataclasses
 import itertools
 
 from tfprune import checks, distribute
-from tfprune.data import check_dataset
 from tfprune.declare import option
 from tfprune.errors import TfpruneError
 from tfprune.jobs.configs.base import JobConfig
 from tfprune.jobs.configs.parts import (BatchFields, DatasetFields, DeviceFields, FineTuneFields,
                                         MeasureFields, MixedFields, ModelFields,
-                                        resolve_augmentation, resolve_dataset_defaults)
+                                        check_zoo_model, resolve_augmentation,
+                                        resolve_dataset_defaults)
 from tfprune.jobs.configs.prune import check_dynamic_options, prune_config
 from tfprune.jobs.configs.train import BaselineEpochsFields, TrainConfig
 from tfprune.pruning import allocation
@@ -76,7 +76,8 @@ class SweepConfig(JobConfig, DeviceFields, MixedFields, MeasureFields, FineTuneF
         "auto and the quantizations dynamic, int4, mixed.")
 
     def resolve(self):
-        self.image_size = check_dataset(self.dataset, self.image_size)
+        self.resolve_dataset()
+        check_zoo_model(self.model, self.dataset, self.image_size)
         resolve_dataset_defaults(self, fine_tune_epochs="fine_tune_epochs",
                                  baseline_epochs="epochs", batch_size="batch_size")
         self.methods = METHODS.validate_list("methods", self.methods)
@@ -136,19 +137,16 @@ class SweepConfig(JobConfig, DeviceFields, MixedFields, MeasureFields, FineTuneF
         return result
 
     def train_config(self, seed):
-        return TrainConfig(dataset=self.dataset, model=self.model, epochs=self.baseline_epochs,
-                           batch_size=self.batch_size, seed=seed, split_seed=self.split_seed,
-                           data_dir=self.data_dir, image_size=self.image_size,
-                           strategy=self.strategy,
-                           mixed_precision=self.mixed_precision)
+        return TrainConfig(**self.dataset_fields(), model=self.model,
+                           epochs=self.baseline_epochs, batch_size=self.batch_size, seed=seed,
+                           strategy=self.strategy, mixed_precision=self.mixed_precision)
 
     def prune_config(self, key, baseline="train"):
         return prune_config(
-            key, dataset=self.dataset, model=self.model, fine_tune_epochs=self.fine_tune_epochs,
-            learning_rate=self.learning_rate, batch_size=self.batch_size,
-            split_seed=self.split_seed, data_dir=self.data_dir, baseline=baseline,
-            baseline_epochs=self.baseline_epochs, dynamic=self.dynamic,
-            image_size=self.image_size, from_scratch=self.from_scratch, strategy=self.strategy,
+            key, **self.dataset_fields(), model=self.model,
+            fine_tune_epochs=self.fine_tune_epochs, learning_rate=self.learning_rate,
+            batch_size=self.batch_size, baseline=baseline, baseline_epochs=self.baseline_epochs,
+            dynamic=self.dynamic, from_scratch=self.from_scratch, strategy=self.strategy,
             mixed_precision=self.mixed_precision)
 
     def load_data(self, seed, log=None):

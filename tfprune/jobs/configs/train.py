@@ -6,12 +6,12 @@ it); where a training run keeps its model (``model_path``)."""
 import dataclasses
 
 from tfprune import checks, distribute
-from tfprune.data import check_dataset
 from tfprune.declare import option
 from tfprune.jobs.configs.base import JobConfig
 from tfprune.jobs.configs.parts import (BatchFields, DatasetFields, DeterministicFields,
                                         DeviceFields, ModelFields, SeedFields,
-                                        resolve_augmentation, resolve_dataset_defaults)
+                                        check_zoo_model, resolve_augmentation,
+                                        resolve_dataset_defaults)
 from tfprune.jobs.rundir import resolve
 from tfprune.optimizers import LR_SCHEDULES, OPTIMIZERS
 
@@ -31,7 +31,8 @@ class TrainConfig(JobConfig, DeterministicFields, DeviceFields, ModelFields, See
                               choices=LR_SCHEDULES)
 
     def resolve(self):
-        self.image_size = check_dataset(self.dataset, self.image_size)
+        self.resolve_dataset()
+        check_zoo_model(self.model, self.dataset, self.image_size)
         resolve_dataset_defaults(self, epochs="epochs", batch_size="batch_size")
         self.augment = resolve_augmentation(self.augment, self.dataset, self.model,
                                             self.image_size)
@@ -59,10 +60,9 @@ class BaselineFields(BaselineEpochsFields):
 
     def baseline_config(self):
         return TrainConfig(
-            dataset=self.dataset, model=self.model, epochs=self.baseline_epochs,
-            batch_size=self.batch_size, seed=self.seed, split_seed=self.split_seed,
-            augment=self.augment, data_dir=self.data_dir,
-            deterministic=getattr(self, "deterministic", True), image_size=self.image_size,
+            **self.dataset_fields(), model=self.model, epochs=self.baseline_epochs,
+            batch_size=self.batch_size, seed=self.seed, augment=self.augment,
+            deterministic=getattr(self, "deterministic", True),
             strategy=getattr(self, "strategy", "default"),
             mixed_precision=getattr(self, "mixed_precision", False))
 

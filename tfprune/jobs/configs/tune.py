@@ -5,7 +5,6 @@ algorithms by name (keras-tuner, which imports TensorFlow, is imported when one 
 import dataclasses
 
 from tfprune import checks, distribute
-from tfprune.data import check_dataset
 from tfprune.declare import option
 from tfprune.errors import TfpruneError
 from tfprune.jobs.configs.base import JobConfig
@@ -80,7 +79,7 @@ class TuneConfig(JobConfig, MixedFields, DeviceFields, ModelFields, DatasetField
                            enforce=False)  # resolve: why not multi_worker
 
     def resolve(self):
-        self.image_size = check_dataset(self.dataset, self.image_size)
+        self.resolve_dataset()
         self.methods = METHODS.validate_list("methods", self.methods)
         self.schedules = SCHEDULES.validate_list("schedules", self.schedules)
         for name in ("learning_rates", "epochs"):

@@ -6,7 +6,6 @@ import glob
 import os
 
 from tfprune import checks
-from tfprune.data import check_dataset
 from tfprune.declare import option
 from tfprune.errors import TfpruneError
 from tfprune.jobs.configs.base import JobConfig
@@ -19,7 +18,7 @@ from tfprune.results import rows as rows_lib
 SWEEP_LAYOUT = ("a sweep's output directory (config.json, baselines/seed<k>/metrics.json and "
                 "model.keras, variants/seed<k>/<variant>/variant.json beside its pruned.keras "
                 "or shrunk.keras)")
-SWEEP_DATA_FIELDS = ("dataset", "data_dir", "split_seed", "image_size")
+SWEEP_DATA_FIELDS = tuple(f.name for f in dataclasses.fields(DatasetFields))  # read from it
 SWEEP_SUBDIR = "visualize"  # the output's place in a sweep's directory (report.md links it)
 
 
@@ -66,7 +65,7 @@ class VisualizeConfig(JobConfig, DatasetFields):
                 setattr(self, name, sweep.get(name, getattr(self, name)))
             if isinstance(self.image_size, list):
                 self.image_size = tuple(self.image_size)
-        self.image_size = check_dataset(self.dataset, self.image_size)
+        self.resolve_dataset()
         names = [self.parse(m)[0] for m in self.models]
         if len(set(names)) != len(names):
             raise TfpruneError(f"`models` names must differ, got {', '.join(names)}")
