@@ -77,3 +77,22 @@ def test_wrapped_model_refused_and_nothing_written(mlp, tmp_path):
     with pytest.raises(UnknownNameError):
         export.export(mlp, path, quantization="int3")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_model_of_token_ids_converts_to_full_integer_int8_with_int32_inputs(tmp_path):
+    """Text data: the calibration sample stays token ids (int32 inputs, as the model takes
+    them; the output int8), and the interpreter runs it; float32 equals Keras."""
+    from tfprune.keras import keras
+    from tfprune.tflite import evaluate
+
+    x = np.random.default_rng(0).integers(0, 50, (64, 8)).astype(np.int32)
+    inputs = keras.Input((8,), dtype="int32")
+    hidden = keras.layers.GlobalAveragePooling1D()(keras.layers.Embedding(50, 6)(inputs))
+    model = keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(hidden))
+    reference = model.predict(x, verbose=0)
+    for quantization, atol in (("float32", 1e-6), ("int8", 0.02)):
+        path = tmp_path / f"{quantization}.tflite"
+        path.write_bytes(export.to_tflite(model, quantization, representative_data=x[:32]))
+        loaded = evaluate.load(str(path))
+        assert loaded.interpreter.get_input_details()[0]["dtype"] == np.int32
+        np.testing.assert_allclose(evaluate.predict(loaded, x), reference, atol=atol)

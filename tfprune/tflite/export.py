@@ -60,14 +60,19 @@ def _int8(converter, representative):
         raise TfpruneError("`representative_data` is required for int8 quantization "
                            "(a sample of training inputs to calibrate activation ranges)")
 
+    # Token ids (an integer sample, check_representative: a model taking integers) stay int32
+    # inputs, as the model takes them; images are calibrated as float32 and become int8 inputs.
+    tokens = np.issubdtype(np.asarray(representative).dtype, np.integer)
+
     def generator():
         for example in representative:
-            yield [example[None].astype(np.float32)]
+            yield [example[None].astype(np.int32 if tokens else np.float32)]
 
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.representative_dataset = generator
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    converter.inference_input_type = tf.int8
+    if not tokens:
+        converter.inference_input_type = tf.int8
     converter.inference_output_type = tf.int8
 
 
@@ -135,11 +140,19 @@ def check_float32(quantization, float32, model, mixed=None):
         spec.check(float32, mixed_lib.keras_layers(model), mixed)
 
 
+def _input_dtype(model):
+    dtype = getattr(model.inputs[0], "dtype", "float32") if getattr(model, "inputs", None) \
+        else "float32"
+    return getattr(dtype, "as_numpy_dtype", dtype)
+
+
 def check_representative(model, representative_data):
-    """The sample as a float32 array shaped (N,) + the model's input shape."""
+    """The sample as an array shaped (N,) + the model's input shape: float32, or int32 for a
+    model that takes integers (token ids)."""
     if representative_data is None:
         return None
-    sample = np.asarray(representative_data, dtype=np.float32)
+    integer = np.issubdtype(np.dtype(_input_dtype(model)), np.integer)
+    sample = np.asarray(representative_data, dtype=np.int32 if integer else np.float32)
     expected = tuple(model.input_shape[1:])
     if sample.ndim != len(expected) + 1 or tuple(sample.shape[1:]) != expected or len(sample) < 1:
         raise TfpruneError(
