@@ -165,16 +165,19 @@ def vision_transformer(shape=(16, 16, 3), dim=16, patch=4, classes=5):
     return keras.Model(x, out, name="vit")
 
 
-def test_a_vision_transformer_is_pruned_around_its_attention():
+def test_a_vision_transformer_loses_heads_and_mlp_neurons_with_its_stream_kept():
     model = _randomized(vision_transformer())
     graph = analyze(model)
     stream = by_layer(graph.groups, "patchify")
-    assert "LayerNormalization 'ln0_a'" in stream.blocked or "MultiHeadAttention" in stream.blocked
-    assert {"mha0", "mha1", "ln0_a"} <= set(graph.opaque)
+    assert "LayerNormalization 'ln0_a'" in stream.blocked
+    assert {"ln0_a", "ln0_b"} <= set(graph.opaque) and "mha0" not in graph.opaque
+    heads = [g for g in graph.groups if g.layers("head") == ["mha0"]]
+    assert len(heads) == 1 and heads[0].width == 2 and heads[0].blocked is None
     hidden = by_layer(graph.groups, "mlp0_up")
     assert hidden.blocked is None and hidden.layers("in") == ["mlp0_down"]
     _, result, _ = _prune_half(model, (16, 16, 3))
     assert result.removed == {"mlp0_up": (32, 16), "mlp1_up": (32, 16)}
+    assert result.heads == {"mha0": (2, 1), "mha1": (2, 1)}
     assert any(note.startswith("patchify") for note in result.notes)
 
 

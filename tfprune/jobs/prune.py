@@ -288,6 +288,7 @@ def _run_prune(config, output_dir, strategy, overwrite, log, data, baseline, cur
         "params_before": shrunk.params_before, "params_after": shrunk.params_after,
         "param_reduction": shrunk.param_reduction, "max_abs_diff": shrunk.max_abs_diff,
         "accuracy": shrunk_accuracy, "loss": shrunk_loss, "removed": shrunk.removed,
+        "heads": shrunk.heads,
         "notes": shrunk.notes, "flops_after": shrunk_summary["flops"],
         "renormalized": shrunk.renormalized,
     }
@@ -300,11 +301,11 @@ def _run_prune(config, output_dir, strategy, overwrite, log, data, baseline, cur
 
     models = {"pruned": pruned}
     training.save_model(pruned, os.path.join(output_dir, "pruned.keras"))
-    if shrunk.removed:
+    if shrunk.changed:
         models["shrunk"] = shrunk.model
         training.save_model(shrunk.model, os.path.join(output_dir, "shrunk.keras"))
-    kind = "shrunk" if shrunk.removed else "pruned"
-    deployed = shrunk_summary if shrunk.removed else summary
+    kind = "shrunk" if shrunk.changed else "pruned"
+    deployed = shrunk_summary if shrunk.changed else summary
     write_csv(os.path.join(output_dir, "layers.csv"), rows, LAYER_COLUMNS)
     tokenizer_file = data.save_tokenizer(output_dir)
     target_text = "chosen by the method" if attached.target_sparsity is None else \
@@ -344,7 +345,7 @@ def _run_prune(config, output_dir, strategy, overwrite, log, data, baseline, cur
         one_shot=config.one_shot, layer_targets=layer_targets,
         deployed={"kind": kind, **deployed},  # the deployed model's own statistics
         # Paths relative to the run directory, so it can be copied or moved.
-        models={"pruned": "pruned.keras", "shrunk": "shrunk.keras" if shrunk.removed else None},
+        models={"pruned": "pruned.keras", "shrunk": "shrunk.keras" if shrunk.changed else None},
         tokenizer=tokenizer_file,  # text data: the vocabulary and sequence length fed
     )
     metrics = io.to_jsonable(metrics)  # what a rerun reads back

@@ -3,7 +3,8 @@ masking and physical removal.
 
 - ``importance``: one score per channel of every prunable group, by a registered criterion
   (CRITERIA: group L1 / L2 norm over every parameter the channel touches, BatchNorm scale as in
-  network slimming, first-order Taylor |w * dL/dw| over a few batches).
+  network slimming, first-order Taylor |w * dL/dw| over a few batches, the gate gradient of
+  Michel et al. 2019 for attention heads and neurons).
 - ``select``: which channels each group keeps, for a ``ratio``: uniform (every group loses the
   same fraction) or global (one threshold over all groups' mean-normalised scores) with
   ``max_per_group`` so no group is emptied, and ``round_to`` so kept counts are multiples of N.
@@ -20,7 +21,7 @@ from tfprune import checks
 from tfprune.errors import TfpruneError
 from tfprune.keras import keras, tf
 from tfprune.pruning import schedules, step_hooks, surgery, wrapper
-from tfprune.pruning.groups import parameters
+from tfprune.pruning.groups import ATTENTION_INPUTS, parameters
 from tfprune.pruning.masks import kept_units
 from tfprune.pruning.options import CRITERIA, SELECTIONS, check_channel_options
 
@@ -82,6 +83,60 @@ def taylor_importance(model, group, data=None, memo=None):
     return _per_channel(model, group, lambda w: float(np.sum(w)), memo["taylor"])
 
 
+def gate_importance(model, group, data=None, memo=None):
+    """The gradient score of Michel et al. 2019 ("Are Sixteen Heads Really Better than One?"):
+    for a gate g_c multiplying channel c where it is read (an attention head's output, an MLP
+    neuron's activation), |dL/dg_c| at g = 1, summed over ``data``'s batches (absolute value
+    per batch, as their code takes it per batch). A gate on what a linear layer reads is that
+    layer's input rows scaled by g_c, so dL/dg_c = sum(w * dL/dw) over those rows (a head's:
+    the output projection's rows). Computed for every group at once per ``memo``."""
+    if data is None:
+        raise TfpruneError("criterion 'gate' needs `data` (batches of (inputs, labels))")
+    memo = {} if memo is None else memo
+    if "gate" not in memo:
+        memo["gate"] = _gate_scores(model, memo.get("groups") or [group], data)
+    return memo["gate"][group.id]
+
+
+def _gate_parameters(layer, role):
+    """[(variable, axis)] a gate on the group's channels scales: where the channels are read
+    by a linear map (the first input parameter of a consumer: a separable convolution's
+    depthwise kernel, not also its pointwise one), a head's output-projection rows, a
+    renormalized LayerNormalization's gamma and beta."""
+    pairs = parameters(layer, role)
+    if role in ("in",) + ATTENTION_INPUTS:
+        return pairs[:1]
+    if role == "head":
+        return pairs[-1:]
+    return pairs if role == "norm" else []
+
+
+def _gate_scores(model, groups, batches):
+    parts = {}
+    for group in groups:
+        found = [(m, v, axis) for m in group.members
+                 for v, axis in _gate_parameters(model.get_layer(m.layer), m.role)]
+        # No reader to gate (the model's output): gate the producers' outputs.
+        parts[group.id] = found or [(m, v, axis) for m in group.members if m.role == "out"
+                                    for v, axis in parameters(model.get_layer(m.layer), "out")]
+    variables = list({v.ref(): v for entries in parts.values() for _, v, _ in entries}.values())
+    totals = {group.id: np.zeros(group.width) for group in groups}
+    for x, y in batches:
+        products = {v.ref(): v.numpy() * tf.convert_to_tensor(g).numpy()
+                    for v, g in zip(variables, _gradients(model, x, y, variables))
+                    if g is not None}
+        for group in groups:
+            derivative = np.zeros(group.width)
+            for member, variable, axis in parts[group.id]:
+                if variable.ref() not in products:
+                    continue
+                moved = np.moveaxis(products[variable.ref()], axis, 0)
+                for c in range(group.width):
+                    derivative[c] += float(np.sum(moved[member.indices([c])]))
+            totals[group.id] += np.abs(derivative)
+    return totals
+
+
 def taylor_contributions(model, batches, variables):
     """[|w * dL/dw| summed over ``batches``] for each of ``variables`` (sparse categorical
     cross-entropy of ``model``'s outputs, inference mode). Under a distribution strategy (a
@@ -117,7 +172,7 @@ def prunable(groups):
 def importance(model, groups, criterion="l2", data=None):
     """{group id: score per channel} for every prunable group."""
     score = CRITERIA.get(criterion)
-    memo = {}
+    memo = {"groups": prunable(groups)}  # a criterion may score them all at once
     return {g.id: np.asarray(score(model, g, data, memo), np.float64) for g in prunable(groups)}
 
 

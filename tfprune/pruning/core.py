@@ -180,12 +180,14 @@ def _copy(model):
 
 
 def _channel_layers(graph, model):
-    """(pruned layer names, {skipped name: why}) of ``model``'s channel ``graph``: the
+    """(pruned layer names, {skipped name: why}) of ``model``'s channel ``graph``: pruned, the
+    producers of prunable groups and the attentions with prunable heads; skipped, the other
     producers of blocked groups, and the layers with weights the graph cannot see through."""
     groups = graph.groups
     pruned = sorted({m.layer for g in channels_lib.prunable(groups) for m in g.members
-                     if m.role == "out"})
-    skipped = {name: g.blocked for g in groups if g.blocked for name in g.layers("out")}
+                     if m.role in ("out", "head")})
+    skipped = {name: g.blocked for g in groups if g.blocked for name in g.layers("out")
+               if name not in pruned}
     for name, why in graph.opaque.items():
         if name not in pruned and model.get_layer(name).weights:
             skipped.setdefault(name, f"{type(model.get_layer(name)).__name__}, {why}")

@@ -18,14 +18,17 @@ channels: the kernel's input axis, and the depthwise kernel of a SeparableConv),
 (per-channel parameters of a channel-preserving layer: BatchNorm, DepthwiseConv2D, a Conv2D with
 one group per channel, PReLU), "norm" (a LayerNormalization over the channels, taken only with
 ``layer_norm="renormalize"``: its gamma and beta are sliced, but its mean and variance then span
-the kept channels alone, so the shrunk model is close to the masked one, not equal) or "pass" (a layer the channels pass through
+the kept channels alone, so the shrunk model is close to the masked one, not equal), for a
+MultiHeadAttention "query", "key", "value" (the input rows of that projection) and "head" (one
+attention head: its query, key and value columns and the output projection's rows; the heads
+of one attention are a group of their own, removed by rebuilding it with fewer heads), or "pass" (a layer the channels pass through
 without parameters: activations, pooling, padding, merges, Reshape, Rescaling; recorded so the
 shrink can rewrite shape-dependent configs and unit pruning can check that zero stays zero).
 ``parameters(layer, role)`` names each member's variables and axes: the one answer masking,
 scoring and shrinking share.
 
-Where the graph meets an op it cannot see through (an unknown layer, MultiHeadAttention, a
-LayerNormalization, whose statistics span the channels, unless ``layer_norm="renormalize"``,
+An Embedding is a producer of its output channels (its ids are not channels). Where the graph
+meets an op it cannot see through (an unknown layer, a LayerNormalization, whose statistics span the channels, unless ``layer_norm="renormalize"``,
 a model input or output), the groups
 touching it are ``blocked`` with the reason, never guessed; ``opaque_layers`` lists such layers.
 """
@@ -128,6 +131,10 @@ def parameters(layer, role, statistics=False):
     slices and a rollback restores but a mask never zeroes."""
     if role == "pass":
         return []
+    if isinstance(layer, L.MultiHeadAttention):
+        return _attention_parameters(layer, role)
+    if isinstance(layer, L.Embedding):
+        return [(layer.embeddings, -1)] if role == "out" else []
     bias = [(layer.bias, 0)] if getattr(layer, "use_bias", False) and \
         getattr(layer, "bias", None) is not None else []
     if isinstance(layer, (L.SeparableConv1D, L.SeparableConv2D)):
@@ -152,6 +159,38 @@ def parameters(layer, role, statistics=False):
         return [(layer.alpha, -1)]
     if role == "norm":
         return [(v, 0) for v in (layer.gamma, layer.beta) if v is not None]
+    return []
+
+
+ATTENTION_INPUTS = ("query", "key", "value")  # a MultiHeadAttention's input roles
+
+
+def attention_projections(layer):
+    """{"query", "key", "value", "output"}: a MultiHeadAttention's EinsumDense projections
+    (query, key, value kernels (width, heads, key_dim); output (heads, value_dim, width))."""
+    return {"query": layer._query_dense, "key": layer._key_dense,
+            "value": layer._value_dense, "output": layer._output_dense}
+
+
+def _attention_parameters(layer, role):
+    """A MultiHeadAttention's members: "query", "key", "value" (the input channels: axis 0 of
+    that projection's kernel), "head" (one attention head: axis 1 of the query, key and value
+    kernels, axis 0 of their biases and of the output kernel) and "out" (the output channels:
+    the output kernel's last axis and its bias)."""
+    dense = attention_projections(layer)
+    bias = {name: d.bias for name, d in dense.items() if getattr(d, "bias", None) is not None}
+    if role in ATTENTION_INPUTS:
+        return [(dense[role].kernel, 0)]
+    if role == "head":
+        found = []
+        for name in ATTENTION_INPUTS:
+            found.append((dense[name].kernel, 1))
+            if name in bias:
+                found.append((bias[name], 0))
+        return found + [(dense["output"].kernel, 0)]
+    if role == "out":
+        return [(dense["output"].kernel, -1)] + ([(bias["output"], 0)] if "output" in bias
+                                                 else [])
     return []
 
 
@@ -256,6 +295,10 @@ def analyze(model, layer_norm="block"):
         if isinstance(layer, L.InputLayer):
             continue
         node = model_node(model, layer)
+        if node is not None and not isinstance(node.outputs, (list, tuple)) \
+                and isinstance(layer, L.MultiHeadAttention):
+            tensors[id(node.outputs)] = _attention(graph, layer, node)
+            continue
         if node is not None and not isinstance(node.outputs, (list, tuple)):
             tensors[id(node.outputs)] = _visit(graph, layer,
                                                [tensors[id(t)] for t in node.keras_inputs])
@@ -333,6 +376,8 @@ def _visit(graph, layer, inputs):
     if not inputs:
         return _opaque(graph, layer, inputs, "which has no tensor input")
     first = inputs[0]
+    if isinstance(layer, L.Embedding) and len(inputs) == 1:
+        return _embedding(graph, layer)
     if type(layer) in PRODUCERS and len(inputs) == 1:
         if first.flat and not isinstance(layer, L.Dense):
             return _opaque(graph, layer, inputs, "which reads a Flatten other than as a Dense")
@@ -391,6 +436,47 @@ def _visit(graph, layer, inputs):
                                              "(removing one would change every other; "
                                              "layer_norm='renormalize' prunes through it)")
     return _opaque(graph, layer, inputs, "which the graph cannot see through")
+
+
+def _attention(graph, layer, node):
+    """A MultiHeadAttention: its query, key and value tensors' channels are the input rows of
+    those projections; its heads are a group of their own (each head's query, key and value
+    columns and the output projection's rows); its output channels are a new group, as a
+    producer's."""
+    names = ("query", "value", "key", "attention_mask")
+    bound = dict(zip(names, node.call_args))
+    bound.update({k: v for k, v in node.call_kwargs.items() if k in names})
+    if bound.get("key") is None:
+        bound["key"] = bound.get("value")
+    tensors = graph.tensors
+    inputs = [tensors[id(t)] for t in node.keras_inputs if id(t) in tensors]
+    if any(bound.get(name) is None or id(bound[name]) not in tensors
+           for name in ATTENTION_INPUTS):
+        return _opaque(graph, layer, inputs, "whose query, key and value were not found")
+    mask = bound.get("attention_mask")
+    if mask is not None and id(mask) in tensors:  # its axes are tokens, not channels
+        for g, _ in tensors[id(mask)].segments:
+            graph.block(g, f"the attention mask of {layer.name!r}")
+    roles = [(tensors[id(bound[name])], name) for name in ATTENTION_INPUTS]
+    if any(t.flat for t, _ in roles):
+        return _opaque(graph, layer, inputs, "after a Flatten (only a Dense can follow one)")
+    for tensor, role in roles:
+        _feed(graph, layer, tensor, role)
+    heads = graph.new(layer._num_heads)
+    graph.add(heads, Member(layer.name, "head"))
+    width = int(node.outputs.shape[-1])
+    out = graph.new(width)
+    graph.add(out, Member(layer.name, "out"))
+    return _Tensor([(out, width)])
+
+
+def _embedding(graph, layer):
+    """An Embedding makes its output channels from ids: a producer whose input is not
+    channels (its ids are not fed)."""
+    width = int(layer.output_dim)
+    g = graph.new(width)
+    graph.add(g, Member(layer.name, "out"))
+    return _Tensor([(g, width)])
 
 
 def _channelwise(graph, layer, inputs):

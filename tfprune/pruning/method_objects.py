@@ -263,8 +263,9 @@ class ChannelMethod(_Method):
             core.prunable_groups(model, self.options.layer_norm)
 
     def _graph(self, copy, train_data):
-        if self.options.criterion == "taylor" and train_data is None:
-            raise TfpruneError("criterion 'taylor' needs `train_data` to score channels")
+        if self.options.criterion in options_lib.DATA_CRITERIA and train_data is None:
+            raise TfpruneError(f"criterion {self.options.criterion!r} needs `train_data` to "
+                               "score channels")
         return core.prunable_graph(copy, self.options.layer_norm)
 
     def _attach(self, model, steps_per_epoch, epochs, train_data, decisions_path, log):

@@ -23,8 +23,10 @@ from tfprune.pruning.schedules import SCHEDULES, check_step_options
 from tfprune.registry import Registry
 
 CRITERIA = Registry("channel criterion")
-for _name in ("l2", "l1", "bn_scale", "taylor"):
+for _name in ("l2", "l1", "bn_scale", "taylor", "gate"):
     CRITERIA.register_lazy(_name, f"tfprune.pruning.channels:{_name}_importance")
+# The criteria that score channels from gradients on training batches.
+DATA_CRITERIA = ("taylor", "gate")
 SELECTIONS = ("uniform", "global")
 # What the channel graph does at a LayerNormalization over the channels: end the groups (the
 # shrunk model equals the masked one), or prune through it, its statistics then spanning the
@@ -155,7 +157,8 @@ class ChannelOptions(ScheduleOptions):
 
     criterion: str = option(
         "l2", "channel: group importance, {choices} (l1/l2: norm of every parameter of a "
-        "channel; bn_scale: BatchNorm |gamma|; taylor: |w * dL/dw|).", choices=CRITERIA)
+        "channel; bn_scale: BatchNorm |gamma|; taylor: |w * dL/dw|; gate: |dL/d gate| on each "
+        "channel or attention head where it is read, Michel et al. 2019).", choices=CRITERIA)
     selection: str = option(
         "uniform", "channel: {choices}: the same fraction from every group, or one global "
         "ratio.", choices=SELECTIONS)

@@ -40,6 +40,13 @@ class ShrinkResult:
     max_abs_diff: float = None  # against the reference model on the check inputs
     renormalized: list = dataclasses.field(default_factory=list)  # LayerNormalizations whose
     #                 statistics now span fewer channels (channels.shrink, layer_norm option)
+    heads: dict = dataclasses.field(default_factory=dict)  # attention layer -> (heads before,
+    #                 heads after), for MultiHeadAttentions that lost heads
+
+    @property
+    def changed(self):
+        """Whether anything was removed (channels or attention heads)."""
+        return bool(self.removed or self.heads)
 
     @property
     def param_reduction(self):
@@ -76,15 +83,19 @@ def _thinned(layer, members, keep, groups_by_id):
     kept = {}
     for role in {m.role for _, m in members}:
         pairs = groups_lib.parameters(layer, role, statistics=True)
-        # Along the input's kernel axis ("in"), else along the output's channels.
-        full = int(pairs[0][0].shape[pairs[0][1]]) if role == "in" else \
-            int(layer.output.shape[-1])
+        # Along the role's axis of its first parameter; a "pass" member has none: along the
+        # output's channels.
+        full = int(pairs[0][0].shape[pairs[0][1]]) if pairs else int(layer.output.shape[-1])
         kept[role] = _kept_along(members, keep, groups_by_id, role, full)
         for variable, axis in pairs:
             i = position[id(variable)]
             weights[i] = np.take(weights[i], kept[role], axis=axis)
-    if "out" in kept:
-        config["units" if isinstance(layer, L.Dense) else "filters"] = int(kept["out"].size)
+    if isinstance(layer, L.MultiHeadAttention):
+        _thinned_attention(layer, config, kept)
+    elif "out" in kept:
+        config["units" if isinstance(layer, L.Dense) else
+               "output_dim" if isinstance(layer, L.Embedding) else "filters"] = \
+            int(kept["out"].size)
     if "channel" in kept and groups_lib.is_grouped_depthwise(layer):
         config["filters"] = config["groups"] = int(kept["channel"].size)
     if "pass" in kept:
@@ -97,6 +108,22 @@ def _thinned(layer, members, keep, groups_by_id):
             config["scale"] = _slice_constant(config["scale"], new, width)
             config["offset"] = _slice_constant(config["offset"], new, width)
     return config, weights
+
+
+def _thinned_attention(layer, config, kept):
+    """A MultiHeadAttention's config with fewer heads ("head"), narrower inputs ("query",
+    "key", "value": the shapes it is built from) or outputs ("out": ``output_shape``)."""
+    if "head" in kept:
+        config["num_heads"] = int(kept["head"].size)
+    for role in groups_lib.ATTENTION_INPUTS:
+        shape = config.get(f"{role}_shape")
+        if role in kept and shape is not None:
+            config[f"{role}_shape"] = list(shape)[:-1] + [int(kept[role].size)]
+    width = int(layer.output.shape[-1])
+    out = int(kept["out"].size) if "out" in kept else width
+    query = int(kept["query"].size) if "query" in kept else int(layer._query_shape[-1])
+    if config.get("output_shape") is not None or out != query:
+        config["output_shape"] = out
 
 
 def remove(model, groups, keep, check_inputs=None, reference=None, atol=TOLERANCE,
@@ -138,8 +165,14 @@ def _remove(source, model, groups, keep, check_inputs, reference, atol, notes, a
             after = int(thin.get_layer(name).output.shape[-1])
             if after < before:
                 removed[name] = (before, after)
+    heads = {}
+    for name, members in per_layer.items():
+        layer = source.get_layer(name)
+        if isinstance(layer, L.MultiHeadAttention) and \
+                thin.get_layer(name)._num_heads < layer._num_heads:
+            heads[name] = (int(layer._num_heads), int(thin.get_layer(name)._num_heads))
     result = ShrinkResult(thin, removed, list(notes), int(model.count_params()),
-                          int(thin.count_params()))
+                          int(thin.count_params()), heads=heads)
     if check_inputs is not None:
         expected = _outputs(reference if reference is not None else model, check_inputs)
         got = _outputs(thin, check_inputs)
@@ -214,7 +247,7 @@ def _removable_zeros(model, group):
     {layer: channels its producers leave zero that it does not keep at zero})."""
     own, keeps = {}, {}
     for member in group.members:
-        if member.role == "in":
+        if member.role in ("in",) + groups_lib.ATTENTION_INPUTS:  # readers of the group
             continue
         layer = model.get_layer(member.layer)
         size = int(layer.output.shape[-1])
