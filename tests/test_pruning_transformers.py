@@ -231,3 +231,17 @@ def test_surgery_keeps_heads_when_nothing_is_dropped():
     result = channels.shrink(model, graph.groups, keep, check_inputs=_ids())
     assert not result.changed and result.max_abs_diff <= 1e-6
     assert isinstance(result, surgery.ShrinkResult)
+
+
+def test_attention_flops_are_its_projections_and_its_two_products():
+    model = encoder(width=16, heads=4, key_dim=8, mlp=24, blocks=1)
+    row = [r for r in stats.layer_table(model) if r["layer"] == "b0_attention"][0]
+    projections = 4 * TOKENS * 16 * 4 * 8          # q, k, v, output: 10 tokens x 16 x 4 x 8
+    products = TOKENS * TOKENS * 4 * (8 + 8)        # scores and weighted values
+    assert row["flops"] == projections + products and row["units"] == 4
+    assert row["weights"] == 4 * 16 * 4 * 8
+    mlp = [r for r in stats.layer_table(model) if r["layer"] == "b0_mlp1"][0]
+    assert mlp["flops"] == TOKENS * 16 * 24         # a Dense on tokens: per token
+    _, _, result = _shrunk_half(model)
+    thin = [r for r in stats.layer_table(result.model) if r["layer"] == "b0_attention"][0]
+    assert thin["flops"] == (projections + products) // 2 and thin["units"] == 2

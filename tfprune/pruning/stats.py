@@ -4,7 +4,11 @@ Definitions follow ShrinkBench (Blalock et al. 2020): compression ratio = parame
 parameters; theoretical speedup = FLOPs / non-zero FLOPs. FLOPs here are the multiply-accumulates
 of the Dense and convolution kernels (out_h x out_w x kernel size for a convolution; both kernels
 of a separable one; in_h x in_w x kernel size for a transposed one), the layers that hold nearly
-all of the compute (attention's products are not counted yet); the non-zero FLOPs count only non-zero kernel weights.
+all of the compute; and of a MultiHeadAttention: its four projections at the positions they read
+(query and output at the query's, key and value at the key's) plus its two products, the scores
+QK^T (query positions x key positions x heads x key_dim) and the weighted sum of the values
+(query positions x key positions x heads x value_dim). The non-zero FLOPs count only non-zero
+kernel weights (and the products whole: they have no weights).
 """
 
 import numpy as np
@@ -21,6 +25,20 @@ _KERNEL_LAYERS = (L.Dense, L.Conv1D, L.Conv2D, L.DepthwiseConv1D, L.DepthwiseCon
 def _positions(shape):
     shape = shape[0] if isinstance(shape, list) else shape
     return int(np.prod(shape[1:-1])) if len(shape) > 2 else 1
+
+
+def _attention_parts(layer):
+    """[(kernel, positions)] of a MultiHeadAttention's projections and the MACs of its two
+    products (scores and the weighted values), per example."""
+    from tfprune.pruning.groups import attention_projections
+
+    dense = attention_projections(layer)
+    queries, keys = _positions(layer._query_shape), _positions(layer._key_shape)
+    heads, key_dim = layer._num_heads, layer._key_dim
+    value_dim = layer._value_dim or key_dim
+    parts = [(dense["query"].kernel, queries), (dense["key"].kernel, keys),
+             (dense["value"].kernel, keys), (dense["output"].kernel, queries)]
+    return parts, queries * keys * heads * (key_dim + value_dim)
 
 
 def _parts(layer):
@@ -44,6 +62,9 @@ def layer_table(model):
     """One row per Dense/convolution layer: weights, non-zeros, sparsity, units, FLOPs."""
     rows = []
     for layer in model.layers:
+        if isinstance(layer, L.MultiHeadAttention):
+            rows.append(_attention_row(layer))
+            continue
         inner, parts, axis = _parts(layer)
         if parts is None:
             continue
@@ -66,6 +87,26 @@ def layer_table(model):
             "nonzero_flops": int(sum(p * np.count_nonzero(k) for (_, p), k in zip(parts, kernels))),
         })
     return rows
+
+
+def _attention_row(layer):
+    """The table row of a MultiHeadAttention: its four kernels, its heads as units (a head is
+    kept while any of its weights is non-zero), its projections' and products' FLOPs."""
+    parts, products = _attention_parts(layer)
+    kernels = [np.asarray(kernel.numpy()) for kernel, _ in parts]
+    size = sum(k.size for k in kernels)
+    nonzero = sum(int(np.count_nonzero(k)) for k in kernels)
+    per_head = np.stack([np.moveaxis(k, 1, 0).reshape(k.shape[1], -1).any(axis=1)
+                         for k in kernels[:3]] +
+                        [kernels[3].reshape(kernels[3].shape[0], -1).any(axis=1)]).any(axis=0)
+    return {
+        "layer": layer.name, "type": type(layer).__name__, "weights": int(size),
+        "nonzeros": nonzero, "sparsity": 1.0 - nonzero / size,
+        "units": int(layer._num_heads), "units_kept": int(per_head.sum()),
+        "flops": int(sum(p * k.size for (_, p), k in zip(parts, kernels)) + products),
+        "nonzero_flops": int(sum(p * np.count_nonzero(k) for (_, p), k in zip(parts, kernels))
+                             + products),
+    }
 
 
 def _all_weights(model):
