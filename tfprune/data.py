@@ -147,6 +147,12 @@ class Data:
         return "image" if self.tokenizer is None else "text"
 
     @property
+    def vocabulary_size(self):
+        """Text data: the range of the token ids (the tokenizer's vocabulary, reserved ids
+        included), what a text model's embedding needs; None for image data."""
+        return None if self.tokenizer is None else self.tokenizer.vocabulary_size
+
+    @property
     def steps_per_epoch(self):
         return -(-self.sizes["train"] // self.batch_size)
 
@@ -244,8 +250,10 @@ register_dataset(DatasetSpec(
     "fortunes", None, None,
     "Debian's fortunes: English quotations by the category they are filed under (a topic task; "
     f"categories of at least {fortunes.MIN_EXAMPLES} quotations; apt-get install fortunes)",
-    # Placeholders until the text models (issue 33's next part) measure them.
-    fortunes.loader, kind="text", epochs=20, fine_tune_epochs=5, batch_size=64))
+    # Measured (text_encoder, seed 0, batch 64): validation accuracy peaks at epochs 3-5 and
+    # the model overfits after (train 98%); 5 epochs 50.1% validation, 52.5% test in 58 s;
+    # 8 epochs 49.6% / 51.3%; 20 epochs 49.3% / 51.0%.
+    fortunes.loader, kind="text", epochs=5, fine_tune_epochs=2, batch_size=64))
 for _name, _classes, _desc in [
     ("cifar10", 10, "CIFAR-10 (tfds; prepare data_dir first)"),
     ("cifar100", 100, "CIFAR-100 (tfds; prepare data_dir first)"),

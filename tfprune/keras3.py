@@ -44,6 +44,9 @@ LAYERS = (
     "SeparableConv1D", "SeparableConv2D", "Softmax", "SpatialDropout1D", "SpatialDropout2D",
     "Subtract", "UpSampling1D", "UpSampling2D", "ZeroPadding1D", "ZeroPadding2D",
 )
+# tfprune's own layers (tfprune/layers.py), translated to their twin of the same registered
+# name, config and weights: tf_keras's in tfprune.layers, Keras 3's built here (``own_layers``).
+OWN_LAYERS = ("PositionEmbedding",)
 # Options one library has and the other does not: the values at which leaving them out is
 # exact. Any other value stops the translation with the layer's name.
 DROPPABLE = {
@@ -85,6 +88,60 @@ def keras3():
     return keras
 
 
+_OWN_KERAS3 = {}
+
+
+def own_layers():
+    """{class name: Keras 3 class} of tfprune's own layers' Keras 3 twins (tfprune/layers.py
+    holds the tf_keras ones): built on first use and registered with Keras 3 under the same
+    names ("tfprune>PositionEmbedding"), so a Keras 3 file holding them loads."""
+    if _OWN_KERAS3:
+        return _OWN_KERAS3
+    keras = keras3()
+    from tfprune import layers as own
+
+    @keras.saving.register_keras_serializable(package=own.PACKAGE)
+    class PositionEmbedding(keras.layers.Layer):
+        """Keras 3 twin of tfprune.layers.PositionEmbedding: inputs (batch, T, width) + a
+        learned (sequence_length, width) ``embeddings``[:T]."""
+
+        def __init__(self, sequence_length, initializer=None, **kwargs):
+            super().__init__(**kwargs)
+            self.sequence_length = own.check_sequence_length(sequence_length)
+            self.initializer = keras.initializers.get(
+                own.DEFAULT_INITIALIZER if initializer is None else initializer)
+
+        def build(self, input_shape):
+            width = own.check_input_shape(input_shape, self.sequence_length, self.name)
+            self.embeddings = self.add_weight(name="embeddings",
+                                              shape=(self.sequence_length, width),
+                                              initializer=self.initializer, trainable=True)
+
+        def call(self, inputs):
+            positions = inputs.shape[1]
+            if positions is None:
+                positions = keras.ops.shape(inputs)[1]
+            return inputs + keras.ops.cast(self.embeddings[:positions], inputs.dtype)
+
+        def compute_output_shape(self, input_shape):
+            return input_shape
+
+        def get_config(self):
+            return {**super().get_config(), "sequence_length": self.sequence_length,
+                    "initializer": keras.initializers.serialize(self.initializer)}
+
+    PositionEmbedding.__module__, PositionEmbedding.__qualname__ = __name__, "PositionEmbedding"
+    _OWN_KERAS3.update(PositionEmbedding=PositionEmbedding)
+    return _OWN_KERAS3
+
+
+def __getattr__(name):
+    """``tfprune.keras3.PositionEmbedding``: the Keras 3 twins of tfprune's own layers."""
+    if name in OWN_LAYERS:
+        return own_layers()[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def library(model):
     """'keras3', 'tf_keras', or None for an object that is neither model."""
     if isinstance(model, tf_keras.Model):
@@ -113,6 +170,7 @@ def load(path, argument="model_path"):
     """A Keras 3 model from a ``.keras`` file saved by Keras 3, uncompiled; one clear error for a
     file Keras 3 cannot read (corrupt, a class it does not know, a lambda in safe mode)."""
     keras = keras3()
+    own_layers()  # tfprune's own layers, registered with Keras 3
     try:
         return keras.saving.load_model(os.fspath(path), compile=False)
     except Exception as err:  # noqa: BLE001  (Keras raises many kinds for a bad file)
@@ -219,6 +277,8 @@ class _Keras3:
         return [w.path.split("/")[-1] for w in layer.weights]
 
     def layer_class(self, name):
+        if name in OWN_LAYERS:
+            return own_layers()[name]
         return getattr(self.keras.layers, name, None)
 
     def make_input(self, tensor, name):
@@ -273,6 +333,13 @@ class _TfKeras(_Keras3):
 
     def weight_names(self, layer):
         return [w.name.split("/")[-1].split(":")[0] for w in layer.weights]
+
+    def layer_class(self, name):
+        if name in OWN_LAYERS:
+            from tfprune import layers as own
+
+            return getattr(own, name)
+        return getattr(self.keras.layers, name, None)
 
     def activation_known(self, name):
         try:
@@ -453,15 +520,20 @@ class _Builder:
                 f"on symbolic tensors outside any layer (keras.ops.*); tfprune translates "
                 "layers only: use the layer that does the same (e.g. keras.layers.Add, "
                 "Activation, Rescaling)")
-        target_class = self.dst.layer_class(target or cls) if cls in LAYERS else None
-        if target_class is None or type(layer).__module__.split(".")[0] not in ("keras",
-                                                                                 "tf_keras"):
+        if cls in OWN_LAYERS:
+            known = type(layer) is self.src.layer_class(cls)
+        else:
+            known = cls in LAYERS and type(layer).__module__.split(".")[0] in ("keras",
+                                                                               "tf_keras")
+        target_class = self.dst.layer_class(target or cls) if known else None
+        if target_class is None:
             composed = (f"; from Keras 3 also {', '.join(compositions.LAYERS)} and the "
                         f"activations {', '.join(compositions.ACTIVATIONS)}, as compositions "
                         "of these") if self.src.key == "keras3" else ""
             raise TranslationError(
                 f"cannot translate {where} from {self.src.name} to {self.dst.name}: tfprune "
-                f"translates the layers {', '.join(LAYERS)}, and functional or Sequential "
+                f"translates the layers {', '.join(LAYERS)}, tfprune's own "
+                f"{', '.join(OWN_LAYERS)} (tfprune.layers), and functional or Sequential "
                 f"models of them{composed}")
         config = _translate_config(layer, target or cls, self.src, self.dst, where, changes)
         config["name"] = self.unique(layer.name, prefix or "layer")
@@ -543,8 +615,8 @@ def _translate_config(layer, cls, src, dst, where, changes=None):
     signature = _accepted(dst.layer_class(cls))
     for key in list(config):
         value = config[key]
-        if key.endswith(("_initializer", "_regularizer", "_constraint")):
-            config[key] = _object(key.rsplit("_", 1)[1] + "s", value, src, dst, where, key)
+        if key.rsplit("_", 1)[-1] in ("initializer", "regularizer", "constraint"):
+            config[key] = _object(key.rsplit("_", 1)[-1] + "s", value, src, dst, where, key)
         elif key == "activation":
             config[key] = _activation(value, dst, where)
         if signature is not None and key not in signature and (

@@ -15,9 +15,9 @@ MODELS = Registry("model")
 CHECK_INPUTS = 256  # test images an imported (translated) model is checked on
 # Models with no spatial structure: shift/crop augmentation only blurs what they see.
 FULLY_CONNECTED_MODELS = frozenset({"mlp"})
-# Models that take token ids (text data): none yet, the text encoder is issue 33's next part.
+# Models that take token ids (text data: int32 (sequence_length,), ``vocabulary_size`` ids).
 # Every other model of the zoo takes images.
-TEXT_MODELS = frozenset()
+TEXT_MODELS = frozenset({"text_encoder", "bert_base"})
 
 
 def check_model_data(name, kind, dataset):
@@ -27,30 +27,61 @@ def check_model_data(name, kind, dataset):
     if kind == takes:
         return
     data = f"dataset {dataset!r}" if dataset else "the data"
+    text_models = ", ".join(sorted(TEXT_MODELS))
     if kind == "text":
         raise TfpruneError(
-            f"model {name!r} takes images, and {data} is text (token ids): the "
-            "zoo's image models need image data, and the zoo has no text model yet (it comes "
-            "with issue 33's text encoder); pass a Keras model of your own that takes token ids "
-            "with --baseline=PATH, or choose an image data set")
+            f"model {name!r} takes images, and {data} is text (token ids): the zoo's image "
+            f"models need image data; choose a text model ({text_models}), or pass a Keras "
+            "model of your own that takes token ids with --baseline=PATH")
     raise TfpruneError(f"model {name!r} takes token ids (text), and {data} holds "
-                       "images: choose a text data set (fortunes, tsv:PATH, glue:DIR)")
+                       "images: choose a text data set (fortunes, tsv:PATH, glue:DIR) or an "
+                       "image model")
 
 
-def build_model(name, input_shape, num_classes, seed=None, dataset=None):
+def build_model(name, input_shape, num_classes, seed=None, dataset=None, vocabulary_size=None,
+                **options):
     """Build registered model ``name`` for inputs of ``input_shape`` (images: (height, width,
-    channels); token ids: (sequence_length,)) and ``num_classes`` classes."""
+    channels); token ids: (sequence_length,)) and ``num_classes`` classes. A text model
+    (``TEXT_MODELS``) also needs ``vocabulary_size``, the range of its token ids (a text data
+    set's ``Data.vocabulary_size``); image models take None. ``options`` go to the builder
+    (e.g. a transformer's ``width=``, ``blocks=``)."""
     builder = MODELS.get(name)
     input_shape = tuple(int(d) for d in input_shape)
-    if len(input_shape) == 1:
-        check_model_data(name, "text", dataset)
-    if len(input_shape) != 3 or min(input_shape) < 1:
+    text = name in TEXT_MODELS
+    check_model_data(name, "text" if len(input_shape) == 1 else "image", dataset)
+    if text and (len(input_shape) != 1 or input_shape[0] < 1):
+        raise TfpruneError(f"`input_shape` of text model {name!r} must be (sequence_length,), "
+                           f"got {input_shape}")
+    if not text and (len(input_shape) != 3 or min(input_shape) < 1):
         raise TfpruneError(f"`input_shape` must be (height, width, channels), got {input_shape}")
     if int(num_classes) < 2:
         raise TfpruneError(f"`num_classes` must be >= 2, got {num_classes}")
+    if text:
+        if isinstance(vocabulary_size, bool) or not isinstance(vocabulary_size, int) \
+                or vocabulary_size < 2:
+            raise TfpruneError(f"text model {name!r} needs `vocabulary_size`, an int >= 2 (the "
+                               "range of its token ids: the data's tokenizer gives it), got "
+                               f"{vocabulary_size!r}")
+        options["vocabulary_size"] = vocabulary_size
+    elif vocabulary_size is not None:
+        raise TfpruneError(f"`vocabulary_size` applies to the text models "
+                           f"({', '.join(sorted(TEXT_MODELS))}), not to image model {name!r}; "
+                           f"got {vocabulary_size!r}")
+    _check_options(name, builder, options)
     if seed is not None:
         keras.utils.set_random_seed(seed)
-    return builder(input_shape, int(num_classes))
+    return builder(input_shape, int(num_classes), **options)
+
+
+def _check_options(name, builder, options):
+    import inspect
+
+    accepted = [p for p in list(inspect.signature(builder).parameters)[2:]]
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        allowed = ", ".join(p for p in accepted if p != "vocabulary_size") or "none"
+        raise TfpruneError(f"model {name!r} has no option {', '.join(map(repr, unknown))}; its "
+                           f"options: {allowed}")
 
 
 def _classifier(x, num_classes):
@@ -167,10 +198,144 @@ def mobilenetv2(input_shape, num_classes, alpha=1.0, min_size=32):
 
 
 
+# -- transformers ------------------------------------------------------------------------------
+#
+# Pre-LayerNorm encoder blocks (ViT; BERT's shape with the norms moved before each part):
+#   x = x + Dropout(MHA(LN(x), LN(x)));  x = x + Dropout(Dense(width)(Dense(mlp, gelu)(LN(x))))
+# built from tf_keras's own layers (MultiHeadAttention and Dense on (batch, tokens, width)
+# tensors) plus tfprune.layers.PositionEmbedding: no Lambda, no custom block layer, so the graph
+# is a plain functional model the translation, the converter and the pruning tools read.
+# Layer names: block{i}_norm1, block{i}_attention, block{i}_dropout1, block{i}_add1,
+# block{i}_norm2, block{i}_mlp1, block{i}_mlp2, block{i}_dropout2, block{i}_add2; then norm, pool.
+
+LAYER_NORM_EPSILON = 1e-6  # ViT's (BERT: 1e-12); tf_keras's default 1e-3 is coarse for width 768
+
+
+def _check_transformer(name, width, heads, key_dim, blocks, mlp, dropout):
+    for argument, value in (("width", width), ("heads", heads), ("key_dim", key_dim),
+                            ("blocks", blocks), ("mlp", mlp)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise TfpruneError(f"model {name!r}: `{argument}` must be an int >= 1, got {value!r}")
+    if not isinstance(dropout, (int, float)) or isinstance(dropout, bool) \
+            or not 0.0 <= dropout < 1.0:
+        raise TfpruneError(f"model {name!r}: `dropout` must be in [0, 1), got {dropout!r}")
+
+
+def _encoder(x, width, heads, key_dim, blocks, mlp, dropout):
+    """``blocks`` pre-LayerNorm transformer blocks on (batch, tokens, width) ``x``, then the
+    final LayerNormalization and mean pooling over the tokens."""
+    layers = keras.layers
+    for i in range(1, blocks + 1):
+        y = layers.LayerNormalization(epsilon=LAYER_NORM_EPSILON, name=f"block{i}_norm1")(x)
+        y = layers.MultiHeadAttention(heads, key_dim, name=f"block{i}_attention")(y, y)
+        if dropout:
+            y = layers.Dropout(dropout, name=f"block{i}_dropout1")(y)
+        x = layers.Add(name=f"block{i}_add1")([x, y])
+        y = layers.LayerNormalization(epsilon=LAYER_NORM_EPSILON, name=f"block{i}_norm2")(x)
+        y = layers.Dense(mlp, activation="gelu", name=f"block{i}_mlp1")(y)
+        y = layers.Dense(width, name=f"block{i}_mlp2")(y)
+        if dropout:
+            y = layers.Dropout(dropout, name=f"block{i}_dropout2")(y)
+        x = layers.Add(name=f"block{i}_add2")([x, y])
+    x = layers.LayerNormalization(epsilon=LAYER_NORM_EPSILON, name="norm")(x)
+    return layers.GlobalAveragePooling1D(name="pool")(x)
+
+
+def _vision_transformer(input_shape, num_classes, name, patch_size, width, heads, key_dim,
+                        blocks, mlp, dropout):
+    """ViT (Dosovitskiy et al. 2021) with mean pooling in place of the class token: a
+    ``patch_size`` x ``patch_size`` Conv2D with as many strides embeds each patch, the patches
+    become tokens, a learned position embedding is added, then the encoder and the classifier.
+
+    An image whose height or width is not a multiple of ``patch_size`` is zero-padded inside the
+    model (ZeroPadding2D ``pad``, split evenly, the odd pixel at the bottom / right) to the next
+    multiple: no pixel is dropped or resampled, and the border patches see zeros.
+    """
+    from tfprune.layers import PositionEmbedding
+
+    _check_transformer(name, width, heads, key_dim, blocks, mlp, dropout)
+    if isinstance(patch_size, bool) or not isinstance(patch_size, int) or patch_size < 1:
+        raise TfpruneError(f"model {name!r}: `patch_size` must be an int >= 1, got "
+                           f"{patch_size!r}")
+    layers = keras.layers
+    inputs = keras.Input(input_shape, name="image")
+    height, width_px, _ = input_shape
+    pad_h, pad_w = (-height) % patch_size, (-width_px) % patch_size
+    x = inputs
+    if pad_h or pad_w:
+        x = layers.ZeroPadding2D(((pad_h // 2, pad_h - pad_h // 2),
+                                  (pad_w // 2, pad_w - pad_w // 2)), name="pad")(x)
+    x = layers.Conv2D(width, patch_size, strides=patch_size, name="patch_embedding")(x)
+    tokens = ((height + pad_h) // patch_size) * ((width_px + pad_w) // patch_size)
+    x = layers.Reshape((tokens, width), name="tokens")(x)
+    x = PositionEmbedding(tokens, name="position_embedding")(x)
+    x = _encoder(x, width, heads, key_dim, blocks, mlp, dropout)
+    return keras.Model(inputs, _classifier(x, num_classes), name=name)
+
+
+@MODELS.register("vit")
+def vit(input_shape, num_classes, patch_size=4, width=64, heads=4, key_dim=16, blocks=4,
+        mlp=128, dropout=0.0):
+    """A small ViT for 28x28 and 32x32 images: 4x4 patches (49 or 64 tokens), width 64, 4 heads
+    of 16, 4 blocks, MLP 128: 0.14M parameters on Fashion-MNIST."""
+    return _vision_transformer(input_shape, num_classes, "vit", patch_size, width, heads,
+                               key_dim, blocks, mlp, dropout)
+
+
+@MODELS.register("vit_base")
+def vit_base(input_shape, num_classes, patch_size=16, width=768, heads=12, key_dim=64,
+             blocks=12, mlp=3072, dropout=0.0):
+    """ViT-B/16's shape (12 blocks, width 768, 12 heads of 64, MLP 3072, 16x16 patches) for
+    users with a GPU; 85.1M parameters in its blocks."""
+    return _vision_transformer(input_shape, num_classes, "vit_base", patch_size, width, heads,
+                               key_dim, blocks, mlp, dropout)
+
+
+def _text_transformer(input_shape, num_classes, name, vocabulary_size, width, heads, key_dim,
+                      blocks, mlp, dropout):
+    """A BERT-style encoder classifier: int32 token ids (sequence_length,), an Embedding of
+    ``vocabulary_size`` ids, a learned position embedding, the encoder, mean pooling.
+
+    No Keras masking: the padding id 0 is an ordinary token with its own learned embedding, so
+    pads are attended to and pooled with the words (the mean is over all sequence_length
+    positions). The graph stays a plain functional model with no implicit mask tensors, and the
+    .tflite computes what Keras does.
+    """
+    from tfprune.layers import PositionEmbedding
+
+    _check_transformer(name, width, heads, key_dim, blocks, mlp, dropout)
+    (sequence_length,) = input_shape
+    inputs = keras.Input((sequence_length,), dtype="int32", name="tokens")
+    x = keras.layers.Embedding(vocabulary_size, width, name="token_embedding")(inputs)
+    x = PositionEmbedding(sequence_length, name="position_embedding")(x)
+    if dropout:
+        x = keras.layers.Dropout(dropout, name="embedding_dropout")(x)
+    x = _encoder(x, width, heads, key_dim, blocks, mlp, dropout)
+    return keras.Model(inputs, _classifier(x, num_classes), name=name)
+
+
+@MODELS.register("text_encoder")
+def text_encoder(input_shape, num_classes, vocabulary_size, width=64, heads=4, key_dim=16,
+                 blocks=2, mlp=128, dropout=0.1):
+    """A small BERT-style text classifier: width 64, 4 heads of 16, 2 blocks, MLP 128."""
+    return _text_transformer(input_shape, num_classes, "text_encoder", vocabulary_size, width,
+                             heads, key_dim, blocks, mlp, dropout)
+
+
+@MODELS.register("bert_base")
+def bert_base(input_shape, num_classes, vocabulary_size, width=768, heads=12, key_dim=64,
+              blocks=12, mlp=3072, dropout=0.1):
+    """BERT-base's shape (12 blocks, width 768, 12 heads of 64, MLP 3072; pre-LayerNorm) for
+    users with a GPU: 85,054,464 parameters in its blocks, the embeddings apart."""
+    return _text_transformer(input_shape, num_classes, "bert_base", vocabulary_size, width,
+                             heads, key_dim, blocks, mlp, dropout)
+
+
 def load_model(path, argument="model_path", custom_objects=None):
     """A saved tf_keras model (.keras or .h5), uncompiled; a clear TfpruneError otherwise."""
     import os
 
+    from tfprune import layers  # noqa: F401  (registers tfprune's own layers for loading)
     from tfprune.keras import check_model
 
     _check_model_file(path, argument)

@@ -54,7 +54,7 @@ def preflight(config, data, model=None):
     pruning.check(steps_per_epoch=data.steps_per_epoch, epochs=config.fine_tune_epochs)
     if model is None:
         model = build_model(config.model, data.input_shape, data.num_classes,
-                            dataset=data.name)
+                            dataset=data.name, vocabulary_size=data.vocabulary_size)
     if config.keras3_output:  # the Keras 3 export must not fail after the fine-tuning
         keras3.to_keras3(model, data.numpy("test", limit=8)[0], name=f"model {config.model!r}")
     pruning.check(model)

@@ -63,8 +63,9 @@ def _run_sensitivity(config, output_dir, overwrite, log):
     # Cheap checks before any training or writing: the layers and channel groups of the model
     # analysed (a baseline file is loaded now; the zoo architecture stands for one to train).
     loaded = None if config.baseline == "train" else load_baseline(config, output_dir, data, log)
-    model = loaded.model if loaded else build_model(config.model, data.input_shape,
-                                                    data.num_classes, dataset=data.name)
+    model = loaded.model if loaded else build_model(
+        config.model, data.input_shape, data.num_classes, dataset=data.name,
+        vocabulary_size=data.vocabulary_size)
     for method in config.layer_methods():
         config.selected(model, method)
     if "channel" in config.methods or config.channel_groups:

@@ -304,7 +304,7 @@ def _run_sweep(config, output_dir, overwrite, log, visualize, overlap):
     # Cheap checks first: the steps of every schedule and the layers, before any baseline trains.
     data = config.load_data(config.seeds[0], log)
     architecture = build_model(config.model, data.input_shape, data.num_classes,
-                               dataset=data.name)
+                               dataset=data.name, vocabulary_size=data.vocabulary_size)
     for key in config.variants():
         if key.method != rows_lib.DENSE:
             preflight(config.prune_config(key), data, architecture)

@@ -54,7 +54,7 @@ def _train_baseline(config, output_dir, strategy, overwrite, log):
                        log)
     with strategy.scope():
         model = build_model(config.model, data.input_shape, data.num_classes,
-                            dataset=data.name)
+                            dataset=data.name, vocabulary_size=data.vocabulary_size)
         optimizer = make_optimizer(
             config.optimizer, config.learning_rate, config.momentum, config.weight_decay,
             config.lr_schedule, decay_steps=config.epochs * data.steps_per_epoch)
