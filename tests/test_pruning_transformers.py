@@ -245,3 +245,30 @@ def test_attention_flops_are_its_projections_and_its_two_products():
     _, _, result = _shrunk_half(model)
     thin = [r for r in stats.layer_table(result.model) if r["layer"] == "b0_attention"][0]
     assert thin["flops"] == (projections + products) // 2 and thin["units"] == 2
+
+
+@pytest.mark.parametrize("name", ["vit", "text_encoder"])
+def test_the_zoo_transformers_lose_heads_and_neurons_exactly_and_the_width_under_renormalize(
+        name):
+    from tfprune.models import build_model
+
+    text = name == "text_encoder"
+    model = build_model(name, (TOKENS,) if text else (8, 8, 1), 3, seed=0,
+                        vocabulary_size=VOCABULARY if text else None, width=16, heads=4,
+                        key_dim=4, blocks=2, mlp=24, **({} if text else {"patch_size": 4}))
+    _randomize(model, 0)
+    x = _ids() if text else np.random.default_rng(0).random((4, 8, 8, 1)).astype(np.float32)
+    graph = analyze(model)
+    keep = channels.choose(model, graph.groups, 0.5)
+    result = channels.shrink(model, graph.groups, keep, check_inputs=x)
+    assert result.max_abs_diff <= 1e-5
+    assert result.heads == {"block1_attention": (4, 2), "block2_attention": (4, 2)}
+    assert result.removed == {"block1_mlp1": (24, 12), "block2_mlp1": (24, 12)}
+    ratio = stats.summarize(result.model)["flops"] / stats.summarize(model)["flops"]
+    assert ratio <= 0.55
+    wide = analyze(model, "renormalize")
+    stream = [g for g in wide.groups if "position_embedding" in g.layers("channel")]
+    assert len(stream) == 1 and stream[0].blocked is None
+    keep = channels.choose(model, wide.groups, 0.5)
+    thin = channels.shrink(model, wide.groups, keep, check_inputs=x)
+    assert thin.model.get_layer("position_embedding").embeddings.shape[-1] == 8

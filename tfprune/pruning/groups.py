@@ -40,6 +40,7 @@ import numpy as np
 from tfprune import checks
 from tfprune.errors import InternalError
 from tfprune.keras import keras
+from tfprune.layers import PositionEmbedding
 from tfprune.pruning.options import LAYER_NORM
 
 L = keras.layers
@@ -135,6 +136,8 @@ def parameters(layer, role, statistics=False):
         return _attention_parameters(layer, role)
     if isinstance(layer, L.Embedding):
         return [(layer.embeddings, -1)] if role == "out" else []
+    if isinstance(layer, PositionEmbedding):
+        return [(layer.embeddings, -1)] if role == "channel" else []
     bias = [(layer.bias, 0)] if getattr(layer, "use_bias", False) and \
         getattr(layer, "bias", None) is not None else []
     if isinstance(layer, (L.SeparableConv1D, L.SeparableConv2D)):
@@ -399,6 +402,8 @@ def _visit(graph, layer, inputs):
                                                        + MERGES):
         # Only a Dense reads a flattened map channel by channel.
         return _opaque(graph, layer, inputs, "after a Flatten (only a Dense can follow one)")
+    if len(inputs) == 1 and isinstance(layer, PositionEmbedding) and not first.flat:
+        return _through(graph, layer, first, "channel")  # a per-channel (and position) bias
     if len(inputs) == 1 and isinstance(layer, CHANNELWISE):
         return _channelwise(graph, layer, inputs)
     if len(inputs) == 1 and isinstance(layer, L.Activation):

@@ -226,6 +226,8 @@ def _keeps_zero(layer, role, size):
             groups_lib.is_grouped_depthwise(layer):
         bias = layer.bias.numpy() if layer.use_bias else np.zeros(size)
         return (bias == 0) & _maps_zero_to_zero(layer.activation)
+    if isinstance(layer, groups_lib.PositionEmbedding):  # zero where every position's is
+        return ~np.any(layer.embeddings.numpy() != 0, axis=0)
     if isinstance(layer, L.Normalization):  # one mean for every channel (groups.py)
         return yes if float(np.max(np.abs(np.asarray(layer.mean)))) == 0 else no
     if isinstance(layer, L.Rescaling):
