@@ -118,7 +118,7 @@ def test_lazy_registries_name_what_their_modules_define():
     from tfprune.tflite.quantizations import QUANTIZATIONS
 
     assert [type(q) for q in QUANTIZATIONS.entries()] == [export.Quantization] * len(QUANTIZATIONS)
-    assert CRITERIA.get("l2") is channels.l2_importance and len(CRITERIA.entries()) == 4
+    assert CRITERIA.get("l2") is channels.l2_importance and len(CRITERIA.entries()) == 5
     import tensorflow_model_optimization as tfmot
 
     assert SCHEDULES.get("polynomial") is tfmot.sparsity.keras.PolynomialDecay

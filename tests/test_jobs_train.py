@@ -28,7 +28,7 @@ def test_config_validation(kwargs, message):
 
 
 def test_config_unknown_names():
-    with pytest.raises(UnknownNameError, match="unknown model 'lenet'; registered: cnn, mlp"):
+    with pytest.raises(UnknownNameError, match="unknown model 'lenet'; registered: bert_base, cnn, mlp"):
         TrainConfig(model="lenet")
     with pytest.raises(UnknownNameError, match="unknown optimizer 'rmsprop'; registered: adam, sgd"):
         TrainConfig(optimizer="rmsprop")
