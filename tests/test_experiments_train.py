@@ -83,7 +83,7 @@ def assert_same_outcome(real, batched):
 
 UNKNOWN_CHOICES = [
     (["--dataset=imagenet"], ["--dataset=imagenet", "cifar10|cifar100|digits|fashion_mnist|fortunes|mnist"]),
-    (["--model=alexnet"], ["--model=alexnet", "cnn|mlp|mobilenetv2|resnet20|resnet44|vgg16"]),
+    (["--model=alexnet"], ["--model=alexnet", "bert_base|cnn|mlp|mobilenetv2|resnet20|resnet44|text_encoder|vgg16|vit|vit_base"]),
 ]
 INVALID_NUMBERS = [
     ("--epochs=-2", "--epochs=-2"),

@@ -156,3 +156,8 @@ def test_bad_input(tmp_path, two_models, python):
     errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "valid layers: conv1, conv2" in errors[0]
     assert not (tmp_path / "out").exists()
+
+
+def test_text_data_is_refused_before_any_model_is_loaded(tmp_path):
+    with pytest.raises(TfpruneError, match="do not apply to token ids: dataset 'fortunes'"):
+        VisualizeConfig(models=(str(tmp_path / "not-read.keras"),), dataset="fortunes")

@@ -47,7 +47,7 @@ def test_global_magnitude_meets_the_target_and_follows_the_magnitudes(granularit
     layers = [layer.name for layer in model.layers if hasattr(layer, "kernel")][:2]
     first = model.get_layer(layers[0])
     first.kernel.assign(first.kernel * 0.01)  # a layer of tiny weights goes first
-    targets = allocation.global_magnitude(model, layers, 0.5, granularity)
+    targets = allocation.global_magnitude(oneshot.layer_kernels(model, layers), 0.5, granularity)
     weights = oneshot.layer_weights(model, layers)
     assert allocation.global_sparsity(targets, weights) == pytest.approx(0.5, abs=0.02)
     assert targets[layers[0]] > 0.9 and targets[layers[1]] < 0.5

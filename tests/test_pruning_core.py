@@ -179,6 +179,6 @@ def test_a_conv1d_transpose_is_skipped_not_wrapped():
     selected, skipped = select_layers(model, "weight")
     assert selected == ["c0", "c1", "c2"]  # the first-convolution default is for Conv2D
     assert skipped["tconv"] == ("Conv1DTranspose: not a layer weight pruning wraps (Dense, "
-                                "Conv1D, Conv2D)")
+                                "Conv1D, Conv2D, Embedding, MultiHeadAttention)")
     pruned = prune(model, "weight", "constant", 0.5, steps_per_epoch=1, epochs=1)
     assert pruned.pruned_layers == ["c0", "c1", "c2"]

@@ -75,7 +75,7 @@ def test_what_prune_sublayers_refuses():
     net(_data()[0][:1])
     with pytest.raises(TfpruneError, match=r"`target_sparsity` must be in \[0, 1\)"):
         prune_sublayers(net, 1.5, steps_per_epoch=4, epochs=1)
-    with pytest.raises(TfpruneError, match="no Dense / Conv1D / Conv2D sublayer"):
+    with pytest.raises(TfpruneError, match="no Dense, Conv1D, Conv2D, Embedding, MultiHeadAttention sublayer"):
         prune_sublayers(net, 0.5, steps_per_epoch=4, epochs=1,
                         exclude=list(subclassed.sublayer_sparsity(net)))
 
@@ -99,3 +99,38 @@ def test_sublayers_it_cannot_reach_are_named_not_silently_left_dense():
     with pytest.raises(TfpruneError, match=r"sublayers private_dense\w*, inner_dense\w* of .* "
                                            r"are held where tfprune cannot swap them"):
         prune_sublayers(net, 0.5, steps_per_epoch=4, epochs=1)
+
+
+class TextNet(keras.Model):
+    """An embedding and a self-attention block called with (query, value) positionally."""
+
+    def __init__(self):
+        super().__init__()
+        self.embed = keras.layers.Embedding(50, 16)
+        self.attention = keras.layers.MultiHeadAttention(2, 8)
+        self.pool = keras.layers.GlobalAveragePooling1D()
+        self.head = keras.layers.Dense(3, name="head")
+
+    def call(self, ids):
+        h = self.embed(ids)
+        h = h + self.attention(h, h)
+        return self.head(self.pool(h))
+
+
+@pytest.mark.integration
+def test_attention_and_embedding_sublayers_are_weight_pruned():
+    # the fit loop's training=True must reach a wrapper called with two positional inputs
+    rng = np.random.default_rng(0)
+    ids, y = rng.integers(0, 50, (64, 10)), rng.integers(0, 3, 64)
+    keras.utils.set_random_seed(0)
+    net = TextNet()
+    net(ids[:1])
+    result = prune_sublayers(net, 0.8, "constant", steps_per_epoch=4, epochs=1, exclude=["head"])
+    net.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    net.fit(ids, y, batch_size=16, epochs=1, verbose=0, callbacks=result.callbacks)
+    strip_sublayers(net)
+    kernels = {w.name.split("/", 1)[1]: w.numpy() for w in net.weights
+               if w.name.endswith(("kernel:0", "embeddings:0")) and "/head/" not in w.name}
+    assert len(kernels) == 5  # the table and q, k, v, output projections
+    for name, kernel in kernels.items():
+        assert np.mean(kernel == 0) == pytest.approx(0.8, abs=0.01), name

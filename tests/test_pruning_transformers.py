@@ -272,3 +272,93 @@ def test_the_zoo_transformers_lose_heads_and_neurons_exactly_and_the_width_under
     keep = channels.choose(model, wide.groups, 0.5)
     thin = channels.shrink(model, wide.groups, keep, check_inputs=x)
     assert thin.model.get_layer("position_embedding").embeddings.shape[-1] == 8
+
+
+# -- weight pruning: every kernel, the attention projections included ------------------------
+
+def _attention_kernels(layer):
+    from tfprune.pruning.kernels import pruned_weights
+    return [(np.asarray(v.numpy()), axes) for v, axes in pruned_weights(layer)]
+
+
+def _fine_tune(attached, steps=3):
+    x, y = _ids(16), np.arange(16) % 3
+    attached.model.compile("adam", "sparse_categorical_crossentropy")
+    attached.model.fit(x, y, batch_size=8, epochs=steps // 2 + 1, callbacks=attached.callbacks,
+                       verbose=0)
+    return attached.finish()
+
+
+@pytest.mark.integration  # fine-tunes
+@pytest.mark.parametrize("cross", [False, True])
+def test_weight_pruning_masks_the_attention_projections_and_the_embedding(cross):
+    """tfprune's wrapper calls MultiHeadAttention with its query and its value (tfmot's would
+    take the value for `training`): every kernel at 80%, the classifier left dense, and the
+    wrapped model computes what the stripped one does."""
+    from tfprune import pruning
+
+    model = encoder(cross=cross)
+    attached = pruning.prune(model, "weight", "constant", 0.8, steps_per_epoch=2, epochs=2)
+    assert attached.pruned_layers == ["embedding", "b0_attention", "b0_mlp1", "b0_mlp2",
+                                      "b1_attention", "b1_mlp1", "b1_mlp2"]
+    assert "classifier" in attached.skipped_layers
+    finished = _fine_tune(attached)
+    for name in attached.pruned_layers:
+        for kernel, _ in _attention_kernels(finished.pruned.get_layer(name)):
+            assert np.mean(kernel == 0) == pytest.approx(0.8, abs=0.01), name
+    x = _ids()
+    np.testing.assert_allclose(attached.model(x, training=False).numpy(),
+                               finished.pruned(x).numpy(), atol=1e-6)
+    rows = {r["layer"]: r for r in stats.layer_table(finished.pruned)}
+    assert rows["embedding"]["sparsity"] == pytest.approx(0.8, abs=0.01)
+    assert rows["b0_attention"]["sparsity"] == pytest.approx(0.8, abs=0.01)
+    assert stats.summarize(finished.pruned, attached.pruned_layers)["pruned_sparsity"] == \
+        pytest.approx(0.8, abs=0.01)
+
+
+def _zeros_per_group(kernel, input_axes, n=4):
+    """Zeros in every group of n consecutive inputs of a kernel seen as (inputs, outputs)."""
+    matrix = kernel.reshape(int(np.prod(kernel.shape[:input_axes])), -1)
+    return (matrix.reshape(-1, n, matrix.shape[-1]) == 0).sum(axis=1)
+
+
+@pytest.mark.parametrize("one_shot", [pytest.param(False, marks=pytest.mark.integration), True])
+def test_two_of_four_along_every_projections_inputs(one_shot):
+    """2:4 on the rank-3 attention kernels (query/key/value: the width is the input; output:
+    heads x value_dim) as on a Dense: exactly 2 zeros in every 4 consecutive inputs, whether
+    fine-tuned or pruned once; the embedding table is left out with the reason."""
+    from tfprune import pruning
+
+    model = encoder()
+    if one_shot:
+        attached = pruning.prune_once(model, "weight", 0.5, sparsity_m_by_n=(2, 4))
+        pruned = attached.model
+    else:
+        attached = pruning.prune(model, "weight", "constant", 0.5, steps_per_epoch=2, epochs=2,
+                                 sparsity_m_by_n=(2, 4))
+        pruned = _fine_tune(attached).pruned
+    assert "embedding" not in attached.pruned_layers
+    assert "looked up, not multiplied" in attached.skipped_layers["embedding"]
+    for name in ("b0_attention", "b1_attention", "b0_mlp1", "b1_mlp2"):
+        kernels = _attention_kernels(pruned.get_layer(name))
+        assert [axes for _, axes in kernels] == ([1, 1, 1, 2] if "attention" in name else [1])
+        for kernel, axes in kernels:
+            np.testing.assert_array_equal(_zeros_per_group(kernel, axes), 2)
+
+
+def test_two_of_four_skips_an_attention_whose_inputs_do_not_divide():
+    from tfprune.pruning.core import select_layers
+
+    model = encoder(key_dim=6)  # the output projection's inputs: heads x 6, groups of 4 straddle
+    selected, skipped = select_layers(model, "weight", m_by_n=(2, 4))
+    assert "b0_attention" not in selected and "b0_mlp1" in selected
+    assert skipped["b0_attention"] == "input depth not divisible by 4 (needed for 2:4)"
+
+
+def test_the_deciding_methods_leave_an_attention_dense_and_say_why():
+    from tfprune import pruning
+
+    attached = pruning.prune(encoder(), "dynamic", steps_per_epoch=2, epochs=2,
+                             dynamic={"granularity": "weight"})
+    assert "b0_mlp1" in attached.pruned_layers and "b0_attention" not in attached.pruned_layers
+    assert "read one kernel per layer" in attached.skipped_layers["b0_attention"]

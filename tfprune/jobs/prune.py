@@ -78,7 +78,7 @@ def resolve_layer_sparsity(config, model, data, output_dir, log, curves_cache=No
                                        config.prune_classifier, config.prune_first_conv)
         weights = oneshot.layer_weights(model, layers)
         if config.layer_sparsity == "global":
-            targets = allocation.global_magnitude(model, layers, config.target_sparsity,
+            targets = allocation.global_magnitude(oneshot.layer_kernels(model, layers), config.target_sparsity,
                                                   granularity)
         else:
             key = (id(model), granularity, tuple(layers), config.sensitivity_samples)

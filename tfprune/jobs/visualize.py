@@ -17,7 +17,6 @@ import time
 import numpy as np
 
 from tfprune import io, summaries
-from tfprune.errors import TfpruneError
 from tfprune.jobs.configs.visualize import (  # noqa: F401  (jobs.visualize.VisualizeConfig, ...)
     SWEEP_SUBDIR, VisualizeConfig, sweep_entries)
 from tfprune.jobs import runlock
@@ -78,11 +77,6 @@ def _run_visualize(config, output_dir, overwrite, log):
     start = time.perf_counter()
     entries = config.entries()
     data = config.data()
-    if data.kind == "text":
-        raise TfpruneError(
-            f"visualize draws image maps (SmoothGrad, Grad-CAM, class models) and their drift, "
-            f"which do not apply to token ids: dataset {data.name!r} is text; choose an image "
-            "data set (token saliency for text models is not built yet)")
     models = {e.name: import_checked(e.path, "models", data, log).model for e in entries}
     cam_layers = {}
     for name, model in models.items():  # cheap checks before any maps are computed

@@ -14,7 +14,7 @@ a file of per-layer targets):
 
 The per-layer targets are then applied by the existing methods and schedules (weight and unit
 pruning; ``LayerOptions.layer_sparsity``). Pure functions of arrays and dicts, except
-``global_magnitude`` (reads kernels) and ``read_file``.
+``read_file``.
 """
 
 import csv
@@ -119,25 +119,30 @@ def equalize(curves, sparsities, weights, target):
     return {name: min(s * scale, max(sparsities)) for name, s in allocation.items()}
 
 
-def global_magnitude(model, layers, target, granularity):
-    """{layer: sparsity} of one threshold over ``layers``: the lowest-magnitude weights (or
+def global_magnitude(layer_kernels, target, granularity):
+    """{layer: sparsity} of one threshold over the layers of ``layer_kernels`` ({layer: [its
+    pruned kernels as arrays]}, oneshot.layer_kernels; a unit-pruned layer has one, its units
+    on the last axis): the lowest-magnitude weights (or
     lowest-RMS-norm units, each counting its kernel weights) of all layers together, up to
     ``target`` of their weights; every layer keeps at least one weight (unit), which can leave
     the total a little under the target when a whole layer falls below the threshold."""
     target = checks.check_sparsity("target_sparsity", target)
     scores, counts, owners, sizes, limits = [], [], [], [], []
+    layers = list(layer_kernels)
     for index, name in enumerate(layers):
-        kernel = np.asarray(model.get_layer(name).kernel.numpy(), np.float64)
+        arrays = [np.asarray(k, np.float64) for k in layer_kernels[name]]
         if granularity == "weight":
-            values, per_item = np.abs(kernel).ravel(), 1.0
+            values, per_item = np.concatenate([np.abs(k).ravel() for k in arrays]), 1.0
         else:
+            kernel, = arrays
             columns = kernel.reshape(-1, kernel.shape[-1])
             values, per_item = np.sqrt(np.mean(columns ** 2, axis=0)), float(columns.shape[0])
+        total = sum(k.size for k in arrays)
         scores.append(values)
         counts.append(np.full(values.size, per_item))
         owners.append(np.full(values.size, index))
-        sizes.append(kernel.size)
-        limits.append(kernel.size - per_item)
+        sizes.append(total)
+        limits.append(total - per_item)
     scores, counts, owners = map(np.concatenate, (scores, counts, owners))
     order = np.argsort(scores, kind="stable")
     spent = np.cumsum(counts[order])

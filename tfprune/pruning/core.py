@@ -13,19 +13,13 @@ from tfprune.pruning import channels as channels_lib
 from tfprune.pruning import surgery
 from tfprune.pruning import wrapper as wrapper_lib
 from tfprune.pruning import groups as groups_lib
+from tfprune.pruning import kernels
+from tfprune.pruning.kernels import is_weight_prunable
 from tfprune.pruning.unit import PruneLowMagnitude, UnitPruneLowMagnitude, is_unit_prunable
 
 
-def is_weight_prunable(layer):
-    """A Dense, Conv1D or Conv2D (not a transposed or depthwise one: Conv1DTranspose is in no
-    tfmot registry, so wrapping it fails; DepthwiseConv2D registers no prunable weight)."""
-    return isinstance(layer, (keras.layers.Dense, keras.layers.Conv1D, keras.layers.Conv2D)) \
-        and not isinstance(layer, (keras.layers.Conv1DTranspose, keras.layers.Conv2DTranspose,
-                                   keras.layers.DepthwiseConv2D))
-
-
 _PRUNABLE = {"weight": is_weight_prunable, "unit": is_unit_prunable}
-_WRAPPED = {"weight": "Dense, Conv1D, Conv2D", "unit": "Dense, Conv2D"}
+_WRAPPED = {"weight": kernels.WEIGHT_PRUNABLE, "unit": "Dense, Conv2D"}
 # tfmot registers no prunable weight for a DepthwiseConv2D: wrapped, it would stay dense while
 # listed as pruned. Left out, with the reason.
 _NOT_PRUNED = {"weight": ((keras.layers.DepthwiseConv2D,),
@@ -45,12 +39,6 @@ def first_conv_layer(model):
         if isinstance(layer, keras.layers.Conv2D):
             return layer.name
     return None
-
-
-def _m_by_n_compatible(layer, m_by_n):
-    # tfmot groups n consecutive input channels (TFLite layout); the input depth must divide.
-    in_channels = layer.kernel.shape[-2] if len(layer.kernel.shape) > 1 else 0
-    return isinstance(layer, (keras.layers.Dense, keras.layers.Conv2D)) and in_channels % m_by_n[1] == 0
 
 
 def prunable_layers(model, granularity):
@@ -102,10 +90,10 @@ def select_layers(model, granularity, layers=None, prune_classifier=False,
                 skipped[name] = why
     if m_by_n:
         for name in list(selected):
-            if not _m_by_n_compatible(model.get_layer(name), m_by_n):
+            problem = kernels.m_by_n_problem(model.get_layer(name), m_by_n)
+            if problem:
                 selected.remove(name)
-                skipped[name] = (f"input depth not divisible by {m_by_n[1]} (needed for "
-                                 f"{m_by_n[0]}:{m_by_n[1]})")
+                skipped[name] = problem
     if not selected:
         raise TfpruneError(f"no layer of {model.name!r} can be pruned by {granularity} pruning"
                            + (f" (skipped: {', '.join(skipped)})" if skipped else ""))

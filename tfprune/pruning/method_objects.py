@@ -27,6 +27,7 @@ from tfprune.errors import TfpruneError
 from tfprune.keras import check_model
 from tfprune.pruning import channels as channels_lib
 from tfprune.pruning import core
+from tfprune.pruning import kernels
 from tfprune.pruning import dynamic as dynamic_lib
 from tfprune.pruning import methods as methods_lib
 from tfprune.pruning import oneshot
@@ -331,8 +332,20 @@ class DecidingMethod(_Method):
 
     def _select(self, model):
         o = self.options
-        return core.select_layers(model, self.granularity(), o.layers, o.prune_classifier,
-                                  o.prune_first_conv)
+        selected, skipped = core.select_layers(model, self.granularity(), o.layers,
+                                               o.prune_classifier, o.prune_first_conv)
+        # A deciding pruner's slot is one kernel and its mask (dynamic.LayerSlot).
+        several = [name for name in selected
+                   if len(kernels.pruned_weights(model.get_layer(name))) > 1]
+        for name in several:
+            selected.remove(name)
+            skipped[name] = (f"{type(model.get_layer(name)).__name__}: the deciding methods "
+                             "read one kernel per layer (weight and channel pruning prune its "
+                             "projections)")
+        if not selected:
+            raise TfpruneError(f"no layer of {model.name!r} can be pruned by {self.name!r}: "
+                               + "; ".join(f"{n}: {why}" for n, why in skipped.items()))
+        return selected, skipped
 
     def _pruner(self, slots, train_data, decisions_path, log, masks=None):
         cls = dynamic_lib.PRUNERS[self.spec.pruner]

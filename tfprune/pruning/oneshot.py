@@ -15,11 +15,11 @@ The one home of "zero this layer to sparsity s now", shared by one-shot pruning 
 """
 
 import numpy as np
-from tensorflow_model_optimization.python.core.sparsity.keras import pruning_utils
 
 from tfprune.errors import TfpruneError
-from tfprune.keras import tf
 from tfprune.pruning import core
+from tfprune.pruning import kernels
+from tfprune.pruning import wrapper
 from tfprune.pruning import masks as masks_lib
 
 def magnitude_mask(kernel, sparsity):
@@ -33,14 +33,13 @@ def magnitude_mask(kernel, sparsity):
     return mask.reshape(kernel.shape)
 
 
-def m_by_n_mask(kernel, m_by_n):
-    """0/1 array zeroing the ``m`` smallest magnitudes of every ``n`` consecutive input channels
-    (``m_by_n`` = (m, n)), by tfmot's pruning_utils as its wrapper does."""
-    weights = tf.convert_to_tensor(kernel)
-    mask = pruning_utils.generate_m_by_n_mask(pruning_utils.weights_rearrange(weights),
-                                              tuple(m_by_n))
-    return np.asarray(pruning_utils.m_by_n_sparsity_mask_prepare(mask, weights.shape),
-                      dtype=np.asarray(kernel).dtype)
+def m_by_n_mask(kernel, m_by_n, input_axes=None):
+    """0/1 array zeroing the ``m`` smallest magnitudes of every ``n`` consecutive inputs
+    (``m_by_n`` = (m, n)) of ``kernel`` (its ``input_axes`` leading axes; by default all but the
+    last), the mask the fine-tuning wrapper applies (wrapper.m_by_n_mask)."""
+    kernel = np.asarray(kernel)
+    axes = kernel.ndim - 1 if input_axes is None else input_axes
+    return np.asarray(wrapper.m_by_n_mask(kernel, m_by_n, axes), dtype=kernel.dtype)
 
 
 def _unit_vector(kernel, sparsity):
@@ -52,13 +51,17 @@ def mask_layer(model, name, granularity, sparsity, m_by_n=None):
     """Zero layer ``name`` of ``model`` in place to ``sparsity`` (weight or unit; weight in
     ``m_by_n`` blocks, given); return a function that restores every variable it changed."""
     layer = model.get_layer(name)
-    kernel = layer.kernel.numpy()
-    saved = [(layer.kernel, kernel)]
-    if granularity == "weight" and m_by_n:
-        layer.kernel.assign(kernel * m_by_n_mask(kernel, m_by_n))
-    elif granularity == "weight":
-        layer.kernel.assign(kernel * magnitude_mask(kernel, sparsity))
+    if granularity == "weight":
+        # Each kernel to the sparsity on its own, as tfmot's wrapper masks each of its weights.
+        saved = []
+        for variable, input_axes in kernels.pruned_weights(layer):
+            value = variable.numpy()
+            saved.append((variable, value))
+            variable.assign(value * (m_by_n_mask(value, m_by_n, input_axes) if m_by_n
+                                     else magnitude_mask(value, sparsity)))
     elif granularity == "unit":
+        kernel = layer.kernel.numpy()
+        saved = [(layer.kernel, kernel)]
         unit = _unit_vector(kernel, sparsity).astype(kernel.dtype)
         layer.kernel.assign(kernel * unit)
         tied = [layer.bias] if getattr(layer, "bias", None) is not None else []
@@ -79,6 +82,12 @@ def mask_layer(model, name, granularity, sparsity, m_by_n=None):
     return restore
 
 
+def layer_kernels(model, names):
+    """{layer: [its pruned kernels as arrays]} (what allocation.global_magnitude ranks)."""
+    return {name: [v.numpy() for v, _ in kernels.pruned_weights(model.get_layer(name))]
+            for name in names}
+
+
 def layer_weights(model, names):
-    """{layer: kernel size}: what a layer's sparsity is a fraction of."""
-    return {name: int(np.prod(model.get_layer(name).kernel.shape)) for name in names}
+    """{layer: the size of its pruned kernels}: what a layer's sparsity is a fraction of."""
+    return {name: kernels.size(model.get_layer(name)) for name in names}

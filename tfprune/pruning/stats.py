@@ -62,8 +62,12 @@ def layer_table(model):
     """One row per Dense/convolution layer: weights, non-zeros, sparsity, units, FLOPs."""
     rows = []
     for layer in model.layers:
-        if isinstance(layer, L.MultiHeadAttention):
-            rows.append(_attention_row(layer))
+        unwrapped = layer.layer if isinstance(layer, PruneLowMagnitude) else layer
+        if isinstance(unwrapped, L.MultiHeadAttention):
+            rows.append(_attention_row(unwrapped))
+            continue
+        if isinstance(unwrapped, L.Embedding):
+            rows.append(_embedding_row(unwrapped))
             continue
         inner, parts, axis = _parts(layer)
         if parts is None:
@@ -107,6 +111,17 @@ def _attention_row(layer):
         "nonzero_flops": int(sum(p * np.count_nonzero(k) for (_, p), k in zip(parts, kernels))
                              + products),
     }
+
+
+def _embedding_row(layer):
+    """The table row of an Embedding: its table, its output channels as units; no FLOPs (a
+    lookup multiplies nothing)."""
+    table = np.asarray(layer.embeddings.numpy())
+    nonzero = int(np.count_nonzero(table))
+    return {"layer": layer.name, "type": type(layer).__name__, "weights": int(table.size),
+            "nonzeros": nonzero, "sparsity": 1.0 - nonzero / table.size,
+            "units": int(table.shape[-1]), "units_kept": int(masks.units_kept(table)),
+            "flops": 0, "nonzero_flops": 0}
 
 
 def _all_weights(model):

@@ -19,7 +19,8 @@ from tfprune import checks
 from tfprune.errors import TfpruneError
 from tfprune.keras import check_model, keras, tf
 from tfprune.pruning import schedules as schedules_lib
-from tfprune.pruning.core import is_weight_prunable
+from tfprune.pruning import kernels
+from tfprune.pruning.kernels import is_weight_prunable
 from tfprune.pruning import wrapper as wrapper_lib
 from tfprune.pruning.unit import PruneLowMagnitude
 
@@ -102,8 +103,8 @@ def _reset_compiled_functions(model):
 def prune_sublayers(model, target_sparsity, schedule="polynomial", *, steps_per_epoch, epochs,
                     begin_step=None, end_step=None, frequency=None, initial_sparsity=0.0,
                     ramp_fraction=0.6, exclude=()):
-    """Wrap every Dense / Conv1D / Conv2D sublayer of subclassed ``model`` (built: called once)
-    for weight pruning to ``target_sparsity`` under ``schedule``; ``exclude`` names sublayers to
+    """Wrap every weight-prunable sublayer (kernels.WEIGHT_PRUNABLE) of subclassed ``model``
+    (built: called once) for weight pruning to ``target_sparsity`` under ``schedule``; ``exclude`` names sublayers to
     leave dense (a classifier, say). Train with the returned callbacks, then
     ``strip_sublayers``."""
     check_model(model, graph=False)
@@ -120,7 +121,7 @@ def prune_sublayers(model, target_sparsity, schedule="polynomial", *, steps_per_
     exclude = set(exclude or ())
     slots = _slots(model, lambda layer: is_weight_prunable(layer) and layer.name not in exclude)
     if not slots:
-        raise TfpruneError(f"no Dense / Conv1D / Conv2D sublayer of {model.name!r} found in its "
+        raise TfpruneError(f"no {kernels.WEIGHT_PRUNABLE} sublayer of {model.name!r} found in its "
                            "attributes (or lists of them) to prune")
     found = {id(slot[3]) for slot in slots}
     unreachable = [layer.name for layer in model._flatten_layers(include_self=False)
@@ -159,5 +160,6 @@ def sublayer_sparsity(model, names=None):
     for _, _, _, layer in slots:
         inner = layer.layer if isinstance(layer, PruneLowMagnitude) else layer
         if names is None or inner.name in names:
-            result[inner.name] = float(np.mean(inner.kernel.numpy() == 0))
+            zeros = sum(int(np.sum(w.numpy() == 0)) for w, _ in kernels.pruned_weights(inner))
+            result[inner.name] = zeros / kernels.size(inner)
     return result

@@ -9,6 +9,7 @@ from tfprune import checks
 from tfprune.declare import option
 from tfprune.errors import TfpruneError
 from tfprune.jobs.configs.base import JobConfig
+from tfprune.data import dataset_spec
 from tfprune.jobs.configs.parts import DatasetFields
 from tfprune.jobs.configs.train import model_path
 from tfprune.jobs.rundir import read_marker
@@ -66,6 +67,11 @@ class VisualizeConfig(JobConfig, DatasetFields):
             if isinstance(self.image_size, list):
                 self.image_size = tuple(self.image_size)
         self.resolve_dataset()
+        if dataset_spec(self.dataset, self.image_size).kind == "text":
+            raise TfpruneError(
+                "visualize draws image maps (SmoothGrad, Grad-CAM, class models) and their "
+                f"drift, which do not apply to token ids: dataset {self.dataset!r} is text; "
+                "choose an image data set (token saliency for text models is not built yet)")
         names = [self.parse(m)[0] for m in self.models]
         if len(set(names)) != len(names):
             raise TfpruneError(f"`models` names must differ, got {', '.join(names)}")
