@@ -8,6 +8,7 @@ import pytest
 from tfprune.keras import keras, tf
 from tfprune.pruning import channels, stats, surgery
 from tfprune.pruning.groups import analyze, parameters
+from tfprune.pruning.sensitivity import group_label
 
 L = keras.layers
 VOCABULARY, TOKENS = 40, 10
@@ -362,3 +363,12 @@ def test_the_deciding_methods_leave_an_attention_dense_and_say_why():
                              dynamic={"granularity": "weight"})
     assert "b0_mlp1" in attached.pruned_layers and "b0_attention" not in attached.pruned_layers
     assert "read one kernel per layer" in attached.skipped_layers["b0_attention"]
+
+
+def test_sensitivity_labels_a_head_group_by_its_attention():
+    graph = analyze(encoder())
+    labels = [group_label(g) for g in graph.groups if g.layers("head")]
+    assert [label.split(" ", 1)[1] for label in labels] == ["b0_attention heads",
+                                                            "b1_attention heads"]
+    hidden = [g for g in graph.groups if g.layers("out") == ["b0_mlp1"]][0]
+    assert group_label(hidden) == f"g{hidden.id} b0_mlp1"

@@ -43,8 +43,12 @@ def layer_curves(model, granularity, layers, sparsities, x, y, log=None):
 
 
 def group_label(group):
-    """A channel group by the layers whose outputs it holds: 'g3 conv1+bn1'."""
-    return f"g{group.id} " + "+".join(group.layers("out"))
+    """A channel group by the layers whose outputs it holds: 'g3 conv1+bn1'; an attention's
+    heads by the attention: 'g4 block1_attention heads'."""
+    outputs = group.layers("out")
+    if not outputs and group.layers("head"):
+        return f"g{group.id} " + "+".join(group.layers("head")) + " heads"
+    return f"g{group.id} " + "+".join(outputs)
 
 
 def group_curves(model, sparsities, x, y, criterion="l2", log=None):
