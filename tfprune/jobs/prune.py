@@ -78,8 +78,8 @@ def resolve_layer_sparsity(config, model, data, output_dir, log, curves_cache=No
                                        config.prune_classifier, config.prune_first_conv)
         weights = oneshot.layer_weights(model, layers)
         if config.layer_sparsity == "global":
-            targets = allocation.global_magnitude(oneshot.layer_kernels(model, layers), config.target_sparsity,
-                                                  granularity)
+            targets = allocation.global_magnitude(oneshot.layer_kernels(model, layers),
+                                                  config.target_sparsity, granularity)
         else:
             key = (id(model), granularity, tuple(layers), config.sensitivity_samples)
             curves = (curves_cache or {}).get(key)

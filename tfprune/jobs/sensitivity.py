@@ -134,7 +134,8 @@ def _run_sensitivity(config, output_dir, overwrite, log):
             path = os.path.join(output_dir, f"layer_sparsity_{method}_{target:g}.json")
             io.write_json(path, {"layer_sparsity": auto, "method": method,
                                  "target_sparsity": target, "source": "auto"})
-            glob = allocation.global_magnitude(oneshot.layer_kernels(model, list(curves)), target, method)
+            glob = allocation.global_magnitude(oneshot.layer_kernels(model, list(curves)),
+                                               target, method)
             allocations += [{"method": method, "target": target, "layer": name,
                              "weights": weights[name], "auto": auto[name],
                              "global": glob[name], "uniform": target} for name in curves]

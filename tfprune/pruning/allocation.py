@@ -122,10 +122,10 @@ def equalize(curves, sparsities, weights, target):
 def global_magnitude(layer_kernels, target, granularity):
     """{layer: sparsity} of one threshold over the layers of ``layer_kernels`` ({layer: [its
     pruned kernels as arrays]}, oneshot.layer_kernels; a unit-pruned layer has one, its units
-    on the last axis): the lowest-magnitude weights (or
-    lowest-RMS-norm units, each counting its kernel weights) of all layers together, up to
-    ``target`` of their weights; every layer keeps at least one weight (unit), which can leave
-    the total a little under the target when a whole layer falls below the threshold."""
+    on the last axis): the lowest-magnitude weights (or lowest-RMS-norm units, each counting
+    its kernel weights) of all layers together, up to ``target`` of their weights; every layer
+    keeps at least one weight (unit), which can leave the total a little under the target when
+    a whole layer falls below the threshold."""
     target = checks.check_sparsity("target_sparsity", target)
     scores, counts, owners, sizes, limits = [], [], [], [], []
     layers = list(layer_kernels)

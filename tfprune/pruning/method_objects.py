@@ -27,8 +27,8 @@ from tfprune.errors import TfpruneError
 from tfprune.keras import check_model
 from tfprune.pruning import channels as channels_lib
 from tfprune.pruning import core
-from tfprune.pruning import kernels
 from tfprune.pruning import dynamic as dynamic_lib
+from tfprune.pruning import kernels
 from tfprune.pruning import methods as methods_lib
 from tfprune.pruning import oneshot
 from tfprune.pruning import options as options_lib

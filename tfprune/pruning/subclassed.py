@@ -104,9 +104,9 @@ def prune_sublayers(model, target_sparsity, schedule="polynomial", *, steps_per_
                     begin_step=None, end_step=None, frequency=None, initial_sparsity=0.0,
                     ramp_fraction=0.6, exclude=()):
     """Wrap every weight-prunable sublayer (kernels.WEIGHT_PRUNABLE) of subclassed ``model``
-    (built: called once) for weight pruning to ``target_sparsity`` under ``schedule``; ``exclude`` names sublayers to
-    leave dense (a classifier, say). Train with the returned callbacks, then
-    ``strip_sublayers``."""
+    (built: called once) for weight pruning to ``target_sparsity`` under ``schedule``;
+    ``exclude`` names sublayers to leave dense (a classifier, say). Train with the returned
+    callbacks, then ``strip_sublayers``."""
     check_model(model, graph=False)
     if not _is_subclassed(model):
         raise TfpruneError(f"{model.name!r} is a functional or Sequential model: prune it with "

@@ -6,10 +6,10 @@ import glob
 import os
 
 from tfprune import checks
+from tfprune.data import dataset_spec
 from tfprune.declare import option
 from tfprune.errors import TfpruneError
 from tfprune.jobs.configs.base import JobConfig
-from tfprune.data import dataset_spec
 from tfprune.jobs.configs.parts import DatasetFields
 from tfprune.jobs.configs.train import model_path
 from tfprune.jobs.rundir import read_marker
