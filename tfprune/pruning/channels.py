@@ -6,8 +6,10 @@ masking and physical removal.
   network slimming, first-order Taylor |w * dL/dw| over a few batches, the gate gradient of
   Michel et al. 2019 for attention heads and neurons).
 - ``select``: which channels each group keeps, for a ``ratio``: uniform (every group loses the
-  same fraction) or global (one threshold over all groups' mean-normalised scores) with
-  ``max_per_group`` so no group is emptied, and ``round_to`` so kept counts are multiples of N.
+  same fraction), global (one threshold over all groups' mean-normalised scores) or latency
+  (``ratio`` of the predicted latency saved, each group's count chosen by importance lost per
+  second saved: pruning/budget.py, with a tflite.latency.CostModel) with ``max_per_group`` so
+  no group is emptied, and ``round_to`` so kept counts are multiples of N.
 - ``apply_masks``: zero a model's pruned channels in place, in every member of their group,
   including the consumers' input rows, so the masked model computes what the shrunk one will.
 - ``shrink``: rebuild the model without them; the result is checked against the masked model.
@@ -20,6 +22,7 @@ import numpy as np
 from tfprune import checks
 from tfprune.errors import TfpruneError
 from tfprune.keras import keras, tf
+from tfprune.pruning import budget as budget_lib
 from tfprune.pruning import schedules, step_hooks, surgery, wrapper
 from tfprune.pruning.groups import ATTENTION_INPUTS, parameters
 from tfprune.pruning.masks import kept_units
@@ -183,19 +186,37 @@ def _rounded_keep(width, keep, round_to):
     return keep
 
 
-def select(groups, scores, ratio, mode="uniform", max_per_group=0.9, round_to=1):
+def select(groups, scores, ratio, mode="uniform", max_per_group=0.9, round_to=1, cost=None,
+           log=None):
     """{group id: sorted indices of the channels it keeps} for pruning ``ratio`` of the channels.
 
     uniform: each prunable group drops round(ratio x width) of its lowest-scored channels.
     global: channels of all groups are ranked by score / the group's mean score and the lowest
     ``ratio`` of all channels go, no group losing more than ``max_per_group`` of its own.
     Kept counts are then rounded up to multiples of ``round_to``.
+    latency: ``ratio`` is the fraction of the dense model's predicted latency to save (``cost``,
+    a tflite.latency.CostModel of this model and these groups); budget.latency_counts chooses
+    the counts (multiples of ``round_to``, else of the cost model's step).
     """
     checks.check_sparsity("ratio", ratio)
     checks.check_choice("mode", mode, SELECTIONS)
     checks.check_fraction("max_per_group", max_per_group)
     checks.check_int("round_to", round_to, 1)
     candidates = {g.id: g for g in prunable(groups)}
+    if mode == "latency":
+        if cost is None:
+            raise TfpruneError("selection 'latency' needs a cost model (tflite.latency."
+                               "CostModel) of the model")
+        widths = {gid: g.width for gid, g in candidates.items()}
+        counts = dict(widths)
+        for _ in range(3 if ratio > 0 else 0):  # choose, time what was chosen, choose again
+            counts = budget_lib.latency_counts(widths, scores, cost,
+                                               (1.0 - ratio) * cost.seconds(), max_per_group,
+                                               round_to, cost.steps.get("gemm", 1), log)
+            if not cost.refine(counts, log):
+                break
+        return {gid: np.sort(np.argsort(-scores[gid], kind="stable")[:counts[gid]])
+                for gid in candidates}
     if mode == "uniform":
         counts = {gid: g.width - int(round(ratio * g.width)) for gid, g in candidates.items()}
     else:
@@ -224,14 +245,15 @@ def select(groups, scores, ratio, mode="uniform", max_per_group=0.9, round_to=1)
 
 
 def choose(model, groups, sparsity, criterion="l2", mode="uniform", max_per_group=0.9,
-           round_to=1, data=None):
-    """{group id: kept channels} for pruning ``sparsity`` of the channels now: scored by
-    ``criterion`` (taylor on 8 batches of ``data``), selected by ``mode``. The channel method's
-    callback and one-shot pruning both choose this way."""
+           round_to=1, data=None, cost=None, log=None):
+    """{group id: kept channels} for pruning ``sparsity`` of the channels now (of the
+    predicted latency, for mode "latency" with its ``cost`` model): scored by ``criterion``
+    (taylor on 8 batches of ``data``), selected by ``mode``. The channel method's callback and
+    one-shot pruning both choose this way."""
     if data is not None and hasattr(data, "take"):
         data = list(data.take(8))
     scores = importance(model, groups, criterion, data)
-    return select(groups, scores, float(sparsity), mode, max_per_group, round_to)
+    return select(groups, scores, float(sparsity), mode, max_per_group, round_to, cost, log)
 
 
 def apply_masks(model, groups, keep):
@@ -455,7 +477,7 @@ class GroupPruner(keras.callbacks.Callback):
     function there (a whole epoch per call between them)."""
 
     def __init__(self, groups, schedule, criterion="l2", mode="uniform", max_per_group=0.9,
-                 round_to=1, data=None, log=None):
+                 round_to=1, data=None, log=None, cost=None):
         super().__init__()
         check_channel_options({"criterion": criterion, "mode": mode,
                                "max_per_group": max_per_group, "round_to": round_to})
@@ -463,7 +485,7 @@ class GroupPruner(keras.callbacks.Callback):
         self.groups, self.schedule = self.masks.groups, schedule
         self.criterion, self.mode = criterion, mode
         self.max_per_group, self.round_to = max_per_group, round_to
-        self.data = data
+        self.data, self.cost = data, cost  # cost: the latency selection's model
         self.log = log or (lambda _: None)
         self.history = []   # [{"step", "sparsity", "channel_sparsity"}]
 
@@ -493,7 +515,7 @@ class GroupPruner(keras.callbacks.Callback):
 
     def prune_now(self, sparsity):
         self.masks.set_keep(choose(self.model, self.groups, sparsity, self.criterion, self.mode,
-                                   self.max_per_group, self.round_to, self.data))
+                                   self.max_per_group, self.round_to, self.data, self.cost))
 
     def on_train_batch_begin(self, batch, logs=None):
         step = int(keras.backend.get_value(self.model.optimizer.iterations))

@@ -20,6 +20,7 @@ checks it against a model's layers before any training; ``attach(model, ...)`` r
 import dataclasses
 import os
 
+import numpy as np
 import tensorflow_model_optimization as tfmot
 
 from tfprune import checks, precision, quiet, summaries
@@ -257,11 +258,55 @@ class ChannelMethod(_Method):
             spec, options.schedule, options.target_sparsity, options.initial_sparsity)
         self.options = dataclasses.replace(options, schedule=schedule, target_sparsity=target)
 
-    def check(self, model=None, steps_per_epoch=None, epochs=0):
+    def check(self, model=None, steps_per_epoch=None, epochs=0, log=None):
         if epochs:
             self._steps(steps_per_epoch, epochs)
         if model is not None:
             core.prunable_groups(model, self.options.layer_norm)
+            if self.options.selection == "latency":  # the budget against the smallest model
+                self._cost_model(model, core.prunable_graph(model, self.options.layer_norm),
+                                 log or print)
+
+    def _cost_model(self, model, graph, log):
+        """The latency CostModel of ``model`` (built once per method and architecture, its
+        table reused across runs); a target in milliseconds becomes the fraction of the
+        predicted latency to save, and a budget below the smallest allowed model (every group
+        at its fewest channels) is refused here, before any training."""
+        from tfprune.pruning import budget
+        from tfprune.tflite import latency
+
+        key = tuple((layer.name, tuple(layer.output.shape)) for layer in model.layers)
+        if getattr(self, "_cost", None) is not None and self._cost[0] == key:
+            return self._cost[1]
+        o = self.options
+        cost = latency.CostModel.build(
+            model, graph.groups, latency.Target(o.latency_quantization, o.latency_threads,
+                                                o.latency_xnnpack), log=log)
+        dense = cost.seconds()
+        unit, number = o.latency_target()
+        if unit == "ms":
+            if number >= dense * 1e3:
+                raise TfpruneError(f"--target_latency={o.target_latency} is not below the dense "
+                                   f"model's predicted latency ({dense * 1e3:.3f} ms); allowed: "
+                                   f"a budget below it")
+            self.options = dataclasses.replace(o, target_sparsity=1.0 - number * 1e-3 / dense)
+        widths = {g.id: g.width for g in channels_lib.prunable(graph.groups)}
+        smallest = cost.seconds(budget.smallest_counts(widths, o.max_per_group, o.round_to,
+                                                       cost.steps.get("gemm", 1)))
+        wanted = (1.0 - self.options.target_sparsity) * dense
+        if smallest > wanted:
+            raise TfpruneError(
+                f"--target_latency={o.target_latency} asks for {wanted * 1e3:.3f} ms, below what "
+                f"the smallest allowed model reaches ({smallest * 1e3:.3f} ms predicted, "
+                f"{smallest / dense:.3f} of the dense {dense * 1e3:.3f} ms, every channel group "
+                f"at its fewest channels under max_per_group={o.max_per_group:g}); allowed: a "
+                f"target above {smallest / dense:.3f}")
+        log(f"latency budget: {wanted * 1e3:.3f} ms of the dense model's {dense * 1e3:.3f} ms "
+            f"predicted on {cost.target.quantization}, {cost.target.threads} thread(s); "
+            f"channels kept in multiples of {o.round_to if o.round_to > 1 else cost.steps['gemm']}"
+            f" where the groups are wide enough")
+        self._cost = (key, cost)
+        return cost
 
     def _graph(self, copy, train_data):
         if self.options.criterion in options_lib.DATA_CRITERIA and train_data is None:
@@ -273,9 +318,11 @@ class ChannelMethod(_Method):
         steps = self._steps(steps_per_epoch, epochs)
         copy = core._copy(model)
         graph = self._graph(copy, train_data)
+        cost = self._latency(copy, graph, log)
         pruner = channels_lib.GroupPruner(graph.groups,
                                           self._schedule(self.target_sparsity, steps),
-                                          data=train_data, log=log, **self.options.choice())
+                                          data=train_data, log=log, cost=cost,
+                                          **self.options.choice())
         pruned, skipped = core._channel_layers(graph, copy)
         return Attached(self, copy, [pruner], pruned, skipped, steps, pruner=pruner,
                         masks=pruner.masks)
@@ -283,13 +330,23 @@ class ChannelMethod(_Method):
     def prune_once(self, model, train_data=None, in_place=False):
         copy = model if in_place else core._copy(model)
         graph = self._graph(copy, train_data)
+        cost = self._latency(copy, graph, print)
         keep = channels_lib.choose(copy, graph.groups, self.target_sparsity, data=train_data,
+                                   cost=cost, log=print if cost else None,
                                    **self.options.choice())
         masks = channels_lib.GroupMasks(graph.groups, copy)
         masks.set_keep(keep)
         pruned, skipped = core._channel_layers(graph, copy)
         return Attached(self, copy, [], pruned, skipped, ONE_SHOT_STEPS, one_shot=True,
                         masks=masks)
+
+    def _latency(self, copy, graph, log):
+        """The cost model of the latency selection (None for the other selections); its
+        groups are ``graph``'s, the copy's."""
+        if self.options.selection != "latency":
+            return None
+        self._dense = surgery.fresh_copy(copy)  # timed beside the shrunk model at the end
+        return self._cost_model(copy, graph, log or print)
 
     def finish(self, attached, check_inputs=None):
         pruned, summary = self._finish(attached, attached.model, check_inputs)
@@ -300,7 +357,32 @@ class ChannelMethod(_Method):
                                 self.options.choice() if trained else None,
                                 attached.pruner.history if trained else None),
             **self._schedule_statistics(attached))
+        if self.options.selection == "latency":
+            statistics["latency"] = self._latency_report(attached, pruned, shrink)
         return Finished(pruned, shrink, summary, statistics)
+
+    def _latency_report(self, attached, pruned, shrink):
+        """Predicted and measured latency of the dense and the shrunk model, timed together
+        (interleaved rounds) on the cost model's target."""
+        from tfprune.tflite import latency
+
+        cost = self._cost[1]
+        counts = {gid: len(k) for gid, k in attached.masks.keep.items()}
+        example = np.random.default_rng(0).standard_normal(
+            tuple(pruned.inputs[0].shape[1:])).astype(np.float32)
+        measured = latency.measured_ratio({"dense": self._dense, "shrunk": shrink.model},
+                                          example, cost.target)
+        report = dict(cost.summary(), target_latency=self.options.target_latency,
+                      target_ratio=1.0 - self.options.target_sparsity,
+                      dense_predicted_ms=cost.seconds() * 1e3,
+                      pruned_predicted_ms=cost.seconds(counts) * 1e3,
+                      predicted_ratio=cost.seconds(counts) / cost.seconds(),
+                      dense_measured_together_ms=measured["dense"],
+                      shrunk_measured_ms=measured["shrunk"],
+                      measured_ratio=measured["shrunk"] / measured["dense"])
+        report["shrunk_prediction_error"] = report["pruned_predicted_ms"] / \
+            measured["shrunk"] - 1.0
+        return report
 
 
 class DecidingMethod(_Method):

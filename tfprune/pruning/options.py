@@ -27,7 +27,7 @@ for _name in ("l2", "l1", "bn_scale", "taylor", "gate"):
     CRITERIA.register_lazy(_name, f"tfprune.pruning.channels:{_name}_importance")
 # The criteria that score channels from gradients on training batches.
 DATA_CRITERIA = ("taylor", "gate")
-SELECTIONS = ("uniform", "global")
+SELECTIONS = ("uniform", "global", "latency")
 # What the channel graph does at a LayerNormalization over the channels: end the groups (the
 # shrunk model equals the masked one), or prune through it, its statistics then spanning the
 # kept channels only (close to the masked model, not equal; what Torch-Pruning does).
@@ -88,6 +88,26 @@ def make_config(options=None):
 
 
 SELECTION_FIELDS = ("criterion", "mode", "max_per_group", "round_to")
+# What the latency cost model can time (tflite/latency.py TIMEABLE; here without TensorFlow).
+LATENCY_QUANTIZATIONS = ("float32", "float16", "dynamic", "int8")
+
+
+def parse_target_latency(value):
+    """("ratio", r) or ("ms", t) from ``--target_latency``: a ratio of the dense model's
+    predicted latency, in (0, 1), or milliseconds ("2.5ms"), > 0."""
+    text = str(value).strip().lower()
+    unit = "ms" if text.endswith("ms") else "ratio"
+    try:
+        number = float(text[:-2] if unit == "ms" else text)
+    except ValueError:
+        raise TfpruneError(f"target_latency must be a ratio of the dense model's latency in "
+                           f"(0, 1), or milliseconds such as '2.5ms'; got {value!r}") from None
+    if unit == "ratio" and not 0.0 < number < 1.0:
+        raise TfpruneError(f"target_latency must be a ratio of the dense model's latency in "
+                           f"(0, 1) (or milliseconds such as '2.5ms'), got {value!r}")
+    if unit == "ms" and not number > 0:
+        raise TfpruneError(f"target_latency in milliseconds must be > 0, got {value!r}")
+    return unit, number
 
 
 def check_channel_options(options):
@@ -160,8 +180,9 @@ class ChannelOptions(ScheduleOptions):
         "channel; bn_scale: BatchNorm |gamma|; taylor: |w * dL/dw|; gate: |dL/d gate| on each "
         "channel or attention head where it is read, Michel et al. 2019).", choices=CRITERIA)
     selection: str = option(
-        "uniform", "channel: {choices}: the same fraction from every group, or one global "
-        "ratio.", choices=SELECTIONS)
+        "uniform", "channel: {choices}: the same fraction from every group, one global "
+        "ratio, or by importance lost per microsecond saved (--target_latency sets it).",
+        choices=SELECTIONS)
     max_per_group: float = option(
         0.9, "channel, global selection: at most this fraction of one group pruned.",
         validator=checks.check_fraction)
@@ -171,6 +192,39 @@ class ChannelOptions(ScheduleOptions):
         "channels: the shrunk model equals the masked one) or renormalize (prune through it; "
         "its statistics then span the kept channels, so the shrunk model differs from the "
         "masked one by the reported max_abs_diff).", choices=LAYER_NORM)
+    target_latency: str = option(
+        None, "channel: prune to this latency, a ratio of the dense model's predicted latency "
+        "in (0, 1) or milliseconds ('2.5ms'), measured on the LiteRT interpreter "
+        "(tflite/latency.py); selects channels by latency and sets --target_sparsity to the "
+        "fraction of latency saved.")
+    latency_quantization: str = option(
+        "float32", "channel, --target_latency: the quantization the latency is meant for, "
+        "{choices}.", choices=LATENCY_QUANTIZATIONS)
+    latency_threads: int = option(1, "channel, --target_latency: interpreter threads.",
+                                  lower=1)
+    latency_xnnpack: bool = option(True, "channel, --target_latency: time with XNNPACK "
+                                   "(the interpreter's default) or the built-in kernels.")
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.target_latency is None:
+            if self.selection == "latency":
+                raise TfpruneError("selection 'latency' needs --target_latency (a ratio of the "
+                                   "dense model's latency in (0, 1), or '2.5ms')")
+            return
+        unit, number = parse_target_latency(self.target_latency)
+        if self.selection not in ("uniform", "latency"):
+            raise TfpruneError(f"--target_latency chooses channels by latency; selection "
+                               f"{self.selection!r} cannot be combined with it (leave "
+                               "--selection unset or set it to latency)")
+        object.__setattr__(self, "selection", "latency")
+        if unit == "ratio":  # the schedules ramp the latency saved as they ramp sparsity
+            object.__setattr__(self, "target_sparsity", 1.0 - number)
+
+    def latency_target(self):
+        """("ratio", r) or ("ms", t), or None."""
+        return None if self.target_latency is None else \
+            parse_target_latency(self.target_latency)
 
     def choice(self):
         """{criterion, mode, max_per_group, round_to}: how channels are chosen, as the

@@ -46,20 +46,24 @@ def read_tflite(path_or_bytes):
     return content, name
 
 
-def load(path_or_bytes, num_threads=1, allow_fallback=True):
-    """An allocated LiteRT interpreter; falls back to built-in kernels if XNNPACK refuses."""
+def load(path_or_bytes, num_threads=1, allow_fallback=True, xnnpack=True):
+    """An allocated LiteRT interpreter; falls back to built-in kernels if XNNPACK refuses
+    (``xnnpack=False``: on the built-in kernels from the start)."""
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
     if not isinstance(num_threads, int) or num_threads < 1:
         raise TfpruneError(f"`num_threads` must be an integer >= 1, got {num_threads!r}")
     content, name = read_tflite(path_or_bytes)
+    reason = "XNNPACK turned off"
     try:
+        if not xnnpack:
+            raise ValueError(reason)
         interpreter = Interpreter(model_content=content, num_threads=num_threads)
         interpreter.allocate_tensors()
         return LoadedModel(interpreter, DELEGATE_DEFAULT, num_threads=num_threads)
     except (RuntimeError, ValueError) as err:
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        if not allow_fallback:
+        if not allow_fallback and xnnpack:
             raise TfpruneError(f"{name!r} cannot run on the interpreter: {reason}") from None
     try:
         interpreter = Interpreter(

@@ -124,15 +124,18 @@ def convert_and_measure(model, x_test, y_test, representative, quantizations, sp
 def interleaved_times(calls, rounds, runs_per_round, seed=0):
     """{key: [seconds per call]} of every ``calls[key]()`` (warmed up by the caller), timed in
     ``rounds`` rounds that each visit the keys in a freshly shuffled (seeded) order and call each
-    ``runs_per_round`` times: a slow spell of the machine falls on all of them alike."""
+    ``runs_per_round`` times (an int, or {key: int}): a slow spell of the machine falls on all
+    of them alike."""
     times = {key: [] for key in calls}
+    runs = runs_per_round if isinstance(runs_per_round, dict) else \
+        dict.fromkeys(calls, runs_per_round)
     order = list(calls)
     rng = random.Random(seed)
     for _ in range(rounds):
         rng.shuffle(order)
         for key in order:
             invoke = calls[key]
-            for _ in range(runs_per_round):
+            for _ in range(runs[key]):
                 start = time.perf_counter()
                 invoke()
                 times[key].append(time.perf_counter() - start)
@@ -140,20 +143,21 @@ def interleaved_times(calls, rounds, runs_per_round, seed=0):
 
 
 def time_together(files, example, rounds=10, runs_per_round=20, warmup=20, num_threads=1,
-                  seed=0):
+                  seed=0, xnnpack=True):
     """Latency of many .tflite files measured interleaved: {file: {"latency_ms_median",
     "latency_ms_p90", "latency_runs", ...}}.
 
     Every file is loaded once; then, in each of ``rounds`` rounds, the files are visited in a
     freshly shuffled order (seeded) and each is invoked ``runs_per_round`` times on ``example``
-    (one input, batch 1). A slow spell of the machine thus falls on all files alike, and ratios
+    (one input, batch 1); ``xnnpack=False`` on the built-in kernels. A slow spell of the machine thus falls on all files alike, and ratios
     between files taken from these figures compare like with like.
     """
     checks.check_int("rounds", rounds, 1)
     checks.check_int("runs_per_round", runs_per_round, 1)
     checks.check_int("warmup", warmup, 0)
     files = list(dict.fromkeys(os.fspath(f) for f in files))
-    loaded = {path: evaluate.load(path, num_threads=num_threads) for path in files}
+    loaded = {path: evaluate.load(path, num_threads=num_threads, xnnpack=xnnpack)
+              for path in files}
     for path, model in loaded.items():
         evaluate.prepare_single(model, example)
         for _ in range(warmup):
