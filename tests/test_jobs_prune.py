@@ -209,7 +209,7 @@ def test_channel_method_prunes_groups_shrinks_and_trains_from_scratch(tmp_path):
     (dict(method="unit", criterion="taylor"), "`criterion` applies to method 'channel', not 'unit'"),
     (dict(method="channel", criterion="random"), "unknown channel criterion 'random'"),
     (dict(method="channel", selection="best"),
-     "`selection` must be one of uniform, global, got 'best'"),
+     "`selection` must be one of uniform, global, latency, got 'best'"),
     (dict(method="channel", layers=("fc1",)),
      r"`sparsity_m_by_n`, `prune_first_conv` and `prune_classifier` do not apply to channel pruning \(method 'channel'\)"),
     (dict(method="incremental", schedule="-", prune_first_conv=True),

@@ -57,7 +57,7 @@ def test_uniform_and_global_selection_by_hand():
     assert len(capped[0]) == 2 and len(capped[1]) == 4  # never more than half of a group
     rounded = channels.select(groups, scores, 0.5, round_to=8)
     assert len(rounded[0]) == 4 and len(rounded[1]) == 8  # kept counts rounded up to 8
-    with pytest.raises(TfpruneError, match=r"`mode` must be one of uniform, global, got 'random'"):
+    with pytest.raises(TfpruneError, match=r"`mode` must be one of uniform, global, latency, got 'random'"):
         channels.select(groups, scores, 0.5, mode="random")
 
 

@@ -163,9 +163,9 @@ def test_an_attention_mask_input_is_consumed_not_pruned():
     assert "attention" not in graph.opaque
 
 
-def _gate_by_finite_difference(model, x, y, variable, index, eps=1e-3):
+def _gate_by_finite_difference(model, x, y, variable, index, eps=1e-2):
     """|dL/dg| for a gate g scaling ``variable[index]`` (rows along its first axis), by a
-    central difference."""
+    central difference (eps 1e-2: at 1e-3 float32 round-off in the loss is a few percent of it)."""
     original = variable.numpy()
     values = []
     for sign in (1, -1):

@@ -56,7 +56,7 @@ def test_time_together_interleaves_shuffled_rounds(tmp_path, monkeypatch):
         def invoke(self):
             calls.append(self.name)
 
-    monkeypatch.setattr(evaluate, "load", lambda path, num_threads=1: evaluate.LoadedModel(
+    monkeypatch.setattr(evaluate, "load", lambda path, num_threads=1, **_: evaluate.LoadedModel(
         FakeInterpreter(os.path.basename(path)), "fake", num_threads=num_threads))
     monkeypatch.setattr(evaluate, "prepare_single", lambda loaded, example: None)
     files = [str(tmp_path / f"{name}.tflite") for name in "abc"]

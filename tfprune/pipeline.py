@@ -10,6 +10,7 @@ from tfprune import training
 from tfprune.models import CHECK_INPUTS
 from tfprune.optimizers import make_optimizer
 from tfprune.pruning import method_objects
+from tfprune.tflite import latency
 
 
 def fine_tune_optimizer(learning_rate, epochs, steps_per_epoch):
@@ -26,11 +27,15 @@ def prune_model(model, data, method="weight", epochs=0, options=None, *, learnin
     ``pruned`` on ``CHECK_INPUTS`` test images), ``summary`` (stats.summarize) and ``statistics`` (the
     method's own: channel groups, decisions, schedule steps).
 
+    With ``target_latency`` (channel), the statistics' "latency" holds the cost model's
+    prediction and the dense and shrunk models' latency measured together.
+
     ``options`` is the method's options object (pruning.options: LayerOptions for weight and
     unit, ChannelOptions for channel, DecidingOptions for dynamic, incremental, adaptive);
     ``fields`` replace its fields, or make it (``target_sparsity=0.3``)."""
     log = log or (lambda _: None)
-    attached = method_objects.make_method(method, options, **fields).attach(
+    attached = method_objects.make_method(method, options, cost_builder=latency.cost_model,
+                                          **fields).attach(
         model, steps_per_epoch=data.steps_per_epoch, epochs=epochs,
         train_data=data.split("train"), decisions_path=decisions_path, log=log)
     if epochs:
@@ -38,4 +43,6 @@ def prune_model(model, data, method="weight", epochs=0, options=None, *, learnin
             learning_rate, epochs, data.steps_per_epoch))
         training.fit(attached.model, data, epochs, callbacks=attached.callbacks, log=log,
                      prefix="[fine-tune] ")
-    return attached.finish(data.numpy("test", limit=CHECK_INPUTS)[0])
+    finished = attached.finish(data.numpy("test", limit=CHECK_INPUTS)[0])
+    latency.add_measured(finished, model, log)  # --target_latency: the latency measured
+    return finished

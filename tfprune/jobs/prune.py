@@ -30,6 +30,7 @@ from tfprune.optimizers import make_optimizer
 from tfprune.pipeline import fine_tune_optimizer
 from tfprune.pruning import allocation, core, method_objects, oneshot, sensitivity, stats
 from tfprune.results import plots
+from tfprune.tflite import latency
 from tfprune.results.tables import write_csv
 
 LAYER_COLUMNS = ["layer", "type", "pruned", "target_sparsity", "weights", "nonzeros", "sparsity",
@@ -42,7 +43,8 @@ PRUNED_LAYERS_IN = "layers.csv, metrics.json pruned_layers"  # a long list's who
 def method(config, layer_sparsity=None):
     """The method object of ``config`` (pruning/method_objects.py), with the per-layer targets
     ``resolve_layer_sparsity`` found."""
-    return method_objects.make_method(config.method, config.method_options(layer_sparsity))
+    return method_objects.make_method(config.method, config.method_options(layer_sparsity),
+                                      cost_builder=latency.cost_model)
 
 
 def preflight(config, data, model=None):
@@ -278,6 +280,7 @@ def _run_prune(config, output_dir, strategy, overwrite, log, data, baseline, cur
     # Everything from here on (evaluation, shrink, the saved files) is float32.
     check_inputs = data.numpy("test", limit=CHECK_INPUTS)[0]
     finished = attached.finish(check_inputs)
+    latency.add_measured(finished, baseline_model, log)  # the latency selection's, measured
     pruned, shrunk, summary = finished.pruned, finished.shrink, finished.summary
     loss, accuracy = training.evaluate(pruned, data.test)
     rows = summary.pop("layers")
@@ -350,7 +353,4 @@ def _run_prune(config, output_dir, strategy, overwrite, log, data, baseline, cur
     )
     metrics = io.to_jsonable(metrics)  # what a rerun reads back
     io.write_json(metrics_path, metrics)
-    log(f"pruned test accuracy {accuracy:.4f} (baseline {baseline_accuracy:.4f}); sparsity of "
-        f"pruned layers {summary['pruned_sparsity']:.4f}; params {summary['params']:,} -> "
-        f"{shrunk.params_after:,} after shrink")
     return PruneRun(metrics, output_dir, models)

@@ -20,7 +20,6 @@ checks it against a model's layers before any training; ``attach(model, ...)`` r
 import dataclasses
 import os
 
-import numpy as np
 import tensorflow_model_optimization as tfmot
 
 from tfprune import checks, precision, quiet, summaries
@@ -268,20 +267,23 @@ class ChannelMethod(_Method):
                                  log or print)
 
     def _cost_model(self, model, graph, log):
-        """The latency CostModel of ``model`` (built once per method and architecture, its
-        table reused across runs); a target in milliseconds becomes the fraction of the
-        predicted latency to save, and a budget below the smallest allowed model (every group
-        at its fewest channels) is refused here, before any training."""
+        """The latency cost model of ``model`` (made by ``cost_builder``, tflite.latency.
+        cost_model, once per method and architecture; its table reused across runs); a
+        target in milliseconds becomes the fraction of the predicted latency to save, and a
+        budget below the smallest allowed model (every group at its fewest channels) is
+        refused here, before any training."""
         from tfprune.pruning import budget
-        from tfprune.tflite import latency
 
         key = tuple((layer.name, tuple(layer.output.shape)) for layer in model.layers)
         if getattr(self, "_cost", None) is not None and self._cost[0] == key:
             return self._cost[1]
+        if self.cost_builder is None:
+            raise TfpruneError("selection 'latency' needs a latency cost model: make the method "
+                               "with cost_builder=tfprune.tflite.latency.cost_model (the prune "
+                               "job and pipeline.prune_model do)")
         o = self.options
-        cost = latency.CostModel.build(
-            model, graph.groups, latency.Target(o.latency_quantization, o.latency_threads,
-                                                o.latency_xnnpack), log=log)
+        cost = self.cost_builder(model, graph.groups, quantization=o.latency_quantization,
+                                 threads=o.latency_threads, xnnpack=o.latency_xnnpack, log=log)
         dense = cost.seconds()
         unit, number = o.latency_target()
         if unit == "ms":
@@ -327,6 +329,8 @@ class ChannelMethod(_Method):
         return Attached(self, copy, [pruner], pruned, skipped, steps, pruner=pruner,
                         masks=pruner.masks)
 
+    cost_builder = None  # selection "latency": makes its cost model (tflite.latency.cost_model)
+
     def prune_once(self, model, train_data=None, in_place=False):
         copy = model if in_place else core._copy(model)
         graph = self._graph(copy, train_data)
@@ -345,7 +349,6 @@ class ChannelMethod(_Method):
         groups are ``graph``'s, the copy's."""
         if self.options.selection != "latency":
             return None
-        self._dense = surgery.fresh_copy(copy)  # timed beside the shrunk model at the end
         return self._cost_model(copy, graph, log or print)
 
     def finish(self, attached, check_inputs=None):
@@ -362,27 +365,15 @@ class ChannelMethod(_Method):
         return Finished(pruned, shrink, summary, statistics)
 
     def _latency_report(self, attached, pruned, shrink):
-        """Predicted and measured latency of the dense and the shrunk model, timed together
-        (interleaved rounds) on the cost model's target."""
-        from tfprune.tflite import latency
-
+        """The cost model's prediction for the dense and the pruned model (the caller that
+        can time .tflite files adds the measured latencies: tflite.latency.add_measured)."""
         cost = self._cost[1]
         counts = {gid: len(k) for gid, k in attached.masks.keep.items()}
-        example = np.random.default_rng(0).standard_normal(
-            tuple(pruned.inputs[0].shape[1:])).astype(np.float32)
-        measured = latency.measured_ratio({"dense": self._dense, "shrunk": shrink.model},
-                                          example, cost.target)
-        report = dict(cost.summary(), target_latency=self.options.target_latency,
-                      target_ratio=1.0 - self.options.target_sparsity,
-                      dense_predicted_ms=cost.seconds() * 1e3,
-                      pruned_predicted_ms=cost.seconds(counts) * 1e3,
-                      predicted_ratio=cost.seconds(counts) / cost.seconds(),
-                      dense_measured_together_ms=measured["dense"],
-                      shrunk_measured_ms=measured["shrunk"],
-                      measured_ratio=measured["shrunk"] / measured["dense"])
-        report["shrunk_prediction_error"] = report["pruned_predicted_ms"] / \
-            measured["shrunk"] - 1.0
-        return report
+        return dict(cost.summary(), target_latency=self.options.target_latency,
+                    target_ratio=1.0 - self.options.target_sparsity,
+                    dense_predicted_ms=cost.seconds() * 1e3,
+                    pruned_predicted_ms=cost.seconds(counts) * 1e3,
+                    predicted_ratio=cost.seconds(counts) / cost.seconds())
 
 
 class DecidingMethod(_Method):
@@ -486,16 +477,20 @@ class DecidingMethod(_Method):
         return Finished(pruned, shrink, summary, statistics, figures, files, pruner.decisions)
 
 
-def make_method(method, options=None, **fields):
+def make_method(method, options=None, cost_builder=None, **fields):
     """The method object of ``method`` (a name or a methods.Method) with its options object
     (options.make_options: ``options`` with ``fields`` replaced, or made from ``fields``),
-    every combination checked."""
+    every combination checked. ``cost_builder``: what makes the latency selection's cost model
+    (tflite.latency.cost_model; pruning/ does not time .tflite files itself)."""
     spec = methods_lib.METHODS.get(method) if isinstance(method, str) else method
     options = options_lib.make_options(spec, options, **fields)
     if spec.decides:
         return DecidingMethod(spec, options)
-    return ChannelMethod(spec, options) if spec.granularity == "channel" else LayerMethod(
-        spec, options)
+    if spec.granularity != "channel":
+        return LayerMethod(spec, options)
+    made = ChannelMethod(spec, options)
+    made.cost_builder = cost_builder
+    return made
 
 
 def prune(model, method="weight", schedule=None, target_sparsity=None, *,

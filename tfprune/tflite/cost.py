@@ -167,12 +167,12 @@ def relative(curve, kernel, cin, cout, steps):
 def detect_step(times, candidates=(64, 32, 16, 8, 4), tolerance=0.04):
     """The channel step of a kernel from ``times`` {channels: seconds}: the largest candidate n
     such that rounding any measured count up to a multiple of n costs at most ``tolerance``
-    more (where both were measured, at least twice): multiples of n are the counts the kernel
+    more (where both were measured, for at least two different multiples): multiples of n are the counts the kernel
     runs fast on. (XNNPACK's float32 GEMM and depthwise kernels on AVX-512 are slow on counts
     that are not multiples of 8: a 33-channel depthwise convolution takes longer than a
     40-channel one.) 1 when no candidate holds."""
     for n in candidates:
         pairs = [(c, round_up(c, n)) for c in times if c % n and round_up(c, n) in times]
-        if len(pairs) >= 2 and all(times[up] <= (1 + tolerance) * times[c] for c, up in pairs):
+        if len({up for _, up in pairs}) >= 2 and all(times[up] <= (1 + tolerance) * times[c] for c, up in pairs):
             return n
     return 1

@@ -647,20 +647,56 @@ def fit_costs(kernels, table, steps):
     return cost.Costs(kernels, curves, measured, steps, exact)
 
 
-def measured_ratio(models, example, target, rounds=10, seed=0, directory=None):
-    """{name: measured median ms} of Keras ``models`` {name: model} converted for ``target``
-    and timed together (measure.time_together), in a temporary directory."""
-    contents = {name: _convert_model(model, target.quantization, example, seed)
-                for name, model in models.items()}
-    directory = io.temp_dir("tfprune-latency-") if directory is None else directory
-    paths = {}
-    for name, content in contents.items():
-        paths[name] = os.path.join(directory, f"{name}.tflite")
-        io.write_bytes(paths[name], content)
-    timed = measure.time_together(list(paths.values()), example, rounds=rounds,
-                                  num_threads=target.threads, seed=seed,
-                                  xnnpack=target.xnnpack)
-    return {name: timed[path]["latency_ms_median"] for name, path in paths.items()}
+def cost_model(model, groups=None, quantization="float32", threads=1, xnnpack=True, log=None,
+               directory=None):
+    """``CostModel.build`` on ``Target(quantization, threads, xnnpack)``: the cost builder the
+    channel method's latency selection is given (method_objects.make_method)."""
+    return CostModel.build(model, groups, Target(quantization, threads, xnnpack),
+                           directory=directory, log=log)
+
+
+def measured(models, example, target, rounds=10, seed=0):
+    """{name: median ms} of Keras ``models`` {name: model} converted for ``target`` and timed
+    together (measure.time_together: interleaved shuffled rounds), from a temporary
+    directory."""
+    directory = io.temp_dir("tfprune-latency-")
+    try:
+        paths = {}
+        for name, model in models.items():
+            paths[name] = os.path.join(directory, f"{name}.tflite")
+            io.write_bytes(paths[name], _convert_model(model, target.quantization, example,
+                                                       seed))
+        timed = measure.time_together(list(paths.values()), example, rounds=rounds,
+                                      num_threads=target.threads, seed=seed,
+                                      xnnpack=target.xnnpack)
+        return {name: timed[path]["latency_ms_median"] for name, path in paths.items()}
+    finally:
+        io.remove_temp(directory)
+
+
+def add_measured(finished, dense, log=None):
+    """Add to a latency-selected ``finished`` (method_objects.Finished) the measured latency
+    of the ``dense`` model and of the shrunk one, timed together on the cost model's target,
+    and the prediction's error; a no-op for the other selections."""
+    report = finished.statistics.get("latency")
+    if report is None:
+        return None
+    t = report["target"]
+    target = Target(t["quantization"], t["threads"], t["xnnpack"])
+    example = np.random.default_rng(0).standard_normal(
+        tuple(dense.inputs[0].shape[1:])).astype(np.float32)
+    times = measured({"dense": dense, "shrunk": finished.shrink.model}, example, target)
+    report.update(dense_measured_together_ms=times["dense"], shrunk_measured_ms=times["shrunk"],
+                  measured_ratio=times["shrunk"] / times["dense"],
+                  shrunk_prediction_error=report["pruned_predicted_ms"] / times["shrunk"] - 1)
+    if log:
+        log(f"latency ({t['quantization']}, {t['threads']} thread(s)): target "
+            f"{report['target_ratio']:.3f} of the dense model; predicted "
+            f"{report['pruned_predicted_ms']:.3f} ms ({report['predicted_ratio']:.3f}), "
+            f"measured {times['shrunk']:.3f} ms against the dense {times['dense']:.3f} ms timed "
+            f"with it ({report['measured_ratio']:.3f}); prediction error "
+            f"{report['shrunk_prediction_error']:+.1%}")
+    return report
 
 
 def _convert_model(model, quantization, example, seed):

@@ -17,7 +17,8 @@ from tfprune.jobs.configs.train import BaselineFields
 from tfprune.pruning import allocation, schedules
 from tfprune.pruning.methods import (METHODS, check_channel_granularity, check_layer_sparsity,
                                      check_one_shot, check_options)
-from tfprune.pruning.options import make_config, make_options, options_type
+from tfprune.pruning.options import (make_config, make_options, options_type,
+                                     parse_target_latency)
 
 
 # Options that only mean something for the channel method, or under a schedule: (field,
@@ -129,6 +130,10 @@ class PruneConfig(JobConfig, DeterministicFields, DeviceFields, ChannelFields, M
         if self.granularity() == "channel":
             check_channel_granularity(self.method, self.layers, self.sparsity_m_by_n,
                                       self.prune_first_conv, self.prune_classifier)
+        if self.target_latency is not None and method.granularity == "channel":
+            unit, number = parse_target_latency(self.target_latency)  # before TensorFlow
+            if unit == "ratio":  # the fraction of the dense model's latency to save
+                self.target_sparsity = 1.0 - number
         if method.granularity != "channel":
             for name, default in CHANNEL_OPTIONS:
                 if getattr(self, name) != default:
