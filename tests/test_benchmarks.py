@@ -171,3 +171,15 @@ def test_applications_blocked_summary_and_one_line_errors():
     with pytest.raises(TfpruneError, match=r"unknown model\(s\) VGG19 in `models`; choose "
                                            r"from ConvNeXtTiny, DenseNet121"):
         acceptance.check_models(["VGG16", "VGG19"])
+
+
+def test_latency_table_reports_raw_and_measured_errors():
+    from benchmarks import latency
+    record = dict(model="zoo:resnet20", kernels=33, dense_predicted_raw_ms=2.2,
+                  dense_measured_ms=2.0, dense_raw_error=0.1, calibration=0.909,
+                  predicted_ratio=0.48, measured_ratio=0.47, pruned_predicted_ms=1.1,
+                  shrunk_measured_ms=1.0, shrunk_prediction_error=0.1, channel_sparsity=0.125,
+                  flops_ratio=0.3)
+    text = latency.table([record])
+    assert "| zoo:resnet20 | 33 | 2.200 / 2.000 (+10.0%) | 0.909 | 0.480 | 0.470 |" in text
+    assert text.count("\n") == 3

@@ -284,14 +284,8 @@ class ChannelMethod(_Method):
         o = self.options
         cost = self.cost_builder(model, graph.groups, quantization=o.latency_quantization,
                                  threads=o.latency_threads, xnnpack=o.latency_xnnpack, log=log)
-        dense = cost.seconds()
-        unit, number = o.latency_target()
-        if unit == "ms":
-            if number >= dense * 1e3:
-                raise TfpruneError(f"--target_latency={o.target_latency} is not below the dense "
-                                   f"model's predicted latency ({dense * 1e3:.3f} ms); allowed: "
-                                   f"a budget below it")
-            self.options = dataclasses.replace(o, target_sparsity=1.0 - number * 1e-3 / dense)
+        self._resolve_ms(cost)
+        o, dense = self.options, cost.seconds()
         widths = {g.id: g.width for g in channels_lib.prunable(graph.groups)}
         smallest = cost.seconds(budget.smallest_counts(widths, o.max_per_group, o.round_to,
                                                        cost.steps.get("gemm", 1)))
@@ -344,12 +338,28 @@ class ChannelMethod(_Method):
         return Attached(self, copy, [], pruned, skipped, ONE_SHOT_STEPS, one_shot=True,
                         masks=masks)
 
+    def _resolve_ms(self, cost):
+        """A target in milliseconds as the fraction of the predicted latency to save."""
+        o, dense = self.options, cost.seconds()
+        unit, number = o.latency_target()
+        if unit == "ms":
+            if number >= dense * 1e3:
+                raise TfpruneError(f"--target_latency={o.target_latency} is not below the dense "
+                                   f"model's predicted latency ({dense * 1e3:.3f} ms); allowed: "
+                                   f"a budget below it")
+            self.options = dataclasses.replace(o, target_sparsity=1.0 - number * 1e-3 / dense)
+
     def _latency(self, copy, graph, log):
-        """The cost model of the latency selection (None for the other selections); its
-        groups are ``graph``'s, the copy's."""
+        """The cost model of the latency selection (None for the other selections), its
+        calibration timed on ``copy``, the model to prune (trained, where check saw the
+        untrained architecture); its groups are ``graph``'s, the copy's."""
         if self.options.selection != "latency":
             return None
-        return self._cost_model(copy, graph, log or print)
+        cost = self._cost_model(copy, graph, log or print)
+        if cost.calibrated_on != id(copy):
+            cost.calibrate(copy, log or print)
+            self._resolve_ms(cost)
+        return cost
 
     def finish(self, attached, check_inputs=None):
         pruned, summary = self._finish(attached, attached.model, check_inputs)

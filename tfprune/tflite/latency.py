@@ -476,6 +476,7 @@ class CostModel:
         self.steps = costs.steps
         self.calibration = calibration  # measured / summed for the dense model (1: none)
         self.measured_dense = measured_dense
+        self.calibrated_on = None  # id() of the model timed whole for the calibration
 
     def raw(self, counts=None):
         """The uncalibrated Prediction: the kernels' sum and one invoke's overhead."""
@@ -503,6 +504,22 @@ class CostModel:
 
     def seconds(self, counts=None):
         return self.predict(counts).seconds
+
+    def calibrate(self, model, log=None):
+        """Time ``model`` (this architecture, its own weights: a trained model's activations
+        are not an untrained one's) whole and scale the predictions by measured / summed."""
+        example = np.random.default_rng(self._seed).standard_normal(
+            tuple(model.inputs[0].shape[1:])).astype(np.float32)
+        content = _convert_model(model, self.target.quantization, example, self._seed)
+        dense = time_contents({"dense": content}, self.target, rounds=7, budget_s=0.02,
+                              warmup=10, seed=self._seed)["dense"]
+        self.measured_dense = dense * 1e3
+        self.calibration = dense / self.raw().seconds
+        self.calibrated_on = id(model)
+        if log:
+            log(f"latency model of {model.name!r}: dense {dense * 1e3:.3f} ms measured, "
+                f"{self.raw().seconds * 1e3:.3f} ms the kernels' sum (calibration "
+                f"{self.calibration:.3f})")
 
     def refine(self, counts, log=None):
         """Time the kernels at the widths ``counts`` gives them that the table lacks (NetAdapt's
@@ -573,16 +590,7 @@ class CostModel:
                     measured=missing)
         built._model, built._table, built._seed = model, table, seed
         if calibrate:
-            example = np.random.default_rng(seed).standard_normal(
-                tuple(model.inputs[0].shape[1:])).astype(np.float32)
-            content = _convert_model(model, target.quantization, example, seed)
-            dense = time_contents({"dense": content}, target, rounds=7, budget_s=0.02,
-                                  warmup=10, seed=seed)["dense"]
-            built.measured_dense = dense * 1e3
-            built.calibration = dense / built.raw().seconds
-            log(f"latency model of {model.name!r}: dense {dense * 1e3:.3f} ms measured, "
-                f"{built.raw().seconds * 1e3:.3f} ms the kernels' sum (calibration "
-                f"{built.calibration:.3f})")
+            built.calibrate(model, log)
         return built
 
 
