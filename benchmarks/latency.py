@@ -23,12 +23,16 @@ from absl import app, flags
 from tfprune import io
 
 FLAGS = flags.FLAGS
-flags.DEFINE_list("models", ["zoo:resnet20", "zoo:mobilenetv2", "app:MobileNetV2",
-                             "app:DenseNet121"], "zoo:NAME or app:NAME, one-shot each.")
-flags.DEFINE_string("output_dir", "benchmarks/latency", "Where the records go.")
-flags.DEFINE_string("target_latency", "0.5", "--target_latency of every run.")
-flags.DEFINE_string("quantization", "float32", "--latency_quantization of every run.")
 
+
+def define_flags():
+    """The flags (defined when run as a script: other benchmarks define "models" too, and the
+    tests import this module beside them)."""
+    flags.DEFINE_list("models", ["zoo:resnet20", "zoo:mobilenetv2", "app:MobileNetV2",
+                                 "app:DenseNet121"], "zoo:NAME or app:NAME, one-shot each.")
+    flags.DEFINE_string("output_dir", "benchmarks/latency", "Where the records go.")
+    flags.DEFINE_string("target_latency", "0.5", "--target_latency of every run.")
+    flags.DEFINE_string("quantization", "float32", "--latency_quantization of every run.")
 
 def build(name):
     kind, model = name.split(":", 1)
@@ -102,4 +106,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)

@@ -353,4 +353,7 @@ def _run_prune(config, output_dir, strategy, overwrite, log, data, baseline, cur
     )
     metrics = io.to_jsonable(metrics)  # what a rerun reads back
     io.write_json(metrics_path, metrics)
+    log(f"pruned test accuracy {accuracy:.4f} (baseline {baseline_accuracy:.4f}); sparsity of "
+        f"pruned layers {summary['pruned_sparsity']:.4f}; params {summary['params']:,} -> "
+        f"{shrunk.params_after:,} after shrink")
     return PruneRun(metrics, output_dir, models)
