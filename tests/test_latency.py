@@ -75,9 +75,33 @@ def test_latency_counts_meet_the_target_at_the_least_importance_per_second():
     assert all(c % 8 == 0 for c in counts.values())
 
 
+def test_the_last_move_is_the_one_that_reaches_the_target_losing_least():
+    """``a`` (64 wide, steps of 8) saves the most per importance lost, but one of its steps
+    overshoots a budget that one 3-channel step of ``b`` (12 wide) meets."""
+    fake = FakeCost({"a": 2e-6, "b": 1e-6})
+    widths = {"a": 64, "b": 12}
+    fake.seconds = lambda counts=None: 1e-5 + sum(
+        p * (counts or {}).get(g, widths[g]) for g, p in fake.per_channel.items())
+    scores = {"a": np.ones(64), "b": np.ones(12)}
+    target = fake.seconds() - 3e-6
+    assert budget.latency_counts(widths, scores, fake, target, step=8) == {"a": 64, "b": 9}
+    # Far from the target the best ratio still leads: a goes first.
+    counts = budget.latency_counts(widths, scores, fake, fake.seconds() - 40e-6, step=8)
+    assert counts["a"] <= 48 and fake.seconds(counts) <= fake.seconds() - 40e-6
+
+
 def test_latency_counts_refuse_a_budget_below_the_smallest_model():
     fake = FakeCost({"a": 2e-6, "b": 1e-6})
     with pytest.raises(TfpruneError, match="below what the smallest allowed model"):
+        budget.latency_counts({"a": 64, "b": 64}, {"a": np.ones(64), "b": np.ones(64)}, fake,
+                              0.05 * fake.seconds(), max_per_group=0.5, step=8)
+
+
+def test_latency_budgets_read_in_the_unit_they_are_in():
+    assert budget.format_time(31.4e-6) == "31.4 us"
+    assert budget.format_time(2.3456e-3) == "2.346 ms"
+    fake = FakeCost({"a": 2e-6, "b": 1e-6})
+    with pytest.raises(TfpruneError, match=r"budget 10\.1 us is below .* \(106\.0 us predicted"):
         budget.latency_counts({"a": 64, "b": 64}, {"a": np.ones(64), "b": np.ones(64)}, fake,
                               0.05 * fake.seconds(), max_per_group=0.5, step=8)
 
@@ -206,3 +230,108 @@ def test_cost_model_predicts_the_measured_latency_of_dense_and_shrunk_zoo_models
     again = latency.cost_model(build_model("cnn", (16, 16, 1), 10, seed=1), groups,
                                directory=str(tmp_path))
     assert again.measured == 0
+
+
+# -- latency targets in the sweep and the tuner --------------------------------------------------
+
+def test_sweep_offers_latency_targets_as_variants_beside_sparsities():
+    from tfprune.jobs.configs.sweep import SweepConfig
+    from tfprune.results.rows import VariantKey
+
+    config = SweepConfig(methods=("weight", "channel"), schedules=("constant",),
+                         sparsities=(0.5,), target_latencies=("0.40", "2ms", "0.4"))
+    assert config.target_latencies == ("0.4", "2ms")
+    assert [key.slug() for key in config.variants()] == [
+        "dense", "weight-constant-0.5", "channel-constant-0.5", "channel-constant-latency0.4",
+        "channel-constant-latency2ms"]
+    key = config.variants()[3]
+    assert key.title() == "seed 0 channel constant latency 0.4"
+    assert VariantKey.from_identity(key.identity()) == key
+    prune = config.prune_config(key)
+    assert prune.target_latency == "0.4" and prune.target_sparsity == pytest.approx(0.6)
+    assert prune.method_options().selection == "latency"
+    assert config.prune_config(config.variants()[2]).target_latency is None
+    # Only latency targets: the channel method needs no sparsities.
+    only = SweepConfig(methods=("channel",), schedules=("constant",), sparsities=(),
+                       target_latencies=("0.5",), latency_quantization="int8")
+    assert [k.slug() for k in only.variants()] == ["dense", "channel-constant-latency0.5"]
+    assert only.prune_config(only.variants()[1]).latency_quantization == "int8"
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(methods=("weight",), target_latencies=("0.5",)),
+     "`target_latencies` apply to the method.s. channel; none of weight is one"),
+    (dict(methods=("channel",), target_latencies=("1.5",)),
+     r"`target_latencies`: target_latency must be a ratio .* in \(0, 1\)"),
+    (dict(methods=("channel", "weight"), sparsities=(), target_latencies=("0.5",)),
+     "`sparsities` must not be empty"),
+    (dict(methods=("channel",), target_latencies=("0.5",), latency_quantization="int4"),
+     "`latency_quantization` must be one of float32, float16, dynamic, int8"),
+])
+def test_bad_sweep_latency_targets_are_one_line(kwargs, message):
+    from tfprune.jobs.configs.sweep import SweepConfig
+    with pytest.raises(TfpruneError, match=message):
+        SweepConfig(**kwargs)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(min_latency=0.3), "give both `min_latency` and `max_latency`"),
+    (dict(min_latency=0.6, max_latency=0.4), r"`min_latency` \(0.6\) must not exceed"),
+    (dict(min_latency=0.0, max_latency=0.4), r"min_latency must be a ratio .* \(0, 1\)"),
+    (dict(methods=("channel", "weight"), min_latency=0.3, max_latency=0.6),
+     "searched by the method.s. channel; not by weight"),
+])
+def test_bad_tune_latency_ranges_are_one_line(tmp_path, kwargs, message):
+    from tfprune.jobs.configs.tune import TuneConfig
+    baseline = tmp_path / "model.keras"
+    baseline.write_bytes(b"x")
+    with pytest.raises(TfpruneError, match=message):
+        TuneConfig(baseline=str(baseline), **dict(dict(methods=("channel",)), **kwargs))
+
+
+def test_tune_searches_latency_targets_for_the_channel_method(tmp_path):
+    import keras_tuner
+    from tfprune.jobs.configs.tune import TuneConfig
+    from tfprune.jobs.tune import declare
+    baseline = tmp_path / "model.keras"
+    baseline.write_bytes(b"x")
+    config = TuneConfig(baseline=str(baseline), methods=("channel",), min_latency=0.3,
+                        max_latency=0.6)
+    hp = keras_tuner.HyperParameters()
+    declare(hp, config)
+    assert "target_latency" in hp.values and "target_sparsity" not in hp.values
+    space = {p.name: p for p in hp.space}
+    assert (space["target_latency"].min_value, space["target_latency"].max_value) == (0.3, 0.6)
+
+
+def _sweep_report_lines(report):
+    start = report.index("## Latency targets vs sparsity targets")
+    return report[start:report.index("\n## ", start + 3)].splitlines()
+
+
+@pytest.mark.integration
+def test_sweep_prunes_to_a_latency_target_beside_a_sparsity_target(tmp_path, monkeypatch):
+    """digits, the cnn: channel pruning at sparsity 0.5 and to latency 0.6 in one sweep; the
+    latency variant has its prediction, its measured ratio from the joint timing, and the
+    report's comparison row names its neighbour by sparsity."""
+    from tfprune.jobs.sweep import SweepConfig, run_sweep
+    monkeypatch.setenv("TFPRUNE_CACHE", str(tmp_path / "cache"))
+    config = SweepConfig(model="cnn", methods=("channel",), schedules=("constant",),
+                         sparsities=(0.5,), target_latencies=("0.6",),
+                         quantizations=("float32",), baseline_epochs=1, fine_tune_epochs=1,
+                         latency_runs=20, representative_count=20)
+    out = tmp_path / "sweep"
+    rows = run_sweep(config, str(out), log=lambda _: None)
+    by_target = {r["target_latency"]: r for r in rows if r["method"] == "channel"}
+    ours, uniform = by_target["0.6"], by_target[None]
+    assert ours["target_sparsity"] is None and uniform["target_sparsity"] == 0.5
+    assert 0 < ours["predicted_latency_ratio"] < 0.75  # the budget, on the cost model
+    assert uniform["predicted_latency_ratio"] is None
+    for row in (ours, uniform):
+        assert 0 < row["latency_vs_dense"] < 1.2 and row["deployed"] == "shrunk"
+    assert (out / "variants" / "seed0" / "channel-constant-latency0.6" / "variant.json").exists()
+    report = (out / "report.md").read_text()
+    lines = _sweep_report_lines(report)
+    (row,) = [line for line in lines if line.startswith("| channel | constant | 0.6 |")]
+    assert f"{100 * ours['tflite_accuracy']:.2f}" in row and "| 0.5 |" in row
+    assert (out / "plots" / "accuracy_vs_latency.png").stat().st_size > 5000

@@ -6,8 +6,8 @@ from tfprune.results.rows import VariantKey
 
 
 def test_columns_come_from_the_one_schema():
-    assert rows.COLUMNS[:6] == ["seed", "method", "schedule", "target_sparsity", "layer_sparsity",
-                                "quantization"]
+    assert rows.COLUMNS[:7] == ["seed", "method", "schedule", "target_sparsity", "layer_sparsity",
+                                "target_latency", "quantization"]
     assert {"tflite_accuracy", "latency_vs_dense", "pruning_events"} <= set(rows.COLUMNS)
     assert "tflite_accuracy" in rows.AGGREGATED and "seed" not in rows.AGGREGATED
     assert ("tflite_accuracy", "TFLite acc %", "percent") in rows.TABLE
@@ -33,7 +33,8 @@ def test_variant_keys_name_themselves_once():
     assert dynamic == VariantKey(0, "dynamic") and dynamic.slug() == "dynamic"
     assert dynamic.title() == "seed 0 dynamic (chooses its sparsity)"
     assert dynamic.identity() == {"seed": 0, "method": "dynamic", "schedule": "-",
-                                  "target_sparsity": None, "layer_sparsity": "uniform"}
+                                  "target_sparsity": None, "layer_sparsity": "uniform",
+                                  "target_latency": None}
     incremental = VariantKey.of(0, "incremental", "constant", 0.5, "auto")  # no per-layer targets
     assert incremental.slug() == "incremental-0.5" and incremental.title() == "seed 0 incremental 0.5"
     auto = VariantKey.of(0, "unit", "polynomial", 0.9, "auto")

@@ -219,7 +219,10 @@ def _setup_lines(config):
         f"{config.learning_rate:g} with cosine decay.",
         f"- Methods: {', '.join(config.methods)}; schedules: {', '.join(config.schedules)}; "
         f"target sparsities: {', '.join(f'{s:g}' for s in config.sparsities)}; quantizations: "
-        f"{', '.join(config.quantizations)}.{dynamic_options}",
+        f"{', '.join(config.quantizations)}.{dynamic_options}" + (
+            f" Latency targets (channel): {', '.join(config.target_latencies)}, on "
+            f"{config.latency_quantization}, {config.latency_threads} thread(s), XNNPACK "
+            f"{'on' if config.latency_xnnpack else 'off'}." if config.target_latencies else ""),
         "- Accuracy is measured on the LiteRT interpreter over the whole test split; latency is "
         f"the median of {rounds} rounds x {runs_per_round} single-image invocations after "
         f"warm-up on {config.num_threads} thread(s), every .tflite of the sweep timed together "
@@ -260,7 +263,7 @@ def write_results(output_dir, config, rows, wall_time_s=None, draw=True):
             if draw or os.path.exists(path)]
     total = len(config.variants())
     def variant(row):
-        return tuple(row[k] for k in ("seed",) + rows_lib.KEY[:-1])
+        return tuple(row.get(k) for k in ("seed",) + rows_lib.KEY[:-1])
 
     done = len({variant(r) for r in rows})
     per_variant = {variant(r): r["fine_tune_time_s"] for r in rows}

@@ -27,6 +27,7 @@ from tfprune.errors import TfpruneError
 from tfprune.jobs import runlock
 from tfprune.jobs import variant as variant_lib
 from tfprune.jobs.prune import PruneRun
+from tfprune.jobs.configs.parts import latency_fields
 from tfprune.jobs.configs.prune import prune_config
 from tfprune.jobs.configs.tune import ORACLES, TuneConfig  # noqa: F401  (jobs.tune.TuneConfig)
 from tfprune.jobs.rundir import inside, resolve
@@ -38,6 +39,7 @@ from tfprune.results.tables import write_csv
 from tfprune.tflite import export, measure
 
 TRIAL_COLUMNS = ["trial_id", "tuner_id", "method", "schedule", "target_sparsity",
+                 "target_latency", "predicted_latency_ratio",
                  "learning_rate", "fine_tune_epochs", "quantization", "achieved_sparsity",
                  "keras_accuracy", "tflite_accuracy", "size_bytes", "gzip_bytes", "size_kb",
                  "latency_ms_median", "within_budget", "score", "tflite_file"]
@@ -48,10 +50,13 @@ def declare(hp, config):
     """The search space, declared on a keras-tuner HyperParameters object."""
     hp.Choice("method", list(config.methods))
     hp.Choice("schedule", list(config.schedules))
-    if config.min_sparsity < config.max_sparsity:
-        hp.Float("target_sparsity", config.min_sparsity, config.max_sparsity, step=0.05)
+    low, high, name = ((config.min_latency, config.max_latency, "target_latency")
+                       if config.searches_latency() else
+                       (config.min_sparsity, config.max_sparsity, "target_sparsity"))
+    if low < high:
+        hp.Float(name, low, high, step=0.05)
     else:
-        hp.Fixed("target_sparsity", config.min_sparsity)
+        hp.Fixed(name, low)
     hp.Choice("learning_rate", list(config.learning_rates))
     hp.Choice("fine_tune_epochs", list(config.epochs))
     hp.Choice("quantization", list(config.quantizations))
@@ -139,12 +144,17 @@ class PruningTuner(keras_tuner.engine.base_tuner.BaseTuner):
         method = hp.get("method")
         trial_dir = self.get_trial_dir(trial.trial_id)
         model, path, dense = self.baseline()
-        key = VariantKey.of(config.seed, method, hp.get("schedule"),
-                            float(hp.get("target_sparsity")))
+        if config.searches_latency():
+            key = VariantKey.of(config.seed, method, hp.get("schedule"),
+                                target_latency=round(float(hp.get("target_latency")), 4))
+        else:
+            key = VariantKey.of(config.seed, method, hp.get("schedule"),
+                                float(hp.get("target_sparsity")))
         trial_config = prune_config(
             key, **config.dataset_fields(), model=config.model, fine_tune_epochs=epochs,
             learning_rate=float(hp.get("learning_rate")), baseline=config.baseline,
-            strategy=config.strategy, mixed_precision=config.mixed_precision)
+            strategy=config.strategy, mixed_precision=config.mixed_precision,
+            latency=latency_fields(config))
         # Seeded as a sweep variant is, so a trial's result does not depend on trial order.
         training.set_seed(trial_config.seed)
         data = trial_config.load_data()
@@ -171,6 +181,8 @@ class PruningTuner(keras_tuner.engine.base_tuner.BaseTuner):
         result = {
             "trial_id": trial.trial_id, "tuner_id": self.tuner_id, "method": method,
             "schedule": row["schedule"], "target_sparsity": key.target_sparsity,
+            "target_latency": key.target_latency,
+            "predicted_latency_ratio": row["predicted_latency_ratio"],
             "learning_rate": trial_config.learning_rate, "fine_tune_epochs": epochs,
             "quantization": row["quantization"], "achieved_sparsity": row["achieved_sparsity"],
             "keras_accuracy": row["keras_accuracy"], "tflite_accuracy": accuracy,
@@ -179,7 +191,8 @@ class PruningTuner(keras_tuner.engine.base_tuner.BaseTuner):
             # Relative to the tuning directory, so it can be copied or moved.
             "tflite_file": inside(self.directory, row["tflite_file"])}
         io.write_json(os.path.join(trial_dir, "tfprune_trial.json"), result)
-        target = "auto" if key.target_sparsity is None else f"{key.target_sparsity:.2f}"
+        target = (f"latency {key.target_latency}" if key.target_latency is not None else
+                  "auto" if key.target_sparsity is None else f"{key.target_sparsity:.2f}")
         self.log(f"trial {trial.trial_id} ({self.tuner_id}): {method} {row['schedule']} "
                  f"{target} lr {trial_config.learning_rate:g} {epochs} epochs "
                  f"{result['quantization']}: tflite accuracy {accuracy:.4f}, "

@@ -55,7 +55,9 @@ def prune_variant(prune_config, out_dir, data, baseline, dense_stats, *, extra=N
         keras_accuracy=metrics["accuracy"], dense_stats=dense_stats,
         deployed_stats=metrics["deployed"],
         extra=dict(extra or {}, achieved_sparsity=metrics["pruned_sparsity"],
-                   scratch_accuracy=scratch["accuracy"] if scratch else None),
+                   scratch_accuracy=scratch["accuracy"] if scratch else None,
+                   predicted_latency_ratio=(metrics.get("latency") or {}).get(
+                       "predicted_ratio")),
         sources=(metrics,))
 
 

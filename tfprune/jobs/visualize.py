@@ -28,7 +28,7 @@ from tfprune.results.tables import write_csv
 
 DRIFT_COLUMNS = ["model", "seed", "method", "schedule", "target_sparsity", "layer_sparsity",
                  "params_removed", "accuracy", "prediction_change", "saliency_spearman", "saliency_top_k_overlap",
-                 "grad_cam_spearman", "grad_cam_top_k_overlap"]
+                 "grad_cam_spearman", "grad_cam_top_k_overlap", "target_latency"]
 
 
 def pick_images(labels, predictions, per_class, misclassified):
@@ -104,6 +104,7 @@ def _run_visualize(config, output_dir, overwrite, log):
             row = {"model": entry.name, "seed": entry.seed, "method": entry.method,
                    "schedule": entry.schedule, "target_sparsity": entry.target_sparsity,
                    "layer_sparsity": entry.layer_sparsity,
+                   "target_latency": entry.target_latency,
                    "params_removed": _params_removed(model, reference),
                    "accuracy": float(np.mean(predictions[entry.name] == y))}
             for kind in kinds:

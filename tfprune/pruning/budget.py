@@ -2,10 +2,12 @@
 
 Given each prunable group's channel scores and a cost model that predicts the latency of the
 model at any kept counts (tflite/latency.py: ``seconds(counts)``; ``kernel_seconds(names,
-counts)`` for the kernels a group touches, ``widths.touching``), ``latency_counts`` lowers
-one group at a time to its next allowed count, always the move that loses the least
-importance per second saved (HALP, Shen et al. 2022, as a greedy over the step boundaries;
-NetAdapt's tables as the costs), until the predicted latency is at most the target. A move's
+counts)`` for the kernels a group touches, in the same units, ``widths.touching``),
+``latency_counts`` lowers one group at a time to its next allowed count, always the move that
+loses the least importance per second saved (HALP, Shen et al. 2022, as a greedy over the step
+boundaries; NetAdapt's tables as the costs), until the predicted latency is at most the
+target; once single moves reach it, the last is the one of them losing the least importance
+(the greedy's usual fix for a covering budget: a coarse step would overshoot it). A move's
 saving is taken from every kernel of the group, on both sides (its producers' outputs and its
 consumers' inputs), and recomputed after every move for the groups sharing kernels with it.
 Importance is the group's scores over their mean (as the global selection ranks them), so
@@ -22,6 +24,11 @@ import math
 import numpy as np
 
 from tfprune.errors import TfpruneError
+
+
+def format_time(seconds):
+    """A latency as people read it: "31.4 us" below a millisecond, "2.345 ms" above."""
+    return f"{seconds * 1e6:.1f} us" if seconds < 1e-3 else f"{seconds * 1e3:.3f} ms"
 
 
 def granularity(width, round_to, step):
@@ -61,8 +68,8 @@ def latency_counts(widths, scores, cost, target_seconds, max_per_group=0.9, roun
     smallest = cost.seconds(lows)
     if smallest > target_seconds:
         raise TfpruneError(
-            f"latency budget {target_seconds * 1e3:.3f} ms is below what the smallest allowed "
-            f"model reaches ({smallest * 1e3:.3f} ms predicted, every group at its fewest "
+            f"latency budget {format_time(target_seconds)} is below what the smallest allowed "
+            f"model reaches ({format_time(smallest)} predicted, every group at its fewest "
             f"channels: max_per_group={max_per_group:g}, multiples of "
             f"{round_to if round_to > 1 else step}); "
             f"allowed: a target above {smallest / cost.seconds({}):.3f} of the dense latency")
@@ -84,15 +91,18 @@ def latency_counts(widths, scores, cost, target_seconds, max_per_group=0.9, roun
         after = cost.kernel_seconds(touching[g], {**counts, g: new})
         saved = before - after
         lost = prefix[g][counts[g]] - prefix[g][new]
-        return (lost / saved if saved > 0 else math.inf, new, saved)
+        return (lost / saved if saved > 0 else math.inf, new, saved, lost)
 
     version = {g: 0 for g in widths}
     heap = []
+    current = {}  # group -> its next move (ratio, new count, seconds saved, importance lost)
 
     def push(g):
         version[g] += 1
         found = move(g)
+        current.pop(g, None)
         if found is not None:
+            current[g] = found
             heapq.heappush(heap, (found[0], g, version[g], found[1]))
 
     for g in widths:
@@ -100,15 +110,22 @@ def latency_counts(widths, scores, cost, target_seconds, max_per_group=0.9, roun
     total = cost.seconds(counts)
     moves = 0
     while total > target_seconds and heap:
-        ratio, g, seen, new = heapq.heappop(heap)
-        if seen != version[g] or math.isinf(ratio):
-            continue  # stale (a neighbour moved since), or saving nothing
+        # The last move: of those that reach the target alone, the one losing the least
+        # importance, not the best per second (which may overshoot the budget by a coarse step).
+        finishing = [g for g, m in current.items() if total - m[2] <= target_seconds]
+        if finishing:
+            g = min(finishing, key=lambda h: (current[h][3], h))
+            new = current[g][1]
+        else:
+            ratio, g, seen, new = heapq.heappop(heap)
+            if seen != version[g] or math.isinf(ratio):
+                continue  # stale (a neighbour moved since), or saving nothing
         counts[g] = new
         moves += 1
         total = cost.seconds(counts)
         for h in [g] + neighbours[g]:
             push(h)
     if log:
-        log(f"latency selection: {moves} move(s), predicted {total * 1e3:.3f} ms "
-            f"(target {target_seconds * 1e3:.3f} ms)")
+        log(f"latency selection: {moves} move(s), predicted {format_time(total)} "
+            f"(target {format_time(target_seconds)})")
     return counts

@@ -25,6 +25,7 @@ import tensorflow_model_optimization as tfmot
 from tfprune import checks, precision, quiet, summaries
 from tfprune.errors import TfpruneError
 from tfprune.keras import check_model
+from tfprune.pruning import budget
 from tfprune.pruning import channels as channels_lib
 from tfprune.pruning import core
 from tfprune.pruning import dynamic as dynamic_lib
@@ -272,8 +273,6 @@ class ChannelMethod(_Method):
         target in milliseconds becomes the fraction of the predicted latency to save, and a
         budget below the smallest allowed model (every group at its fewest channels) is
         refused here, before any training."""
-        from tfprune.pruning import budget
-
         key = tuple((layer.name, tuple(layer.output.shape)) for layer in model.layers)
         if getattr(self, "_cost", None) is not None and self._cost[0] == key:
             return self._cost[1]
@@ -292,12 +291,14 @@ class ChannelMethod(_Method):
         wanted = (1.0 - self.options.target_sparsity) * dense
         if smallest > wanted:
             raise TfpruneError(
-                f"--target_latency={o.target_latency} asks for {wanted * 1e3:.3f} ms, below what "
-                f"the smallest allowed model reaches ({smallest * 1e3:.3f} ms predicted, "
-                f"{smallest / dense:.3f} of the dense {dense * 1e3:.3f} ms, every channel group "
+                f"--target_latency={o.target_latency} asks for {budget.format_time(wanted)}, "
+                f"below what the smallest allowed model reaches ({budget.format_time(smallest)} "
+                f"predicted, {smallest / dense:.3f} of the dense {budget.format_time(dense)}, "
+                f"every channel group "
                 f"at its fewest channels under max_per_group={o.max_per_group:g}); allowed: a "
                 f"target above {smallest / dense:.3f}")
-        log(f"latency budget: {wanted * 1e3:.3f} ms of the dense model's {dense * 1e3:.3f} ms "
+        log(f"latency budget: {budget.format_time(wanted)} of the dense model's "
+            f"{budget.format_time(dense)} "
             f"predicted on {cost.target.quantization}, {cost.target.threads} thread(s); "
             f"channels kept in multiples of {o.round_to if o.round_to > 1 else cost.steps['gemm']}"
             f" where the groups are wide enough")
@@ -345,8 +346,8 @@ class ChannelMethod(_Method):
         if unit == "ms":
             if number >= dense * 1e3:
                 raise TfpruneError(f"--target_latency={o.target_latency} is not below the dense "
-                                   f"model's predicted latency ({dense * 1e3:.3f} ms); allowed: "
-                                   f"a budget below it")
+                                   f"model's predicted latency ({budget.format_time(dense)}); "
+                                   "allowed: a budget below it")
             self.options = dataclasses.replace(o, target_sparsity=1.0 - number * 1e-3 / dense)
 
     def _latency(self, copy, graph, log):

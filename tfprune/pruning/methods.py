@@ -50,6 +50,12 @@ class Method:
         each get their own schedule; channel groups span layers, deciding methods decide."""
         return self.takes_schedule and not self.decides and self.granularity in ("weight", "unit")
 
+    @property
+    def takes_latency(self):
+        """A latency target (--target_latency, pruning/budget.py): channel pruning under a
+        schedule, whose channel counts the latency selection chooses."""
+        return self.takes_schedule and not self.decides and self.granularity == "channel"
+
     def resolve_granularity(self, granularity=None):
         if self.granularity is not None:
             return self.granularity

@@ -92,22 +92,28 @@ SELECTION_FIELDS = ("criterion", "mode", "max_per_group", "round_to")
 LATENCY_QUANTIZATIONS = ("float32", "float16", "dynamic", "int8")
 
 
-def parse_target_latency(value):
-    """("ratio", r) or ("ms", t) from ``--target_latency``: a ratio of the dense model's
-    predicted latency, in (0, 1), or milliseconds ("2.5ms"), > 0."""
+def parse_target_latency(value, name="target_latency"):
+    """("ratio", r) or ("ms", t) from ``--target_latency`` (or the option ``name``): a ratio of
+    the dense model's predicted latency, in (0, 1), or milliseconds ("2.5ms"), > 0."""
     text = str(value).strip().lower()
     unit = "ms" if text.endswith("ms") else "ratio"
     try:
         number = float(text[:-2] if unit == "ms" else text)
     except ValueError:
-        raise TfpruneError(f"target_latency must be a ratio of the dense model's latency in "
+        raise TfpruneError(f"{name} must be a ratio of the dense model's latency in "
                            f"(0, 1), or milliseconds such as '2.5ms'; got {value!r}") from None
     if unit == "ratio" and not 0.0 < number < 1.0:
-        raise TfpruneError(f"target_latency must be a ratio of the dense model's latency in "
+        raise TfpruneError(f"{name} must be a ratio of the dense model's latency in "
                            f"(0, 1) (or milliseconds such as '2.5ms'), got {value!r}")
     if unit == "ms" and not number > 0:
-        raise TfpruneError(f"target_latency in milliseconds must be > 0, got {value!r}")
+        raise TfpruneError(f"{name} in milliseconds must be > 0, got {value!r}")
     return unit, number
+
+
+def format_target_latency(value):
+    """The one text form of a latency target: "0.5" (a ratio) or "2.5ms"; checked."""
+    unit, number = parse_target_latency(value)
+    return f"{number:g}ms" if unit == "ms" else f"{number:g}"
 
 
 def check_channel_options(options):

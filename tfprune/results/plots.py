@@ -115,7 +115,7 @@ QUANT_MARKERS = {"float32": "o", "float16": "s", "dynamic": "^", "int8": "D", "i
                  "mixed": "P"}
 METHOD_COLORS = {"dense": "black", "weight": "tab:blue", "unit": "tab:orange",
                  "dynamic": "tab:green", "incremental": "tab:purple", "adaptive": "tab:brown",
-                 "channel": "tab:cyan"}
+                 "channel": "tab:cyan", "channel latency": "tab:pink"}
 
 
 def _color(method):
@@ -132,11 +132,12 @@ def plot_accuracy_vs_sparsity(entries, path, quantization):
     for ax, schedule in zip(axes[0], schedules):
         # One line per method and per way of spreading the target over the layers: uniform,
         # auto and global variants of one method are different curves, not one zigzag.
-        lines = sorted({(e["method"], e.get("layer_sparsity") or rows_lib.UNIFORM)
+        # A latency target's variants are a curve of their own ("channel latency").
+        lines = sorted({(rows_lib.series(e), e.get("layer_sparsity") or rows_lib.UNIFORM)
                         for e in entries} - {(rows_lib.DENSE, rows_lib.UNIFORM)},
                        key=lambda line: (line[0], line[1] != rows_lib.UNIFORM, line[1]))
         for method, layers in lines:
-            points = sorted((e for e in entries if e["method"] == method and
+            points = sorted((e for e in entries if rows_lib.series(e) == method and
                              (e.get("layer_sparsity") or rows_lib.UNIFORM) == layers and
                              e["schedule"] in (schedule, rows_lib.NO_SCHEDULE) and e["quantization"] == quantization),
                             key=lambda e: e["achieved_sparsity"])
@@ -151,7 +152,9 @@ def plot_accuracy_vs_sparsity(entries, path, quantization):
                             markersize=10 if auto else 6,
                             linestyle=":" if auto else ("-" if uniform else "--"), capsize=3,
                             color=_color(method),
-                            label=f"{method} pruning" + (" (no schedule)" if auto else "")
+                            label=(f"{method[:-len(' latency')]} pruning to a latency target"
+                                   if method.endswith(" latency") else f"{method} pruning")
+                            + (" (no schedule)" if auto else "")
                             + ("" if uniform else f", layer-wise {layers}"))
         if dense:
             ax.axhline(100 * dense[0]["tflite_accuracy"], color="black", linestyle=":",
@@ -169,12 +172,12 @@ def plot_tradeoff(entries, cost, path, xlabel, title, scale=1.0, log_x=True):
     fig, ax = plt.subplots(figsize=(8, 5.5))
     seen = set()
     for e in (e for e in entries if e.get(cost) is not None):
-        name = (e["method"], e["quantization"])
+        name = (rows_lib.series(e), e["quantization"])
         ax.errorbar(e[cost] * scale, 100 * e["tflite_accuracy"],
                     yerr=100 * e["tflite_accuracy_std"], xerr=e.get(cost + "_std", 0) * scale,
-                    marker=QUANT_MARKERS.get(e["quantization"], "o"), color=_color(e["method"]),
+                    marker=QUANT_MARKERS.get(e["quantization"], "o"), color=_color(name[0]),
                     linestyle="none", alpha=0.8, markersize=6,
-                    label=f"{e['method']}, {e['quantization']}" if name not in seen else None)
+                    label=f"{name[0]}, {e['quantization']}" if name not in seen else None)
         seen.add(name)
     front = pareto_front(entries, cost)
     ax.plot([e[cost] * scale for e in front], [100 * e["tflite_accuracy"] for e in front],

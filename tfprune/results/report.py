@@ -109,9 +109,10 @@ def markdown_results(entries):
         cells = []
         for column, _, kind in table:
             if kind == "text":
-                cells.append(str(e[column]))
+                cells.append("-" if e.get(column) is None else str(e[column]))
             elif kind == "sparsity":
-                cells.append("auto" if rows_lib.chooses_sparsity(e) else
+                cells.append("latency" if e.get("target_latency") is not None else
+                             "auto" if rows_lib.chooses_sparsity(e) else
                              f"{e[column] or 0.0:g}")
             elif kind == "count":
                 cells.append(f"{e[column]:,.0f}" if e.get(column) is not None else "n/a")
@@ -127,7 +128,7 @@ def visualize_lines(drift, rows, directory="visualize"):
     (``drift``), its PNGs under ``directory``/plots; says so when variants finished after it."""
     def key(r):
         schedule = None if r["schedule"] in (None, rows_lib.NO_SCHEDULE) else r["schedule"]
-        return r["seed"], r["method"], schedule, r["target_sparsity"]
+        return r["seed"], r["method"], schedule, r["target_sparsity"], r.get("target_latency")
 
     done = {key(r) for r in rows if r["method"] != rows_lib.DENSE}
     seen = {key(r) for r in drift["rows"]}
@@ -199,13 +200,50 @@ def layer_sparsity_lines(entries):
     return lines
 
 
+def latency_lines(entries):
+    """Each latency target's variant against the same method's variant by sparsity nearest to
+    it in measured latency (same schedule and quantization): accuracy at (nearly) the same
+    time, the prediction beside the measurement."""
+    quantization = _accuracy_quantization(entries)
+    ours = [e for e in entries if e.get("target_latency") is not None
+            and e["quantization"] == quantization]
+    if not ours:
+        return []
+    lines = [f"TFLite accuracy ({quantization}) of channel pruning to a latency target (channels "
+             "chosen by importance lost per microsecond saved, on the measured cost model of "
+             "docs/latency.md) against the same method by sparsity (the same fraction of every "
+             "group) nearest to it in measured latency. 'vs dense': measured latency over the "
+             "dense model's, all .tflite files timed together; 'predicted': the cost model's "
+             "ratio for the shrunk model.", "",
+             "| method | schedule | latency target | predicted | vs dense | TFLite acc % "
+             "| by sparsity | its vs dense | its TFLite acc % | difference |",
+             "|---" * 10 + "|"]
+    for e in ours:
+        others = [o for o in entries if o["method"] == e["method"]
+                  and o["schedule"] == e["schedule"] and o["quantization"] == quantization
+                  and o.get("target_latency") is None and o["target_sparsity"] is not None
+                  and o.get("latency_vs_dense") is not None]
+        mine = [e["method"], e["schedule"], e["target_latency"],
+                _fmt(e, "predicted_latency_ratio", ".3f"), _fmt(e, "latency_vs_dense", ".3f"),
+                _fmt(e, "tflite_accuracy", ".2f", 100)]
+        if e.get("latency_vs_dense") is None or not others:
+            lines.append("| " + " | ".join(mine + ["n/a"] * 4) + " |")
+            continue
+        near = min(others, key=lambda o: abs(o["latency_vs_dense"] - e["latency_vs_dense"]))
+        delta = 100 * (e["tflite_accuracy"] - near["tflite_accuracy"])
+        lines.append("| " + " | ".join(mine + [
+            f"{near['target_sparsity']:g}", _fmt(near, "latency_vs_dense", ".3f"),
+            _fmt(near, "tflite_accuracy", ".2f", 100), f"{delta:+.2f} points"]) + " |")
+    return lines
+
+
 def mixed_lines(entries):
     """Mixed int4/int8 next to all-int8 (dynamic range) and all-int4 for every variant that has
     it: accuracy, raw and gzip size, and which layers got int4; says where mixed is not both
     smaller than int8 and more accurate than int4."""
     by_variant = {}
     for e in entries:
-        key = tuple(e[k] for k in rows_lib.KEY[:-1])
+        key = tuple(e.get(k) for k in rows_lib.KEY[:-1])
         by_variant.setdefault(key, {})[e["quantization"]] = e
     lines = []
     for key, q in by_variant.items():
@@ -272,6 +310,9 @@ def render(title, status, setup, entries, rows, plot_files, stage_times, seeds, 
     layer_wise = layer_sparsity_lines(entries)
     if layer_wise:
         text += ["## Layer-wise vs uniform sparsity", "", *layer_wise, ""]
+    latency = latency_lines(entries)
+    if latency:
+        text += ["## Latency targets vs sparsity targets", "", *latency, ""]
     mixed = mixed_lines(entries)
     if mixed:
         text += ["## Mixed int4/int8 quantization", "",

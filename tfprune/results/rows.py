@@ -15,11 +15,13 @@ import dataclasses
 
 from tfprune.errors import InternalError
 from tfprune.pruning.methods import METHODS
+from tfprune.pruning.options import format_target_latency
 
 DENSE = "dense"
 NO_SCHEDULE = "-"
 UNIFORM = "uniform"
-KEY = ("method", "schedule", "target_sparsity", "layer_sparsity", "quantization")
+KEY = ("method", "schedule", "target_sparsity", "layer_sparsity", "target_latency",
+       "quantization")
 
 
 def _column(aggregate=False, title=None, kind="ratio", timed=False, carry=False,
@@ -41,6 +43,9 @@ class Row:
     target_sparsity: float = _column(title="sparsity", kind="sparsity")  # None: chosen by it
     # How the target is spread over the layers: uniform, auto, global (pruning/allocation.py).
     layer_sparsity: str = _column(title="layers", kind="text")
+    # channel: a latency target ("0.5" of the dense model's predicted latency, or "2ms"); the
+    # selection chose the channels by the time they cost, so target_sparsity is None.
+    target_latency: str = _column(title="latency target", kind="text", optional=True)
     quantization: str = _column(title="quant", kind="text")
     achieved_sparsity: float = _column(True, "achieved")
     keras_accuracy: float = _column(True, "Keras acc %", "percent")
@@ -60,6 +65,9 @@ class Row:
     latency_ms_median: float = _column(True, "latency us", "us", timed=True)
     latency_ms_p90: float = _column(True, timed=True)
     latency_vs_dense: float = _column(True, "vs dense")
+    # Latency targets: the cost model's prediction for the shrunk model, as a ratio of the
+    # dense model's (tflite/latency.py), beside the measured "vs dense".
+    predicted_latency_ratio: float = _column(True, "predicted vs dense", optional=True)
     num_threads: int = _column(timed=True)
     delegate: str = _column(timed=True, carry=True)
     train_time_s: float = _column(True)
@@ -101,23 +109,39 @@ def make_row(*sources):
 
 @dataclasses.dataclass(frozen=True)
 class VariantKey:
-    """One variant of a sweep: the dense baseline, or a method with its schedule and target."""
+    """One variant of a sweep: the dense baseline, or a method with its schedule and target
+    (a sparsity, or for channel pruning a latency)."""
 
     seed: int
     method: str
     schedule: str = None          # None: the method takes no schedule
-    target_sparsity: float = None  # None: the method chooses its sparsity
+    target_sparsity: float = None  # None: chosen by the method, or by a latency target
     layer_sparsity: str = UNIFORM  # auto, global: per-layer targets (weight and unit only)
+    target_latency: str = None    # "0.5" or "2ms" (options.format_target_latency)
 
     @classmethod
-    def of(cls, seed, method, schedule=None, target_sparsity=None, layer_sparsity=UNIFORM):
-        """The key with what the method does not take dropped."""
+    def of(cls, seed, method, schedule=None, target_sparsity=None, layer_sparsity=UNIFORM,
+           target_latency=None):
+        """The key with what the method does not take dropped; a latency target replaces the
+        sparsity target."""
         if method == DENSE:
             return cls(seed, DENSE)
         spec = METHODS.get(method)
+        if target_latency is not None and spec.takes_latency:
+            return cls(seed, method, schedule, None, UNIFORM,
+                       format_target_latency(target_latency))
         return cls(seed, method, schedule if spec.takes_schedule else None,
                    float(target_sparsity) if spec.takes_target else None,
                    layer_sparsity if spec.takes_layer_sparsity else UNIFORM)
+
+    @classmethod
+    def from_identity(cls, identity):
+        """The key of a row or a variant.json (``identity()``'s columns)."""
+        schedule = identity.get("schedule")
+        return cls.of(identity["seed"], identity["method"],
+                      None if schedule == NO_SCHEDULE else schedule,
+                      identity.get("target_sparsity"), identity.get("layer_sparsity", UNIFORM),
+                      identity.get("target_latency"))
 
     @property
     def kind(self):
@@ -125,20 +149,27 @@ class VariantKey:
         return self.method
 
     def slug(self):
-        """Directory name: dense, dynamic, incremental-0.5, weight-constant-0.5."""
+        """Directory name: dense, dynamic, incremental-0.5, weight-constant-0.5,
+        channel-constant-latency0.5."""
         parts = [self.method]
         if self.schedule:
             parts.append(self.schedule)
         if self.target_sparsity is not None:
             parts.append(f"{self.target_sparsity:g}")
+        if self.target_latency is not None:
+            parts.append(f"latency{self.target_latency}")
         if self.layer_sparsity != UNIFORM:
             parts.append(self.layer_sparsity)
         return "-".join(parts)
 
     def title(self):
-        """Progress label: 'seed 0 unit constant 0.5', 'seed 0 dynamic (chooses its sparsity)'."""
+        """Progress label: 'seed 0 unit constant 0.5', 'seed 0 dynamic (chooses its sparsity)',
+        'seed 0 channel constant latency 0.5'."""
         if self.method == DENSE:
             return f"seed {self.seed} dense baseline"
+        if self.target_latency is not None:
+            return " ".join([f"seed {self.seed}", self.method] + (
+                [self.schedule] if self.schedule else []) + [f"latency {self.target_latency}"])
         if self.target_sparsity is None:
             return f"seed {self.seed} {self.method} (chooses its sparsity)"
         return " ".join([f"seed {self.seed}", self.method] + ([self.schedule] if self.schedule
@@ -150,11 +181,18 @@ class VariantKey:
         """The key columns of this variant's rows."""
         return {"seed": self.seed, "method": self.method,
                 "schedule": self.schedule or NO_SCHEDULE, "target_sparsity": self.target_sparsity,
-                "layer_sparsity": self.layer_sparsity}
+                "layer_sparsity": self.layer_sparsity, "target_latency": self.target_latency}
 
 
 def chooses_sparsity(entry):
+    """True when the run chose the sparsity: a method that decides, or a latency target."""
     return entry["method"] != DENSE and entry["target_sparsity"] is None
+
+
+def series(entry):
+    """The curve a row or entry belongs to in the plots: its method, with " latency" for a
+    latency target (chosen by the time channels cost, beside the same method by sparsity)."""
+    return entry["method"] + (" latency" if entry.get("target_latency") is not None else "")
 
 
 def sparsity_of(entry):
@@ -168,9 +206,12 @@ def label(entry):
     """Report label of a row or aggregated entry: 'weight constant 0.9 int8'."""
     if entry["method"] == DENSE:
         return f"dense {entry['quantization']}"
+    schedule = "" if entry["schedule"] == NO_SCHEDULE else f" {entry['schedule']}"
+    if entry.get("target_latency") is not None:
+        return (f"{entry['method']}{schedule} latency {entry['target_latency']} "
+                f"{entry['quantization']}")
     if chooses_sparsity(entry):
         return f"{entry['method']} auto->{entry['achieved_sparsity']:.2f} {entry['quantization']}"
-    schedule = "" if entry["schedule"] == NO_SCHEDULE else f" {entry['schedule']}"
     layers = "" if entry.get("layer_sparsity", UNIFORM) == UNIFORM else \
         f" {entry['layer_sparsity']}"
     return (f"{entry['method']}{schedule} {entry['target_sparsity']:g}{layers} "

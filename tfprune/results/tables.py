@@ -82,6 +82,7 @@ def aggregate(rows, method_order=(), quantization_order=()):
     return sorted(result, key=lambda e: (
         position(methods, e["method"]), e["method"], e["schedule"],
         -1.0 if e["target_sparsity"] is None else e["target_sparsity"],
+        e.get("target_latency") or "",
         position(quants, e["quantization"]), e["quantization"]))
 
 

@@ -193,6 +193,15 @@ MByNFields = _part("MByNFields", LayerOptions, ("sparsity_m_by_n",))
 ChannelFields = _part("ChannelFields", ChannelOptions, tuple(
     f.name for f in dataclasses.fields(ChannelOptions)
     if f.name not in {g.name for g in dataclasses.fields(ScheduleOptions)}))
+# The latency target's deployment target, for jobs that give latency targets as a list (the
+# sweep's variants, the tuner's search space).
+LatencyFields = _part("LatencyFields", ChannelOptions,
+                      ("latency_quantization", "latency_threads", "latency_xnnpack"))
+
+
+def latency_fields(config):
+    """A config's LatencyFields values, as the prune job's fields of the same names."""
+    return {f.name: getattr(config, f.name) for f in dataclasses.fields(LatencyFields)}
 
 
 @dataclasses.dataclass

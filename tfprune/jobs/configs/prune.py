@@ -178,14 +178,23 @@ class PruneConfig(JobConfig, DeterministicFields, DeviceFields, ChannelFields, M
         return spec.resolve_granularity(options.granularity if options else None)
 
 
-def prune_config(key, dynamic=None, from_scratch=False, **fields):
-    """The PruneConfig of a variant: its method, schedule, target and seed from ``key``; the
-    deciding methods' options (``dynamic``) only for the methods that decide; ``from_scratch``
-    only for the structured ones (what shrink makes thinner)."""
+# The schedule's target of a latency target in milliseconds until the dense model's predicted
+# latency turns it into a ratio (method_objects: _resolve_ms); a ratio target replaces it.
+LATENCY_PLACEHOLDER_SPARSITY = 0.5
+
+
+def prune_config(key, dynamic=None, from_scratch=False, latency=None, **fields):
+    """The PruneConfig of a variant: its method, schedule, target (a sparsity or a latency) and
+    seed from ``key``; the deciding methods' options (``dynamic``) only for the methods that
+    decide; ``from_scratch`` only for the structured ones (what shrink makes thinner);
+    ``latency`` (LatencyFields' values) only for a latency target."""
     decides = METHODS.get(key.method).decides
+    if key.target_latency is not None:
+        fields = dict(fields, **(latency or {}), target_latency=key.target_latency)
     config = PruneConfig(method=key.method, schedule=key.schedule,
-                         target_sparsity=key.target_sparsity, seed=key.seed,
-                         layer_sparsity=key.layer_sparsity,
+                         target_sparsity=LATENCY_PLACEHOLDER_SPARSITY
+                         if key.target_latency is not None else key.target_sparsity,
+                         seed=key.seed, layer_sparsity=key.layer_sparsity,
                          dynamic=dynamic if decides else None, **fields)
     if from_scratch and config.structured():
         config.from_scratch = True

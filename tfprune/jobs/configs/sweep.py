@@ -9,13 +9,14 @@ from tfprune.declare import option
 from tfprune.errors import TfpruneError
 from tfprune.jobs.configs.base import JobConfig
 from tfprune.jobs.configs.parts import (BatchFields, DatasetFields, DeviceFields, FineTuneFields,
-                                        MeasureFields, MixedFields, ModelFields,
-                                        check_zoo_model, resolve_augmentation,
+                                        LatencyFields, MeasureFields, MixedFields, ModelFields,
+                                        check_zoo_model, latency_fields, resolve_augmentation,
                                         resolve_dataset_defaults)
 from tfprune.jobs.configs.prune import check_dynamic_options, prune_config
 from tfprune.jobs.configs.train import BaselineEpochsFields, TrainConfig
 from tfprune.pruning import allocation
 from tfprune.pruning.methods import METHODS
+from tfprune.pruning.options import format_target_latency
 from tfprune.pruning.schedules import SCHEDULES
 from tfprune.results import rows as rows_lib
 from tfprune.tflite.quantizations import QUANTIZATIONS, validate_quantizations
@@ -48,14 +49,20 @@ class SweepRunFields:
 
 
 @dataclasses.dataclass
-class SweepConfig(JobConfig, DeviceFields, MixedFields, MeasureFields, FineTuneFields,
-                  BaselineEpochsFields, ModelFields, BatchFields, DatasetFields):
+class SweepConfig(JobConfig, LatencyFields, DeviceFields, MixedFields, MeasureFields,
+                  FineTuneFields, BaselineEpochsFields, ModelFields, BatchFields, DatasetFields):
     methods: tuple = option(("weight", "unit", "dynamic", "incremental", "adaptive"),
                             "Pruning methods: {choices}.", choices=METHODS)
     schedules: tuple = option(("constant", "polynomial"), "Schedules: {choices}.",
                               choices=SCHEDULES)
     sparsities: tuple = option((0.5, 0.75, 0.9, 0.95), "Target sparsities in [0, 1).",
                                items=float)
+    target_latencies: tuple = option(
+        (), "channel: latency targets, each a variant beside the target sparsities: a ratio of "
+        "the dense model's predicted latency in (0, 1) or milliseconds ('2.5ms'); channels "
+        "chosen by importance lost per microsecond saved on the --latency_* target "
+        "(docs/latency.md). Compared with channel pruning by sparsity at the measured latency.",
+        items=str)
     quantizations: tuple = option(("float32", "float16", "dynamic", "int8"),
                                   "Quantizations: {choices}.", choices=QUANTIZATIONS)
     seeds: tuple = option((0,), "Seeds; several give mean and spread.", items=int)
@@ -82,7 +89,20 @@ class SweepConfig(JobConfig, DeviceFields, MixedFields, MeasureFields, FineTuneF
                                  baseline_epochs="epochs", batch_size="batch_size")
         self.methods = METHODS.validate_list("methods", self.methods)
         self.schedules = SCHEDULES.validate_list("schedules", self.schedules)
-        checks.check_not_empty("sparsities", self.sparsities, "give values in [0, 1)")
+        try:
+            self.target_latencies = tuple(dict.fromkeys(
+                format_target_latency(t) for t in self.target_latencies))
+        except TfpruneError as error:
+            raise TfpruneError(f"`target_latencies`: {error}") from None
+        if self.target_latencies and not any(METHODS.get(m).takes_latency
+                                             for m in self.methods):
+            takers = [m.name for m in METHODS.entries() if m.takes_latency]
+            raise TfpruneError(f"`target_latencies` apply to the method(s) {', '.join(takers)}; "
+                               f"none of {', '.join(self.methods)} is one")
+        if not self.target_latencies or any(
+                METHODS.get(m).takes_target and not METHODS.get(m).takes_latency
+                for m in self.methods):
+            checks.check_not_empty("sparsities", self.sparsities, "give values in [0, 1)")
         self.sparsities = tuple(sorted(set(checks.check_sparsity("sparsities", s)
                                            for s in self.sparsities)))
         self.layer_sparsity, self.quantizations = tuple(self.layer_sparsity), \
@@ -131,8 +151,12 @@ class SweepConfig(JobConfig, DeviceFields, MixedFields, MeasureFields, FineTuneF
                 schedules = ("constant",)  # one-shot: pruned to the target at once
             targets = [None] if not method.takes_target else [
                 s for s in self.sparsities if s > 0 or not method.decides]
-            keys = (VariantKey.of(seed, name, schedule, target, layers) for schedule, target, layers
-                    in itertools.product(schedules, targets, self.layer_sparsity))
+            keys = [VariantKey.of(seed, name, schedule, target, layers) for schedule, target, layers
+                    in itertools.product(schedules, targets, self.layer_sparsity)]
+            if method.takes_latency:
+                keys += [VariantKey.of(seed, name, schedule, target_latency=latency)
+                         for schedule, latency in itertools.product(schedules,
+                                                                    self.target_latencies)]
             result.extend(dict.fromkeys(keys))  # layer_sparsity dropped: one variant
         return result
 
@@ -147,7 +171,7 @@ class SweepConfig(JobConfig, DeviceFields, MixedFields, MeasureFields, FineTuneF
             fine_tune_epochs=self.fine_tune_epochs, learning_rate=self.learning_rate,
             batch_size=self.batch_size, baseline=baseline, baseline_epochs=self.baseline_epochs,
             dynamic=self.dynamic, from_scratch=self.from_scratch, strategy=self.strategy,
-            mixed_precision=self.mixed_precision)
+            mixed_precision=self.mixed_precision, latency=latency_fields(self))
 
     def load_data(self, seed, log=None):
         """The data of seed ``seed``'s baseline and variants."""

@@ -8,10 +8,12 @@ from tfprune import checks, distribute
 from tfprune.declare import option
 from tfprune.errors import TfpruneError
 from tfprune.jobs.configs.base import JobConfig
-from tfprune.jobs.configs.parts import DatasetFields, DeviceFields, MixedFields, ModelFields
+from tfprune.jobs.configs.parts import (DatasetFields, DeviceFields, LatencyFields, MixedFields,
+                                        ModelFields, latency_fields)
 from tfprune.tflite.quantizations import QUANTIZATIONS
 from tfprune.models import MODELS
 from tfprune.pruning.methods import METHODS, check_options
+from tfprune.pruning.options import parse_target_latency
 from tfprune.pruning.schedules import SCHEDULES
 from tfprune.registry import Registry
 from tfprune.tflite.quantizations import validate_quantizations
@@ -47,7 +49,7 @@ SIZE_MEASURES = ("gzip", "raw")
 
 
 @dataclasses.dataclass
-class TuneConfig(JobConfig, MixedFields, DeviceFields, ModelFields, DatasetFields):
+class TuneConfig(JobConfig, LatencyFields, MixedFields, DeviceFields, ModelFields, DatasetFields):
     baseline: str = option(None, "Saved Keras baseline model (from `tfprune train`; required).")
     model: str = option("cnn", "The baseline's zoo model (for its augmentation): {choices}.",
                         choices=MODELS)
@@ -59,6 +61,11 @@ class TuneConfig(JobConfig, MixedFields, DeviceFields, ModelFields, DatasetField
                               choices=SCHEDULES)
     min_sparsity: float = option(0.5, "Smallest target sparsity searched.")
     max_sparsity: float = option(0.95, "Largest target sparsity searched.")
+    min_latency: float = option(
+        None, "channel: search latency targets instead of sparsities, from this ratio of the "
+        "dense model's predicted latency (with --max_latency; on the --latency_* target).")
+    max_latency: float = option(None, "channel: the largest latency target searched (a ratio "
+                                "in (0, 1)).")
     learning_rates: tuple = option((1e-3, 3e-3), "Fine-tuning learning rates.", items=float)
     epochs: tuple = option((10, 20), "Fine-tuning epochs.", items=int)
     # One quantization by default: each trial converts and measures its own .tflite.
@@ -91,6 +98,22 @@ class TuneConfig(JobConfig, MixedFields, DeviceFields, ModelFields, DatasetField
         if self.min_sparsity > self.max_sparsity:
             raise TfpruneError(f"`min_sparsity` ({self.min_sparsity}) must not exceed "
                                f"`max_sparsity` ({self.max_sparsity})")
+        if (self.min_latency is None) != (self.max_latency is None):
+            raise TfpruneError("give both `min_latency` and `max_latency` (a range of latency "
+                               "targets, ratios in (0, 1)), or neither")
+        if self.searches_latency():
+            for name in ("min_latency", "max_latency"):
+                parse_target_latency(getattr(self, name), name)
+            if self.min_latency > self.max_latency:
+                raise TfpruneError(f"`min_latency` ({self.min_latency}) must not exceed "
+                                   f"`max_latency` ({self.max_latency})")
+            others = [m for m in self.methods if not METHODS.get(m).takes_latency]
+            if others:
+                takers = [m.name for m in METHODS.entries() if m.takes_latency]
+                raise TfpruneError(f"a latency range (`min_latency`, `max_latency`) is searched "
+                                   f"by the method(s) {', '.join(takers)}; not by "
+                                   f"{', '.join(others)} (search those by sparsity in another "
+                                   "run)")
         for lr in self.learning_rates:
             checks.check_positive("learning_rates", lr)
         for epochs in self.epochs:
@@ -108,7 +131,13 @@ class TuneConfig(JobConfig, MixedFields, DeviceFields, ModelFields, DatasetField
         distribute.check_strategy(self.strategy)
         self.mixed_spec()
         # Every corner of the space is a valid pruning configuration.
+        if self.searches_latency():
+            return
         for method in self.methods:
             for schedule in self.schedules:
                 for target in (self.min_sparsity, self.max_sparsity):
                     check_options(method, schedule, target)
+
+    def searches_latency(self):
+        """True when the space holds latency targets (channel) instead of sparsities."""
+        return self.min_latency is not None

@@ -35,6 +35,7 @@ class Entry:
     schedule: str = None
     target_sparsity: float = None
     layer_sparsity: str = None  # a sweep's variants: uniform, auto, global
+    target_latency: str = None  # a sweep's latency-target variants: "0.5", "2ms"
 
 
 @dataclasses.dataclass
@@ -125,14 +126,13 @@ def sweep_entries(run_dir):
             path = os.path.join(os.path.dirname(marker), f"{rows[0].get('deployed')}.keras")
             if variant.get("method") in (None, rows_lib.DENSE) or not os.path.isfile(path):
                 continue
-            key = rows_lib.VariantKey.of(seed, variant["method"], variant.get("schedule"),
-                                         variant.get("target_sparsity"),
-                                         variant.get("layer_sparsity", rows_lib.UNIFORM))
+            key = rows_lib.VariantKey.from_identity(dict(variant, seed=seed))
             found.append(Entry(key.slug() if len(entries) == 1 else f"seed{seed}/{key.slug()}",
                                path, seed, key.method, key.schedule, key.target_sparsity,
-                               key.layer_sparsity))
+                               key.layer_sparsity, key.target_latency))
         entries.extend(sorted(found, key=lambda e: (e.method, e.schedule or "",
                                                     e.target_sparsity or 0.0,
+                                                    e.target_latency or "",
                                                     e.layer_sparsity != rows_lib.UNIFORM,
                                                     e.layer_sparsity or "")))
     if not any(e.method != rows_lib.DENSE for e in entries):
