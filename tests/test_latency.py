@@ -304,6 +304,27 @@ def test_tune_searches_latency_targets_for_the_channel_method(tmp_path):
     assert (space["target_latency"].min_value, space["target_latency"].max_value) == (0.3, 0.6)
 
 
+def test_report_compares_a_latency_target_with_sparsity_targets_at_the_same_latency():
+    from tfprune.results import report
+
+    def entry(accuracy, measured, sparsity=None, latency=None, predicted=None):
+        return {"method": "channel", "schedule": "constant", "quantization": "float32",
+                "target_sparsity": sparsity, "target_latency": latency,
+                "tflite_accuracy": accuracy, "latency_vs_dense": measured,
+                "predicted_latency_ratio": predicted}
+
+    entries = [entry(0.8, 0.3, sparsity=0.5), entry(0.9, 0.7, sparsity=0.3),
+               entry(0.88, 0.4, latency="0.4", predicted=0.41),
+               entry(0.7, 0.2, latency="0.2", predicted=0.2)]
+    rows = [line for line in report.latency_lines(entries) if line.startswith("| channel")]
+    # 0.4 lies a quarter of the way from 0.3 (80%) to 0.7 (90%): 82.5% by sparsity there.
+    assert rows[0] == ("| channel | constant | 0.4 | 0.410 | 0.400 | 88.00 | 0.5 | 0.300 | "
+                       "80.00 | 82.50 | +5.50 points |")
+    # Faster than every variant by sparsity: against the nearest, no interpolation.
+    assert rows[1].endswith("| 0.5 | 0.300 | 80.00 | n/a | -10.00 points |")
+    assert report.latency_lines([entry(0.8, 0.3, sparsity=0.5)]) == []
+
+
 def _sweep_report_lines(report):
     start = report.index("## Latency targets vs sparsity targets")
     return report[start:report.index("\n## ", start + 3)].splitlines()
@@ -335,3 +356,25 @@ def test_sweep_prunes_to_a_latency_target_beside_a_sparsity_target(tmp_path, mon
     (row,) = [line for line in lines if line.startswith("| channel | constant | 0.6 |")]
     assert f"{100 * ours['tflite_accuracy']:.2f}" in row and "| 0.5 |" in row
     assert (out / "plots" / "accuracy_vs_latency.png").stat().st_size > 5000
+
+
+@pytest.mark.integration
+def test_tune_trials_prune_to_the_latency_targets_it_searches(tmp_path, monkeypatch):
+    """One random trial on the digits cnn, its latency target drawn from 0.5..0.7: the trial's
+    row has the target, the prediction within it, and the measured latency of its .tflite."""
+    from tfprune.jobs.tune import TuneConfig, make_tuner, write_results
+    from tfprune.models import build_model
+    monkeypatch.setenv("TFPRUNE_CACHE", str(tmp_path / "cache"))
+    baseline = str(tmp_path / "cnn.keras")
+    build_model("cnn", (8, 8, 1), 10, seed=0).save(baseline)
+    config = TuneConfig(baseline=baseline, model="cnn", methods=("channel",),
+                        schedules=("constant",), min_latency=0.5, max_latency=0.7, max_trials=1,
+                        epochs=(1,), quantizations=("float32",), latency_runs=5)
+    make_tuner(config, str(tmp_path / "tune"), log=lambda _: None).search()
+    (trial,) = write_results(config, str(tmp_path / "tune"))["trials"]
+    target = float(trial["target_latency"])
+    assert 0.5 <= target <= 0.7 and trial["target_sparsity"] is None
+    assert 0 < trial["predicted_latency_ratio"] <= target
+    assert trial["latency_ms_median"] > 0
+    assert (tmp_path / "tune" / "trials.csv").read_text().splitlines()[0].startswith(
+        "trial_id,tuner_id,method,schedule,target_sparsity,target_latency,")

@@ -200,10 +200,20 @@ def layer_sparsity_lines(entries):
     return lines
 
 
+def _interpolated(others, latency):
+    """The accuracy of the sparsity-targeted variants ``others`` at measured ``latency``, linear
+    between the two that bracket it; None outside their range."""
+    points = sorted((o["latency_vs_dense"], o["tflite_accuracy"]) for o in others)
+    for (x0, y0), (x1, y1) in zip(points, points[1:]):
+        if x0 <= latency <= x1:
+            return y0 if x1 == x0 else y0 + (y1 - y0) * (latency - x0) / (x1 - x0)
+    return None
+
+
 def latency_lines(entries):
-    """Each latency target's variant against the same method's variant by sparsity nearest to
-    it in measured latency (same schedule and quantization): accuracy at (nearly) the same
-    time, the prediction beside the measurement."""
+    """Each latency target's variant against the same method by sparsity (same schedule and
+    quantization): the variant nearest in measured latency, and the accuracy of those variants
+    interpolated to the same measured latency; the prediction beside the measurement."""
     quantization = _accuracy_quantization(entries)
     ours = [e for e in entries if e.get("target_latency") is not None
             and e["quantization"] == quantization]
@@ -212,12 +222,16 @@ def latency_lines(entries):
     lines = [f"TFLite accuracy ({quantization}) of channel pruning to a latency target (channels "
              "chosen by importance lost per microsecond saved, on the measured cost model of "
              "docs/latency.md) against the same method by sparsity (the same fraction of every "
-             "group) nearest to it in measured latency. 'vs dense': measured latency over the "
-             "dense model's, all .tflite files timed together; 'predicted': the cost model's "
-             "ratio for the shrunk model.", "",
+             "group). 'vs dense': measured latency over the dense model's, all .tflite files "
+             "timed together; 'predicted': the cost model's ratio for the shrunk model. 'nearest': "
+             "the variant by sparsity nearest in measured latency; 'at the same latency': the "
+             "variants by sparsity interpolated linearly to the latency target's measured "
+             "latency (n/a outside their range); the difference is against it where there is "
+             "one, else against the nearest.", "",
              "| method | schedule | latency target | predicted | vs dense | TFLite acc % "
-             "| by sparsity | its vs dense | its TFLite acc % | difference |",
-             "|---" * 10 + "|"]
+             "| nearest by sparsity | its vs dense | its TFLite acc % | by sparsity at the same "
+             "latency, acc % | difference |",
+             "|---" * 11 + "|"]
     for e in ours:
         others = [o for o in entries if o["method"] == e["method"]
                   and o["schedule"] == e["schedule"] and o["quantization"] == quantization
@@ -227,13 +241,16 @@ def latency_lines(entries):
                 _fmt(e, "predicted_latency_ratio", ".3f"), _fmt(e, "latency_vs_dense", ".3f"),
                 _fmt(e, "tflite_accuracy", ".2f", 100)]
         if e.get("latency_vs_dense") is None or not others:
-            lines.append("| " + " | ".join(mine + ["n/a"] * 4) + " |")
+            lines.append("| " + " | ".join(mine + ["n/a"] * 5) + " |")
             continue
         near = min(others, key=lambda o: abs(o["latency_vs_dense"] - e["latency_vs_dense"]))
-        delta = 100 * (e["tflite_accuracy"] - near["tflite_accuracy"])
+        same = _interpolated(others, e["latency_vs_dense"])
+        reference = near["tflite_accuracy"] if same is None else same
         lines.append("| " + " | ".join(mine + [
             f"{near['target_sparsity']:g}", _fmt(near, "latency_vs_dense", ".3f"),
-            _fmt(near, "tflite_accuracy", ".2f", 100), f"{delta:+.2f} points"]) + " |")
+            _fmt(near, "tflite_accuracy", ".2f", 100),
+            "n/a" if same is None else f"{100 * same:.2f}",
+            f"{100 * (e['tflite_accuracy'] - reference):+.2f} points"]) + " |")
     return lines
 
 
