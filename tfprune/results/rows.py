@@ -136,7 +136,7 @@ class VariantKey:
 
     @classmethod
     def from_identity(cls, identity):
-        """The key of a row or a variant.json (``identity()``'s columns)."""
+        """The key whose ``identity()`` columns are ``identity`` (a result row's, say)."""
         schedule = identity.get("schedule")
         return cls.of(identity["seed"], identity["method"],
                       None if schedule == NO_SCHEDULE else schedule,
