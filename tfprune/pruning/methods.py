@@ -84,6 +84,11 @@ for _method in (
     METHODS.register(_method.name, _method)
 
 
+def latency_methods():
+    """The methods that take a latency target (``Method.takes_latency``), by name."""
+    return [m.name for m in METHODS.entries() if m.takes_latency]
+
+
 def check_options(method, schedule=None, target_sparsity=None, initial_sparsity=0.0,
                   sparsity_m_by_n=None):
     """Validate a method's options together; return (schedule, target, m_by_n) normalised:

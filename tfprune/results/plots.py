@@ -152,8 +152,9 @@ def plot_accuracy_vs_sparsity(entries, path, quantization):
                             markersize=10 if auto else 6,
                             linestyle=":" if auto else ("-" if uniform else "--"), capsize=3,
                             color=_color(method),
-                            label=(f"{method[:-len(' latency')]} pruning to a latency target"
-                                   if method.endswith(" latency") else f"{method} pruning")
+                            label=f"{points[0]['method']} pruning"
+                            + (" to a latency target" if points[0].get("target_latency")
+                               is not None else "")
                             + (" (no schedule)" if auto else "")
                             + ("" if uniform else f", layer-wise {layers}"))
         if dense:

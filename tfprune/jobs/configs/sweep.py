@@ -15,7 +15,7 @@ from tfprune.jobs.configs.parts import (BatchFields, DatasetFields, DeviceFields
 from tfprune.jobs.configs.prune import check_dynamic_options, prune_config
 from tfprune.jobs.configs.train import BaselineEpochsFields, TrainConfig
 from tfprune.pruning import allocation
-from tfprune.pruning.methods import METHODS
+from tfprune.pruning.methods import METHODS, latency_methods
 from tfprune.pruning.options import format_target_latency
 from tfprune.pruning.schedules import SCHEDULES
 from tfprune.results import rows as rows_lib
@@ -96,8 +96,8 @@ class SweepConfig(JobConfig, LatencyFields, DeviceFields, MixedFields, MeasureFi
             raise TfpruneError(f"`target_latencies`: {error}") from None
         if self.target_latencies and not any(METHODS.get(m).takes_latency
                                              for m in self.methods):
-            takers = [m.name for m in METHODS.entries() if m.takes_latency]
-            raise TfpruneError(f"`target_latencies` apply to the method(s) {', '.join(takers)}; "
+            raise TfpruneError(f"`target_latencies` apply to the method(s) "
+                               f"{', '.join(latency_methods())}; "
                                f"none of {', '.join(self.methods)} is one")
         if not self.target_latencies or any(
                 METHODS.get(m).takes_target and not METHODS.get(m).takes_latency

@@ -12,7 +12,7 @@ from tfprune.jobs.configs.parts import (DatasetFields, DeviceFields, LatencyFiel
                                         ModelFields, latency_fields)
 from tfprune.tflite.quantizations import QUANTIZATIONS
 from tfprune.models import MODELS
-from tfprune.pruning.methods import METHODS, check_options
+from tfprune.pruning.methods import METHODS, check_options, latency_methods
 from tfprune.pruning.options import parse_target_latency
 from tfprune.pruning.schedules import SCHEDULES
 from tfprune.registry import Registry
@@ -109,9 +109,8 @@ class TuneConfig(JobConfig, LatencyFields, MixedFields, DeviceFields, ModelField
                                    f"`max_latency` ({self.max_latency})")
             others = [m for m in self.methods if not METHODS.get(m).takes_latency]
             if others:
-                takers = [m.name for m in METHODS.entries() if m.takes_latency]
                 raise TfpruneError(f"a latency range (`min_latency`, `max_latency`) is searched "
-                                   f"by the method(s) {', '.join(takers)}; not by "
+                                   f"by the method(s) {', '.join(latency_methods())}; not by "
                                    f"{', '.join(others)} (search those by sparsity in another "
                                    "run)")
         for lr in self.learning_rates:
@@ -130,12 +129,13 @@ class TuneConfig(JobConfig, LatencyFields, MixedFields, DeviceFields, ModelField
                 "mode, one chief and workers that each run trials (docs/tune.md)")
         distribute.check_strategy(self.strategy)
         self.mixed_spec()
-        # Every corner of the space is a valid pruning configuration.
-        if self.searches_latency():
-            return
+        # Every corner of the space is a valid pruning configuration (a latency target R is
+        # the schedule's target sparsity 1 - R).
+        corners = ((1.0 - self.max_latency, 1.0 - self.min_latency) if self.searches_latency()
+                   else (self.min_sparsity, self.max_sparsity))
         for method in self.methods:
             for schedule in self.schedules:
-                for target in (self.min_sparsity, self.max_sparsity):
+                for target in corners:
                     check_options(method, schedule, target)
 
     def searches_latency(self):
