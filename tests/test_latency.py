@@ -49,6 +49,42 @@ def test_costs_are_measured_at_full_width_and_on_the_curve_elsewhere():
     assert costs.predict({"a": (16, 8)}).unmodelled == []
 
 
+
+def test_memory_curve_is_monotone_and_interpolated_in_log_bytes():
+    curve = cost.monotone_curve([(4.0, 2e-11), (1.0, 1e-11), (2.0, 0.5e-11), (8.0, 4e-11)])
+    assert [b for b, _ in curve] == [1.0, 2.0, 4.0, 8.0]
+    assert [r for _, r in curve] == [1e-11, 1e-11, 2e-11, 4e-11]  # the dip at 2 is noise
+    assert cost.stream_rate(curve, 0.5) == 1e-11                  # below: the first rate
+    assert cost.stream_rate(curve, 64.0) == 4e-11                 # beyond: bandwidth
+    assert cost.stream_rate(curve, 2 ** 2.5) == pytest.approx(3e-11)  # halfway in log(bytes)
+    assert cost.stream_rate([], 1e9) == 0.0
+
+
+def test_weights_of_a_kernel_scale_with_its_channels():
+    conv = cost.Kernel("c", ("c",), "conv", "conv_k9", 16, 32, {"k": 9}, params=9 * 16 * 32 + 32)
+    assert conv.weights(16, 32) == conv.params
+    assert conv.weights(8, 16) == 9 * 8 * 16 + 16
+    dw = cost.Kernel("d", ("d",), "depthwise", "depthwise_k9", 32, 32,
+                     {"k": 9, "multiplier": 1}, params=320)
+    assert dw.weights(16, 16) == pytest.approx(160)
+    assert cost.Kernel("p", ("p",), "pool", "pool_k4", 8, 8, {"k": 4}).weights(4, 4) == 0
+
+
+def test_a_kernel_in_a_model_takes_at_least_its_weights_streaming_time():
+    # 2 MB of weights: alone 100 us (cached); in a model whose weights stream at 1e-10 s/byte
+    # (10 GB/s) it takes 200 us; at 2e-11 s/byte its own 100 us are the longer.
+    k = cost.Kernel("a", ("a",), "dense", "dense_k1", 1000, 500, {"k": 1}, params=500_500)
+    costs = cost.Costs([k], {}, {"a": 1e-4}, {"gemm": 1},
+                       memory=[(1e5, 2e-11), (1e7, 1e-10)], bytes_per_weight=4)
+    assert costs.weight_bytes(k, 1000, 500) == 2_002_000
+    assert costs.kernel_seconds(k, 1000, 500) == 1e-4                       # alone
+    assert costs.kernel_seconds(k, 1000, 500, 1e-10) == pytest.approx(2.002e-4)
+    assert costs.kernel_seconds(k, 1000, 500, 2e-11) == 1e-4
+    assert costs.predict(alone=True).seconds == 1e-4
+    assert costs.predict().seconds == pytest.approx(
+        max(1e-4, 2_002_000 * cost.stream_rate(costs.memory, 2_002_000)))
+
+
 class FakeCost:
     """Two independent groups: ``a`` (64 wide) saves 2 us per channel, ``b`` 1 us."""
 
@@ -56,7 +92,7 @@ class FakeCost:
         self.per_channel = per_channel
         self.widths = type("W", (), {"touching": {g: {g} for g in per_channel}})()
 
-    def kernel_seconds(self, names, counts):
+    def kernel_seconds(self, names, counts, at=None):
         return sum(self.per_channel[g] * counts[g] for g in names)
 
     def seconds(self, counts=None):

@@ -2,7 +2,8 @@
 
 Given each prunable group's channel scores and a cost model that predicts the latency of the
 model at any kept counts (tflite/latency.py: ``seconds(counts)``; ``kernel_seconds(names,
-counts)`` for the kernels a group touches, in the same units, ``widths.touching``),
+counts, at)`` for the kernels a group touches, in the same units, in the model at the counts
+``at``, ``widths.touching``),
 ``latency_counts`` lowers one group at a time to its next allowed count, always the move that
 loses the least importance per second saved (HALP, Shen et al. 2022, as a greedy over the step
 boundaries; NetAdapt's tables as the costs), until the predicted latency is at most the
@@ -88,7 +89,7 @@ def latency_counts(widths, scores, cost, target_seconds, max_per_group=0.9, roun
         if new is None:
             return None
         before = cost.kernel_seconds(touching[g], counts)
-        after = cost.kernel_seconds(touching[g], {**counts, g: new})
+        after = cost.kernel_seconds(touching[g], {**counts, g: new}, at=counts)
         saved = before - after
         lost = prefix[g][counts[g]] - prefix[g][new]
         return (lost / saved if saved > 0 else math.inf, new, saved, lost)

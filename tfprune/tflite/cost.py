@@ -14,6 +14,15 @@ multiple of channels the kernels run fast on, is detected by timing: ``detect_st
 to measured micro-models by least squares on the relative error; each kernel measured at full
 width also keeps its own correction factor (measured / fitted), so that a kernel the table has
 timed is predicted at full width as measured and elsewhere along its kind's curve.
+
+A kernel timed alone runs with its weights in cache; in the whole model they are evicted by
+the other kernels' weights once the model's working set outgrows the caches, and are read
+from further away on every invoke. The table measures that per target as a *memory curve*:
+``r(W)``, the seconds per weight byte of chains of matrix-vector products whose weights total
+``W`` bytes (how fast weights stream from where a working set of W bytes lives). A kernel with
+``w`` weight bytes in a model of ``W`` bytes takes at least ``w * r(W)`` (a roofline: the
+weights must arrive; a kernel that computes longer than that hides the reading), so its time
+in the model is ``max(T, w * r(W))`` (``Costs.kernel_seconds``).
 """
 
 import dataclasses
@@ -44,10 +53,21 @@ class Kernel:
     cout: int
     shape: dict
     key: str = ""            # the table's key of its full-width signature
+    params: int = 0          # its layers' weights at full width (Keras count_params)
 
     def features(self, cin, cout, steps):
         """(work, elements) at ``cin`` input and ``cout`` output channels."""
         return features(self.family, self.shape, cin, cout, steps)
+
+    def weights(self, cin, cout):
+        """Its weights at (cin, cout): ``params`` scaled as the family's weight count scales
+        (k*cin*cout for a convolution or dense layer, k*cin for a depthwise one; for other
+        layers cin*cout where they hold at least that many, else the output channels)."""
+        if not self.params:
+            return 0.0
+        full = weight_count(self.family, self.shape, self.cin, self.cout, self.params)
+        return self.params * weight_count(self.family, self.shape, cin, cout, self.params) \
+            / full if full else float(self.params)
 
 
 def features(family, shape, cin, cout, steps):
@@ -71,6 +91,46 @@ def features(family, shape, cin, cout, steps):
     else:
         work = 0
     return float(work), float(elements)
+
+
+def weight_count(family, shape, cin, cout, params_full=0):
+    """What a kernel's weight count is proportional to at (cin, cout) (``Kernel.weights``)."""
+    k, multiplier = shape.get("k", 1), shape.get("multiplier", 1)
+    if family in ("conv", "dense", "transpose"):
+        return float(k * cin * cout + cout)
+    if family == "depthwise":
+        return float((k + 1) * cin * multiplier)
+    if family == "separable":
+        return float(k * cin * multiplier + cin * multiplier * cout + cout)
+    if family == "pool":
+        return 0.0
+    return float(cin * cout) if params_full >= cin * cout else float(cout)
+
+
+def stream_rate(curve, nbytes):
+    """r(nbytes): seconds per weight byte at a working set of ``nbytes``, on the measured
+    ``curve`` [(bytes, seconds per byte)] (sorted by bytes): its first value below its first
+    point, linear in log(bytes) between points, its last value beyond (memory bandwidth);
+    0 without a curve."""
+    if not curve:
+        return 0.0
+    if nbytes <= curve[0][0]:
+        return float(curve[0][1])
+    for (b0, g0), (b1, g1) in zip(curve, curve[1:]):
+        if nbytes <= b1:
+            t = math.log(nbytes / b0) / math.log(b1 / b0) if b1 > b0 else 1.0
+            return float(g0 + t * (g1 - g0))
+    return float(curve[-1][1])
+
+
+def monotone_curve(points):
+    """A memory curve from measured [(bytes, seconds per byte)]: sorted, positive and
+    non-decreasing (a larger working set never streams faster; what looks faster is noise)."""
+    curve, top = [], 0.0
+    for nbytes, rate in sorted(points):
+        top = max(top, float(rate))
+        curve.append((float(nbytes), top))
+    return [(b, r) for b, r in curve if r > 0]
 
 
 def fit(samples):
@@ -113,14 +173,33 @@ class Costs:
     full width as a + b * (work / full work) + c * (elements / full elements), normalised to 1
     at full width; fitted (``fit``) to the kind's kernels timed at reduced widths."""
 
-    def __init__(self, kernels, curves, full, steps, exact=None):
+    def __init__(self, kernels, curves, full, steps, exact=None, memory=None,
+                 bytes_per_weight=4):
         self.kernels = list(kernels)
         self.curves = dict(curves)
         self.full = dict(full)
         self.steps = dict(steps)
         self.exact = dict(exact or {})  # {(kernel name, cin, cout): seconds} timed there
+        self.memory = list(memory or [])  # the memory curve [(bytes, s/byte)]; [] = none
+        self.bytes_per_weight = bytes_per_weight
 
-    def kernel_seconds(self, kernel, cin, cout):
+    def weight_bytes(self, kernel, cin, cout):
+        return kernel.weights(cin, cout) * self.bytes_per_weight
+
+    def model_rate(self, widths=None):
+        """r(W) of the model at ``widths`` {kernel name: (cin, cout)} (W: its weight bytes)."""
+        return stream_rate(self.memory, self.total_weight_bytes(widths))
+
+    def kernel_seconds(self, kernel, cin, cout, model_rate=None):
+        """The kernel's time at (cin, cout): alone (as timed, or on its curve), and in a model
+        whose weights stream at ``model_rate`` (r(W); None: alone) at least its weight bytes
+        times that rate."""
+        seconds = self._alone(kernel, cin, cout)
+        if seconds is not None and model_rate:
+            seconds = max(seconds, self.weight_bytes(kernel, cin, cout) * model_rate)
+        return seconds
+
+    def _alone(self, kernel, cin, cout):
         timed = self.exact.get((kernel.name, cin, cout))
         if timed is not None:
             return timed
@@ -131,18 +210,26 @@ class Costs:
             return full
         return full * relative(self.curves.get(kernel.kind), kernel, cin, cout, self.steps)
 
-    def predict(self, widths=None):
-        """The Prediction at ``widths`` {kernel name: (cin, cout)} (default: full width)."""
+    def predict(self, widths=None, alone=False):
+        """The Prediction at ``widths`` {kernel name: (cin, cout)} (default: full width), each
+        kernel at least its weights' streaming time at the model's working set (``alone``:
+        each as timed by itself, the kernels' plain sum)."""
         widths = widths or {}
         per_kernel, missing = {}, []
+        rate = None if alone else self.model_rate(widths)
         for kernel in self.kernels:
             cin, cout = widths.get(kernel.name, (kernel.cin, kernel.cout))
-            seconds = self.kernel_seconds(kernel, cin, cout)
+            seconds = self.kernel_seconds(kernel, cin, cout, rate)
             if seconds is None:
                 missing.append(kernel.name)
                 seconds = 0.0
             per_kernel[kernel.name] = seconds
         return Prediction(float(sum(per_kernel.values())), per_kernel, missing)
+
+    def total_weight_bytes(self, widths=None):
+        widths = widths or {}
+        return float(sum(self.weight_bytes(k, *widths.get(k.name, (k.cin, k.cout)))
+                         for k in self.kernels))
 
 
 def ratios(kernel, cin, cout, steps):

@@ -103,7 +103,8 @@ def cache_dir():
 class Table:
     """Measured kernel times of one Target: {"entries": {signature: {"seconds", "kind",
     "work", "elements", "ratio_of": the full-width entry a reduced-width one is relative to,
-    or None}}, "steps": {"gemm", "depthwise"}, "overhead": seconds}, in
+    or None}}, "steps": {"gemm", "depthwise"}, "overhead": seconds, "memory": the memory
+    curve [(bytes, seconds per byte)] (cost.py)}, in
     ``path`` (written atomically after every batch of measurements)."""
 
     def __init__(self, target, directory=None):
@@ -247,7 +248,8 @@ def kernels_of(model):
             name=chain[0].name if len(chain) == 1 else f"{core.name}+{len(chain) - 1}",
             layers=tuple(item.name for item in chain), family=family, kind=kind, cin=cin,
             cout=int(chain[-1].output.shape[-1]),
-            shape=_shape_of(family, chain[0], core, chain[-1])))
+            shape=_shape_of(family, chain[0], core, chain[-1]),
+            params=int(sum(item.count_params() for item in chain))))
     return kernels
 
 
@@ -454,6 +456,44 @@ def _steps(table, log):
     return table.data["steps"]
 
 
+MEMORY_UNIT_BYTES = 256 * 1024  # one layer of the memory chains: inside the L2 cache
+MEMORY_LAYERS = (1, 2, 4, 8, 16, 32, 64, 128)  # chains of 256 KiB .. 32 MiB of weights
+
+
+def bytes_per_weight(quantization):
+    """A weight's bytes as the interpreter reads it: float16 weights are unpacked to float32
+    when the model is loaded; dynamic-range and int8 keep one byte."""
+    return 1 if quantization in ("dynamic", "int8") else 4
+
+
+def _memory(table, log):
+    """The memory curve of this target (cost.py): chains of 1..128 Dense layers of
+    MEMORY_UNIT_BYTES weights each (batch 1: a matrix-vector product reads every weight once),
+    timed interleaved; r(W) = (time - overhead) / W at W = layers x unit bytes."""
+    if table.data.get("memory") is None:
+        overhead = _overhead(table, log)
+        n = int(round((MEMORY_UNIT_BYTES / bytes_per_weight(table.target.quantization)) ** 0.5))
+        contents = {}
+        for layers in MEMORY_LAYERS:
+            i = keras.Input((n,), batch_size=1)
+            x = i
+            for _ in range(layers):
+                x = L.Dense(n, activation="relu", use_bias=False)(x)
+            contents[layers] = _convert(keras.Model(i, x), table.target.quantization, 0)
+        times = time_contents(contents, table.target, rounds=7, budget_s=0.01)
+        unit = n * n * bytes_per_weight(table.target.quantization)
+        table.data["memory"] = cost.monotone_curve(
+            [(layers * unit, max(times[layers] - overhead, 0.0) / (layers * unit))
+             for layers in MEMORY_LAYERS])
+        table.save()
+        curve = table.data["memory"]
+        if curve:
+            log(f"latency table: weights stream at {1e-9 / curve[0][1]:.1f} GB/s from "
+                f"{curve[0][0] / 2**20:.2f} MiB and {1e-9 / curve[-1][1]:.1f} GB/s from "
+                f"{curve[-1][0] / 2**20:.0f} MiB of them")
+    return table.data["memory"]
+
+
 def _reduced(width, fraction, step):
     """``fraction`` of ``width`` channels, a multiple of ``step`` where the width allows (the
     counts the latency selection keeps)."""
@@ -501,6 +541,8 @@ class CostModel:
                 "steps": dict(self.steps), "overhead_us": self.overhead * 1e6,
                 "calibration": self.calibration,
                 "dense_predicted_raw_ms": self.raw().seconds * 1e3,
+                "dense_alone_ms": (self.costs.predict(alone=True).seconds + self.overhead) * 1e3,
+                "weight_mib": self.costs.total_weight_bytes() / 2**20,
                 "dense_measured_ms": self.measured_dense}
 
     def seconds(self, counts=None):
@@ -539,14 +581,24 @@ class CostModel:
             self.measured += timed
         return timed
 
-    def kernel_seconds(self, names, counts):
+    def kernel_seconds(self, names, counts, at=None):
         """Sum over the kernels ``names`` at ``counts``, calibrated (the units of
-        ``seconds``). The selection's hot path: kernels are looked up by name."""
+        ``seconds``), in the model at the counts ``at`` (default ``counts``: its working set
+        sets how fast the weights stream). The selection's hot path: kernels are looked up by
+        name, the model's stream rate kept for the last counts asked."""
+        rate = self._rate(counts if at is None else at)
         total = 0.0
         for kernel in filter(None, map(self._by_name.get, names)):
             cin, cout = self.widths.of(kernel, counts)
-            total += self.costs.kernel_seconds(kernel, cin, cout) or 0.0
+            total += self.costs.kernel_seconds(kernel, cin, cout, rate) or 0.0
         return total * self.calibration
+
+    def _rate(self, counts):
+        key = tuple(sorted(counts.items()))
+        if getattr(self, "_rate_key", None) != key:
+            self._rate_key = key
+            self._rate_value = self.costs.model_rate(self.widths.all(counts))
+        return self._rate_value
 
     @classmethod
     def build(cls, model, groups=None, target=None, directory=None, log=None, seed=0,
@@ -561,6 +613,7 @@ class CostModel:
         kernels = kernels_of(model)
         steps = _steps(table, log)
         overhead = _overhead(table, log)
+        _memory(table, log)
         # What to time: every kernel at full width, and the largest of each kind at REDUCED.
         wanted = {}
         for kernel in kernels:
@@ -653,7 +706,8 @@ def fit_costs(kernels, table, steps):
     for entry in table.entries.values():
         for k in by_key.get(entry.get("ratio_of") or "", ()):
             exact[(k.name, entry["cin"], entry["cout"])] = entry["seconds"]
-    return cost.Costs(kernels, curves, measured, steps, exact)
+    return cost.Costs(kernels, curves, measured, steps, exact, table.data.get("memory"),
+                      bytes_per_weight(table.target.quantization))
 
 
 def cost_model(model, groups=None, quantization="float32", threads=1, xnnpack=True, log=None,
