@@ -31,6 +31,13 @@ TINY = dict(model="mlp", method="unit", schedule="polynomial", target_sparsity=0
     (dict(baseline="/no/such/model.keras"), r"`baseline` must be 'train' or the path of a saved Keras model"),
     (dict(method="lottery"), r"unknown pruning method 'lottery'; registered: adaptive, channel, dynamic, incremental, unit, weight"),
     (dict(schedule="step"), r"unknown schedule 'step'; registered: constant, polynomial"),
+    (dict(stage="pqat"), r"unknown compression stage 'pqat'; registered: cluster, cqat, qat"),
+    (dict(clusters=8), r"^`clusters` applies to a compression stage \(--stage: cluster, cqat, "
+                       r"qat\); none is given$"),
+    (dict(stage="qat", clusters=8),
+     r"^`clusters` applies to the clustering stages \(cluster, cqat\), not qat$"),
+    (dict(stage="qat", stage_epochs=0), r"`stage_epochs` must be an integer >= 1, got 0"),
+    (dict(stage="cluster", clusters=1), r"`clusters` must be an integer >= 2, got 1"),
 ])
 def test_config_validation(kwargs, message):
     with pytest.raises(TfpruneError, match=message):
@@ -113,6 +120,8 @@ def test_dynamic_options_only_for_dynamic_methods():
      r"`begin_step` \(500\) must be below the fine-tuning steps \(20 = 2 epochs x 10 steps\)"),
     (dict(method="weight", schedule="polynomial", initial_sparsity=0.8, target_sparsity=0.5),
      r"`initial_sparsity` \(0.8\) must not exceed `target_sparsity` \(0.5\)"),
+    (dict(method="weight", stage="cluster", clusters=100000),
+     r"`clusters` must be fewer than the weights of a layer tfmot can cluster .* got 100000"),
 ])
 def test_late_errors_fail_before_the_baseline_trains(tmp_path, monkeypatch, kwargs, message):
     from tfprune.jobs import prune as prune_job
@@ -300,3 +309,19 @@ def test_the_job_asks_the_method_object_not_which_method_it_is():
     # the detector sees such a branch
     tree = ast.parse("if result.pruner is None:\n    pass\n")
     assert {n.attr for n in ast.walk(tree.body[0].test) if isinstance(n, ast.Attribute)} & asked
+
+
+@pytest.mark.integration
+def test_a_stage_after_pruning_writes_its_int8_tflite_with_the_zeros_kept(tmp_path):
+    out = str(tmp_path / "run")
+    config = PruneConfig(**dict(TINY, method="weight", schedule="constant", target_sparsity=0.8,
+                                fine_tune_epochs=1, stage="qat", stage_epochs=1))
+    metrics = run_prune(config, out, log=lambda _: None).metrics
+    stage = metrics["stage"]
+    assert stage["stage"] == "pqat" and stage["quantized"] and stage["tflite_file"] == \
+        "stage_int8.tflite"
+    assert os.path.isfile(os.path.join(out, "stage_int8.tflite"))
+    tflite = stage["tflite"]
+    assert 0.5 < tflite["tflite_accuracy"] <= 1 and tflite["size_bytes"] > tflite["gzip_bytes"]
+    pruned = sum(c["nonzero"] for c in stage["counts_before"].values())
+    assert tflite["kernel_nonzeros"] <= pruned  # no pruned weight came back

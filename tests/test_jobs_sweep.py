@@ -285,3 +285,55 @@ def test_hybrid_recipe_compares_layer_wise_mixed_with_uniform_int8_and_int4(tmp_
         assert section in report, section
     assert f"int4 layers ({hybrid['int4_fraction']:.0%} of the weights): " \
            f"{', '.join(hybrid['int4_layers'])}" in report
+
+
+def test_stages_are_variants_named_for_what_they_preserve():
+    config = SweepConfig(**dict(TINY, stages=("qat", "cluster")))
+    slugs = [k.slug() for k in config.variants()]
+    assert slugs == ["dense", "weight-constant-0.5", "unit-constant-0.5", "dense+qat",
+                     "dense+cluster", "weight-constant-0.5+pqat",
+                     "weight-constant-0.5+sparse-cluster", "unit-constant-0.5+qat",
+                     "unit-constant-0.5+cluster"]
+    assert [config.stage_of(k) for k in config.variants()[3:5]] == ["qat", "cluster"]
+    key = config.variants()[5]
+    assert VariantKey.from_identity(key.identity()) == key
+    assert key.title() == "seed 0 weight constant 0.5 + pqat"
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(stages=("pqat",)), "unknown compression stage 'pqat'; registered: cluster, cqat, qat"),
+    (dict(stages=("cluster",), clusters=1), "`clusters` must be an integer >= 2, got 1"),
+    (dict(stages=("qat",), stage_epochs=0), "`stage_epochs` must be an integer >= 1, got 0"),
+])
+def test_bad_stage_options_are_one_line_before_training(kwargs, message):
+    with pytest.raises(TfpruneError, match=message):
+        SweepConfig(**dict(TINY, **kwargs))
+
+
+@pytest.mark.integration
+def test_sweep_runs_qat_and_clustering_beside_post_training_quantization(tmp_path):
+    out = str(tmp_path / "sweep")
+    config = SweepConfig(**dict(TINY, methods=("weight",), sparsities=(0.8,),
+                                stages=("qat", "cluster"), stage_epochs=1, clusters=8))
+    rows = run_sweep(config, out, log=lambda _: None)
+    by = {(r["method"], r["stage"], r["quantization"]): r for r in rows}
+    assert len(rows) == len(by) and set(by) == {
+        ("dense", None, "float32"), ("dense", None, "int8"), ("weight", None, "float32"),
+        ("weight", None, "int8"), ("dense", "qat", "int8"), ("dense", "cluster", "float32"),
+        ("dense", "cluster", "int8"), ("weight", "pqat", "int8"),
+        ("weight", "sparse-cluster", "float32"), ("weight", "sparse-cluster", "int8")}
+    pqat, ptq = by[("weight", "pqat", "int8")], by[("weight", None, "int8")]
+    assert pqat["nonzero_params"] == ptq["nonzero_params"]
+    assert pqat["kernel_nonzeros"] <= by[("weight", None, "float32")]["kernel_nonzeros"] < \
+        by[("dense", "qat", "int8")]["kernel_nonzeros"]  # the zeros kept in the int8 file
+    assert by[("weight", "sparse-cluster", "float32")]["max_unique"] <= 8
+    assert by[("dense", "cluster", "int8")]["gzip_bytes"] < by[("dense", None, "int8")][
+        "gzip_bytes"]
+    stage = io.read_json(os.path.join(variant_dir(out, VariantKey.of(
+        0, "weight", "constant", 0.8, stage="pqat")), "stage.json"))
+    assert stage["stage"] == "pqat" and stage["quantized"]
+    report = open(os.path.join(out, "report.md")).read()
+    assert "## Compression stages: QAT, clustering and PTQ of the same model" in report
+    assert "| pqat int8 |" in report and "| PTQ int8 |" in report
+    again = run_sweep(config, out, log=lambda _: None)  # everything done: nothing redone
+    assert len(again) == len(rows)

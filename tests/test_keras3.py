@@ -336,6 +336,29 @@ def test_keras3_baseline_pruned_and_returned_to_plain_keras(tmp_path, digits_ker
         assert result[path] == pytest.approx(k3[kind]["accuracy"], abs=1e-6), kind
 
 
+@pytest.mark.integration
+def test_keras3_baseline_through_pruning_and_pqat_to_an_int8_tflite(tmp_path, digits_keras3):
+    """A Keras 3 model in, weight-pruned, pruning-preserving QAT, its int8 .tflite out; Keras
+    3's own Model.quantize measured on the same pruned model beside it."""
+    from tfprune.jobs.prune import PruneConfig, run_prune
+
+    out = str(tmp_path / "run")
+    metrics = run_prune(PruneConfig(model="cnn", method="weight", target_sparsity=0.8,
+                                    fine_tune_epochs=1, baseline=digits_keras3, stage="qat",
+                                    stage_epochs=1), out, log=lambda _: None).metrics
+    stage = metrics["stage"]
+    assert stage["stage"] == "pqat" and os.path.isfile(os.path.join(out, stage["tflite_file"]))
+    assert stage["tflite"]["kernel_nonzeros"] <= sum(
+        c["nonzero"] for c in stage["counts_before"].values())
+    own = metrics["keras3"]["pruned"]["keras_quantize"]
+    assert set(own) == {"int8", "int4"}
+    assert len(own["int8"]["quantized_layers"]) == 2  # its two Dense layers; Conv2D stays float
+    assert own["int8"]["float_layers"] >= 2
+    assert own["int4"]["weight_bytes"] < own["int8"]["weight_bytes"] < \
+        own["int8"]["float32_weight_bytes"]
+    assert 0 < own["int8"]["accuracy"] <= 1
+
+
 def tfprune_test_arrays(tmp_path):
     from tfprune.data import load_data
 

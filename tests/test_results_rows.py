@@ -6,8 +6,8 @@ from tfprune.results.rows import VariantKey
 
 
 def test_columns_come_from_the_one_schema():
-    assert rows.COLUMNS[:7] == ["seed", "method", "schedule", "target_sparsity", "layer_sparsity",
-                                "target_latency", "quantization"]
+    assert rows.COLUMNS[:8] == ["seed", "method", "schedule", "target_sparsity", "layer_sparsity",
+                                "target_latency", "stage", "quantization"]
     assert {"tflite_accuracy", "latency_vs_dense", "pruning_events"} <= set(rows.COLUMNS)
     assert "tflite_accuracy" in rows.AGGREGATED and "seed" not in rows.AGGREGATED
     assert ("tflite_accuracy", "TFLite acc %", "percent") in rows.TABLE
@@ -34,13 +34,21 @@ def test_variant_keys_name_themselves_once():
     assert dynamic.title() == "seed 0 dynamic (chooses its sparsity)"
     assert dynamic.identity() == {"seed": 0, "method": "dynamic", "schedule": "-",
                                   "target_sparsity": None, "layer_sparsity": "uniform",
-                                  "target_latency": None}
+                                  "target_latency": None, "stage": None}
     incremental = VariantKey.of(0, "incremental", "constant", 0.5, "auto")  # no per-layer targets
     assert incremental.slug() == "incremental-0.5" and incremental.title() == "seed 0 incremental 0.5"
     auto = VariantKey.of(0, "unit", "polynomial", 0.9, "auto")
     assert auto.slug() == "unit-polynomial-0.9-auto"
     assert auto.title() == "seed 0 unit polynomial 0.9 layer-wise auto"
     assert rows.label(dict(auto.identity(), quantization="mixed")) == "unit polynomial 0.9 auto mixed"
+    staged = VariantKey.of(0, "weight", "constant", 0.8, stage="pqat")
+    assert staged.slug() == "weight-constant-0.8+pqat" and staged.with_stage(None) == \
+        VariantKey.of(0, "weight", "constant", 0.8)
+    assert staged.title() == "seed 0 weight constant 0.8 + pqat"
+    assert rows.label(dict(staged.identity(), quantization="int8")) == \
+        "weight constant 0.8 pqat int8"
+    assert rows.series(staged.identity()) == "weight + pqat"
+    assert VariantKey.of(0, "dense", stage="qat").slug() == "dense+qat"
 
 
 def test_labels_and_sparsity_of_entries():

@@ -35,6 +35,8 @@ _EXPORTS = {
     "METHODS": "tfprune.pruning.methods", "SCHEDULES": "tfprune.pruning.schedules",
     "prune": "tfprune.pruning.method_objects", "make_method": "tfprune.pruning.method_objects",
     "strip": "tfprune.pruning.core", "prune_model": "tfprune.pipeline",
+    "compress_model": "tfprune.pipeline", "STAGES": "tfprune.compression.stages",
+    "StageOptions": "tfprune.compression.stages",
     "ChannelOptions": "tfprune.pruning.options", "DecidingOptions": "tfprune.pruning.options",
     "DynamicConfig": "tfprune.pruning.options", "LayerOptions": "tfprune.pruning.options",
     "shrink": "tfprune.pruning.surgery",

@@ -1,4 +1,5 @@
-"""One call from a model and its data to the pruned and shrunk models: ``prune_model``.
+"""One call from a model and its data to the pruned and shrunk models: ``prune_model``; and one
+from a finished model to its compression stage (QAT, PQAT, clustering, PCQAT): ``compress_model``.
 
 The library's way through what the pruning job does without a run directory: the method object
 (pruning/method_objects.py) attaches to a copy of the model, the copy fine-tunes for ``epochs``
@@ -6,10 +7,15 @@ The library's way through what the pruning job does without a run directory: the
 one and its statistics. Any method, with its one options object (pruning/options.py).
 """
 
+import dataclasses
+
 from tfprune import training
+from tfprune.compression import clustering, qat, weights
+from tfprune.compression.stages import STAGES, StageOptions
 from tfprune.models import CHECK_INPUTS
 from tfprune.optimizers import make_optimizer
 from tfprune.pruning import method_objects
+from tfprune.pruning.kernels import kernel_arrays
 from tfprune.tflite import latency
 
 
@@ -46,3 +52,79 @@ def prune_model(model, data, method="weight", epochs=0, options=None, *, learnin
     finished = attached.finish(data.numpy("test", limit=CHECK_INPUTS)[0])
     latency.add_measured(finished, model, log)  # --target_latency: the latency measured
     return finished
+
+
+@dataclasses.dataclass
+class Compressed:
+    """A compression stage's result: ``model`` (for a quantization-aware stage tfmot's QAT
+    model, which the int8 converter takes; for clustering the stripped float model), what it
+    is called where it ran (``stage``: qat or pqat, cluster or sparse-cluster, cqat or pcqat),
+    the layers it clustered and quantized, those it left as they were (``kept``: {layer:
+    why}), and the kernels' counts before and after (``weights.kernel_counts``; "after" is
+    before the quantization-aware training, whose int8 kernels exist only in the .tflite:
+    ``tflite_counts`` counts them there)."""
+
+    model: object
+    stage: str
+    preserve_sparsity: bool
+    clustered: list
+    quantized: list
+    kept: dict
+    counts_before: dict
+    counts_after: dict
+    history: dict  # {training: its Keras history}: cluster, then the QAT stage's name
+
+
+def check_stage(model, stage, options=None):
+    """The cheap checks of ``stage`` on ``model`` (an untrained architecture will do): something
+    to cluster into ``options.clusters``, something tfmot can quantize; one-line errors."""
+    spec, options = STAGES.get(stage), options or StageOptions()
+    if spec.clusters:
+        clustering.check(model, options.clusters)
+    if spec.quantize:
+        qat.check(model, qat.scheme(clustered=spec.clusters))
+
+
+def compress_model(model, data, stage="qat", options=None, *, preserve_sparsity=None,
+                   log=None, **fields):
+    """``model`` (not changed) through the compression ``stage`` (compression.stages.STAGES:
+    qat, cluster, cqat), each of its trainings ``options.stage_epochs`` epochs on ``data``;
+    a ``Compressed``. ``preserve_sparsity`` (default: whether the model's kernels hold
+    pruned zeros, ``weights.is_pruned``) keeps the zeros: PQAT, sparsity-preserving
+    clustering, PCQAT. ``fields`` replace fields of ``options`` (a StageOptions)."""
+    log = log or (lambda _: None)
+    spec = STAGES.get(stage)
+    options = dataclasses.replace(options or StageOptions(), **fields)
+    before = kernel_arrays(model)
+    if preserve_sparsity is None:
+        preserve_sparsity = weights.is_pruned(before)
+    name = spec.applied(preserve_sparsity)
+    check_stage(model, stage, options)
+    history, clustered, quantized, kept, current = {}, [], [], {}, model
+
+    def train(wrapped, what):
+        training.compile_model(wrapped, fine_tune_optimizer(
+            options.stage_learning_rate, options.stage_epochs, data.steps_per_epoch))
+        history[what] = training.fit(wrapped, data, options.stage_epochs, log=log,
+                                     prefix=f"[{what}] ").history
+
+    if spec.clusters:
+        wrapped, clustered, skipped = clustering.cluster(
+            current, options.clusters, options.centroids, preserve_sparsity)
+        kept.update(skipped)
+        log(f"{name}: {len(clustered)} layers clustered into {options.clusters} values"
+            + (f"; kept as they are: {', '.join(skipped)}" if skipped else ""))
+        train(wrapped, "cluster")
+        current = clustering.strip(wrapped)
+    after = kernel_arrays(current)  # a QAT model's kernels are quantized in its graph
+    if spec.quantize:
+        wrapped, quantized, floats = qat.quantize_aware(
+            current, qat.scheme(preserve_sparsity, clustered=spec.clusters))
+        kept.update(floats)
+        log(f"{name}: {len(quantized)} layers quantization-aware"
+            + (f"; float: {', '.join(floats)}" if floats else ""))
+        train(wrapped, name)
+        current = wrapped
+    return Compressed(current, name, bool(preserve_sparsity), clustered, quantized, kept,
+                      weights.kernel_counts(before), weights.kernel_counts(after),
+                      history)

@@ -44,6 +44,9 @@ class Deployment:
     load_data: object
     options: dict  # deploy's keyword arguments but model, kind, data, out_dir and key
     plots: list = dataclasses.field(default_factory=list)  # (plot, args, kwargs) to draw too
+    # Deployed from the model in memory, in this process: a quantization-aware model, which
+    # tfmot cannot save and load back whole (compression/qat.py).
+    in_process: bool = False
 
 
 WORKER_EXIT_S = 10  # the longest a stopped worker is waited for (it exits within a second)
@@ -154,7 +157,7 @@ class Deployer:
     def submit(self, deployment, done, model=None, data=None):
         while self._pool is not None and len(self._pending) >= self.depth:
             self._finish_first()
-        if self._pool is not None:
+        if self._pool is not None and not deployment.in_process:
             try:
                 future = self._pool.submit(run, deployment)
             except (concurrent.futures.process.BrokenProcessPool, RuntimeError) as err:

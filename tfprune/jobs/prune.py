@@ -27,10 +27,13 @@ from tfprune.keras import keras
 from tfprune.models import (CHECK_INPUTS, Imported, build_model, check_fits, import_checked,
                             load_model)
 from tfprune.optimizers import make_optimizer
-from tfprune.pipeline import fine_tune_optimizer
+from tfprune.jobs.configs.parts import stage_options
+from tfprune.pipeline import check_stage, compress_model, fine_tune_optimizer
 from tfprune.pruning import allocation, core, method_objects, oneshot, sensitivity, stats
 from tfprune.results import plots
-from tfprune.tflite import latency
+from tfprune.compression.stages import STAGES
+from tfprune.tflite import evaluate, export, latency
+from tfprune.tflite import mixed as mixed_lib
 from tfprune.results.tables import write_csv
 
 LAYER_COLUMNS = ["layer", "type", "pruned", "target_sparsity", "weights", "nonzeros", "sparsity",
@@ -60,6 +63,8 @@ def preflight(config, data, model=None):
     if config.keras3_output:  # the Keras 3 export must not fail after the fine-tuning
         keras3.to_keras3(model, data.numpy("test", limit=8)[0], name=f"model {config.model!r}")
     pruning.check(model)
+    if config.stage:  # something to cluster, something tfmot can quantize
+        check_stage(model, config.stage, stage_options(config))
     if config.layer_targets:
         allocation.check_layers(config.layer_targets,
                                 core.prunable_layers(model, config.granularity()), model.name,
@@ -160,11 +165,59 @@ def _keras3_exports(models, output_dir, data, check_inputs, log):
         translation = keras3.save_as_keras3(model, path, inputs=check_inputs,
                                             name=f"the {kind} model")
         accuracy = keras3.accuracy(translation.model, x_test, y_test)
+        # Keras 3's own weight quantization of the same model, beside tfprune's int8 .tflite.
+        own = {mode: keras3.quantized(path, mode, x_test, y_test)
+               for mode in keras3.KERAS_QUANTIZE_MODES}
         exports[kind] = dict(translation.summary(), path=inside(output_dir, path),
-                             accuracy=accuracy)
+                             accuracy=accuracy, keras_quantize=own)
+        log("Keras 3 Model.quantize of the " + kind + " model: " + "; ".join(
+            f"{m} accuracy {q['accuracy']:.4f}, {q['weight_bytes'] / 1024:.1f} KB of weights "
+            f"({len(q['quantized_layers'])} layers quantized, {q['float_layers']} float)"
+            for m, q in own.items()))
         log(f"{kind} model saved for Keras 3: {path} (outputs differ from tf_keras's by at most "
             f"{translation.max_abs_diff:.2g}; Keras 3 test accuracy {accuracy:.4f})")
     return exports
+
+
+# Training examples the int8 conversion of a quantization-aware stage is calibrated on (as the
+# sweep's default representative_count).
+STAGE_REPRESENTATIVE = 200
+
+
+def _stage(config, model, data, output_dir, log):
+    """The compression stage ``config.stage`` on the deployed ``model``: trained, then a
+    quantization-aware model converted to stage_int8.tflite and measured on the interpreter (it
+    is not saved as .keras: tfmot cannot load it back), a clustered one saved as stage.keras.
+    What it did, for metrics.json."""
+    spec = STAGES.get(config.stage)
+    training.set_seed(config.seed, config.deterministic)
+    start = time.perf_counter()
+    result = compress_model(model, data, config.stage, stage_options(config), log=log)
+    seconds = time.perf_counter() - start
+    loss, accuracy = training.evaluate(result.model, data.test)
+    info = dict(stage=result.stage, time_s=seconds, keras_accuracy=accuracy, keras_loss=loss,
+                clustered=result.clustered, quantized=result.quantized, kept=result.kept,
+                counts_before=result.counts_before, counts_after=result.counts_after)
+    if spec.quantize:
+        path = os.path.join(output_dir, "stage_int8.tflite")
+        content = export.to_tflite(result.model, "int8",
+                                   data.representative_sample(STAGE_REPRESENTATIVE))
+        export.save_tflite(content, path)
+        x_test, y_test = data.numpy("test")
+        measured = evaluate.measure(content, x_test, y_test, num_threads=1, latency_runs=50)
+        info.update(tflite_file=inside(output_dir, path), tflite=dict(
+            measured, kernel_nonzeros=mixed_lib.kernel_nonzeros(content)))
+        log(f"{result.stage}: int8 .tflite {path}: TFLite test accuracy "
+            f"{measured['tflite_accuracy']:.4f}, {len(content) / 1024:.1f} KB "
+            f"({measured['gzip_bytes'] / 1024:.1f} KB gzip)")
+    else:
+        path = os.path.join(output_dir, "stage.keras")
+        training.save_model(result.model, path)
+        info["model"] = inside(output_dir, path)
+        log(f"{result.stage}: {path}: Keras test accuracy {accuracy:.4f}, at most "
+            f"{max((c['unique'] for c in result.counts_after.values()), default=0)} values "
+            "per kernel")
+    return info
 
 
 def _from_scratch(config, architecture, output_dir, log):
@@ -335,6 +388,8 @@ def _run_prune(config, output_dir, strategy, overwrite, log, data, baseline, cur
             baseline=baseline.translation.summary() if baseline.keras3 else None)
     if config.from_scratch:
         extra_metrics["from_scratch"] = _from_scratch(config, shrunk.model, output_dir, log)
+    if config.stage:
+        extra_metrics["stage"] = _stage(config, models[kind], data, output_dir, log)
     metrics = dict(
         summary, **finished.statistics, **extra_metrics,
         baseline_path=inside(output_dir, baseline_path), baseline_accuracy=baseline_accuracy,

@@ -21,6 +21,7 @@ from tfprune import io, precision, training
 from tfprune.jobs import deployer as deployer_lib
 from tfprune.jobs import variant as variant_lib
 from tfprune.jobs.prune import preflight
+from tfprune.jobs.configs.parts import stage_options
 from tfprune.jobs.configs.sweep import SweepConfig  # noqa: F401  (jobs.sweep.SweepConfig)
 from tfprune.jobs import runlock
 from tfprune.jobs.rundir import inside, prepare_run_dir, read_marker, resolve
@@ -28,7 +29,11 @@ from tfprune.jobs.train import model_path, train_baseline
 from tfprune.jobs.visualize import SWEEP_SUBDIR as VISUALIZE_DIR
 from tfprune.jobs.visualize import VisualizeConfig, run_visualize
 from tfprune.keras import keras, tf
+from tfprune.compression import weights as stage_weights
+from tfprune.compression.stages import STAGES
 from tfprune.models import build_model, load_model
+from tfprune.pipeline import check_stage as compress_check
+from tfprune.pipeline import compress_model
 from tfprune.pruning import stats
 from tfprune.results import plots, report, tables
 from tfprune.results import rows as rows_lib
@@ -145,6 +150,9 @@ def _prepare_variant(config, output_dir, key, data, baseline, log, curves_cache=
                    num_threads=config.num_threads, latency_runs=0, mixed=config.mixed_spec())
     extra = {"train_time_s": base_metrics["train_time_s"]}
     loader = functools.partial(config.load_data, key.seed)
+    if key.stage:
+        return _prepare_stage(config, output_dir, key, data, baseline, log, curves_cache,
+                              options, loader)
     if key.method == rows_lib.DENSE:
         os.makedirs(out, exist_ok=True)
         return deployer_lib.Deployment(
@@ -170,6 +178,57 @@ def _prepare_variant(config, output_dir, key, data, baseline, log, curves_cache=
     return deployer_lib.Deployment(
         os.path.join(run.output_dir, f"{run.deployed_kind}.keras"), run.deployed_kind, out, key,
         loader, dict(options, **measured), plots), run.model()
+
+
+def _prepare_stage(config, output_dir, key, data, baseline, log, curves_cache, options,
+                   loader):
+    """(Deployment, model in memory) of a compression stage after variant ``key.with_stage(None)``
+    (the dense baseline, or the pruned variant, reused from its directory): the stage trained,
+    its counts in stage.json, a clustered float model saved as stage.keras, a
+    quantization-aware one deployed from memory (tfmot cannot load it back whole)."""
+    model, base_metrics, base_stats = baseline
+    base, out = key.with_stage(None), variant_dir(output_dir, key)
+    extra = {"train_time_s": base_metrics["train_time_s"]}
+    if base.method == rows_lib.DENSE:
+        source, measured = model, dict(
+            keras_accuracy=base_metrics["test_accuracy"], dense_stats=base_stats,
+            deployed_stats=base_stats, extra=dict(extra, achieved_sparsity=base_stats["sparsity"],
+                                                 fine_tune_time_s=0.0), sources=())
+    else:
+        run, measured = variant_lib.prune_variant(
+            config.prune_config(base, base_metrics["model_path"]), variant_dir(output_dir, base),
+            data, (model, base_metrics["model_path"]), base_stats, extra=extra,
+            curves_cache=curves_cache, draw=lambda *args, **kwargs: None)
+        source = run.model()
+    stage = STAGES.get(config.stage_of(key))
+    start = time.perf_counter()
+    compressed = compress_model(source, data, stage.name, stage_options(config),
+                                preserve_sparsity=key.stage == stage.applied(True),
+                                log=lambda line: log(f"{key.title()}: {line}"))
+    seconds = time.perf_counter() - start
+    os.makedirs(out, exist_ok=True)
+    _, accuracy = training.evaluate(compressed.model, data.split("test"))
+    io.write_json(os.path.join(out, "stage.json"), {
+        "stage": compressed.stage, "seconds": seconds, "keras_accuracy": accuracy,
+        "clustered": compressed.clustered, "quantized": compressed.quantized,
+        "kept": compressed.kept, "counts_before": compressed.counts_before,
+        "counts_after": compressed.counts_after, "history": compressed.history})
+    deployed = measured["deployed_stats"]
+    if not stage.quantize:  # a float model: counted again (clustering may zero weights)
+        deployed = {k: v for k, v in stats.summarize(compressed.model).items() if k != "layers"}
+    measured = dict(measured, keras_accuracy=accuracy, deployed_stats=deployed, extra=dict(
+        measured["extra"], fine_tune_time_s=seconds + next(
+            (s["fine_tune_time_s"] for s in (measured["extra"], *measured["sources"])
+             if s.get("fine_tune_time_s") is not None), 0.0), max_unique=stage_weights.summary(compressed.counts_after)["max_unique"]
+        if stage.clusters else None))
+    path = None
+    if not stage.quantize:
+        path = os.path.join(out, "stage.keras")
+        training.save_model(compressed.model, path)
+    return deployer_lib.Deployment(
+        path, "stage", out, key, loader,
+        dict(options, quantizations=stage.quantizations(config.quantizations), **measured),
+        in_process=stage.quantize), compressed.model
 
 
 def overlaps(config, variants):
@@ -309,8 +368,10 @@ def _run_sweep(config, output_dir, overwrite, log, visualize, overlap):
     architecture = build_model(config.model, data.input_shape, data.num_classes,
                                dataset=data.name, vocabulary_size=data.vocabulary_size)
     for key in config.variants():
-        if key.method != rows_lib.DENSE:
+        if key.method != rows_lib.DENSE and not key.stage:
             preflight(config.prune_config(key), data, architecture)
+    for stage in config.stages:  # something to cluster, something tfmot can quantize
+        compress_check(architecture, stage, stage_options(config))
     if "mixed" in config.quantizations:  # a budget below the dense all-int4 size: refused now
         export.check_float32("mixed", export.to_tflite(architecture, "float32"), architecture,
                              config.mixed_spec())

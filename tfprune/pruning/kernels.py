@@ -73,3 +73,24 @@ def as_matrix(shape, input_axes):
         return None
     shape = [int(d) for d in shape]
     return [int(np.prod(shape[:input_axes])), int(np.prod(shape[input_axes:]))]
+
+
+def kernel_arrays(model, prefix=""):
+    """{name: NumPy array} of every kernel weight pruning masks in ``model`` (``pruned_weights``
+    of each weight-prunable layer; a nested model's as "inner/layer", an attention's four as
+    "layer/query" ...; a layer inside a wrapper, pruning's or tfmot's, read through it): what
+    the compression stages count non-zeros and unique values of."""
+    arrays = {}
+    for layer in model.layers:
+        inner = layer
+        while not is_weight_prunable(inner) and hasattr(inner, "layer"):
+            inner = inner.layer  # a wrapper: the layer it wraps
+        if isinstance(inner, keras.Model):
+            arrays.update(kernel_arrays(inner, f"{prefix}{inner.name}/"))
+        elif is_weight_prunable(inner):
+            weights = pruned_weights(inner)
+            names = ("query", "key", "value", "output") if len(weights) == 4 else ("",)
+            for (weight, _), part in zip(weights, names):
+                arrays[prefix + layer.name + (f"/{part}" if part else "")] = \
+                    np.asarray(weight.numpy())
+    return arrays

@@ -5,6 +5,7 @@ Everything is derived from the rows the variants wrote, so the report's numbers 
 per-variant numbers (means and spreads over seeds where there are several).
 """
 
+from tfprune.compression.stages import STAGES
 from tfprune.results import rows as rows_lib
 from tfprune.results.tables import pareto_front
 
@@ -254,6 +255,63 @@ def latency_lines(entries):
     return lines
 
 
+def stage_lines(entries):
+    """Every variant with compression stages (compression/stages.py): its float32 and
+    post-training int8 models beside each stage's int8 model (and a clustered model's float32):
+    TFLite accuracy, raw and gzip size, non-zeros, unique values per kernel; where int8 PTQ
+    loses more than STAGE_LOSS_POINTS against float32, how much of that loss each
+    quantization-aware stage recovers, and that it recovered less than half where it did."""
+    by_variant = {}
+    for e in entries:
+        key = tuple(e.get(k) for k in rows_lib.KEY[:-2])  # the variant without stage and quant
+        by_variant.setdefault(key, {})[(e.get("stage"), e["quantization"])] = e
+    lines = []
+    for found in by_variant.values():
+        if not any(stage for stage, _ in found):
+            continue
+        name = rows_lib.label(dict(next(iter(found.values())), stage=None,
+                                   quantization="")).strip()
+        float32, ptq = found.get((None, "float32")), found.get((None, "int8"))
+        lines += [f"**{name}**", "",
+                  "| model | TFLite acc % | KB | gzip KB | kernel non-zeros in the .tflite | "
+                  "unique/kernel | vs int8 PTQ |", "| --- | --- | --- | --- | --- | --- | --- |"]
+        order = sorted(found, key=lambda k: (STAGE_ORDER.index(k[0]) if k[0] in STAGE_ORDER
+                                             else -1, k[1] != "float32", k[1]))
+        for stage, quantization in order:
+            e = found[(stage, quantization)]
+            versus = "" if ptq is None or e is ptq or quantization != "int8" else \
+                f"{100 * (e['tflite_accuracy'] - ptq['tflite_accuracy']):+.2f} points"
+            lines.append(
+                f"| {(stage or 'PTQ') + ' ' + quantization} | "
+                f"{_fmt(e, 'tflite_accuracy', '.2f', 100)} | {_fmt(e, 'size_bytes', '.1f', 1 / 1024)}"
+                f" | {_fmt(e, 'gzip_bytes', '.1f', 1 / 1024)} | {_fmt(e, 'kernel_nonzeros', '.0f')}"
+                f" | {_fmt(e, 'max_unique', '.0f')} | {versus} |")
+        lines.append("")
+        if float32 is not None and ptq is not None:
+            loss = float32["tflite_accuracy"] - ptq["tflite_accuracy"]
+            if 100 * loss <= STAGE_LOSS_POINTS:
+                lines.append(f"int8 PTQ loses {100 * loss:.2f} points against float32 "
+                             f"(at most {STAGE_LOSS_POINTS:g}): nothing for QAT to recover.")
+            for stage, quantization in order:
+                if stage is None or quantization != "int8" or 100 * loss <= STAGE_LOSS_POINTS:
+                    continue
+                gained = found[(stage, quantization)]["tflite_accuracy"] - ptq["tflite_accuracy"]
+                share = gained / loss
+                lines.append(
+                    f"int8 PTQ loses {100 * loss:.2f} points against float32; {stage} int8 "
+                    f"recovers {100 * gained:+.2f} ({share:.0%} of the loss)"
+                    + ("." if share >= 0.5 else ": **less than half**."))
+            lines.append("")
+    return lines
+
+
+# The stages in report order: as registered, each plain before its sparsity-preserving twin.
+STAGE_ORDER = [name for stage in STAGES.entries() for name in stage.names]
+# Where int8 PTQ loses more than this against float32 (points), the report says how much of it
+# each quantization-aware stage recovers.
+STAGE_LOSS_POINTS = 0.5
+
+
 def mixed_lines(entries):
     """Mixed int4/int8 next to all-int8 (dynamic range) and all-int4 for every variant that has
     it: accuracy, raw and gzip size, and which layers got int4; says where mixed is not both
@@ -330,6 +388,11 @@ def render(title, status, setup, entries, rows, plot_files, stage_times, seeds, 
     latency = latency_lines(entries)
     if latency:
         text += ["## Latency targets vs sparsity targets", "", *latency, ""]
+    staged = stage_lines(entries)
+    if staged:
+        text += ["## Compression stages: QAT, clustering and PTQ of the same model", "",
+                 "Each stage trains the finished model further (docs/compression.md); "
+                 "PTQ is the model as pruned, quantized after training.", "", *staged]
     mixed = mixed_lines(entries)
     if mixed:
         text += ["## Mixed int4/int8 quantization", "",

@@ -20,7 +20,7 @@ from tfprune.pruning.options import format_target_latency
 DENSE = "dense"
 NO_SCHEDULE = "-"
 UNIFORM = "uniform"
-KEY = ("method", "schedule", "target_sparsity", "layer_sparsity", "target_latency",
+KEY = ("method", "schedule", "target_sparsity", "layer_sparsity", "target_latency", "stage",
        "quantization")
 
 
@@ -46,6 +46,9 @@ class Row:
     # channel: a latency target ("0.5" of the dense model's predicted latency, or "2ms"); the
     # selection chose the channels by the time they cost, so target_sparsity is None.
     target_latency: str = _column(title="latency target", kind="text", optional=True)
+    # A compression stage after pruning (compression/stages.py) as it ran: qat / pqat, cluster /
+    # sparse-cluster, cqat / pcqat; None: the model as pruned, quantized after training (PTQ).
+    stage: str = _column(title="stage", kind="text", optional=True)
     quantization: str = _column(title="quant", kind="text")
     achieved_sparsity: float = _column(True, "achieved")
     keras_accuracy: float = _column(True, "Keras acc %", "percent")
@@ -57,6 +60,9 @@ class Row:
     nonzero_params: int = _column(True, "non-zeros", "count")
     flops: int = _column(True, "FLOPs", "count")
     nonzero_flops: int = _column(True)
+    # Non-zero weights of the .tflite's convolution and fully connected kernels as stored (int8
+    # values once quantized): what pruning-preserving QAT keeps; report.stage_lines shows it.
+    kernel_nonzeros: int = _column(True)
     compression_ratio: float = _column(True, "compression")
     theoretical_speedup: float = _column(True, "theor. speedup")
     size_bytes: int = _column(True, "KB", "kb")
@@ -79,6 +85,8 @@ class Row:
     pruning_events: int = _column()
     rollbacks: int = _column()
     chosen_sparsity: dict = _column()  # layer -> sparsity a deciding method left it at
+    # Clustering stages: the most unique values in one clustered kernel of the Keras model.
+    max_unique: int = _column(True, "unique/kernel", "count", optional=True)
     # Mixed int4/int8 quantization (tflite/mixed.py): its int4 share of the weights and layers.
     int4_fraction: float = _column(True, "int4 %", "percent", optional=True)
     int4_layers: list = _column(carry=True)
@@ -118,21 +126,26 @@ class VariantKey:
     target_sparsity: float = None  # None: chosen by the method, or by a latency target
     layer_sparsity: str = UNIFORM  # auto, global: per-layer targets (weight and unit only)
     target_latency: str = None    # "0.5" or "2ms" (options.format_target_latency)
+    stage: str = None             # a compression stage as it runs here (Stage.applied): "pqat"
 
     @classmethod
     def of(cls, seed, method, schedule=None, target_sparsity=None, layer_sparsity=UNIFORM,
-           target_latency=None):
+           target_latency=None, stage=None):
         """The key with what the method does not take dropped; a latency target replaces the
         sparsity target."""
         if method == DENSE:
-            return cls(seed, DENSE)
+            return cls(seed, DENSE, stage=stage)
         spec = METHODS.get(method)
         if target_latency is not None and spec.takes_latency:
             return cls(seed, method, schedule, None, UNIFORM,
-                       format_target_latency(target_latency))
+                       format_target_latency(target_latency), stage)
         return cls(seed, method, schedule if spec.takes_schedule else None,
                    float(target_sparsity) if spec.takes_target else None,
-                   layer_sparsity if spec.takes_layer_sparsity else UNIFORM)
+                   layer_sparsity if spec.takes_layer_sparsity else UNIFORM, stage=stage)
+
+    def with_stage(self, stage):
+        """This variant followed by the compression ``stage`` (None: as pruned)."""
+        return dataclasses.replace(self, stage=stage)
 
     @classmethod
     def from_identity(cls, identity):
@@ -141,7 +154,7 @@ class VariantKey:
         return cls.of(identity["seed"], identity["method"],
                       None if schedule == NO_SCHEDULE else schedule,
                       identity.get("target_sparsity"), identity.get("layer_sparsity", UNIFORM),
-                      identity.get("target_latency"))
+                      identity.get("target_latency"), identity.get("stage"))
 
     @property
     def kind(self):
@@ -160,11 +173,13 @@ class VariantKey:
             parts.append(f"latency{self.target_latency}")
         if self.layer_sparsity != UNIFORM:
             parts.append(self.layer_sparsity)
-        return "-".join(parts)
+        return "-".join(parts) + (f"+{self.stage}" if self.stage else "")
 
     def title(self):
         """Progress label: 'seed 0 unit constant 0.5', 'seed 0 dynamic (chooses its sparsity)',
-        'seed 0 channel constant latency 0.5'."""
+        'seed 0 channel constant latency 0.5', 'seed 0 weight constant 0.8 + pqat'."""
+        if self.stage:
+            return f"{self.with_stage(None).title()} + {self.stage}"
         if self.method == DENSE:
             return f"seed {self.seed} dense baseline"
         if self.target_latency is not None:
@@ -181,7 +196,8 @@ class VariantKey:
         """The key columns of this variant's rows."""
         return {"seed": self.seed, "method": self.method,
                 "schedule": self.schedule or NO_SCHEDULE, "target_sparsity": self.target_sparsity,
-                "layer_sparsity": self.layer_sparsity, "target_latency": self.target_latency}
+                "layer_sparsity": self.layer_sparsity, "target_latency": self.target_latency,
+                "stage": self.stage}
 
 
 def chooses_sparsity(entry):
@@ -191,8 +207,10 @@ def chooses_sparsity(entry):
 
 def series(entry):
     """The curve a row or entry belongs to in the plots: its method, with " latency" for a
-    latency target (chosen by the time channels cost, beside the same method by sparsity)."""
-    return entry["method"] + (" latency" if entry.get("target_latency") is not None else "")
+    latency target (chosen by the time channels cost, beside the same method by sparsity), and
+    " + pqat" for a compression stage after it."""
+    return entry["method"] + (" latency" if entry.get("target_latency") is not None else "") \
+        + (f" + {entry['stage']}" if entry.get("stage") else "")
 
 
 def sparsity_of(entry):
@@ -203,7 +221,14 @@ def sparsity_of(entry):
 
 
 def label(entry):
-    """Report label of a row or aggregated entry: 'weight constant 0.9 int8'."""
+    """Report label of a row or aggregated entry: 'weight constant 0.9 int8', 'weight
+    constant 0.9 pqat int8'."""
+    if entry.get("stage"):
+        return _label(dict(entry, quantization=f"{entry['stage']} {entry['quantization']}"))
+    return _label(entry)
+
+
+def _label(entry):
     if entry["method"] == DENSE:
         return f"dense {entry['quantization']}"
     schedule = "" if entry["schedule"] == NO_SCHEDULE else f" {entry['schedule']}"

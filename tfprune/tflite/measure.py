@@ -16,6 +16,7 @@ import numpy as np
 
 from tfprune import checks, quiet
 from tfprune.tflite import evaluate, export
+from tfprune.tflite import mixed as mixed_lib
 from tfprune.tflite.quantizations import QUANTIZATIONS, validate_quantizations
 from tfprune.tflite.traced import Traced
 
@@ -99,6 +100,8 @@ def convert_and_measure(model, x_test, y_test, representative, quantizations, sp
                        evaluate_time_s=time.perf_counter() - start, **measured)
             if keras_accuracy is not None:
                 row["accuracy_delta"] = row["tflite_accuracy"] - keras_accuracy
+            if not sparse and quantization not in rewrites:
+                row["kernel_nonzeros"] = mixed_lib.kernel_nonzeros(content)
             if sparse_sizes and quantization in rewrites:
                 row["sparse_bytes"] = None
             elif sparse_sizes:

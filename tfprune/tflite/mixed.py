@@ -52,6 +52,8 @@ class WeightedOp:
     params: int       # weights in its kernel tensor
     weight_type: str  # FLOAT32 as converted; INT8 or INT4 once quantized
     candidates: tuple = ()  # every weighted layer its tensor names mention
+    # Its kernel's stored values (int8 once quantized; None where the buffer is not in the file).
+    values: object = dataclasses.field(default=None, compare=False, repr=False)
 
     @property
     def regex(self):
@@ -72,7 +74,8 @@ def keras_layers(model, prefix=""):
 
 
 def weighted_ops(content, layer_names=None):
-    """Every CONV_2D / DEPTHWISE_CONV_2D / FULLY_CONNECTED op of a .tflite, in graph order.
+    """Every CONV_2D / DEPTHWISE_CONV_2D / FULLY_CONNECTED op of a .tflite, in graph order,
+    with its kernel's values (what the compression stages' counts read from the file).
 
     ``layer_names``: the Keras layer paths (``keras_layers(model)``); an op belongs to the one
     whose path follows the model name in its tensor names. Without them the layer is read from
@@ -102,8 +105,27 @@ def weighted_ops(content, layer_names=None):
             found = _layers_in(names, paths)
             ops.append(WeightedOp(found[0] if len(found) == 1 else None, ";".join(outputs), kind,
                                   int(np.prod(kernel.shape)), types.get(kernel.type, "?"),
-                                  tuple(found)))
+                                  tuple(found), _values(flatbuffer, kernel, model.buffers)))
     return ops
+
+
+def _values(flatbuffer, tensor, buffers):
+    try:
+        return flatbuffer.get_tensor_data(tensor, buffers)
+    except (KeyError, TypeError, ValueError):  # a type NumPy has no dtype for (int4)
+        return None
+
+
+def kernel_nonzeros(content):
+    """Non-zero weights in the kernels of a .tflite's weighted ops, as stored (int8 values once
+    quantized: what a pruning-preserving stage must keep); None when a kernel's values cannot
+    be read (one computed by another op, a packed int4 buffer)."""
+    total = 0
+    for op in weighted_ops(content):
+        if op.values is None:
+            return None
+        total += int(np.count_nonzero(op.values))
+    return total
 
 
 def _layers_in(names, paths):

@@ -31,6 +31,7 @@ from tfprune.datasets import tokenizer
 from tfprune.declare import option
 from tfprune.distribute import STRATEGIES
 from tfprune.models import FULLY_CONNECTED_MODELS, MODELS, check_model_data
+from tfprune.compression.stages import StageOptions
 from tfprune.pruning.options import ChannelOptions, LayerOptions, ScheduleOptions
 from tfprune.tflite import mixed as mixed_lib
 
@@ -197,6 +198,17 @@ ChannelFields = _part("ChannelFields", ChannelOptions, tuple(
 # sweep's variants, the tuner's search space).
 LatencyFields = _part("LatencyFields", ChannelOptions,
                       ("latency_quantization", "latency_threads", "latency_xnnpack"))
+
+# How a compression stage after pruning trains (compression/stages.py), for the jobs that run
+# stages: the sweep's variants.
+StageFields = _part("StageFields", StageOptions,
+                    tuple(f.name for f in dataclasses.fields(StageOptions)))
+
+
+def stage_options(config):
+    """A config's StageFields values as the StageOptions compress_model takes."""
+    return StageOptions(**{f.name: getattr(config, f.name)
+                           for f in dataclasses.fields(StageOptions)})
 
 
 def latency_fields(config):

@@ -11,9 +11,10 @@ from tfprune.jobs.configs.base import JobConfig
 from tfprune.jobs.configs.parts import (BatchFields, ChannelFields, DatasetFields,
                                         DeterministicFields, DeviceFields, FineTuneFields,
                                         LayerFields, MByNFields, ModelFields, ScheduleFields,
-                                        SeedFields, check_zoo_model, field_defaults,
+                                        SeedFields, StageFields, check_zoo_model, field_defaults,
                                         resolve_augmentation, resolve_dataset_defaults)
 from tfprune.jobs.configs.train import BaselineFields
+from tfprune.compression.stages import STAGES, stages_help
 from tfprune.pruning import allocation, schedules
 from tfprune.pruning.methods import (METHODS, check_channel_granularity, check_layer_sparsity,
                                      check_one_shot, check_options)
@@ -47,7 +48,8 @@ def check_dynamic_options(methods, options):
 
 
 @dataclasses.dataclass
-class PruneConfig(JobConfig, DeterministicFields, DeviceFields, ChannelFields, MByNFields,
+class PruneConfig(JobConfig, StageFields, DeterministicFields, DeviceFields, ChannelFields,
+                  MByNFields,
                   LayerFields, ScheduleFields, FineTuneFields, BaselineFields, ModelFields,
                   SeedFields, BatchFields, DatasetFields):
     """One pruning run; every field and combination is validated on construction. For methods
@@ -59,6 +61,10 @@ class PruneConfig(JobConfig, DeterministicFields, DeviceFields, ChannelFields, M
     from_scratch: bool = option(
         False, "Also train the shrunk architecture from scratch for the baseline's plus the "
         "fine-tuning's epochs, and report it beside the pruned model (Liu et al.).")
+    stage: str = option(
+        None, lambda: "Then a compression stage on the deployed model, trained --stage_epochs: "
+        + stages_help() + "; a quantization-aware stage writes stage_int8.tflite (measured on "
+        "the interpreter), clustering stage.keras.", choices=STAGES)
     keras3_output: bool = option(
         False, "Also save the pruned and shrunk models as Keras 3 .keras files in DIR/keras3/ "
         "(always when --baseline is a Keras 3 file).")
@@ -145,6 +151,7 @@ class PruneConfig(JobConfig, DeterministicFields, DeviceFields, ChannelFields, M
             self.layers = [name.strip() for name in self.layers.split(",") if name.strip()]
         self.layers = tuple(self.layers) if self.layers else None
         distribute.check_strategy(self.strategy)
+        check_stage_options(self, [self.stage] if self.stage else [])
 
     @property
     def one_shot(self):
@@ -176,6 +183,21 @@ class PruneConfig(JobConfig, DeterministicFields, DeviceFields, ChannelFields, M
         spec = self.method_spec
         options = make_config(self.dynamic) if spec.decides else None
         return spec.resolve_granularity(options.granularity if options else None)
+
+
+def check_stage_options(config, stages):
+    """The compression stages' options given only where a stage of ``stages`` uses them."""
+    clustering = any(STAGES.get(s).clusters for s in stages)
+    for name, default in field_defaults(StageFields):
+        if getattr(config, name) == default:
+            continue
+        if not stages:
+            raise TfpruneError(f"`{name}` applies to a compression stage (--stage"
+                               f"{'s' if hasattr(config, 'stages') else ''}: "
+                               f"{', '.join(STAGES.names())}); none is given")
+        if name in ("clusters", "centroids") and not clustering:
+            raise TfpruneError(f"`{name}` applies to the clustering stages (cluster, cqat), "
+                               f"not {', '.join(stages)}")
 
 
 # The schedule's target of a latency target in milliseconds until the dense model's predicted

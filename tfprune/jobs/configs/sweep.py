@@ -10,10 +10,11 @@ from tfprune.errors import TfpruneError
 from tfprune.jobs.configs.base import JobConfig
 from tfprune.jobs.configs.parts import (BatchFields, DatasetFields, DeviceFields, FineTuneFields,
                                         LatencyFields, MeasureFields, MixedFields, ModelFields,
-                                        check_zoo_model, latency_fields, resolve_augmentation,
-                                        resolve_dataset_defaults)
-from tfprune.jobs.configs.prune import check_dynamic_options, prune_config
+                                        StageFields, check_zoo_model, latency_fields,
+                                        resolve_augmentation, resolve_dataset_defaults)
+from tfprune.jobs.configs.prune import check_dynamic_options, check_stage_options, prune_config
 from tfprune.jobs.configs.train import BaselineEpochsFields, TrainConfig
+from tfprune.compression.stages import STAGES, stages_help
 from tfprune.pruning import allocation
 from tfprune.pruning.methods import METHODS, latency_methods
 from tfprune.pruning.options import format_target_latency
@@ -49,8 +50,9 @@ class SweepRunFields:
 
 
 @dataclasses.dataclass
-class SweepConfig(JobConfig, LatencyFields, DeviceFields, MixedFields, MeasureFields,
-                  FineTuneFields, BaselineEpochsFields, ModelFields, BatchFields, DatasetFields):
+class SweepConfig(JobConfig, StageFields, LatencyFields, DeviceFields, MixedFields,
+                  MeasureFields, FineTuneFields, BaselineEpochsFields, ModelFields, BatchFields,
+                  DatasetFields):
     methods: tuple = option(("weight", "unit", "dynamic", "incremental", "adaptive"),
                             "Pruning methods: {choices}.", choices=METHODS)
     schedules: tuple = option(("constant", "polynomial"), "Schedules: {choices}.",
@@ -63,6 +65,10 @@ class SweepConfig(JobConfig, LatencyFields, DeviceFields, MixedFields, MeasureFi
         "chosen by importance lost per microsecond saved on the --latency_* target "
         "(docs/latency.md). Compared with channel pruning by sparsity at the measured latency.",
         items=str)
+    stages: tuple = option(
+        (), lambda: "Compression stages after pruning, each a variant beside post-training "
+        "quantization of the same model (the dense baseline's too), trained --stage_epochs: "
+        + stages_help() + ".", choices=STAGES)
     quantizations: tuple = option(("float32", "float16", "dynamic", "int8"),
                                   "Quantizations: {choices}.", choices=QUANTIZATIONS)
     seeds: tuple = option((0,), "Seeds; several give mean and spread.", items=int)
@@ -122,6 +128,8 @@ class SweepConfig(JobConfig, LatencyFields, DeviceFields, MixedFields, MeasureFi
                 f"`layer_sparsity`{' (which `hybrid` sets to uniform, auto)' if self.hybrid else ''}"
                 f" applies to the methods {', '.join(per_layer)}; none of "
                 f"{', '.join(self.methods)} is one")
+        self.stages = STAGES.validate_list("stages", self.stages) if self.stages else ()
+        check_stage_options(self, self.stages)
         self.mixed_spec()  # the budget or fraction checked now; the budget against the
         #                    all-int4 size in run_sweep's preflight, before any training
         checks.check_not_empty("seeds", self.seeds, "give one or more integers >= 0")
@@ -137,7 +145,7 @@ class SweepConfig(JobConfig, LatencyFields, DeviceFields, MixedFields, MeasureFi
                                f"{', '.join(self.methods)} is one")
         for key in self.variants():  # every combination, checked before anything trains
             if key.method != rows_lib.DENSE:
-                self.prune_config(key)
+                self.prune_config(key.with_stage(None))
 
     def variants(self):
         """Every VariantKey, dense ones first. Methods without a schedule run once per target;
@@ -158,7 +166,21 @@ class SweepConfig(JobConfig, LatencyFields, DeviceFields, MixedFields, MeasureFi
                          for schedule, latency in itertools.product(schedules,
                                                                     self.target_latencies)]
             result.extend(dict.fromkeys(keys))  # layer_sparsity dropped: one variant
-        return result
+        return result + [key.with_stage(self.stage_name(key, stage))
+                         for key in result for stage in self.stages]
+
+    def stage_name(self, key, stage):
+        """What ``stage`` is called after variant ``key``: sparsity-preserving (pqat,
+        sparse-cluster, pcqat) where the deployed model keeps pruned zeros (weight
+        granularity), plain where it is dense or shrunk (unit, channel)."""
+        pruned = key.method != rows_lib.DENSE and not self.prune_config(
+            key.with_stage(None)).structured()
+        return STAGES.get(stage).applied(pruned)
+
+    def stage_of(self, key):
+        """The registered stage of a stage variant's ``key`` (its ``stage`` is the applied
+        name)."""
+        return next(s for s in self.stages if key.stage in STAGES.get(s).names)
 
     def train_config(self, seed):
         return TrainConfig(**self.dataset_fields(), model=self.model,
