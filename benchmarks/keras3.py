@@ -31,6 +31,9 @@ flags.DEFINE_integer("fine_tune_epochs", 2, "Fine-tuning epochs under pruning.")
 flags.DEFINE_float("alpha", 0.35, "MobileNetV2 width multiplier.")
 flags.DEFINE_string("output_dir", "benchmarks/keras3", "Where the models and runs go.")
 flags.DEFINE_list("models", ["cnn", "resnet", "mobilenetv2"], "Keras 3 models to run.")
+flags.DEFINE_string("stage", None, "A compression stage after pruning (qat, cluster, cqat): "
+                    "its int8 .tflite and Keras 3's own Model.quantize beside it.")
+flags.DEFINE_integer("stage_epochs", 1, "Epochs of the compression stage.")
 
 # What each Keras 3 model stands in for in the zoo (augmentation and naming only).
 ZOO = {"cnn": "cnn", "resnet": "resnet20", "mobilenetv2": "mobilenetv2"}
@@ -116,8 +119,9 @@ def main(argv):
             metrics = run_prune(PruneConfig(
                 dataset=FLAGS.dataset, model=ZOO[name], method=method,
                 schedule="polynomial", target_sparsity=sparsity,
-                fine_tune_epochs=FLAGS.fine_tune_epochs, baseline=os.path.abspath(path)),
-                run_dir, log=common.log).metrics
+                fine_tune_epochs=FLAGS.fine_tune_epochs, baseline=os.path.abspath(path),
+                **(dict(stage=FLAGS.stage, stage_epochs=FLAGS.stage_epochs) if FLAGS.stage
+                   else {})), run_dir, log=common.log).metrics
             kind = metrics["deployed"]["kind"]
             k3 = metrics["keras3"]
             measured = run_export(ExportConfig(
@@ -145,6 +149,9 @@ def main(argv):
                 "int8_accuracy_delta": rows["int8"]["accuracy_delta"],
                 "int8_bytes": rows["int8"]["size_bytes"],
                 "float32_bytes": rows["float32"]["size_bytes"],
+                "stage": metrics.get("stage"),
+                "keras_quantize": {k: k3[k]["keras_quantize"] for k in ("pruned", "shrunk")
+                                   if k3.get(k)},
             })
             io.write_json(os.path.join(out, "results.json"), results)
     lines = ["| model | method | import diff | baseline acc | pruned acc | shrink diff | "
@@ -158,6 +165,21 @@ def main(argv):
             f"{r['shrink_max_abs_diff']:.1e} | {r['params_after_shrink']:,} / {r['params']:,} | "
             f"{r['keras3_export_max_abs_diff']:.1e} | {plain} | {r['int8_accuracy']:.4f} | "
             f"{r['int8_bytes'] / 1024:.0f} |")
+    staged = [r for r in results if r["stage"]]
+    if staged:
+        lines += ["", "| model | method | stage | stage int8 acc | KB | gzip KB | kernel "
+                  "non-zeros | Keras 3 quantize int8 acc / KB of weights | int4 acc / KB |",
+                  "|" + " --- |" * 9]
+    for r in staged:
+        stage, tflite = r["stage"], r["stage"].get("tflite") or {}
+        own = r["keras_quantize"][r["deployed"]]
+        lines.append(
+            f"| {r['model']} | {r['method']} {r['target']:g} | {stage['stage']} | "
+            f"{tflite.get('tflite_accuracy', float('nan')):.4f} | "
+            f"{tflite.get('size_bytes', 0) / 1024:.0f} | {tflite.get('gzip_bytes', 0) / 1024:.0f}"
+            f" | {tflite.get('kernel_nonzeros')} | {own['int8']['accuracy']:.4f} / "
+            f"{own['int8']['weight_bytes'] / 1024:.0f} | {own['int4']['accuracy']:.4f} / "
+            f"{own['int4']['weight_bytes'] / 1024:.0f} |")
     io.write_text(os.path.join(out, "results.md"), "\n".join(lines) + "\n")
     common.log("\n".join(lines))
 

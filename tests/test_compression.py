@@ -43,8 +43,6 @@ def test_kernel_counts_and_what_counts_as_pruned():
     assert weights.summary(counts) == {"kernels": 2, "weights": 24, "nonzero": 15,
                                        "max_unique": 12}
     assert not weights.is_pruned({"a": dense}) and weights.is_pruned({"a": dense, "b": pruned})
-    # int8 per output channel: each channel's clusters are its own integers
-    assert weights.per_channel_unique(np.array([[1, 2], [1, 3], [1, 4]])) == 3
 
 
 # -- which layers tfmot takes (Keras, no training) ----------------------------------------------
@@ -89,6 +87,32 @@ def test_qat_leaves_what_tfmot_cannot_quantize_float_and_refuses_a_model_with_no
                                                r"here: embed: tfmot's 8-bit scheme has no "
                                                r"quantization for Embedding layers$"):
             qat.check(only_embedding, qat.scheme(preserve_sparsity=preserve))
+
+
+def test_what_tfmot_rejects_only_when_it_builds_is_left_as_it_is_and_named():
+    from tfprune.compression import clustering, qat
+    from tfprune.keras import keras
+    i = keras.Input((8, 8, 3))
+    x = keras.layers.Conv2D(4, 3, name="conv")(i)
+    x = keras.layers.MaxPooling2D()(x)
+    x = keras.layers.BatchNormalization(name="bn")(x)  # no convolution right before to fold into
+    x = keras.layers.Flatten()(x)
+    model = keras.Model(i, keras.layers.Dense(3, activation="softmax", name="out")(x))
+    assert "bn" in qat.plan(model, qat.scheme())[0]  # annotated first: tfmot may fold it
+    quantized, annotated, kept = qat.quantize_aware(model, qat.scheme(preserve_sparsity=True))
+    assert "bn" not in annotated and kept["bn"] == \
+        "tfmot's 8-bit scheme has no quantization for BatchNormalization layers here"
+    assert {"conv", "out"} <= set(annotated) and quantized.count_params() > 0
+    t = keras.Input((4, 8))
+    y = keras.layers.MultiHeadAttention(2, 4, name="attention")(t, t)
+    y = keras.layers.Dense(8, name="mlp")(y)
+    attention = keras.Model(t, y)
+    wrap, kept = clustering.plan(attention, 4)
+    assert wrap == ["mlp"] and kept["attention"].startswith(
+        "tfmot 0.8.1's MultiHeadAttention wrapper fails")
+    copy, clustered, _ = clustering.cluster(attention, 4)
+    assert clustered == ["mlp"] and type(copy.get_layer("attention")).__name__ == \
+        "MultiHeadAttention"
 
 
 # -- on digits, trained ---------------------------------------------------------------------

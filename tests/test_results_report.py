@@ -76,3 +76,26 @@ def test_layer_sparsity_plot_greys_only_untouched_layers():
     assert plots.touched_layers(rows, structured=True) == [True, True, False]
     # For weight pruning, shrink does not remove units: only the chosen layers are touched.
     assert plots.touched_layers(rows, structured=False) == [True, False, False]
+
+
+def test_stage_lines_say_how_much_of_the_ptq_loss_each_stage_recovers():
+    def staged(stage, quantization, accuracy, method="weight", gzip=1000.0):
+        return dict(entry(method, quantization, accuracy, 0.8, 0.8, "constant", gzip),
+                    layer_sparsity="uniform", target_latency=None, stage=stage,
+                    kernel_nonzeros=200, max_unique=16 if stage == "pcqat" else None)
+
+    entries = [staged(None, "float32", 0.90, gzip=4000), staged(None, "int8", 0.88),
+               staged("pqat", "int8", 0.895), staged("pcqat", "int8", 0.884, gzip=600)]
+    text = "\n".join(report.stage_lines(entries))
+    assert "**weight constant 0.8**" in text
+    assert "| PTQ float32 | 90.00 |" in text and "| pcqat int8 | 88.40 | 2.3 | 0.6 | 200 | 16 |" \
+        " +0.40 points |" in text
+    assert "int8 PTQ loses 2.00 points against float32; pqat int8 recovers +1.50 (75% of the " \
+           "loss)." in text
+    assert "pcqat int8 recovers +0.40 (20% of the loss): **less than half**." in text
+    # a pqat row comes before pcqat: the stages' registered order
+    assert text.index("| pqat int8") < text.index("| pcqat int8")
+    fine = [staged(None, "float32", 0.90), staged(None, "int8", 0.901), staged("pqat", "int8", 0.9)]
+    assert "int8 PTQ loses nothing (+0.10 points) against float32" in \
+        "\n".join(report.stage_lines(fine))
+    assert report.stage_lines(entries[:2]) == []  # no stage: no section

@@ -74,15 +74,30 @@ class Compressed:
     counts_after: dict
     history: dict  # {training: its Keras history}: cluster, then the QAT stage's name
 
+    def max_unique(self):
+        """The most unique values in one clustered kernel (None: nothing clustered)."""
+        mine = [c["unique"] for name, c in self.counts_after.items()
+                if name.split("/")[0] in self.clustered]
+        return max(mine) if mine else None
+
+    def record(self):
+        """What the stage did, as the jobs record it."""
+        return {"stage": self.stage, "preserve_sparsity": self.preserve_sparsity,
+                "clustered": self.clustered, "quantized": self.quantized, "kept": self.kept,
+                "counts_before": self.counts_before, "counts_after": self.counts_after,
+                "max_unique": self.max_unique()}
+
 
 def check_stage(model, stage, options=None):
-    """The cheap checks of ``stage`` on ``model`` (an untrained architecture will do): something
-    to cluster into ``options.clusters``, something tfmot can quantize; one-line errors."""
+    """The checks of ``stage`` on ``model`` before any training (an untrained architecture will
+    do): something to cluster into ``options.clusters``, something tfmot can quantize, tfmot's
+    wrappers applied once (no training, a few seconds); one-line errors."""
     spec, options = STAGES.get(stage), options or StageOptions()
-    if spec.clusters:
-        clustering.check(model, options.clusters)
-    if spec.quantize:
-        qat.check(model, qat.scheme(clustered=spec.clusters))
+    if spec.clusters:  # wrapped for real: tfmot fails on some layers only when it wraps them
+        clustering.cluster(model, options.clusters)
+    if spec.quantize:  # quantized for real (no training), with and without keeping zeros
+        for preserve in (False, True):
+            qat.quantize_aware(model, qat.scheme(preserve, clustered=spec.clusters))
 
 
 def compress_model(model, data, stage="qat", options=None, *, preserve_sparsity=None,
@@ -99,7 +114,6 @@ def compress_model(model, data, stage="qat", options=None, *, preserve_sparsity=
     if preserve_sparsity is None:
         preserve_sparsity = weights.is_pruned(before)
     name = spec.applied(preserve_sparsity)
-    check_stage(model, stage, options)
     history, clustered, quantized, kept, current = {}, [], [], {}, model
 
     def train(wrapped, what):

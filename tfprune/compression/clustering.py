@@ -41,10 +41,12 @@ def plan(model, clusters):
             continue
         if isinstance(layer, keras.Model):
             kept[layer.name] = "a nested model (tfmot clusters the layers of one model)"
+        elif isinstance(layer, keras.layers.MultiHeadAttention):
+            kept[layer.name] = ("tfmot 0.8.1's MultiHeadAttention wrapper fails with this "
+                                "tf_keras (KeyError when it is built)")
         elif not registry.supports(layer):
             kept[layer.name] = f"tfmot cannot cluster {type(layer).__name__} layers"
-        elif not registry._weight_names(layer) and not isinstance(
-                layer, keras.layers.MultiHeadAttention):
+        elif not registry._weight_names(layer):
             kept[layer.name] = f"tfmot clusters no weight of {type(layer).__name__} layers"
         elif _weights(layer) <= clusters:
             kept[layer.name] = f"{_weights(layer)} weights, not more than {clusters} clusters"
@@ -57,35 +59,53 @@ def check(model, clusters):
     """The plan, or a one-line error when no layer can be clustered into ``clusters``."""
     wrap, kept = plan(model, clusters)
     if not wrap:
-        largest = max((_weights(layer) for layer in model.layers
-                       if layer.name in kept and _registry().supports(layer)), default=0)
+        largest = max((_weights(layer) for layer in model.layers if layer.name in kept
+                       and kept[layer.name].endswith(f"not more than {clusters} clusters")),
+                      default=0)
         raise TfpruneError(
             f"`clusters` must be fewer than the weights of a layer tfmot can cluster (Dense, "
-            f"Conv, Embedding, MultiHeadAttention: the largest here has {largest}), got "
+            f"Conv, Embedding: the largest here has {largest}), got "
             f"{clusters}" if largest else
             f"nothing to cluster: no layer of the model is one tfmot clusters (Dense, Conv, "
-            f"Embedding, MultiHeadAttention); kept: "
+            f"Embedding); kept: "
             f"{'; '.join(f'{k}: {v}' for k, v in kept.items()) or 'no weighted layer'}")
     return wrap, kept
 
 
 def cluster(model, clusters, centroids="kmeans++", preserve_sparsity=False):
     """A copy of ``model`` with the planned layers wrapped by tfmot's ClusterWeights; (copy,
-    clustered layer names, {kept layer: reason})."""
+    clustered layer names, {kept layer: reason}). A layer tfmot fails to wrap is kept, with
+    the error."""
     tfmot = _tfmot()
     wrap, kept = check(model, clusters)
     init = getattr(tfmot.clustering.keras.CentroidInitialization, _CENTROIDS[centroids])
-    chosen = set(wrap)
+    chosen, wrapped = set(wrap), []
     own = fresh_copy(model)  # its layers, trained weights and all, go into the wrapped model
 
     def clone(layer):
-        if layer.name in chosen:  # the centroids start from the layer's trained weights
-            return tfmot.clustering.keras.cluster_weights(
+        if layer.name not in chosen:
+            return layer  # as tfmot does: the layer itself, its weights kept
+        try:  # the centroids start from the layer's trained weights
+            result = tfmot.clustering.keras.cluster_weights(
                 layer, number_of_clusters=clusters, cluster_centroids_init=init,
                 preserve_sparsity=preserve_sparsity)
-        return layer  # as tfmot does: the layer itself, its weights kept
+        except (KeyError, ValueError, TypeError, AttributeError) as error:
+            kept[layer.name] = f"tfmot failed to wrap it ({type(error).__name__}: " \
+                f"{(str(error).splitlines() or [''])[0][:120]})"
+            return layer
+        wrapped.append(layer.name)
+        return result
 
-    return keras.models.clone_model(own, clone_function=clone), wrap, kept
+    try:  # a wrapper that fails when it is built fails here
+        copy = keras.models.clone_model(own, clone_function=clone)
+    except (KeyError, ValueError, TypeError, AttributeError) as error:
+        raise TfpruneError(f"tfmot cannot cluster this model: {type(error).__name__}: "
+                           f"{(str(error).splitlines() or [''])[0][:200]} (the layers it "
+                           f"would cluster: {', '.join(wrapped)})") from None
+    if not wrapped:
+        raise TfpruneError(f"nothing to cluster: tfmot failed to wrap every layer it should "
+                           f"cluster; {'; '.join(f'{k}: {kept[k]}' for k in wrap)}")
+    return copy, [name for name in wrap if name in wrapped], kept
 
 
 def strip(model):

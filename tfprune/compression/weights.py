@@ -25,13 +25,6 @@ def is_pruned(kernels):
                for v in kernels.values())
 
 
-def per_channel_unique(values, axis=-1):
-    """The most unique values in one slice along ``axis`` (an int8 kernel quantized per output
-    channel: each channel's clusters become their own integers)."""
-    values = np.moveaxis(np.asarray(values), axis, 0)
-    return max((int(np.unique(c).size) for c in values), default=0)
-
-
 def summary(counts):
     """Totals of ``kernel_counts``: kernels, weights, non-zeros, the most unique values in one
     kernel."""

@@ -27,13 +27,12 @@ from tfprune.keras import keras
 from tfprune.models import (CHECK_INPUTS, Imported, build_model, check_fits, import_checked,
                             load_model)
 from tfprune.optimizers import make_optimizer
-from tfprune.jobs.configs.parts import stage_options
+from tfprune.jobs.configs.parts import MeasureFields, field_defaults, stage_options
 from tfprune.pipeline import check_stage, compress_model, fine_tune_optimizer
 from tfprune.pruning import allocation, core, method_objects, oneshot, sensitivity, stats
 from tfprune.results import plots
 from tfprune.compression.stages import STAGES
-from tfprune.tflite import evaluate, export, latency
-from tfprune.tflite import mixed as mixed_lib
+from tfprune.tflite import latency, measure
 from tfprune.results.tables import write_csv
 
 LAYER_COLUMNS = ["layer", "type", "pruned", "target_sparsity", "weights", "nonzeros", "sparsity",
@@ -179,44 +178,41 @@ def _keras3_exports(models, output_dir, data, check_inputs, log):
     return exports
 
 
-# Training examples the int8 conversion of a quantization-aware stage is calibrated on (as the
-# sweep's default representative_count).
-STAGE_REPRESENTATIVE = 200
+# Training examples a quantization-aware stage's int8 conversion is calibrated on: the
+# sweep's default (MeasureFields.representative_count).
+STAGE_REPRESENTATIVE = dict(field_defaults(MeasureFields))["representative_count"]
 
 
 def _stage(config, model, data, output_dir, log):
-    """The compression stage ``config.stage`` on the deployed ``model``: trained, then a
+    """The compression stage ``config.stage`` on the deployed ``model`` (sparsity-preserving
+    where it keeps pruned zeros: weight granularity, as in the sweep): trained, then a
     quantization-aware model converted to stage_int8.tflite and measured on the interpreter (it
     is not saved as .keras: tfmot cannot load it back), a clustered one saved as stage.keras.
     What it did, for metrics.json."""
     spec = STAGES.get(config.stage)
     training.set_seed(config.seed, config.deterministic)
     start = time.perf_counter()
-    result = compress_model(model, data, config.stage, stage_options(config), log=log)
+    result = compress_model(model, data, config.stage, stage_options(config),
+                            preserve_sparsity=not config.structured(), log=log)
     seconds = time.perf_counter() - start
     loss, accuracy = training.evaluate(result.model, data.test)
-    info = dict(stage=result.stage, time_s=seconds, keras_accuracy=accuracy, keras_loss=loss,
-                clustered=result.clustered, quantized=result.quantized, kept=result.kept,
-                counts_before=result.counts_before, counts_after=result.counts_after)
+    info = dict(result.record(), time_s=seconds, keras_accuracy=accuracy, keras_loss=loss)
     if spec.quantize:
-        path = os.path.join(output_dir, "stage_int8.tflite")
-        content = export.to_tflite(result.model, "int8",
-                                   data.representative_sample(STAGE_REPRESENTATIVE))
-        export.save_tflite(content, path)
         x_test, y_test = data.numpy("test")
-        measured = evaluate.measure(content, x_test, y_test, num_threads=1, latency_runs=50)
-        info.update(tflite_file=inside(output_dir, path), tflite=dict(
-            measured, kernel_nonzeros=mixed_lib.kernel_nonzeros(content)))
-        log(f"{result.stage}: int8 .tflite {path}: TFLite test accuracy "
-            f"{measured['tflite_accuracy']:.4f}, {len(content) / 1024:.1f} KB "
-            f"({measured['gzip_bytes'] / 1024:.1f} KB gzip)")
+        row, = measure.convert_and_measure(
+            result.model, x_test, y_test, data.representative_sample(STAGE_REPRESENTATIVE),
+            ["int8"], [False], output_dir, stem="stage", latency_runs=50, keras_accuracy=accuracy,
+            log=log)
+        info.update(tflite_file=inside(output_dir, row["file"]), tflite=dict(
+            row, file=inside(output_dir, row["file"])))
+        log(f"{result.stage}: int8 .tflite {row['file']}: TFLite test accuracy "
+            f"{row['tflite_accuracy']:.4f}, {row['gzip_bytes'] / 1024:.1f} KB gzip")
     else:
         path = os.path.join(output_dir, "stage.keras")
         training.save_model(result.model, path)
         info["model"] = inside(output_dir, path)
         log(f"{result.stage}: {path}: Keras test accuracy {accuracy:.4f}, at most "
-            f"{max((c['unique'] for c in result.counts_after.values()), default=0)} values "
-            "per kernel")
+            f"{result.max_unique()} values per clustered kernel")
     return info
 
 

@@ -29,7 +29,6 @@ from tfprune.jobs.train import model_path, train_baseline
 from tfprune.jobs.visualize import SWEEP_SUBDIR as VISUALIZE_DIR
 from tfprune.jobs.visualize import VisualizeConfig, run_visualize
 from tfprune.keras import keras, tf
-from tfprune.compression import weights as stage_weights
 from tfprune.compression.stages import STAGES
 from tfprune.models import build_model, load_model
 from tfprune.pipeline import check_stage as compress_check
@@ -87,7 +86,7 @@ def merge_latency(rows, timings):
             row = dict(row, **{k: timing[k] for k in rows_lib.TIMED})
         merged.append(row)
     dense = {(r["seed"], r["quantization"]): r["latency_ms_median"] for r in merged
-             if r["method"] == rows_lib.DENSE}
+             if r["method"] == rows_lib.DENSE and not r.get("stage")}
     for row in merged:
         reference = dense.get((row["seed"], row["quantization"]))
         row["latency_vs_dense"] = (row["latency_ms_median"] / reference
@@ -208,19 +207,14 @@ def _prepare_stage(config, output_dir, key, data, baseline, log, curves_cache, o
     seconds = time.perf_counter() - start
     os.makedirs(out, exist_ok=True)
     _, accuracy = training.evaluate(compressed.model, data.split("test"))
-    io.write_json(os.path.join(out, "stage.json"), {
-        "stage": compressed.stage, "seconds": seconds, "keras_accuracy": accuracy,
-        "clustered": compressed.clustered, "quantized": compressed.quantized,
-        "kept": compressed.kept, "counts_before": compressed.counts_before,
-        "counts_after": compressed.counts_after, "history": compressed.history})
+    io.write_json(os.path.join(out, "stage.json"), dict(
+        compressed.record(), time_s=seconds, keras_accuracy=accuracy,
+        history=compressed.history))
     deployed = measured["deployed_stats"]
     if not stage.quantize:  # a float model: counted again (clustering may zero weights)
         deployed = {k: v for k, v in stats.summarize(compressed.model).items() if k != "layers"}
     measured = dict(measured, keras_accuracy=accuracy, deployed_stats=deployed, extra=dict(
-        measured["extra"], fine_tune_time_s=seconds + next(
-            (s["fine_tune_time_s"] for s in (measured["extra"], *measured["sources"])
-             if s.get("fine_tune_time_s") is not None), 0.0), max_unique=stage_weights.summary(compressed.counts_after)["max_unique"]
-        if stage.clusters else None))
+        measured["extra"], fine_tune_time_s=seconds, max_unique=compressed.max_unique()))
     path = None
     if not stage.quantize:
         path = os.path.join(out, "stage.keras")

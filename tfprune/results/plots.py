@@ -126,7 +126,8 @@ def plot_accuracy_vs_sparsity(entries, path, quantization):
     """One panel per schedule; x is the achieved sparsity of the pruned layers. Methods without
     a schedule (dynamic, incremental, adaptive) appear in every panel."""
     schedules = sorted({e["schedule"] for e in entries if e["method"] != rows_lib.DENSE} - {rows_lib.NO_SCHEDULE}) or [rows_lib.NO_SCHEDULE]
-    dense = [e for e in entries if e["method"] == rows_lib.DENSE and e["quantization"] == quantization]
+    dense = [e for e in entries if e["method"] == rows_lib.DENSE and e["quantization"] == quantization
+             and not e.get("stage")]
     fig, axes = plt.subplots(1, len(schedules), figsize=(6 * len(schedules), 4.5), sharey=True,
                              squeeze=False)
     for ax, schedule in zip(axes[0], schedules):

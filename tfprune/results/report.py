@@ -23,7 +23,7 @@ def _fmt(entry, column, spec, scale=1.0):
 def reference_entry(entries):
     """The dense baseline entry the summary compares against: float32 if measured, else the
     first quantization there is."""
-    dense = [e for e in entries if e["method"] == rows_lib.DENSE]
+    dense = [e for e in entries if e["method"] == rows_lib.DENSE and not e.get("stage")]
     for entry in dense:
         if entry["quantization"] == "float32":
             return entry
@@ -290,10 +290,11 @@ def stage_lines(entries):
         if float32 is not None and ptq is not None:
             loss = float32["tflite_accuracy"] - ptq["tflite_accuracy"]
             if 100 * loss <= STAGE_LOSS_POINTS:
-                lines.append(f"int8 PTQ loses {100 * loss:.2f} points against float32 "
-                             f"(at most {STAGE_LOSS_POINTS:g}): nothing for QAT to recover.")
+                lines.append(f"int8 PTQ {_change(loss)} against float32 (at most "
+                             f"{STAGE_LOSS_POINTS:g} lost): nothing for QAT to recover.")
             for stage, quantization in order:
-                if stage is None or quantization != "int8" or 100 * loss <= STAGE_LOSS_POINTS:
+                if stage not in QUANTIZE_AWARE or quantization != "int8" \
+                        or 100 * loss <= STAGE_LOSS_POINTS:
                     continue
                 gained = found[(stage, quantization)]["tflite_accuracy"] - ptq["tflite_accuracy"]
                 share = gained / loss
@@ -305,8 +306,14 @@ def stage_lines(entries):
     return lines
 
 
+def _change(loss):
+    return f"loses {100 * loss:.2f} points" if loss > 0 else \
+        f"loses nothing ({100 * -loss:+.2f} points)"
+
+
 # The stages in report order: as registered, each plain before its sparsity-preserving twin.
 STAGE_ORDER = [name for stage in STAGES.entries() for name in stage.names]
+QUANTIZE_AWARE = [name for stage in STAGES.entries() if stage.quantize for name in stage.names]
 # Where int8 PTQ loses more than this against float32 (points), the report says how much of it
 # each quantization-aware stage recovers.
 STAGE_LOSS_POINTS = 0.5
@@ -371,6 +378,7 @@ def render(title, status, setup, entries, rows, plot_files, stage_times, seeds, 
     """report.md's text. ``setup``: lines describing the run; ``plot_files``: names under plots/;
     ``drift``: the visualize job's result, when there is one."""
     decisions = decision_lines(rows)
+    plain = [e for e in entries if not e.get("stage")]  # the sections of pruning alone
     text = [
         f"# {title}", "",
         f"Status: {status}", "",
@@ -382,10 +390,10 @@ def render(title, status, setup, entries, rows, plot_files, stage_times, seeds, 
                  "Per-layer sparsity as each method left it (channel groups, named by their "
                  "producers, units or weights, as it prunes); every decision is in the variant's "
                  "decisions.jsonl.", "", *decisions, ""]
-    layer_wise = layer_sparsity_lines(entries)
+    layer_wise = layer_sparsity_lines(plain)
     if layer_wise:
         text += ["## Layer-wise vs uniform sparsity", "", *layer_wise, ""]
-    latency = latency_lines(entries)
+    latency = latency_lines(plain)
     if latency:
         text += ["## Latency targets vs sparsity targets", "", *latency, ""]
     staged = stage_lines(entries)
@@ -393,14 +401,14 @@ def render(title, status, setup, entries, rows, plot_files, stage_times, seeds, 
         text += ["## Compression stages: QAT, clustering and PTQ of the same model", "",
                  "Each stage trains the finished model further (docs/compression.md); "
                  "PTQ is the model as pruned, quantized after training.", "", *staged]
-    mixed = mixed_lines(entries)
+    mixed = mixed_lines(plain)
     if mixed:
         text += ["## Mixed int4/int8 quantization", "",
                  "dynamic: int8 weights (TFLite converter); int4 and mixed: ai-edge-quantizer "
                  "dynamic-range weights from the float32 .tflite, mixed keeping the layers whose "
                  "int4 cost per weight saved is highest at int8. Accuracy on the LiteRT "
                  "interpreter, whole test split.", "", *mixed, ""]
-    hybrid = hybrid_lines(entries)
+    hybrid = hybrid_lines(plain)
     if hybrid:
         text += ["## Hybrid recipe: layer-wise pruning + mixed int4/int8", "",
                  "Layer-wise (auto) pruning, fine-tuned as every variant is (Setup), then mixed "

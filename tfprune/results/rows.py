@@ -158,8 +158,8 @@ class VariantKey:
 
     @property
     def kind(self):
-        """What the time a variant takes depends on: its method."""
-        return self.method
+        """What the time a variant takes depends on: its method, and its compression stage."""
+        return self.method + (f"+{self.stage}" if self.stage else "")
 
     def slug(self):
         """Directory name: dense, dynamic, incremental-0.5, weight-constant-0.5,
