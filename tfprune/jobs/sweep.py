@@ -275,7 +275,12 @@ def _setup_lines(config):
         f"{', '.join(config.quantizations)}.{dynamic_options}" + (
             f" Latency targets (channel): {', '.join(config.target_latencies)}, on "
             f"{config.latency_quantization}, {config.latency_threads} thread(s), XNNPACK "
-            f"{'on' if config.latency_xnnpack else 'off'}." if config.target_latencies else ""),
+            f"{'on' if config.latency_xnnpack else 'off'}." if config.target_latencies else "")
+        + (f" Compression stages after every variant: {', '.join(config.stages)}, "
+           f"{config.stage_epochs} epoch(s) each, Adam {config.stage_learning_rate:g} with cosine "
+           f"decay" + (f", {config.clusters} clusters per kernel ({config.centroids})"
+                       if any(STAGES.get(s).clusters for s in config.stages) else "") + "."
+           if config.stages else ""),
         "- Accuracy is measured on the LiteRT interpreter over the whole test split; latency is "
         f"the median of {rounds} rounds x {runs_per_round} single-image invocations after "
         f"warm-up on {config.num_threads} thread(s), every .tflite of the sweep timed together "
